@@ -1,0 +1,103 @@
+"""The reference backend: a NumPy interpreter over a Schedule, the correctness oracle.
+
+Each op runs its OpDef's ``reference`` implementation; every output is checked
+against the op's static shape and dtype, so shape-inference bugs surface here.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Sequence, Tuple
+
+import numpy as np
+
+from staticgraph.errors import InternalError, InvalidArgumentError, OpError
+from staticgraph.graph import Operation
+from staticgraph.shapes import fmt, is_compatible
+from staticgraph.tensor import Tensor
+
+from ..schedule import Schedule
+from ..state import SessionState
+
+
+class RunContext:
+    """What stateful reference implementations see: the op being run and the session state."""
+
+    def __init__(self, state: SessionState):
+        self.state = state
+        self.op: Operation = None
+        self.updates: Dict[Operation, tuple] = {}
+
+    def read_variable(self) -> np.ndarray:
+        return self.state.read(self.op)
+
+    def assign(self, value: np.ndarray, mode: str) -> tuple:
+        self.updates[self.op.inputs[0].op] = (mode, value)
+        return ()
+
+    def rng(self) -> np.random.Generator:
+        return self.state.rng(self.op)
+
+    def missing_feed(self):
+        raise InvalidArgumentError(f"You must feed a value for placeholder '{self.op.name}'", self.op)
+
+
+class ReferenceExecutable:
+    """One compiled step: ``run(state, feed_values) -> (fetch_values, updates)``."""
+
+    def __init__(self, sched: Schedule):
+        self.schedule = sched
+        fed = set(sched.feeds)
+        self.steps = [op for op in sched.ops if not (op.outputs and all(o in fed for o in op.outputs))]
+
+    def run(self, state: SessionState, feed_values: Sequence[np.ndarray]) -> Tuple[List[np.ndarray], dict]:
+        env: Dict[Tensor, np.ndarray] = dict(zip(self.schedule.feeds, feed_values))
+        ctx = RunContext(state)
+        with np.errstate(all="ignore"):
+            for op in self.steps:
+                refs = op.opdef.ref_inputs
+                args = [None if i in refs else env[t] for i, t in enumerate(op.inputs)]
+                out = _run_op(op, args, ctx)
+                if len(op.outputs) == 1:
+                    out = (out,)
+                for t, value in zip(op.outputs, out):
+                    env[t] = _checked(t, value)
+        return [env[t] for t in self.schedule.fetches], ctx.updates
+
+    def explain(self) -> str:
+        lines = [f"reference interpreter: {len(self.steps)} ops, one NumPy call each"]
+        for op in self.steps:
+            ins = ", ".join(t.name for t in op.inputs)
+            outs = ", ".join(f"{t.name} {fmt(t.shape)} {t.dtype.name}" for t in op.outputs) or "-"
+            lines.append(f"  {op.type:<14} {op.name}({ins}) -> {outs}    # {op.defined_at}")
+        return "\n".join(lines)
+
+
+def _run_op(op: Operation, args: list, ctx: RunContext):
+    opdef = op.opdef
+    try:
+        if opdef.stateful:
+            ctx.op = op
+            return opdef.reference(ctx, *args, **op.attrs)
+        return opdef.reference(*args, **op.attrs)
+    except OpError:
+        raise
+    except (ValueError, IndexError, TypeError, FloatingPointError) as exc:
+        shapes = ", ".join(f"'{t.name}' {np.shape(a)}" for t, a in zip(op.inputs, args))
+        raise InvalidArgumentError(f"{op.type} op '{op.name}' failed on inputs {shapes}: {exc}", op) from exc
+
+
+def _checked(t: Tensor, value) -> np.ndarray:
+    value = np.asarray(value)
+    if value.dtype != t.dtype or not is_compatible(t.shape, value.shape):
+        raise InternalError(f"op '{t.op.name}' ({t.op.type}) produced {value.dtype.name} {value.shape}, but "
+                            f"its static type is {t.dtype.name} {fmt(t.shape)}", t.op)
+    return value
+
+
+class ReferenceBackend:
+    """Backend object: compiles a Schedule into a ReferenceExecutable."""
+
+    def __init__(self, target: str = "reference"):
+        self.target = target
+
+    def compile(self, sched: Schedule) -> ReferenceExecutable:
+        return ReferenceExecutable(sched)

@@ -1,0 +1,75 @@
+"""``Plan``: one compiled step with positional feeds, built once and called many times.
+
+Calling a plan validates and converts the fed arrays (dtype with NumPy's
+``same_kind`` casting, shape against the placeholder's static shape), runs the
+backend executable, lands the assigns, and returns the fetches in the caller's
+structure. No graph work happens per call.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, List, Sequence
+
+import numpy as np
+
+from staticgraph.errors import InvalidArgumentError
+from staticgraph.shapes import fmt, is_compatible
+from staticgraph.tensor import Tensor
+
+from .schedule import Schedule
+from .state import SessionState
+
+
+class Plan:
+    """A compiled step: ``plan(*arrays)`` feeds ``arrays`` positionally and returns the fetches."""
+
+    def __init__(self, sched: Schedule, executable, state: SessionState, pack: Callable[[List[Any]], Any],
+                 leaf_kinds: Sequence[str], target: str):
+        self.schedule = sched
+        self.feeds = sched.feeds
+        self._exe = executable
+        self._state = state
+        self._pack = pack
+        self._leaf_kinds = tuple(leaf_kinds)
+        self.target = target
+
+    def __call__(self, *arrays) -> Any:
+        if len(arrays) != len(self.feeds):
+            names = ", ".join(t.name for t in self.feeds)
+            raise TypeError(f"this plan takes {len(self.feeds)} feeds ({names}), got {len(arrays)}")
+        values = [convert_feed(t, a) for t, a in zip(self.feeds, arrays)]
+        fetched, updates = self._exe.run(self._state, values)
+        self._state.apply(updates)
+        it = iter(fetched)
+        leaves = [None if kind == "op" else _owned(next(it)) for kind in self._leaf_kinds]
+        return self._pack(leaves)
+
+    def explain(self) -> str:
+        """A readable description of the compiled program."""
+        feeds = ", ".join(f"{t.name} {fmt(t.shape)} {t.dtype.name}" for t in self.feeds) or "none"
+        fetches = ", ".join(t.name for t in self.schedule.fetches) or "none"
+        head = [f"Plan (target '{self.target}')", f"  feeds:   {feeds}", f"  fetches: {fetches}",
+                f"  assigns: {len(self.schedule.assigns)}"]
+        return "\n".join(head) + "\n" + self._exe.explain()
+
+
+def _owned(value: np.ndarray) -> np.ndarray:
+    """Results the caller may keep and mutate: never a view into plan or variable memory."""
+    return np.array(value, copy=True)
+
+
+def convert_feed(t: Tensor, value: Any) -> np.ndarray:
+    """Check and convert one fed value for tensor ``t`` (same_kind casting, static shape)."""
+    what = f"placeholder '{t.op.name}'" if t.op.type == "Placeholder" else f"tensor '{t.name}'"
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:  # noqa: BLE001 - anything NumPy cannot take
+        raise InvalidArgumentError(f"cannot feed {type(value).__name__} to {what}: {exc}", t.op) from None
+    if arr.dtype != t.dtype:
+        if arr.dtype.kind not in "biuf" or not np.can_cast(arr.dtype, t.dtype, "same_kind"):
+            raise InvalidArgumentError(f"cannot feed a value of dtype {arr.dtype.name} to {what}, which has "
+                                       f"dtype {t.dtype.name} (use an array of dtype {t.dtype.name})", t.op)
+        arr = arr.astype(t.dtype)
+    if not is_compatible(t.shape, arr.shape):
+        raise InvalidArgumentError(f"cannot feed a value of shape {tuple(arr.shape)} to {what}, which has "
+                                   f"shape {fmt(t.shape)}", t.op)
+    return arr

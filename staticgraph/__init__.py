@@ -1,0 +1,24 @@
+"""staticgraph: a static-graph deep-learning compiler.
+
+``import staticgraph as sg``; declare placeholders, variables and ops into a
+graph, derive gradients symbolically with ``sg.gradients``, run with
+``sg.Session``. The public names are those of API.md.
+"""
+from . import errors  # noqa: F401
+from .dtypes import bool_, float32, float64, int32, int64  # noqa: F401
+from .graph import Graph, Operation, control_dependencies, get_default_graph, name_scope, reset_default_graph  # noqa: F401
+from .tensor import Tensor  # noqa: F401
+from .ops import (  # noqa: F401
+    abs, add, argmax, assign, assign_add, assign_sub, cast, concat, constant, cos, divide, dot, equal,
+    exp, expand_dims, greater, greater_equal, group, identity, less, less_equal, log, matmul, maximum,
+    minimum, multiply, negative, norm, not_equal, one_hot, ones, ones_like, placeholder, pow,
+    random_normal, random_uniform, reduce_max, reduce_mean, reduce_sum, relu, reshape, sigmoid, sign, sin,
+    sqrt, square, stack, stop_gradient, subtract, tanh, transpose, where, zeros, zeros_like,
+)
+from .variables import (  # noqa: F401
+    Variable, global_variables, global_variables_initializer, trainable_variables, variables_initializer,
+)
+from .gradients import gradients  # noqa: F401
+from .session import Session  # noqa: F401
+
+__version__ = "0.1.0"

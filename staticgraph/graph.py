@@ -1,0 +1,260 @@
+"""The graph IR: ``Graph`` and ``Operation`` (``Tensor`` lives in tensor.py).
+
+A graph is append-only: an operation's inputs always exist before it, so
+ascending ``Operation.id`` is a deterministic topological order. Every
+operation records the user's source line that created it (``defined_at``) and,
+for gradient ops, the forward op it differentiates (``grad_of``).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+from typing import Any, Dict, Iterator, List, Optional, Sequence
+
+import numpy as np
+
+from .tensor import Tensor
+
+_PACKAGE_DIRS = (
+    os.path.dirname(os.path.abspath(__file__)) + os.sep,
+    os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "compiler") + os.sep,
+)
+
+
+def user_frame() -> str:
+    """``file:line`` of the innermost caller outside staticgraph/ and compiler/."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        filename = os.path.abspath(frame.f_code.co_filename)
+        if not filename.startswith(_PACKAGE_DIRS) and "contextlib" not in filename:
+            return f"{frame.f_code.co_filename}:{frame.f_lineno}"
+        frame = frame.f_back
+    return "<unknown>"
+
+
+class Operation:
+    """A node of the graph: an op type, input tensors, attributes and output tensors."""
+
+    def __init__(self, graph: "Graph", op_id: int, op_type: str, name: str,
+                 inputs: Sequence[Tensor], attrs: Dict[str, Any],
+                 control_inputs: Sequence["Operation"], out_specs: Sequence[tuple],
+                 defined_at: str, grad_of: Optional["Operation"]):
+        self.graph = graph
+        self.id = op_id
+        self.type = op_type
+        self.name = name
+        self.inputs = tuple(inputs)
+        self.attrs = attrs
+        self.control_inputs = tuple(control_inputs)
+        self.defined_at = defined_at
+        self.grad_of = grad_of
+        self.outputs = tuple(Tensor(self, i, shape, dtype) for i, (shape, dtype) in enumerate(out_specs))
+
+    @property
+    def is_gradient(self) -> bool:
+        """True for ops built by the gradient pass."""
+        return self.grad_of is not None
+
+    @property
+    def opdef(self):
+        from .opdef import get_opdef
+        return get_opdef(self.type)
+
+    def __repr__(self) -> str:
+        return f"<sg.Operation '{self.name}' type={self.type}>"
+
+
+class Graph:
+    """A dataflow graph of Operations. Use ``with g.as_default():`` to build into it."""
+
+    def __init__(self):
+        self._ops: List[Operation] = []
+        self._names: Dict[str, int] = {}
+        self._name_stack: List[str] = []
+        self._control_stack: List[List[Operation]] = []
+        self._grad_stack: List[Operation] = []
+        self._collections: Dict[str, list] = {}
+        self._finalized = False
+        self._lock = threading.Lock()
+
+    # -- construction --------------------------------------------------------------
+    def create_op(self, op_type: str, inputs: Sequence[Tensor], attrs: Optional[Dict[str, Any]] = None,
+                  name: Optional[str] = None) -> Operation:
+        """Validate ``inputs`` with the op's shape/dtype inference and append a new Operation."""
+        from .opdef import get_opdef
+
+        if self._finalized:
+            raise RuntimeError(f"Graph is finalized and cannot be modified (adding a '{op_type}' op at "
+                               f"{user_frame()}); build ops before the training loop, or call "
+                               f"graph.unfinalize()")
+        opdef = get_opdef(op_type)
+        attrs = dict(attrs or {})
+        for t in inputs:
+            if not isinstance(t, Tensor):
+                raise TypeError(f"{op_type}: expected Tensor inputs, got {type(t).__name__}")
+            if t.graph is not self:
+                raise ValueError(f"{op_type}: tensor '{t.name}' belongs to another graph; "
+                                 f"all inputs of an op must come from the same graph")
+        where = user_frame()
+        try:
+            specs = opdef.infer(*inputs, **attrs)
+        except (ValueError, TypeError) as exc:
+            label = name or opdef.default_name
+            raise type(exc)(f"{label}: {exc}  (at {where})") from None
+        specs = _normalise_specs(specs)
+        control = [op for group in self._control_stack for op in group]
+        with self._lock:
+            unique = self.unique_name(name or opdef.default_name)
+            grad_of = self._grad_stack[-1] if self._grad_stack else None
+            op = Operation(self, len(self._ops), op_type, unique, inputs, attrs, control, specs,
+                           where, grad_of)
+            self._ops.append(op)
+        return op
+
+    def unique_name(self, name: str) -> str:
+        """Scope ``name`` and make it unique in this graph (``x``, ``x_1``, ``x_2``...)."""
+        full = "/".join(self._name_stack + [name]) if self._name_stack else name
+        if full not in self._names:
+            self._names[full] = 0
+            return full
+        i = self._names[full]
+        while True:
+            i += 1
+            candidate = f"{full}_{i}"
+            if candidate not in self._names:
+                self._names[full] = i
+                self._names[candidate] = 0
+                return candidate
+
+    # -- contexts ------------------------------------------------------------------
+    @contextlib.contextmanager
+    def as_default(self) -> Iterator["Graph"]:
+        """Make this the default graph inside the ``with`` block."""
+        _default_stack.append(self)
+        try:
+            yield self
+        finally:
+            _default_stack.pop()
+
+    @contextlib.contextmanager
+    def name_scope(self, name: str) -> Iterator[str]:
+        """Prefix the names of ops created in the block with ``name/``."""
+        self._name_stack.append(name.rstrip("/"))
+        try:
+            yield "/".join(self._name_stack)
+        finally:
+            self._name_stack.pop()
+
+    @contextlib.contextmanager
+    def control_dependencies(self, control_inputs) -> Iterator[None]:
+        """Ops created in the block run only after ``control_inputs`` (``None`` clears)."""
+        if control_inputs is None:
+            saved, self._control_stack = self._control_stack, []
+            try:
+                yield
+            finally:
+                self._control_stack = saved
+            return
+        ops = []
+        for c in control_inputs:
+            op = c.op if isinstance(c, Tensor) else c
+            if not isinstance(op, Operation):
+                raise TypeError(f"control_dependencies takes Tensors or Operations, got {type(c).__name__}")
+            if op.graph is not self:
+                raise ValueError(f"control input '{op.name}' belongs to another graph")
+            ops.append(op)
+        self._control_stack.append(ops)
+        try:
+            yield
+        finally:
+            self._control_stack.pop()
+
+    @contextlib.contextmanager
+    def gradient_of(self, op: Operation) -> Iterator[None]:
+        """Mark ops created in the block as part of the gradient of ``op``."""
+        self._grad_stack.append(op)
+        try:
+            with self.name_scope(f"gradients/{op.name}"):
+                yield
+        finally:
+            self._grad_stack.pop()
+
+    # -- queries -------------------------------------------------------------------
+    def get_operations(self) -> List[Operation]:
+        return list(self._ops)
+
+    def get_operation_by_name(self, name: str) -> Operation:
+        for op in self._ops:
+            if op.name == name:
+                return op
+        raise KeyError(f"no operation named '{name}' in this graph")
+
+    def get_tensor_by_name(self, name: str) -> Tensor:
+        op_name, _, index = name.rpartition(":")
+        return self.get_operation_by_name(op_name).outputs[int(index)]
+
+    @property
+    def version(self) -> int:
+        """Number of ops so far (grows as the graph is built)."""
+        return len(self._ops)
+
+    def add_to_collection(self, key: str, value: Any) -> None:
+        self._collections.setdefault(key, []).append(value)
+
+    def get_collection(self, key: str) -> list:
+        return list(self._collections.get(key, []))
+
+    def finalize(self) -> None:
+        """Forbid adding ops (catches graphs that grow inside a training loop)."""
+        self._finalized = True
+
+    def unfinalize(self) -> None:
+        self._finalized = False
+
+    @property
+    def finalized(self) -> bool:
+        return self._finalized
+
+    def to_networkx(self):
+        """The graph as a ``networkx.DiGraph`` (see ``staticgraph.viz``)."""
+        from .viz import to_networkx
+        return to_networkx(self)
+
+
+def _normalise_specs(specs) -> List[tuple]:
+    """Accept ``(shape, dtype)`` or a list of them; return a list of (shape tuple|None, dtype)."""
+    if isinstance(specs, tuple) and len(specs) == 2 and isinstance(specs[1], np.dtype):
+        specs = [specs]
+    out = []
+    for shape, dtype in specs:
+        out.append((None if shape is None else tuple(None if d is None else int(d) for d in shape),
+                    np.dtype(dtype)))
+    return out
+
+
+_default_stack: List[Graph] = []
+_global_default = [Graph()]
+
+
+def get_default_graph() -> Graph:
+    """The innermost ``as_default()`` graph, else the global default graph."""
+    return _default_stack[-1] if _default_stack else _global_default[0]
+
+
+def reset_default_graph() -> None:
+    """Replace the global default graph with a new empty one."""
+    if _default_stack:
+        raise AssertionError("reset_default_graph() called inside a `with graph.as_default()` block")
+    _global_default[0] = Graph()
+
+
+def name_scope(name: str):
+    """``with sg.name_scope("layer1"):`` prefixes op names in the default graph."""
+    return get_default_graph().name_scope(name)
+
+
+def control_dependencies(control_inputs):
+    """``with sg.control_dependencies([a, b]):`` ops built inside run after ``a`` and ``b``."""
+    return get_default_graph().control_dependencies(control_inputs)

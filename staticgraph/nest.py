@@ -1,0 +1,42 @@
+"""Flatten and rebuild nested fetch structures (list / tuple / dict / namedtuple)."""
+from __future__ import annotations
+
+from typing import Any, Callable, List, Tuple
+
+
+def flatten(structure: Any, is_leaf: Callable[[Any], bool]) -> Tuple[List[Any], Callable[[List[Any]], Any]]:
+    """Return the leaves of ``structure`` (depth-first, dicts in key order) and a function that
+    rebuilds the same structure from a list of replacement leaves."""
+    leaves: List[Any] = []
+
+    def walk(s):
+        if is_leaf(s):
+            leaves.append(s)
+            return None
+        if isinstance(s, dict):
+            return ("dict", type(s), [(k, walk(v)) for k, v in s.items()])
+        if isinstance(s, tuple) and hasattr(s, "_fields"):
+            return ("namedtuple", type(s), [walk(v) for v in s])
+        if isinstance(s, (list, tuple)):
+            return ("seq", type(s), [walk(v) for v in s])
+        raise TypeError(f"cannot fetch {s!r}: fetches are Tensors, Operations, or lists, tuples, dicts "
+                        f"and namedtuples of them")
+
+    tree = walk(structure)
+
+    def pack(values: List[Any]) -> Any:
+        it = iter(values)
+
+        def build(node):
+            if node is None:
+                return next(it)
+            kind, typ, children = node
+            if kind == "dict":
+                out = {k: build(c) for k, c in children}
+                return out if typ is dict else typ(out)
+            if kind == "namedtuple":
+                return typ(*[build(c) for c in children])
+            return typ(build(c) for c in children)
+        return build(tree)
+
+    return leaves, pack

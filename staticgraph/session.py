@@ -1,0 +1,110 @@
+"""``Session``: owns variable values and runs (cached) plans of a graph."""
+from __future__ import annotations
+
+import warnings
+from typing import Any, Dict, Optional, Sequence
+
+from .graph import Graph, Operation, get_default_graph
+from .nest import flatten
+from .tensor import Tensor
+
+TARGETS = ("cpu", "cuda", "reference")
+
+
+class Session:
+    """Runs graphs: ``sg.Session(graph=None, target="cpu")``; a context manager."""
+
+    def __init__(self, graph: Optional[Graph] = None, target: str = "cpu"):
+        from compiler.backends import get_backend
+        from compiler.state import SessionState
+        self.graph = graph if graph is not None else get_default_graph()
+        self.target = target
+        self._backend = get_backend(target)
+        self._state = SessionState()
+        self._plans: Dict[tuple, Any] = {}
+        self._closed = False
+        self._last_version = self.graph.version
+        self._growth_runs = 0
+
+    # -- running --------------------------------------------------------------------
+    def run(self, fetches, feed_dict: Optional[Dict[Any, Any]] = None):
+        """Run one step: fetch tensors (arrays) / ops (None) in the structure of ``fetches``."""
+        feed_dict = feed_dict or {}
+        feed_tensors = [self._as_feed_tensor(k) for k in feed_dict]
+        order = sorted(range(len(feed_tensors)), key=lambda i: (feed_tensors[i].op.id, feed_tensors[i].value_index))
+        feeds = [feed_tensors[i] for i in order]
+        values = list(feed_dict.values())
+        key = (_structure_key(fetches), tuple(id(t) for t in feeds))
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = self.compile(fetches, feeds)
+        self._watch_growth()
+        return plan(*[values[i] for i in order])
+
+    def compile(self, fetches, feeds: Sequence[Tensor] = ()):
+        """Compile ``fetches`` given positional ``feeds`` into a ``Plan``."""
+        from compiler.plan import Plan
+        from compiler.schedule import schedule
+        self._check_open()
+        leaves, pack = flatten(fetches, lambda x: isinstance(x, (Tensor, Operation)))
+        for leaf in leaves:
+            if leaf.graph is not self.graph:
+                raise ValueError(f"cannot fetch '{leaf.name}': it belongs to another graph than this session's")
+        feeds = [self._as_feed_tensor(t) for t in feeds]
+        if len(set(feeds)) != len(feeds):
+            raise ValueError("a tensor is fed twice")
+        tensors = [x for x in leaves if isinstance(x, Tensor)]
+        targets = [x for x in leaves if isinstance(x, Operation)]
+        sched = schedule(tensors, targets, feeds)
+        kinds = ["op" if isinstance(x, Operation) else "tensor" for x in leaves]
+        return Plan(sched, self._backend.compile(sched), self._state, pack, kinds, self.target)
+
+    def _as_feed_tensor(self, key) -> Tensor:
+        if isinstance(key, str):
+            key = self.graph.get_tensor_by_name(key if ":" in key else key + ":0")
+        if not isinstance(key, Tensor):
+            raise TypeError(f"feed_dict keys must be Tensors (or tensor names), got {key!r}")
+        if key.graph is not self.graph:
+            raise ValueError(f"cannot feed '{key.name}': it belongs to another graph than this session's")
+        return key
+
+    def _watch_growth(self) -> None:
+        version = self.graph.version
+        if version > self._last_version:
+            self._growth_runs += 1
+            if self._growth_runs == 20:
+                warnings.warn(f"the graph has grown between 20 runs (now {version} ops): are ops being "
+                              f"created inside the training loop? Build them once before it, and call "
+                              f"graph.finalize() to catch this", RuntimeWarning, stacklevel=3)
+        self._last_version = version
+
+    # -- lifetime -------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("attempted to use a closed Session")
+
+    def close(self) -> None:
+        """Release the session's state and plans."""
+        self._closed = True
+        self._plans.clear()
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _structure_key(fetches) -> tuple:
+    leaves, _ = flatten(fetches, lambda x: isinstance(x, (Tensor, Operation)))
+    return tuple(id(x) for x in leaves) + (repr(_shape_of(fetches)),)
+
+
+def _shape_of(s):
+    if isinstance(s, (Tensor, Operation)):
+        return "."
+    if isinstance(s, dict):
+        return (type(s).__name__, tuple((k, _shape_of(v)) for k, v in s.items()))
+    if isinstance(s, (list, tuple)):
+        return (type(s).__name__, tuple(_shape_of(v) for v in s))
+    return "?"
