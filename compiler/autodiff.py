@@ -11,6 +11,11 @@
 Every op the pass creates is an ordinary graph op marked as gradient of the
 forward op it comes from, so results can be fetched and differentiated again.
 Only ops on xs -> ys paths are differentiated; nothing else is added.
+
+A gradient rule may carry ``rule.value_inputs``: the input positions whose
+*values* reach the outputs; the other inputs only supply a run-time shape
+(``BroadcastLike``'s ``ref``...). Dependence does not flow through those, so a
+gradient that only touches x via shapes is ``None`` and builds no dead ops.
 """
 from __future__ import annotations
 
@@ -73,7 +78,7 @@ def _reached(graph, xs: Sequence[Tensor], stopped: Set[Tensor]) -> Set[Tensor]:
     while stack:
         t = stack.pop()
         for op in consumers.get(t, ()):
-            if not op.opdef.differentiable:
+            if not op.opdef.differentiable or not any(op.inputs[i] is t for i in _value_inputs(op)):
                 continue
             for out in op.outputs:
                 if out not in reached and out not in stopped and dtypes.is_floating(out.dtype):
@@ -90,11 +95,18 @@ def _between(ys: Sequence[Tensor], reached: Set[Tensor]) -> Set[Operation]:
         op = stack.pop()
         if op in ops or not any(o in reached for o in op.outputs):
             continue
-        if not any(t in reached for t in op.inputs):
+        inputs = [op.inputs[i] for i in _value_inputs(op)]
+        if not any(t in reached for t in inputs):
             continue
         ops.add(op)
-        stack.extend(t.op for t in op.inputs if t in reached)
+        stack.extend(t.op for t in inputs if t in reached)
     return ops
+
+
+def _value_inputs(op: Operation) -> Sequence[int]:
+    """Positions of the inputs of ``op`` whose values (not just shapes) reach its outputs."""
+    declared = getattr(op.opdef.grad, "value_inputs", None)
+    return range(len(op.inputs)) if declared is None else declared
 
 
 def _seed(y: Tensor, gy, sgops) -> Tensor:

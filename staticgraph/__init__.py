@@ -19,6 +19,9 @@ from .variables import (  # noqa: F401
     Variable, global_variables, global_variables_initializer, trainable_variables, variables_initializer,
 )
 from .gradients import gradients  # noqa: F401
+from .gradcheck import check_gradients  # noqa: F401
 from .session import Session  # noqa: F401
+from . import train  # noqa: F401
+from .viz import to_dot, write_graph  # noqa: F401
 
 __version__ = "0.1.0"

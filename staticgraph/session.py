@@ -4,6 +4,8 @@ from __future__ import annotations
 import warnings
 from typing import Any, Dict, Optional, Sequence
 
+import numpy as np
+
 from .graph import Graph, Operation, get_default_graph
 from .nest import flatten
 from .tensor import Tensor
@@ -77,6 +79,33 @@ class Session:
                               f"created inside the training loop? Build them once before it, and call "
                               f"graph.finalize() to catch this", RuntimeWarning, stacklevel=3)
         self._last_version = version
+
+    # -- variable values (checkpoints) ----------------------------------------------
+    def get_variable_value(self, var: Tensor) -> np.ndarray:
+        """A copy of ``var``'s current value (``FailedPreconditionError`` if uninitialized)."""
+        self._check_open()
+        return np.array(self._state.read(self._variable_op(var)), copy=True)
+
+    def set_variable_value(self, var: Tensor, value: Any) -> None:
+        """Set ``var``'s value outside a run; ``value`` must have its exact shape and a dtype
+        that casts to its dtype with ``same_kind`` casting."""
+        self._check_open()
+        op = self._variable_op(var)
+        arr = np.asarray(value)
+        if arr.shape != tuple(var.shape):
+            raise ValueError(f"cannot set variable '{op.name}' of shape {tuple(var.shape)} to a value of "
+                             f"shape {arr.shape}")
+        if arr.dtype.kind not in "biuf" or not np.can_cast(arr.dtype, var.dtype, "same_kind"):
+            raise TypeError(f"cannot set variable '{op.name}' of dtype {var.dtype.name} to a value of "
+                            f"dtype {arr.dtype.name}")
+        self._state.values[op] = np.array(arr, dtype=var.dtype, copy=True)
+
+    def _variable_op(self, var: Tensor) -> Operation:
+        if not isinstance(var, Tensor) or var.op.type != "Variable":
+            raise TypeError(f"expected a sg.Variable, got {var!r}")
+        if var.graph is not self.graph:
+            raise ValueError(f"variable '{var.op.name}' belongs to another graph than this session's")
+        return var.op
 
     # -- lifetime -------------------------------------------------------------------
     def _check_open(self) -> None:

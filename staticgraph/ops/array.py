@@ -8,7 +8,7 @@ import numpy as np
 from .. import dtypes
 from ..shapes import fmt, normalize_axes, num_elements
 from ..tensor import Tensor
-from .core import TensorLike, as_tensor, def_op, graph_of, make
+from .core import TensorLike, as_tensor, def_op, graph_of, make, value_inputs
 
 
 # -- reshape ------------------------------------------------------------------------------------
@@ -38,7 +38,7 @@ def _reshape_infer(x, shape):
 def_op("Reshape", _reshape_infer, lambda x, shape: np.reshape(x, shape),
        lambda op, g: [reshape_like(g, op.inputs[0])], default_name="reshape")
 def_op("ReshapeLike", lambda a, ref: (ref.shape, a.dtype), lambda a, ref: np.reshape(a, ref.shape),
-       lambda op, g: [reshape_like(g, op.inputs[0]), None], default_name="reshape_like")
+       value_inputs(0)(lambda op, g: [reshape_like(g, op.inputs[0]), None]), default_name="reshape_like")
 
 
 def reshape(x: TensorLike, shape: Sequence[int], name: Optional[str] = None) -> Tensor:
@@ -105,7 +105,8 @@ def transpose(input: TensorLike, perm: Optional[Sequence[int]] = None, name: Opt
     """NumPy's transpose: ``perm`` is a full permutation; None reverses the axes."""
     x = as_tensor(input)
     if perm is not None:
-        perm = tuple(int(p) % x.ndim if x.ndim else int(p) for p in perm)
+        # wrap only in-range negative axes: an out-of-range entry must fail the permutation check
+        perm = tuple(int(p) + x.ndim if x.ndim and -x.ndim <= int(p) < 0 else int(p) for p in perm)
     return make("Transpose", [x], name=name, perm=perm)
 
 
@@ -145,6 +146,7 @@ def _split_reference(a, *refs, axis):
     return tuple(np.split(a, bounds, axis=axis))
 
 
+@value_inputs(0)
 def _split_grad(op, *grads):
     pieces = [g if g is not None else zeros_like(ref) for g, ref in zip(grads, op.inputs[1:])]
     return [concat(pieces, op.attrs["axis"])] + [None] * (len(op.inputs) - 1)
@@ -256,7 +258,8 @@ def _scatter_reference(g, ref, spec):
 def_op("GetItem", _getitem_infer, lambda x, spec: np.asarray(x[_np_index(spec)]),
        lambda op, g: [scatter_like(g, op.inputs[0], op.attrs["spec"])], default_name="getitem")
 def_op("ScatterLike", lambda g, ref, spec: (ref.shape, g.dtype), _scatter_reference,
-       lambda op, g: [make("GetItem", [g], spec=op.attrs["spec"]), None], default_name="scatter_like")
+       value_inputs(0)(lambda op, g: [make("GetItem", [g], spec=op.attrs["spec"]), None]),
+       default_name="scatter_like")
 
 
 def getitem(x: Tensor, index, name: Optional[str] = None) -> Tensor:

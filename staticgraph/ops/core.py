@@ -106,6 +106,15 @@ def require_float(t: Tensor, op_name: str) -> None:
         raise TypeError(f"{op_name} needs a floating point tensor, got '{t.name}' of dtype {t.dtype.name}")
 
 
+def value_inputs(*positions: int):
+    """Mark a gradient rule: only the inputs at ``positions`` carry values to the op's outputs; the
+    others only supply run-time shapes, so autodiff does not propagate dependence through them."""
+    def mark(rule):
+        rule.value_inputs = tuple(positions)
+        return rule
+    return mark
+
+
 def def_op(type_: str, infer, reference, grad=None, default_name: str = "", stateful: bool = False,
            version: int = 1, ref_inputs: tuple = ()) -> OpDef:
     """Declare and register an op type (see ``staticgraph.opdef``)."""

@@ -45,13 +45,21 @@ def _stable_sigmoid(x):
     return np.exp(-np.logaddexp(np.zeros((), x.dtype), -x))
 
 
+def _rounded(fn):
+    """``fn`` evaluated in float64 and rounded once to the input's dtype: correctly rounded
+    float32 results (NumPy's float32 transcendentals can be 1 ulp off), as an oracle should be."""
+    def precise(x):
+        return fn(x.astype(np.float64)).astype(x.dtype) if x.dtype == np.float32 else fn(x)
+    return precise
+
+
 negative = _unary("Neg", np.negative, lambda op, g: [-g], "negative", float_only=False)
-exp = _unary("Exp", np.exp, lambda op, g: [g * op.outputs[0]], "exp")
-log = _unary("Log", np.log, lambda op, g: [g / op.inputs[0]], "log")
-sin = _unary("Sin", np.sin, lambda op, g: [g * cos(op.inputs[0])], "sin")
-cos = _unary("Cos", np.cos, lambda op, g: [-(g * sin(op.inputs[0]))], "cos")
-tanh = _unary("Tanh", np.tanh, lambda op, g: [g * (1.0 - square(op.outputs[0]))], "tanh")
-sigmoid = _unary("Sigmoid", _stable_sigmoid,
+exp = _unary("Exp", _rounded(np.exp), lambda op, g: [g * op.outputs[0]], "exp")
+log = _unary("Log", _rounded(np.log), lambda op, g: [g / op.inputs[0]], "log")
+sin = _unary("Sin", _rounded(np.sin), lambda op, g: [g * cos(op.inputs[0])], "sin")
+cos = _unary("Cos", _rounded(np.cos), lambda op, g: [-(g * sin(op.inputs[0]))], "cos")
+tanh = _unary("Tanh", _rounded(np.tanh), lambda op, g: [g * (1.0 - square(op.outputs[0]))], "tanh")
+sigmoid = _unary("Sigmoid", _rounded(_stable_sigmoid),
                  lambda op, g: [g * (op.outputs[0] * (1.0 - op.outputs[0]))], "sigmoid")
 sqrt = _unary("Sqrt", np.sqrt, lambda op, g: [g / (2.0 * op.outputs[0])], "sqrt")
 square = _unary("Square", np.square, lambda op, g: [g * (2.0 * op.inputs[0])], "square", float_only=False)

@@ -1,0 +1,289 @@
+"""sg.train.Saver: round trips, path handling, atomic writes, restore errors."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import staticgraph as sg
+from staticgraph.train import saver as saver_mod
+
+
+def make_vars():
+    w = sg.Variable(np.arange(6.0).reshape(2, 3), name="w")  # float32
+    d = sg.Variable(np.array([0.5, -1.5]), name="d", dtype=sg.float64)
+    step = sg.Variable(7, name="step", trainable=False)  # int64 scalar
+    return w, d, step
+
+
+def initialized_session():
+    sess = sg.Session()
+    sess.run(sg.global_variables_initializer())
+    return sess
+
+
+def overwrite(sess, *variables):
+    """Change every variable's value through ordinary assign ops."""
+    sess.run(sg.group(*[sg.assign(v, sg.zeros(v.shape, v.dtype) + 42) for v in variables]))
+
+
+def test_round_trip_restores_values_and_dtypes(tmp_path):
+    w, d, step = make_vars()
+    sess = initialized_session()
+    before = sess.run([w, d, step])
+    path = sg.train.Saver().save(sess, str(tmp_path / "model"))
+    overwrite(sess, w, d, step)
+    assert sess.run(step) == 42
+    sg.train.Saver().restore(sess, str(tmp_path / "model"))
+    after = sess.run([w, d, step])
+    for a, b in zip(before, after):
+        np.testing.assert_array_equal(a, b)
+        assert a.dtype == b.dtype
+    with np.load(path) as data:
+        assert sorted(data.files) == ["d", "step", "w"]
+        assert data["d"].dtype == np.float64 and data["w"].dtype == np.float32
+
+
+def test_restore_into_fresh_graph_and_uninitialized_session(tmp_path):
+    w, d, step = make_vars()
+    path = sg.train.Saver().save(initialized_session(), tmp_path / "m")
+    g = sg.Graph()
+    with g.as_default():
+        w2, d2, step2 = make_vars()
+    sess = sg.Session(graph=g)
+    with pytest.raises(sg.errors.FailedPreconditionError):
+        sess.run(w2)
+    sg.train.Saver([w2, d2, step2]).restore(sess, path)
+    np.testing.assert_array_equal(sess.run(w2), np.arange(6.0).reshape(2, 3))
+    assert sess.run(step2) == 7
+
+
+@pytest.mark.parametrize("given", ["ckpt", "ckpt.npz"])
+def test_path_suffix(tmp_path, given):
+    w, _, _ = make_vars()
+    sess = initialized_session()
+    base = str(tmp_path / given)
+    written = sg.train.Saver().save(sess, base)
+    assert written.startswith(base)
+    assert written == str(tmp_path / "ckpt.npz")
+    assert sorted(os.listdir(tmp_path)) == ["ckpt.npz"]
+    overwrite(sess, w)
+    sg.train.Saver().restore(sess, base)  # the same path given to save
+    np.testing.assert_array_equal(sess.run(w), np.arange(6.0).reshape(2, 3))
+    overwrite(sess, w)
+    sg.train.Saver().restore(sess, written)  # or the path save returned
+    np.testing.assert_array_equal(sess.run(w), np.arange(6.0).reshape(2, 3))
+
+
+def test_global_step_in_file_name(tmp_path):
+    make_vars()
+    written = sg.train.Saver().save(initialized_session(), str(tmp_path / "model"), global_step=12)
+    assert written == str(tmp_path / "model-12.npz")
+    assert os.path.isfile(written)
+
+
+def test_dict_var_list_uses_its_names_and_subset_only(tmp_path):
+    w, d, step = make_vars()
+    sess = initialized_session()
+    path = sg.train.Saver({"weights": w}).save(sess, tmp_path / "sub")
+    with np.load(path) as data:
+        assert data.files == ["weights"]
+    overwrite(sess, w, d)
+    sg.train.Saver({"weights": w}).restore(sess, path)
+    np.testing.assert_array_equal(sess.run(w), np.arange(6.0).reshape(2, 3))
+    np.testing.assert_array_equal(sess.run(d), [42.0, 42.0])  # not in the var_list: untouched
+
+
+def test_names_that_clash_with_numpy_savez_keywords(tmp_path):
+    f = sg.Variable([1.0, 2.0], name="file")
+    sess = initialized_session()
+    path = sg.train.Saver().save(sess, tmp_path / "kw")
+    overwrite(sess, f)
+    sg.train.Saver().restore(sess, path)
+    np.testing.assert_array_equal(sess.run(f), [1.0, 2.0])
+
+
+def test_default_saver_includes_slots_created_after_it(tmp_path):
+    w = sg.Variable(np.array([1.0, -1.0]), name="w", dtype=sg.float64)
+    saver = sg.train.Saver()  # built before the optimizer: slots still saved
+    opt = sg.train.AdamOptimizer(0.1)
+    train = opt.minimize((w * w * w).sum())
+    sess = initialized_session()
+    sess.run(train)
+    path = saver.save(sess, tmp_path / "adam")
+    with np.load(path) as data:
+        assert set(data.files) == {"w", "w/Adam_m", "w/Adam_v", "beta1_power", "beta2_power"}
+    sess.run(train)
+    sess.run(train)
+    continued = sess.run(w)
+    saver.restore(sess, path)
+    sess.run(train)
+    sess.run(train)
+    np.testing.assert_array_equal(sess.run(w), continued)  # identical steps from identical state
+
+
+# -- atomic writes ------------------------------------------------------------------------------
+
+def failing_write(arrays_written):
+    """A ``_write_npz`` replacement that writes part of an archive, then fails."""
+    def write(f, arrays):
+        f.write(b"PK\x03\x04 partial archive")
+        arrays_written.append(dict(arrays))
+        raise OSError("disk full (injected)")
+    return write
+
+
+def test_failed_write_keeps_old_checkpoint_and_removes_temp(tmp_path, monkeypatch):
+    w, _, _ = make_vars()
+    sess = initialized_session()
+    saver = sg.train.Saver()
+    path = saver.save(sess, tmp_path / "ckpt")
+    old_bytes = open(path, "rb").read()
+    overwrite(sess, w)
+    calls = []
+    monkeypatch.setattr(saver_mod, "_write_npz", failing_write(calls))
+    with pytest.raises(OSError, match="injected"):
+        saver.save(sess, tmp_path / "ckpt")
+    assert calls and calls[0]["w"][0, 0] == 42  # the new values really were being written
+    assert sorted(os.listdir(tmp_path)) == ["ckpt.npz"]
+    assert open(path, "rb").read() == old_bytes
+    monkeypatch.undo()
+    saver.restore(sess, tmp_path / "ckpt")
+    np.testing.assert_array_equal(sess.run(w), np.arange(6.0).reshape(2, 3))
+
+
+def test_failed_first_write_leaves_nothing(tmp_path, monkeypatch):
+    make_vars()
+    monkeypatch.setattr(saver_mod, "_write_npz", failing_write([]))
+    with pytest.raises(OSError):
+        sg.train.Saver().save(initialized_session(), tmp_path / "ckpt")
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("step", ["fsync", "replace"])
+def test_failure_at_fsync_or_rename_keeps_old_checkpoint(tmp_path, monkeypatch, step):
+    w, _, _ = make_vars()
+    sess = initialized_session()
+    path = sg.train.Saver().save(sess, tmp_path / "ckpt")
+    old_bytes = open(path, "rb").read()
+    overwrite(sess, w)
+
+    def boom(*args):
+        raise OSError(f"{step} failed (injected)")
+    monkeypatch.setattr(os, step, boom)
+    with pytest.raises(OSError, match="injected"):
+        sg.train.Saver().save(sess, tmp_path / "ckpt")
+    monkeypatch.undo()
+    assert sorted(os.listdir(tmp_path)) == ["ckpt.npz"]
+    assert open(path, "rb").read() == old_bytes
+
+
+def test_process_killed_mid_write_keeps_old_checkpoint(tmp_path):
+    w, _, _ = make_vars()
+    sess = initialized_session()
+    path = sg.train.Saver().save(sess, tmp_path / "ckpt")
+    script = textwrap.dedent(f"""
+        import os, numpy as np, staticgraph as sg
+        from staticgraph.train import saver as saver_mod
+        def die(f, arrays):
+            f.write(b"PK\\x03\\x04 half an archive")
+            f.flush()
+            os._exit(9)
+        saver_mod._write_npz = die
+        w = sg.Variable(np.zeros((2, 3)), name="w")
+        sess = sg.Session()
+        sess.run(sg.global_variables_initializer())
+        sg.train.Saver([w]).save(sess, {str(tmp_path / "ckpt")!r})
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 9, proc.stderr
+    assert [n for n in os.listdir(tmp_path) if n.endswith(".tmp")], "the killed writer left its temp file"
+    overwrite(sess, w)
+    sg.train.Saver([w]).restore(sess, path)
+    np.testing.assert_array_equal(sess.run(w), np.arange(6.0).reshape(2, 3))
+
+
+# -- errors -------------------------------------------------------------------------------------
+
+def test_save_uninitialized_variable_names_it(tmp_path):
+    sg.Variable(np.ones(2), name="ready")
+    sg.Variable(np.ones(2), name="never_initialized")
+    sess = sg.Session()
+    sess.run(sg.variables_initializer(sg.global_variables()[:1]))
+    with pytest.raises(sg.errors.FailedPreconditionError, match="never_initialized"):
+        sg.train.Saver().save(sess, tmp_path / "x")
+    assert os.listdir(tmp_path) == []
+
+
+def test_restore_missing_file_names_the_path(tmp_path):
+    make_vars()
+    missing = str(tmp_path / "nothing_here")
+    with pytest.raises(sg.errors.NotFoundError, match="nothing_here"):
+        sg.train.Saver().restore(initialized_session(), missing)
+
+
+def test_restore_missing_variable_names_it(tmp_path):
+    w, d, _ = make_vars()
+    sess = initialized_session()
+    path = sg.train.Saver([w]).save(sess, tmp_path / "only_w")
+    with pytest.raises(sg.errors.NotFoundError, match=r"variable 'd' not found in checkpoint .*only_w.*'w'"):
+        sg.train.Saver([w, d]).restore(sess, path)
+
+
+def test_restore_wrong_shape_names_variable_expected_and_found(tmp_path):
+    w, d, _ = make_vars()
+    sess = initialized_session()
+    path = sg.train.Saver({"w": w, "d": w}).save(sess, tmp_path / "shapes")
+    overwrite(sess, w, d)
+    with pytest.raises(sg.errors.InvalidArgumentError, match=r"'d'.*expected \(2,\), found \(2, 3\)"):
+        sg.train.Saver({"w": w, "d": d}).restore(sess, path)
+    np.testing.assert_array_equal(sess.run(w), np.full((2, 3), 42.0))  # all or nothing
+
+
+def test_restore_wrong_dtype_names_variable_expected_and_found(tmp_path):
+    d = sg.Variable(np.array([1.0, 2.0]), name="d", dtype=sg.float64)
+    f = sg.Variable(np.array([1.0, 2.0]), name="f")  # float32, same shape
+    sess = initialized_session()
+    path = sg.train.Saver({"x": f}).save(sess, tmp_path / "dtypes")
+    with pytest.raises(sg.errors.InvalidArgumentError, match=r"'x'.*expected float64, found float32"):
+        sg.train.Saver({"x": d}).restore(sess, path)
+
+
+def test_restore_non_checkpoint_file(tmp_path):
+    make_vars()
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(sg.errors.InvalidArgumentError, match="bad.npz"):
+        sg.train.Saver().restore(initialized_session(), bad)
+
+
+def test_save_into_missing_directory(tmp_path):
+    make_vars()
+    with pytest.raises(sg.errors.NotFoundError, match="no_such_dir"):
+        sg.train.Saver().save(initialized_session(), tmp_path / "no_such_dir" / "ckpt")
+
+
+def test_bad_var_lists():
+    w = sg.Variable(np.ones(2), name="w")
+    with pytest.raises(TypeError, match="Variable"):
+        sg.train.Saver([w * 2.0])
+    with pytest.raises(ValueError, match="'w'"):
+        sg.train.Saver([w, w])
+
+
+def test_session_variable_value_accessors():
+    w = sg.Variable(np.ones(2), name="w")
+    sess = initialized_session()
+    value = sess.get_variable_value(w)
+    value[0] = 5.0
+    np.testing.assert_array_equal(sess.run(w), [1.0, 1.0])  # a copy
+    sess.set_variable_value(w, np.array([3.0, 4.0]))  # float64 -> float32 (same_kind)
+    got = sess.run(w)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, [3.0, 4.0])
+    with pytest.raises(ValueError, match="'w'"):
+        sess.set_variable_value(w, np.ones(3))
+    with pytest.raises(TypeError, match="'w'"):
+        sess.set_variable_value(w, np.array(["a", "b"]))
