@@ -12,8 +12,8 @@ Every op the pass creates is an ordinary graph op marked as gradient of the
 forward op it comes from, so results can be fetched and differentiated again.
 Only ops on xs -> ys paths are differentiated; nothing else is added.
 
-A gradient rule may carry ``rule.value_inputs``: the input positions whose
-*values* reach the outputs; the other inputs only supply a run-time shape
+An OpDef may declare ``value_inputs``: the input positions whose *values*
+reach the outputs; the other inputs only supply a run-time shape
 (``BroadcastLike``'s ``ref``...). Dependence does not flow through those, so a
 gradient that only touches x via shapes is ``None`` and builds no dead ops.
 """
@@ -105,7 +105,7 @@ def _between(ys: Sequence[Tensor], reached: Set[Tensor]) -> Set[Operation]:
 
 def _value_inputs(op: Operation) -> Sequence[int]:
     """Positions of the inputs of ``op`` whose values (not just shapes) reach its outputs."""
-    declared = getattr(op.opdef.grad, "value_inputs", None)
+    declared = op.opdef.value_inputs
     return range(len(op.inputs)) if declared is None else declared
 
 
@@ -117,6 +117,9 @@ def _seed(y: Tensor, gy, sgops) -> Tensor:
     gy = sgops.as_tensor(gy, dtype=y.dtype) if not isinstance(gy, Tensor) else gy
     if gy.dtype != y.dtype:
         raise TypeError(f"grad_ys for '{y.name}' has dtype {gy.dtype.name}, expected {y.dtype.name}")
+    if gy.shape is not None and y.shape is not None and not (
+            len(gy.shape) == len(y.shape) and all(a is None or b is None or a == b for a, b in zip(gy.shape, y.shape))):
+        raise ValueError(f"grad_ys for '{y.name}' has shape {fmt(gy.shape)}, expected {fmt(y.shape)}")
     return gy
 
 

@@ -33,6 +33,8 @@ class Plan:
         self.target = target
 
     def __call__(self, *arrays) -> Any:
+        if self._state.closed:
+            raise RuntimeError("attempted to run a plan of a closed Session")
         if len(arrays) != len(self.feeds):
             names = ", ".join(t.name for t in self.feeds)
             raise TypeError(f"this plan takes {len(self.feeds)} feeds ({names}), got {len(arrays)}")

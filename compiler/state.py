@@ -5,7 +5,7 @@ from typing import Dict
 
 import numpy as np
 
-from staticgraph.errors import FailedPreconditionError
+from staticgraph.errors import FailedPreconditionError, InvalidArgumentError
 from staticgraph.graph import Operation
 
 
@@ -15,6 +15,7 @@ class SessionState:
     def __init__(self):
         self.values: Dict[Operation, np.ndarray] = {}
         self._rngs: Dict[Operation, np.random.Generator] = {}
+        self.closed = False
 
     def read(self, var_op: Operation) -> np.ndarray:
         try:
@@ -36,6 +37,14 @@ class SessionState:
         new = {}
         for var_op, (mode, value) in updates.items():
             shape, dtype = var_op.attrs["shape"], var_op.attrs["dtype"]
+            try:
+                fits = np.broadcast_shapes(np.shape(value), shape) == tuple(shape)
+            except ValueError:
+                fits = False
+            if not fits:
+                raise InvalidArgumentError(
+                    f"cannot assign a value of shape {tuple(np.shape(value))} to variable '{var_op.name}' "
+                    f"of shape {tuple(shape)} (assign mode '{mode}')", var_op)
             if mode == "set":
                 result = value
             else:

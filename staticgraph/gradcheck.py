@@ -136,66 +136,69 @@ def check_gradients(build: Callable[..., BuildOutput], inputs: Union[np.ndarray,
                                 f"only floating point outputs can be differentiated")
 
     sess = Session(graph, target=target)
-    fed = [t for t in tensors if not isinstance(t, Variable)]
-    fed_values = [values[i] for i, t in enumerate(tensors) if not isinstance(t, Variable)]
-    variables = [t for t in tensors if isinstance(t, Variable)]
-    if variables:
-        sess.run(variables_initializer(variables))
-    y_values = sess.compile(ys, fed)(*fed_values)
+    try:
+        fed = [t for t in tensors if not isinstance(t, Variable)]
+        fed_values = [values[i] for i, t in enumerate(tensors) if not isinstance(t, Variable)]
+        variables = [t for t in tensors if isinstance(t, Variable)]
+        if variables:
+            sess.run(variables_initializer(variables))
+        y_values = sess.compile(ys, fed)(*fed_values)
 
-    with graph.as_default():
-        parts = []
-        for y, yv in zip(ys, y_values):
-            yv = np.asarray(yv)
-            if yv.ndim == 0 and y.shape == ():
-                parts.append(y)
-            else:
-                r = rng.standard_normal(yv.shape)
-                parts.append(reduce_sum(y * constant(r.astype(y.dtype), dtype=y.dtype)))
-        f = _sum(parts)
-
-    xs = [tensors[i] for i in wrt]
-    all_feeds = list(tensors)  # variables are fed too when perturbed
-    base = list(values)
-    records: List[GradCheckRecord] = []
-    failures: List[str] = []
-    for k in range(1, order + 1):
-        with graph.as_default():
-            grads = [None] * len(xs) if f is None else gradients(f, xs)
-        for g, x in zip(grads, xs):
-            if g is not None and g.dtype != x.dtype:
-                failures.append(f"order {k}: the gradient for '{x.name}' has dtype {g.dtype.name}, "
-                                f"expected {x.dtype.name}")
-        if failures:
-            break
-        live = [g for g in grads if g is not None]
-        analytic = dict(zip([id(g) for g in live], sess.compile(live, fed)(*fed_values))) if live else {}
-        f_eval = None if f is None else sess.compile(f, all_feeds)
-        for j, (i, x, g) in enumerate(zip(wrt, xs, grads)):
-            a = np.zeros_like(values[i]) if g is None else np.asarray(analytic[id(g)])
-            if a.shape != values[i].shape:
-                failures.append(f"order {k}: the gradient for input {i} '{names[i]}' has shape {a.shape}, "
-                                f"expected {values[i].shape}")
-                continue
-            num = _numeric(f_eval, base, i, eps)
-            rec, msg = _compare(k, i, names[i], a, num, g is not None, rtol, atol)
-            records.append(rec)
-            if msg:
-                failures.append(msg)
-        if failures or k == order:
-            break
         with graph.as_default():
             parts = []
-            for i, g in zip(wrt, grads):
-                if g is not None:
-                    r = rng.standard_normal(values[i].shape)
-                    parts.append(reduce_sum(g * constant(r, dtype=g.dtype)))
+            for y, yv in zip(ys, y_values):
+                yv = np.asarray(yv)
+                if yv.ndim == 0 and y.shape == ():
+                    parts.append(y)
+                else:
+                    r = rng.standard_normal(yv.shape)
+                    parts.append(reduce_sum(y * constant(r.astype(y.dtype), dtype=y.dtype)))
             f = _sum(parts)
-    if failures:
-        head = (f"gradient check failed (eps={eps:g}, rtol={rtol:g}, atol={atol:g}; an order-k gradient is "
-                f"compared with finite differences of the projected order-(k-1) gradient):")
-        raise AssertionError(head + "\n" + "\n".join("  " + m.replace("\n", "\n  ") for m in failures))
-    return records
+
+        xs = [tensors[i] for i in wrt]
+        all_feeds = list(tensors)  # variables are fed too when perturbed
+        base = list(values)
+        records: List[GradCheckRecord] = []
+        failures: List[str] = []
+        for k in range(1, order + 1):
+            with graph.as_default():
+                grads = [None] * len(xs) if f is None else gradients(f, xs)
+            for g, x in zip(grads, xs):
+                if g is not None and g.dtype != x.dtype:
+                    failures.append(f"order {k}: the gradient for '{x.name}' has dtype {g.dtype.name}, "
+                                    f"expected {x.dtype.name}")
+            if failures:
+                break
+            live = [g for g in grads if g is not None]
+            analytic = dict(zip([id(g) for g in live], sess.compile(live, fed)(*fed_values))) if live else {}
+            f_eval = None if f is None else sess.compile(f, all_feeds)
+            for i, g in zip(wrt, grads):
+                a = np.zeros_like(values[i]) if g is None else np.asarray(analytic[id(g)])
+                if a.shape != values[i].shape:
+                    failures.append(f"order {k}: the gradient for input {i} '{names[i]}' has shape {a.shape}, "
+                                    f"expected {values[i].shape}")
+                    continue
+                num = _numeric(f_eval, base, i, eps)
+                rec, msg = _compare(k, i, names[i], a, num, g is not None, rtol, atol)
+                records.append(rec)
+                if msg:
+                    failures.append(msg)
+            if failures or k == order:
+                break
+            with graph.as_default():
+                parts = []
+                for i, g in zip(wrt, grads):
+                    if g is not None:
+                        r = rng.standard_normal(values[i].shape)
+                        parts.append(reduce_sum(g * constant(r, dtype=g.dtype)))
+                f = _sum(parts)
+        if failures:
+            head = (f"gradient check failed (eps={eps:g}, rtol={rtol:g}, atol={atol:g}; an order-k gradient is "
+                    f"compared with finite differences of the projected order-(k-1) gradient):")
+            raise AssertionError(head + "\n" + "\n".join("  " + m.replace("\n", "\n  ") for m in failures))
+        return records
+    finally:
+        sess.close()
 
 
 def _sum(parts: List[Tensor]) -> Optional[Tensor]:

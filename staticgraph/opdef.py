@@ -12,6 +12,9 @@ An OpDef holds, in one place:
   declares the op non-differentiable;
 - ``ref_inputs``: positions of inputs that name a variable rather than read
   its value (``Assign``'s target): they are not evaluated;
+- ``value_inputs``: positions of the inputs whose *values* reach the outputs
+  (None: all); the others only supply a run-time shape (``BroadcastLike``'s
+  ``ref``), so dependence, and hence differentiation, does not flow through them;
 - ``version``: bump it when semantics change (invalidates cached plans).
 
 Backends keep their own kernel registries keyed by ``OpDef.type``.
@@ -34,6 +37,7 @@ class OpDef:
     stateful: bool = False
     version: int = 1
     ref_inputs: tuple = ()
+    value_inputs: Optional[tuple] = None
     doc: str = field(default="", compare=False)
 
     def __post_init__(self):

@@ -115,6 +115,7 @@ class Session:
     def close(self) -> None:
         """Release the session's state and plans."""
         self._closed = True
+        self._state.closed = True
         self._plans.clear()
 
     def __enter__(self) -> "Session":
@@ -126,14 +127,14 @@ class Session:
 
 def _structure_key(fetches) -> tuple:
     leaves, _ = flatten(fetches, lambda x: isinstance(x, (Tensor, Operation)))
-    return tuple(id(x) for x in leaves) + (repr(_shape_of(fetches)),)
+    return tuple(id(x) for x in leaves) + (_shape_of(fetches),)
 
 
 def _shape_of(s):
     if isinstance(s, (Tensor, Operation)):
         return "."
     if isinstance(s, dict):
-        return (type(s).__name__, tuple((k, _shape_of(v)) for k, v in s.items()))
+        return (type(s), tuple((k, _shape_of(v)) for k, v in s.items()))
     if isinstance(s, (list, tuple)):
-        return (type(s).__name__, tuple(_shape_of(v) for v in s))
+        return (type(s), tuple(_shape_of(v) for v in s))
     return "?"

@@ -41,7 +41,10 @@ class Variable(Tensor):
             op.variable = self
             self.initial_value = init
             self.trainable = bool(trainable)
-            self.initializer = assign(self, init, name=f"{op.name}/Assign")
+            # op.name already carries the enclosing name scope: name the initializer relative to it
+            scope = "/".join(graph._name_stack)
+            local = op.name[len(scope) + 1:] if scope and op.name.startswith(scope + "/") else op.name
+            self.initializer = assign(self, init, name=f"{local}/Assign")
         graph.add_to_collection(GLOBAL_VARIABLES, self)
         if trainable:
             graph.add_to_collection(TRAINABLE_VARIABLES, self)

@@ -247,6 +247,7 @@ def test_missing_feed_names_placeholder(target):
             sess.run(loss, {y: np.zeros(2, np.float32)})
         assert isinstance(info.value, ValueError)
         assert info.value.op is x.op
+        assert THIS_FILE in str(info.value)       # where the placeholder was defined
         with pytest.raises(sg.errors.InvalidArgumentError, match="labels"):
             sess.run(loss, {x: np.zeros((2, 3), np.float32)})
         with pytest.raises(sg.errors.InvalidArgumentError, match="feed"):
@@ -387,3 +388,22 @@ def test_error_classes():
     assert issubclass(sg.errors.InvalidArgumentError, ValueError)
     assert issubclass(sg.errors.FailedPreconditionError, sg.errors.OpError)
     assert issubclass(sg.errors.NotFoundError, sg.errors.OpError)
+
+
+def test_runtime_assign_shape_mismatch_names_variable(target):
+    v = sg.Variable(np.zeros(3, np.float32), name="state_v")
+    p = sg.placeholder(sg.float32, None, name="anything")
+    with session(target) as sess:
+        sess.run(v.initializer)
+        for op, fed in [(v.assign(p), (2, 3)), (v.assign_add(p), (4,)), (v.assign_sub(p), (3, 1))]:
+            with pytest.raises(sg.errors.InvalidArgumentError, match=r"state_v.*\(3,\)") as info:
+                sess.run(op, {p: np.ones(fed, np.float32)})
+            assert str(tuple(fed)) in str(info.value)
+        np.testing.assert_array_equal(sess.run(v), np.zeros(3, np.float32))   # nothing landed
+        sess.run(v.assign_add(p), {p: np.ones((1,), np.float32)})           # broadcastable is fine
+        np.testing.assert_array_equal(sess.run(v), np.ones(3, np.float32))
+
+
+def test_constant_of_a_tensor_rejected():
+    with pytest.raises(TypeError, match="constant"):
+        sg.constant(sg.constant(1.0))

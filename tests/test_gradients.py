@@ -244,6 +244,46 @@ def test_cast_gradient_dtypes(rng):
     np.testing.assert_allclose(v64, 2 * a64.astype(np.float32), rtol=1e-6)
 
 
+# -- the shape-following ops the gradient pass itself builds (differentiated at higher orders) ------
+
+def _spec(index):
+    from staticgraph.ops.array import _index_spec
+    return _index_spec(index)
+
+
+INTERNAL = [
+    _case("broadcast_like", lambda a, r: sg.ops.broadcast_like(a, r) * r, U(3, 1), U(3, 4)),
+    _case("sum_to_like", lambda a, r: sg.ops.sum_to_like(a, r) * r, U(2, 3, 4), U(3, 1)),
+    _case("reshape_like", lambda a, r: sg.ops.reshape_like(a, r) * r, U(12), U(3, 4)),
+    _case("scatter_like", lambda a, r: sg.ops.scatter_like(a, r, _spec((slice(1, None), 0))) * r, U(2), U(3, 2)),
+    _case("split_like", lambda a, r1, r2: sg.ops.split_like(a, [r1, r2], 1)[1] * r2, U(2, 5), U(2, 2), U(2, 3)),
+    _case("unknown-shapes", lambda a, r: sg.ops.sum_to_like(sg.ops.broadcast_like(a, r) * r, a), U(3, 1), U(3, 4),
+          shapes=[(None, 1), (None, None)]),
+]
+
+
+@pytest.mark.parametrize("build, gens, kw", INTERNAL)
+def test_internal_shape_ops(rng, build, gens, kw):
+    records = check(rng, build, gens, **kw)
+    check(rng, build, gens, order=2, **kw)
+    # the value input is connected; ref inputs carry values only through the explicit "* r"
+    assert records[0].index == 0 and records[0].connected
+
+
+def test_shape_only_inputs_carry_no_gradient():
+    a = sg.placeholder(sg.float64, (3, 1))
+    r = sg.placeholder(sg.float64, (3, 4))
+    c = sg.placeholder(sg.float64, (3,))
+    for y in (sg.ops.broadcast_like(a, r), sg.ops.sum_to_like(r, a), sg.ops.reshape_like(r, sg.reshape(r, (12,))),
+              sg.ops.scatter_like(c, r, _spec((slice(None), 0)))):
+        first, ref = y.op.inputs
+        assert sg.gradients(y.sum(), ref) == [None], y.op.type
+        assert sg.gradients(y.sum(), first)[0] is not None, y.op.type
+    pieces = sg.ops.split_like(r, [a, sg.ones((3, 3), sg.float64)], 1)
+    assert sg.gradients(pieces[0].sum(), a) == [None]
+    assert sg.gradients(pieces[0].sum(), r)[0] is not None
+
+
 # -- partly unknown static shapes ----------------------------------------------------------------
 
 UNKNOWN = [
@@ -324,6 +364,34 @@ def test_checker_detects_wrong_gradient(rng):
     assert "input 0 'x0'" in msg and "worst element" in msg and "order 1" in msg
 
 
+@pytest.mark.parametrize("op_type, wrong_rule, build, gen", [
+    ("Sin", lambda op, g: [g * sg.sin(op.inputs[0])], sg.sin, U(4)),                       # wrong formula
+    ("Sub", lambda op, g: [g, g], lambda a, b: a - b, U(3)),                                 # wrong sign
+    ("Sigmoid", lambda op, g: [g * op.outputs[0]], sg.sigmoid, U(2, 2)),                   # missing factor
+])
+def test_checker_catches_wrong_rules(rng, monkeypatch, op_type, wrong_rule, build, gen):
+    import dataclasses
+    from staticgraph import opdef
+    check(rng, build, [gen] * (2 if op_type == "Sub" else 1))  # the real rule passes
+    monkeypatch.setitem(opdef._REGISTRY, op_type, dataclasses.replace(opdef.get_opdef(op_type), grad=wrong_rule))
+    with pytest.raises(AssertionError, match="worst element"):
+        check(rng, build, [gen] * (2 if op_type == "Sub" else 1))
+
+
+def test_checker_arguments(rng):
+    recs = sg.check_gradients(lambda a, i: a * sg.cast(i, sg.float64), [rng.uniform(size=3), np.arange(3)])
+    assert [(r.order, r.index) for r in recs] == [(1, 0)]          # only the floating input is checked
+    recs = sg.check_gradients(lambda a, b: a * b, [rng.uniform(size=2), rng.uniform(size=2)], wrt=[1], order=2)
+    assert [(r.order, r.index) for r in recs] == [(1, 1), (2, 1)]
+    with pytest.raises(TypeError, match="only floating point"):
+        sg.check_gradients(lambda a, i: a, [rng.uniform(size=3), np.arange(3)], wrt=[1])
+    with pytest.raises(TypeError, match="floating point"):
+        sg.check_gradients(lambda a: sg.argmax(a), [rng.uniform(size=3)])
+    before = len(sg.get_default_graph().get_operations())
+    sg.check_gradients(sg.exp, rng.uniform(size=(2, 2)))               # a bare array is one input
+    assert len(sg.get_default_graph().get_operations()) == before     # builds in a private graph
+
+
 def test_checker_reports_none_gradient(rng):
     with pytest.raises(AssertionError, match="returned None"):
         check(rng, lambda a: sg.stop_gradient(a) * 3.0, [U(3)])
@@ -390,10 +458,19 @@ def test_grad_ys_for_list_of_ys(rng):
     np.testing.assert_allclose(_run(g, {x: xv}), np.exp(xv) * [1, 2, 3] + 0.5, rtol=1e-12)
 
 
-def test_grad_ys_wrong_count():
-    x = sg.placeholder(sg.float64, (3,))
+def test_grad_ys_wrong_count_dtype_or_shape():
+    x = sg.placeholder(sg.float64, (2, 3))
     with pytest.raises(ValueError):
-        sg.gradients([x * 2.0, x * 3.0], x, grad_ys=[np.ones(3)])
+        sg.gradients([x * 2.0, x * 3.0], x, grad_ys=[np.ones((2, 3))])
+    with pytest.raises(TypeError, match="dtype"):
+        sg.gradients(x * 2.0, x, grad_ys=sg.placeholder(sg.float32, (2, 3)))
+    with pytest.raises(ValueError, match="shape"):
+        sg.gradients(x * 2.0, x, grad_ys=np.ones(3))
+    with pytest.raises(ValueError, match="shape"):
+        sg.gradients(x * 2.0, x, grad_ys=sg.placeholder(sg.float64, (3, None)))
+    # unknown dims are accepted
+    g, = sg.gradients(x * 2.0, x, grad_ys=sg.placeholder(sg.float64, (None, 3)))
+    assert g is not None
 
 
 def test_list_of_ys_is_their_sum(rng):

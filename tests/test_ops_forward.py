@@ -677,3 +677,14 @@ def test_expand_dims(target, rng):
     for out, (t, expected) in zip(outs, cases):
         check_static_shape(t, expected.shape, "none_dims")
         check(out, expected)
+
+
+def test_fill_shapes_accept_numpy_ints(target):
+    z = sg.zeros(np.int64(3))
+    o = sg.ones((np.int32(2), np.int64(1)), dtype=sg.int64)
+    r = sg.random_uniform(np.int64(4), seed=0)
+    assert z.shape == (3,) and o.shape == (2, 1) and r.shape == (4,)
+    out = run(target, [z, o, r])
+    check(out[0], np.zeros(3, np.float32))
+    check(out[1], np.ones((2, 1), np.int64))
+    assert out[2].shape == (4,)

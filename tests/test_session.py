@@ -498,3 +498,36 @@ def test_session_default_graph_is_captured_at_creation(target):
     with sess:
         assert sess.graph is g
         check(sess.run(c), np.float32(2.0))
+
+
+def test_feeding_one_output_of_a_multi_output_op(target):
+    # split_like has two outputs: feeding one must override it even though the op still runs
+    from staticgraph.ops import split_like
+    x = sg.constant(np.arange(6.0, dtype=np.float32))
+    a, b = split_like(x, [sg.constant(np.zeros(2, np.float32)), sg.constant(np.zeros(4, np.float32))], 0)
+    fed = np.array([9.0, 8.0], np.float32)
+    with session(target) as sess:
+        out = sess.run([a, b * 1.0, a * 2.0], {a: fed})
+    check(out[0], fed)
+    check(out[1], np.arange(2.0, 6.0, dtype=np.float32))
+    check(out[2], fed * 2)
+
+
+def test_plan_refuses_to_run_after_its_session_closed():
+    x = sg.placeholder(sg.float32, (None,))
+    sess = sg.Session()
+    plan = sess.compile(x * 2.0, [x])
+    np.testing.assert_array_equal(plan(np.ones(3, np.float32)), np.full(3, 2.0, np.float32))
+    sess.close()
+    with pytest.raises(RuntimeError, match="closed Session"):
+        plan(np.ones(3, np.float32))
+
+
+def test_fetch_structures_of_same_named_namedtuple_types_are_kept_apart():
+    import collections
+    A = collections.namedtuple("P", ["a"])
+    B = collections.namedtuple("P", ["a"])
+    c = sg.constant(1.0)
+    with sg.Session() as sess:
+        assert type(sess.run(A(c))) is A
+        assert type(sess.run(B(c))) is B

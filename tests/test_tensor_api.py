@@ -557,3 +557,16 @@ def test_bool_tensor_arithmetic_rejected():
     b = sg.constant(np.array([True, False]))
     with pytest.raises(TypeError, match="bool"):
         b + b
+
+
+@pytest.mark.parametrize("value", [2 ** 40, -2 ** 31 - 1, [1, 2 ** 33], np.array([2 ** 40])])
+def test_weak_int_out_of_range_for_int32_raises(value):
+    x = sg.constant(np.array([1, 2], np.int32), name="small")
+    with pytest.raises(OverflowError, match="small"):
+        x + value
+
+
+def test_weak_int_in_range_for_int32(target):
+    x = sg.constant(np.array([1, 2], np.int32))
+    check(run(target, [x + (2 ** 31 - 3), x * np.int64(-5)])[0], np.array([2 ** 31 - 2, 2 ** 31 - 1], np.int32))
+    check(run(target, x * np.int64(-5)), np.array([-5, -10], np.int32))

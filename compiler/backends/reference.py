@@ -45,7 +45,7 @@ class ReferenceExecutable:
 
     def __init__(self, sched: Schedule):
         self.schedule = sched
-        fed = set(sched.feeds)
+        fed = self._fed = set(sched.feeds)
         self.steps = [op for op in sched.ops if not (op.outputs and all(o in fed for o in op.outputs))]
 
     def run(self, state: SessionState, feed_values: Sequence[np.ndarray]) -> Tuple[List[np.ndarray], dict]:
@@ -59,7 +59,8 @@ class ReferenceExecutable:
                 if len(op.outputs) == 1:
                     out = (out,)
                 for t, value in zip(op.outputs, out):
-                    env[t] = _checked(t, value)
+                    if t not in self._fed:     # a fed output keeps its fed value
+                        env[t] = _checked(t, value)
         return [env[t] for t in self.schedule.fetches], ctx.updates
 
     def explain(self) -> str:

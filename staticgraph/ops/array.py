@@ -8,7 +8,7 @@ import numpy as np
 from .. import dtypes
 from ..shapes import fmt, normalize_axes, num_elements
 from ..tensor import Tensor
-from .core import TensorLike, as_tensor, def_op, graph_of, make, value_inputs
+from .core import TensorLike, as_tensor, def_op, graph_of, make
 
 
 # -- reshape ------------------------------------------------------------------------------------
@@ -38,7 +38,7 @@ def _reshape_infer(x, shape):
 def_op("Reshape", _reshape_infer, lambda x, shape: np.reshape(x, shape),
        lambda op, g: [reshape_like(g, op.inputs[0])], default_name="reshape")
 def_op("ReshapeLike", lambda a, ref: (ref.shape, a.dtype), lambda a, ref: np.reshape(a, ref.shape),
-       value_inputs(0)(lambda op, g: [reshape_like(g, op.inputs[0]), None]), default_name="reshape_like")
+       lambda op, g: [reshape_like(g, op.inputs[0]), None], default_name="reshape_like", value_inputs=(0,))
 
 
 def reshape(x: TensorLike, shape: Sequence[int], name: Optional[str] = None) -> Tensor:
@@ -146,7 +146,6 @@ def _split_reference(a, *refs, axis):
     return tuple(np.split(a, bounds, axis=axis))
 
 
-@value_inputs(0)
 def _split_grad(op, *grads):
     pieces = [g if g is not None else zeros_like(ref) for g, ref in zip(grads, op.inputs[1:])]
     return [concat(pieces, op.attrs["axis"])] + [None] * (len(op.inputs) - 1)
@@ -155,7 +154,7 @@ def _split_grad(op, *grads):
 def_op("Concat", _concat_infer, lambda *values, axis: np.concatenate(values, axis=axis), _concat_grad,
        default_name="concat")
 def_op("SplitLike", lambda a, *refs, axis: [(r.shape, a.dtype) for r in refs], _split_reference,
-       _split_grad, default_name="split_like")
+       _split_grad, default_name="split_like", value_inputs=(0,))
 
 
 def concat(values: Sequence[TensorLike], axis: int, name: Optional[str] = None) -> Tensor:
@@ -258,8 +257,8 @@ def _scatter_reference(g, ref, spec):
 def_op("GetItem", _getitem_infer, lambda x, spec: np.asarray(x[_np_index(spec)]),
        lambda op, g: [scatter_like(g, op.inputs[0], op.attrs["spec"])], default_name="getitem")
 def_op("ScatterLike", lambda g, ref, spec: (ref.shape, g.dtype), _scatter_reference,
-       value_inputs(0)(lambda op, g: [make("GetItem", [g], spec=op.attrs["spec"]), None]),
-       default_name="scatter_like")
+       lambda op, g: [make("GetItem", [g], spec=op.attrs["spec"]), None], default_name="scatter_like",
+       value_inputs=(0,))
 
 
 def getitem(x: Tensor, index, name: Optional[str] = None) -> Tensor:
@@ -309,7 +308,7 @@ def stop_gradient(x: TensorLike, name: Optional[str] = None) -> Tensor:
 
 
 def _fill_shape(shape) -> tuple:
-    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
     if any(d is None or int(d) < 0 for d in shape):
         raise ValueError(f"fill shapes must be fully known and non-negative, got {shape}")
     return tuple(int(d) for d in shape)

@@ -77,6 +77,10 @@ def _coerce_to(value: Any, dtype: np.dtype, graph, partner: Tensor) -> Tensor:
     if not ok:
         raise TypeError(f"cannot combine tensor '{partner.name}' of dtype {dtype.name} with {value!r} "
                         f"(dtype {arr.dtype.name}) without a cast; use sg.cast")
+    if dtype.kind in "iu" and arr.dtype.kind in "iu" and arr.size:
+        info = np.iinfo(dtype)   # a weak int must fit the tensor's int dtype (no silent wraparound)
+        if arr.min() < info.min or arr.max() > info.max:
+            raise OverflowError(f"{value!r} is out of bounds for tensor '{partner.name}' of dtype {dtype.name}")
     with graph.as_default():
         return constant(arr, dtype=dtype)
 
@@ -106,19 +110,11 @@ def require_float(t: Tensor, op_name: str) -> None:
         raise TypeError(f"{op_name} needs a floating point tensor, got '{t.name}' of dtype {t.dtype.name}")
 
 
-def value_inputs(*positions: int):
-    """Mark a gradient rule: only the inputs at ``positions`` carry values to the op's outputs; the
-    others only supply run-time shapes, so autodiff does not propagate dependence through them."""
-    def mark(rule):
-        rule.value_inputs = tuple(positions)
-        return rule
-    return mark
-
-
 def def_op(type_: str, infer, reference, grad=None, default_name: str = "", stateful: bool = False,
-           version: int = 1, ref_inputs: tuple = ()) -> OpDef:
+           version: int = 1, ref_inputs: tuple = (), value_inputs: Optional[tuple] = None) -> OpDef:
     """Declare and register an op type (see ``staticgraph.opdef``)."""
-    return register(OpDef(type_, infer, reference, grad, default_name, stateful, version, ref_inputs))
+    return register(OpDef(type_, infer, reference, grad, default_name, stateful, version, ref_inputs,
+                          value_inputs))
 
 
 # -- the graph's leaves --------------------------------------------------------------

@@ -221,19 +221,33 @@ def _matmul_grad(op, g):
     a, b = op.inputs
     if a.ndim is None or b.ndim is None:
         raise ValueError(f"gradient of matmul '{op.name}' needs operands of known rank")
-    a2 = expand_dims(a, 0) if a.ndim == 1 else a
-    b2 = expand_dims(b, 1) if b.ndim == 1 else b
-    g2 = g
-    if a.ndim == 1:
-        g2 = expand_dims(g2, g2.ndim - (0 if b.ndim == 1 else 1))
-    if b.ndim == 1:
-        g2 = expand_dims(g2, g2.ndim)
+    memo = {}
+
+    def lazy(key, fn):  # build each promoted tensor once, and only if a needed gradient uses it
+        if key not in memo:
+            memo[key] = fn()
+        return memo[key]
+    a2 = lambda: lazy("a", lambda: expand_dims(a, 0) if a.ndim == 1 else a)  # noqa: E731
+    b2 = lambda: lazy("b", lambda: expand_dims(b, 1) if b.ndim == 1 else b)  # noqa: E731
+
+    def g2():
+        def build():
+            r = g
+            if a.ndim == 1:
+                r = expand_dims(r, r.ndim - (0 if b.ndim == 1 else 1))
+            if b.ndim == 1:
+                r = expand_dims(r, r.ndim)
+            return r
+        return lazy("g", build)
 
     def back(x, x2, full):
-        r = _sum_to(full, x2)
-        return reshape_like(r, x) if x2 is not x else r
-    return [lambda: back(a, a2, matmul(g2, _swap_last(b2))),
-            lambda: back(b, b2, matmul(_swap_last(a2), g2))]
+        if x.ndim != 1:
+            return _sum_to(full, x)
+        if full.ndim == 2:  # nothing to sum over: just drop the promoted axis
+            return reshape_like(full, x)
+        return reshape_like(_sum_to(full, x2()), x)
+    return [lambda: back(a, a2, matmul(g2(), _swap_last(b2()))),
+            lambda: back(b, b2, matmul(_swap_last(a2()), g2()))]
 
 
 def_op("MatMul", _matmul_infer, np.matmul, _matmul_grad, default_name="matmul")

@@ -9,7 +9,7 @@ import numpy as np
 from .. import dtypes
 from ..shapes import broadcast, fmt, normalize_axes, num_elements, reduced
 from ..tensor import Tensor
-from .core import TensorLike, as_tensor, def_op, make, value_inputs
+from .core import TensorLike, as_tensor, def_op, make
 
 
 # -- shape-following ops (their second input only supplies a run-time shape) ----------------
@@ -32,9 +32,9 @@ def _sum_to_shape(a: np.ndarray, shape) -> np.ndarray:
 
 
 def_op("BroadcastLike", _broadcast_like_infer, lambda a, ref: np.broadcast_to(a, ref.shape),
-       value_inputs(0)(lambda op, g: [sum_to_like(g, op.inputs[0]), None]), default_name="broadcast_like")
+       lambda op, g: [sum_to_like(g, op.inputs[0]), None], default_name="broadcast_like", value_inputs=(0,))
 def_op("SumToLike", lambda a, ref: (ref.shape, a.dtype), lambda a, ref: _sum_to_shape(a, ref.shape),
-       value_inputs(0)(lambda op, g: [broadcast_like(g, op.inputs[0]), None]), default_name="sum_to_like")
+       lambda op, g: [broadcast_like(g, op.inputs[0]), None], default_name="sum_to_like", value_inputs=(0,))
 
 
 def broadcast_like(a: TensorLike, ref: Tensor, name: Optional[str] = None) -> Tensor:
