@@ -18,15 +18,7 @@ Run:  python examples/higher_order.py
 import numpy as np
 
 import staticgraph as sg
-
-
-def torch_style(a):
-    """Format a 1-D array as the lecture's PyTorch session prints it."""
-    flat = np.asarray(a).ravel()
-    ints = np.all(flat == np.round(flat))
-    items = ["%.0f." % v if ints else "%.4f" % v for v in flat]
-    width = max(len(s) for s in items)
-    return "tensor([%s])" % ", ".join(s.rjust(width) for s in items)
+from _lecture_format import torch_style
 
 
 def main():

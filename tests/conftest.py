@@ -18,3 +18,9 @@ def rng(request):
     seed = np.random.SeedSequence().entropy % (2 ** 32)
     request.node.user_properties.append(("seed", seed))
     return np.random.default_rng(seed)
+
+
+@pytest.fixture(params=["default", "reference"])
+def target(request):
+    """Each test using it runs on sg.Session()'s default target and on the reference backend."""
+    return request.param

@@ -9,26 +9,11 @@ import numpy as np
 import pytest
 
 import staticgraph as sg
+from helpers import run, session
 
-TARGETS = ["default", "reference"]
 MODES = ["const", "exact", "none_dims", "unknown_rank"]
 SHAPES = [(), (1,), (7,), (3, 1), (1, 5), (2, 3, 4)]
 FLOATS = [np.float32, np.float64]
-
-
-@pytest.fixture(params=TARGETS)
-def target(request):
-    return request.param
-
-
-def session(target):
-    """``sg.Session()`` (default target "cpu") or ``sg.Session(target="reference")``."""
-    return sg.Session() if target == "default" else sg.Session(target=target)
-
-
-def run(target, fetches, feed_dict=None):
-    with session(target) as sess:
-        return sess.run(fetches, feed_dict)
 
 
 def rand(rng, shape, dtype, low=-2.0, high=2.0):

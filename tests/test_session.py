@@ -6,21 +6,10 @@ import numpy as np
 import pytest
 
 import staticgraph as sg
+from helpers import run, session
 
-TARGETS = ["default", "reference"]
 
 Pair = collections.namedtuple("Pair", ["first", "second"])
-
-
-@pytest.fixture(params=TARGETS)
-def target(request):
-    return request.param
-
-
-def session(target, graph=None):
-    if target == "default":
-        return sg.Session(graph) if graph is not None else sg.Session()
-    return sg.Session(graph=graph, target=target)
 
 
 def check(out, expected, dtype=None):

@@ -8,22 +8,8 @@ import numpy as np
 import pytest
 
 import staticgraph as sg
+from helpers import run, session
 
-TARGETS = ["default", "reference"]
-
-
-@pytest.fixture(params=TARGETS)
-def target(request):
-    return request.param
-
-
-def session(target):
-    return sg.Session() if target == "default" else sg.Session(target=target)
-
-
-def run(target, fetches, feed_dict=None):
-    with session(target) as sess:
-        return sess.run(fetches, feed_dict)
 
 
 def check(out, expected, dtype=None, rtol=None, atol=None):
