@@ -14,6 +14,9 @@ class OpError(Exception):
     def __init__(self, message: str, op: Optional[Any] = None):
         if op is not None and getattr(op, "defined_at", None):
             message = f"{message}\n  (op '{op.name}' defined at {op.defined_at})"
+            fwd = getattr(op, "grad_of", None)
+            if fwd is not None:
+                message += f"\n  (part of the gradient of {fwd.type} '{fwd.name}' defined at {fwd.defined_at})"
         super().__init__(message)
         self.message = message
         self.op = op

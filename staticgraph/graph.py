@@ -40,8 +40,9 @@ class Operation:
     def __init__(self, graph: "Graph", op_id: int, op_type: str, name: str,
                  inputs: Sequence[Tensor], attrs: Dict[str, Any],
                  control_inputs: Sequence["Operation"], out_specs: Sequence[tuple],
-                 defined_at: str, grad_of: Optional["Operation"]):
+                 defined_at: str, grad_of: Optional["Operation"], opdef=None):
         self.graph = graph
+        self.opdef = opdef
         self.id = op_id
         self.type = op_type
         self.name = name
@@ -56,11 +57,6 @@ class Operation:
     def is_gradient(self) -> bool:
         """True for ops built by the gradient pass."""
         return self.grad_of is not None
-
-    @property
-    def opdef(self):
-        from .opdef import get_opdef
-        return get_opdef(self.type)
 
     def __repr__(self) -> str:
         return f"<sg.Operation '{self.name}' type={self.type}>"
@@ -109,7 +105,7 @@ class Graph:
             unique = self.unique_name(name or opdef.default_name)
             grad_of = self._grad_stack[-1] if self._grad_stack else None
             op = Operation(self, len(self._ops), op_type, unique, inputs, attrs, control, specs,
-                           where, grad_of)
+                           where, grad_of, opdef)
             self._ops.append(op)
         return op
 

@@ -396,3 +396,16 @@ def test_runtime_assign_shape_mismatch_names_variable(target):
 def test_constant_of_a_tensor_rejected():
     with pytest.raises(TypeError, match="constant"):
         sg.constant(sg.constant(1.0))
+
+
+def test_errors_on_gradient_ops_name_the_forward_op_and_its_line():
+    x = sg.placeholder(sg.float32, (None, 3), name="x")
+    w = sg.Variable(np.ones((3, 2), np.float32), name="w")
+    y = sg.matmul(x, w, name="proj")
+    forward_line = y.op.defined_at
+    (gw,) = sg.gradients(y.sum(), w)
+    assert gw.op.grad_of is not None
+    err = sg.errors.InvalidArgumentError("boom", gw.op)
+    text = str(err)
+    assert f"op '{gw.op.name}' defined at" in text
+    assert "gradient of MatMul 'proj'" in text and forward_line in text
