@@ -39,7 +39,7 @@ def gradients(ys: Sequence[Tensor], xs: Sequence[Tensor], grad_ys: Optional[Sequ
             raise ValueError(f"gradients: tensor '{t.name}' belongs to another graph")
     stopped = set(stop_gradients)
     reached = _reached(graph, xs, stopped)
-    between = _between(ys, reached)
+    between = _between(ys, reached, stopped)
 
     grads: Dict[Tensor, List[Tensor]] = {}
     with graph.as_default():
@@ -71,9 +71,10 @@ def _consumers(graph, start_id: int) -> Dict[Tensor, List[Operation]]:
 
 
 def _reached(graph, xs: Sequence[Tensor], stopped: Set[Tensor]) -> Set[Tensor]:
-    """Tensors that depend differentiably on ``xs`` (``xs`` included)."""
+    """Tensors that depend differentiably on ``xs`` (``xs`` included, even stopped ones: a stopped
+    x still gets its own gradient, it only passes none on to what produced it)."""
     consumers = _consumers(graph, min(x.op.id for x in xs))
-    reached: Set[Tensor] = set(x for x in xs if x not in stopped)
+    reached: Set[Tensor] = set(xs)
     stack = list(reached)
     while stack:
         t = stack.pop()
@@ -87,19 +88,19 @@ def _reached(graph, xs: Sequence[Tensor], stopped: Set[Tensor]) -> Set[Tensor]:
     return reached
 
 
-def _between(ys: Sequence[Tensor], reached: Set[Tensor]) -> Set[Operation]:
-    """Ops on some path from the xs (via ``reached``) to ``ys``."""
+def _between(ys: Sequence[Tensor], reached: Set[Tensor], stopped: Set[Tensor]) -> Set[Operation]:
+    """Ops on some path from the xs (via ``reached``) to ``ys`` that does not cross a stopped tensor."""
     ops: Set[Operation] = set()
-    stack = [y.op for y in ys if y in reached]
+    stack = [y.op for y in ys if y in reached and y not in stopped]
     while stack:
         op = stack.pop()
-        if op in ops or not any(o in reached for o in op.outputs):
+        if op in ops:
             continue
         inputs = [op.inputs[i] for i in _value_inputs(op)]
         if not any(t in reached for t in inputs):
             continue
         ops.add(op)
-        stack.extend(t.op for t in inputs if t in reached)
+        stack.extend(t.op for t in inputs if t in reached and t not in stopped)
     return ops
 
 

@@ -11,6 +11,7 @@ from typing import Any, Callable, List, Sequence
 
 import numpy as np
 
+from staticgraph import dtypes
 from staticgraph.errors import InvalidArgumentError
 from staticgraph.shapes import fmt, is_compatible
 from staticgraph.tensor import Tensor
@@ -70,6 +71,10 @@ def convert_feed(t: Tensor, value: Any) -> np.ndarray:
         if arr.dtype.kind not in "biuf" or not np.can_cast(arr.dtype, t.dtype, "same_kind"):
             raise InvalidArgumentError(f"cannot feed a value of dtype {arr.dtype.name} to {what}, which has "
                                        f"dtype {t.dtype.name} (use an array of dtype {t.dtype.name})", t.op)
+        problem = dtypes.lossless_problem(arr, t.dtype) if arr.dtype.kind in "iu" else ""
+        if problem:
+            raise InvalidArgumentError(f"cannot feed this {arr.dtype.name} value to {what} of dtype "
+                                       f"{t.dtype.name}: {problem}", t.op)
         arr = arr.astype(t.dtype)
     if not is_compatible(t.shape, arr.shape):
         raise InvalidArgumentError(f"cannot feed a value of shape {tuple(arr.shape)} to {what}, which has "

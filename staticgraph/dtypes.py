@@ -60,3 +60,18 @@ def dtype_of_value(value: Any) -> np.dtype:
     if arr.dtype == object:
         raise TypeError(f"cannot make a tensor from {value!r}")
     return as_dtype(arr.dtype)
+
+
+def lossless_problem(arr: np.ndarray, dtype: np.dtype) -> str:
+    """Why converting ``arr`` to integer ``dtype`` would change values ("" when it would not):
+    non-integral floats, or integers out of the dtype's range (no silent wraparound)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind not in "iu" or arr.size == 0 or arr.dtype.kind not in "biuf":
+        return ""
+    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr) & (arr == np.round(arr))):
+        return f"it holds non-integer values (e.g. {arr[~(np.isfinite(arr) & (arr == np.round(arr)))].flat[0]!r})"
+    info = np.iinfo(dtype)
+    lo, hi = arr.min(), arr.max()
+    if lo < info.min or hi > info.max:
+        return f"its values [{lo}, {hi}] do not fit {dtype.name} [{info.min}, {info.max}]"
+    return ""

@@ -409,3 +409,11 @@ def test_errors_on_gradient_ops_name_the_forward_op_and_its_line():
     text = str(err)
     assert f"op '{gw.op.name}' defined at" in text
     assert "gradient of MatMul 'proj'" in text and forward_line in text
+
+
+def test_feeding_int64_values_that_do_not_fit_int32_is_rejected():
+    i = sg.placeholder(sg.int32, (None,), name="idx")
+    with sg.Session() as sess:
+        np.testing.assert_array_equal(sess.run(i + 1, {i: np.array([1, 2], np.int64)}), [2, 3])
+        with pytest.raises(sg.errors.InvalidArgumentError, match=r"placeholder 'idx'.*do not fit int32"):
+            sess.run(i + 1, {i: np.array([2 ** 40], np.int64)})

@@ -633,3 +633,19 @@ def test_mixed_graphs_rejected():
         y = sg.placeholder(sg.float64, (2,)) * 2.0
     with pytest.raises(ValueError):
         sg.gradients(y, x)
+
+
+def test_stopped_xs_get_their_own_gradient_but_pass_none_on():
+    # TF1's documented example: each x is treated as a constant by the others.
+    a = sg.constant(0.5, dtype=sg.float64)
+    b = 2.0 * a
+    loss = a * b + 3.0 * b                      # d/da = b + 2a*... without the b<-a path: b
+    g_stopped = sg.gradients(loss, [a, b], stop_gradients=[a, b])
+    g_full = sg.gradients(loss, [a, b])
+    with sg.Session() as sess:
+        ga_s, gb_s = sess.run(g_stopped)
+        ga_f, gb_f = sess.run(g_full)
+    assert ga_s == pytest.approx(1.0)          # d(a*b + 3b)/da with b held constant = b = 1
+    assert gb_s == pytest.approx(0.5 + 3.0)    # d/db = a + 3
+    assert gb_f == pytest.approx(3.5)
+    assert ga_f == pytest.approx(1.0 + 2 * 3.5)  # direct b, plus db/da * dloss/db

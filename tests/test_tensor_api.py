@@ -556,3 +556,16 @@ def test_weak_int_in_range_for_int32(target):
     x = sg.constant(np.array([1, 2], np.int32))
     check(run(target, [x + (2 ** 31 - 3), x * np.int64(-5)])[0], np.array([2 ** 31 - 2, 2 ** 31 - 1], np.int32))
     check(run(target, x * np.int64(-5)), np.array([-5, -10], np.int32))
+
+
+@pytest.mark.parametrize("value, dtype", [(3.7, sg.int32), ([1.0, 2.5], sg.int64), (2 ** 40, sg.int32),
+                                          (np.array([np.nan]), sg.int64)])
+def test_constant_refuses_lossy_integer_conversion(value, dtype):
+    with pytest.raises(TypeError, match=f"cannot make a {np.dtype(dtype).name} constant"):
+        sg.constant(value, dtype=dtype)
+
+
+def test_constant_accepts_integral_floats_as_integers():
+    c = sg.constant([1.0, -2.0], dtype=sg.int32)
+    with sg.Session() as sess:
+        np.testing.assert_array_equal(sess.run(c), np.array([1, -2], np.int32))

@@ -49,6 +49,9 @@ def constant(value: Any, dtype=None, name: Optional[str] = None) -> Tensor:
     arr = np.asarray(value)
     if dtype is None and arr.dtype.kind not in "biuf":
         raise TypeError(f"cannot make a constant from {value!r}")
+    problem = dtypes.lossless_problem(arr, dt)
+    if problem:
+        raise TypeError(f"cannot make a {dt.name} constant from {value!r}: {problem}")
     arr = np.array(arr, dtype=dt)
     arr.setflags(write=False)
     return make("Const", [], name=name, value=arr, dtype=dt)
@@ -77,10 +80,10 @@ def _coerce_to(value: Any, dtype: np.dtype, graph, partner: Tensor) -> Tensor:
     if not ok:
         raise TypeError(f"cannot combine tensor '{partner.name}' of dtype {dtype.name} with {value!r} "
                         f"(dtype {arr.dtype.name}) without a cast; use sg.cast")
-    if dtype.kind in "iu" and arr.dtype.kind in "iu" and arr.size:
-        info = np.iinfo(dtype)   # a weak int must fit the tensor's int dtype (no silent wraparound)
-        if arr.min() < info.min or arr.max() > info.max:
-            raise OverflowError(f"{value!r} is out of bounds for tensor '{partner.name}' of dtype {dtype.name}")
+    problem = dtypes.lossless_problem(arr, dtype)   # a weak int must fit: no silent wraparound
+    if problem:
+        raise OverflowError(f"{value!r} is out of bounds for tensor '{partner.name}' of dtype {dtype.name}: "
+                            f"{problem}")
     with graph.as_default():
         return constant(arr, dtype=dtype)
 
