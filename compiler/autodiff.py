@@ -23,7 +23,7 @@ from typing import Dict, List, Optional, Sequence, Set
 
 from staticgraph import dtypes
 from staticgraph.graph import Operation
-from staticgraph.shapes import fmt
+from staticgraph.shapes import compatible, fmt
 from staticgraph.tensor import Tensor
 
 
@@ -118,8 +118,7 @@ def _seed(y: Tensor, gy, sgops) -> Tensor:
     gy = sgops.as_tensor(gy, dtype=y.dtype) if not isinstance(gy, Tensor) else gy
     if gy.dtype != y.dtype:
         raise TypeError(f"grad_ys for '{y.name}' has dtype {gy.dtype.name}, expected {y.dtype.name}")
-    if gy.shape is not None and y.shape is not None and not (
-            len(gy.shape) == len(y.shape) and all(a is None or b is None or a == b for a, b in zip(gy.shape, y.shape))):
+    if not compatible(gy.shape, y.shape):
         raise ValueError(f"grad_ys for '{y.name}' has shape {fmt(gy.shape)}, expected {fmt(y.shape)}")
     return gy
 
@@ -164,8 +163,6 @@ def _check_grad(op: Operation, x: Tensor, g: Tensor) -> None:
     if g.dtype != x.dtype:
         raise RuntimeError(f"gradient of {op.type} '{op.name}' for input '{x.name}' has dtype {g.dtype.name}, "
                            f"expected {x.dtype.name}")
-    if g.shape is not None and x.shape is not None:
-        ok = len(g.shape) == len(x.shape) and all(a is None or b is None or a == b for a, b in zip(g.shape, x.shape))
-        if not ok:
-            raise RuntimeError(f"incompatible shapes between input '{x.name}' {fmt(x.shape)} of {op.type} "
-                               f"'{op.name}' and its calculated gradient {fmt(g.shape)}")
+    if not compatible(g.shape, x.shape):
+        raise RuntimeError(f"incompatible shapes between input '{x.name}' {fmt(x.shape)} of {op.type} "
+                           f"'{op.name}' and its calculated gradient {fmt(g.shape)}")

@@ -40,6 +40,13 @@ def is_compatible(static: Shape, actual: Sequence[int]) -> bool:
     return len(static) == len(actual) and all(s is None or s == a for s, a in zip(static, actual))
 
 
+def compatible(a: Shape, b: Shape) -> bool:
+    """Can two static shapes describe the same run-time shape (unknown dims match anything)?"""
+    if a is None or b is None:
+        return True
+    return len(a) == len(b) and all(x is None or y is None or x == y for x, y in zip(a, b))
+
+
 def normalize_axes(axis, ndim: Optional[int], what: str = "axis") -> Optional[Tuple[int, ...]]:
     """``axis`` (None, int or ints) as sorted non-negative ints; ``None`` means all axes."""
     if axis is None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Iterable, List, Optional
 
-import numpy as np
 
 from . import dtypes
 from .graph import Operation, get_default_graph

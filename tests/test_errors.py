@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import staticgraph as sg
-from helpers import run, session
+from helpers import session
 
 THIS_FILE = os.path.basename(__file__)
 

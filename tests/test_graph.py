@@ -205,3 +205,9 @@ def test_version_counts_ops():
     v0 = g.version
     sg.constant(1.0) + 2.0
     assert g.version == v0 + 3
+
+
+def test_static_shape_compatibility():
+    from staticgraph.shapes import compatible
+    assert compatible((None, 3), (5, 3)) and compatible(None, (1, 2)) and compatible((), ())
+    assert not compatible((None, 3), (5, 4)) and not compatible((3,), (3, 1))

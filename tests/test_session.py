@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import staticgraph as sg
-from helpers import run, session
+from helpers import session
 
 
 Pair = collections.namedtuple("Pair", ["first", "second"])

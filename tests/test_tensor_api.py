@@ -1,7 +1,6 @@
 """The Tensor API (API.md §1, §10): operators, reflected operators, indexing, methods,
 attributes, static shape inference, names, dtype rules for values entering the graph
 and weak Python scalars. Expected values are computed here with NumPy."""
-import collections
 import operator
 
 import numpy as np

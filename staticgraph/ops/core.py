@@ -108,11 +108,6 @@ def const_value(t: Tensor) -> Optional[np.ndarray]:
     return t.op.attrs["value"] if t.op.type == "Const" else None
 
 
-def require_float(t: Tensor, op_name: str) -> None:
-    if not dtypes.is_floating(t.dtype):
-        raise TypeError(f"{op_name} needs a floating point tensor, got '{t.name}' of dtype {t.dtype.name}")
-
-
 def def_op(type_: str, infer, reference, grad=None, default_name: str = "", stateful: bool = False,
            version: int = 1, ref_inputs: tuple = (), value_inputs: Optional[tuple] = None) -> OpDef:
     """Declare and register an op type (see ``staticgraph.opdef``)."""

@@ -8,7 +8,7 @@ import numpy as np
 from .. import dtypes
 from ..shapes import broadcast, fmt
 from ..tensor import Tensor
-from .core import TensorLike, as_tensor, const_value, def_op, make, operands, require_float
+from .core import TensorLike, as_tensor, const_value, def_op, make, operands
 
 
 def _sum_to(g: Tensor, x: Tensor) -> Tensor:
