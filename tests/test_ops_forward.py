@@ -16,6 +16,13 @@ SHAPES = [(), (1,), (7,), (3, 1), (1, 5), (2, 3, 4)]
 FLOATS = [np.float32, np.float64]
 
 
+def check_cases(target, cases, feeds, dtype):
+    """Run every ``(tensor, expected)`` case in one session and compare each with NumPy's result."""
+    outs = run(target, [t for t, _ in cases], feeds)
+    for out, (_, expected) in zip(outs, cases):
+        check(out, expected, dtype=dtype)
+
+
 def rand(rng, shape, dtype, low=-2.0, high=2.0):
     dtype = np.dtype(dtype)
     if dtype.kind == "f":
@@ -332,9 +339,7 @@ def test_argmax(dtype, target, rng):
                 assert t.dtype == sg.int64
                 check_static_shape(t, np.shape(expected), "exact" if mode == "const" else "none_dims")
                 cases.append((t, expected))
-    outs = run(target, [c[0] for c in cases], feeds)
-    for out, (t, expected) in zip(outs, cases):
-        check(out, expected, dtype=np.int64)
+    check_cases(target, cases, feeds, dtype=np.int64)
 
 
 @pytest.mark.parametrize("dtype", FLOATS)
@@ -371,9 +376,7 @@ def test_reshape(dtype, target, rng):
     s = rand(rng, (), dtype)
     for shape in [(1,), (-1,), (1, 1), ()]:
         cases.append((sg.reshape(graph_input(s, "exact", feeds), shape), s.reshape(shape)))
-    outs = run(target, [c[0] for c in cases], feeds)
-    for out, (t, expected) in zip(outs, cases):
-        check(out, expected, dtype=dtype)
+    check_cases(target, cases, feeds, dtype=dtype)
 
 
 def test_reshape_with_none_batch(target, rng):
@@ -416,9 +419,7 @@ def test_transpose(dtype, target, rng):
     x = graph_input(m, "exact", feeds)
     assert x.t().shape == (5, 2)
     cases.append((x.t(), m.T))
-    outs = run(target, [c[0] for c in cases], feeds)
-    for out, (t, expected) in zip(outs, cases):
-        check(out, expected, dtype=dtype)
+    check_cases(target, cases, feeds, dtype=dtype)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.int64])
@@ -439,9 +440,7 @@ def test_concat(dtype, target, rng):
     assert c.shape == (None, 6)
     cases.append((c, np.concatenate([a, a], axis=1)))
     feeds[x] = a
-    outs = run(target, [c[0] for c in cases], feeds)
-    for out, (t, expected) in zip(outs, cases):
-        check(out, expected, dtype=dtype)
+    check_cases(target, cases, feeds, dtype=dtype)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.int32])
@@ -458,9 +457,7 @@ def test_stack(dtype, target, rng):
         if axis == 0:
             t = sg.stack([graph_input(a, "exact", feeds) for a in arrays])
             cases.append((t, expected))
-    outs = run(target, [c[0] for c in cases], feeds)
-    for out, (t, expected) in zip(outs, cases):
-        check(out, expected, dtype=dtype)
+    check_cases(target, cases, feeds, dtype=dtype)
 
 
 @pytest.mark.parametrize("src, dst", [(np.float32, np.int32), (np.float32, np.int64), (np.float32, np.float64),
@@ -479,9 +476,7 @@ def test_cast(src, dst, target, rng):
                 assert t.dtype == np.dtype(dst)
                 check_static_shape(t, a.shape, "exact" if mode == "const" else "none_dims")
                 cases.append((t, a.astype(dst)))
-    outs = run(target, [c[0] for c in cases], feeds)
-    for out, (t, expected) in zip(outs, cases):
-        check(out, expected, dtype=dst)
+    check_cases(target, cases, feeds, dtype=dst)
 
 
 @pytest.mark.parametrize("dtype", [np.int64, np.int32])
@@ -498,9 +493,7 @@ def test_one_hot(dtype, target, rng):
                 in_range = (idx >= 0) & (idx < depth)
                 expected = np.eye(depth, dtype=np.float32)[np.clip(idx, 0, depth - 1)] * in_range[..., None]
                 cases.append((t, expected))
-    outs = run(target, [c[0] for c in cases], feeds)
-    for out, (t, expected) in zip(outs, cases):
-        check(out, expected, dtype=np.float32)
+    check_cases(target, cases, feeds, dtype=np.float32)
 
 
 def test_one_hot_out_of_range_gives_zeros(target):
@@ -526,9 +519,7 @@ def test_where(dtype, target, rng):
     tx = graph_input(x, "exact", feeds)
     cases.append((sg.where(tx > 0, tx, 0), np.where(x > 0, x, 0).astype(dtype)))
     cases.append((sg.where(tx > 0, 1, tx), np.where(x > 0, 1, x).astype(dtype)))
-    outs = run(target, [c[0] for c in cases], feeds)
-    for out, (t, expected) in zip(outs, cases):
-        check(out, expected, dtype=dtype)
+    check_cases(target, cases, feeds, dtype=dtype)
 
 
 def test_where_scalar_branches_are_float32(target, rng):
