@@ -1,9 +1,9 @@
 """``Plan``: one compiled step with positional feeds, built once and called many times.
 
-Calling a plan validates and converts the fed arrays (dtype with NumPy's
-``same_kind`` casting, shape against the placeholder's static shape), runs the
-backend executable, lands the assigns, and returns the fetches in the caller's
-structure. No graph work happens per call.
+Calling a plan validates and converts the fed arrays (``staticgraph.values``:
+``same_kind`` casting, no lossy integer narrowing, shape against the
+placeholder's static shape), runs the backend executable, lands the assigns,
+and returns the fetches in the caller's structure. No graph work happens per call.
 """
 from __future__ import annotations
 
@@ -11,10 +11,9 @@ from typing import Any, Callable, List, Sequence
 
 import numpy as np
 
-from staticgraph import dtypes
-from staticgraph.errors import InvalidArgumentError
-from staticgraph.shapes import fmt, is_compatible
+from staticgraph.shapes import fmt
 from staticgraph.tensor import Tensor
+from staticgraph.values import convert_value
 
 from .schedule import Schedule
 from .state import SessionState
@@ -61,22 +60,6 @@ def _owned(value: np.ndarray) -> np.ndarray:
 
 
 def convert_feed(t: Tensor, value: Any) -> np.ndarray:
-    """Check and convert one fed value for tensor ``t`` (same_kind casting, static shape)."""
+    """Check and convert one fed value for tensor ``t`` (the one value rule: staticgraph/values.py)."""
     what = f"placeholder '{t.op.name}'" if t.op.type == "Placeholder" else f"tensor '{t.name}'"
-    try:
-        arr = np.asarray(value)
-    except Exception as exc:  # noqa: BLE001 - anything NumPy cannot take
-        raise InvalidArgumentError(f"cannot feed {type(value).__name__} to {what}: {exc}", t.op) from None
-    if arr.dtype != t.dtype:
-        if arr.dtype.kind not in "biuf" or not np.can_cast(arr.dtype, t.dtype, "same_kind"):
-            raise InvalidArgumentError(f"cannot feed a value of dtype {arr.dtype.name} to {what}, which has "
-                                       f"dtype {t.dtype.name} (use an array of dtype {t.dtype.name})", t.op)
-        problem = dtypes.lossless_problem(arr, t.dtype) if arr.dtype.kind in "iu" else ""
-        if problem:
-            raise InvalidArgumentError(f"cannot feed this {arr.dtype.name} value to {what} of dtype "
-                                       f"{t.dtype.name}: {problem}", t.op)
-        arr = arr.astype(t.dtype)
-    if not is_compatible(t.shape, arr.shape):
-        raise InvalidArgumentError(f"cannot feed a value of shape {tuple(arr.shape)} to {what}, which has "
-                                   f"shape {fmt(t.shape)}", t.op)
-    return arr
+    return convert_value(value, t.dtype, t.shape, what, op=t.op)

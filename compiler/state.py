@@ -5,8 +5,9 @@ from typing import Dict
 
 import numpy as np
 
-from staticgraph.errors import FailedPreconditionError, InvalidArgumentError
+from staticgraph.errors import FailedPreconditionError
 from staticgraph.graph import Operation
+from staticgraph.values import convert_value
 
 
 class SessionState:
@@ -36,19 +37,15 @@ class SessionState:
         """Land a run's assigns together: ``updates[var_op] = (mode, value)``."""
         new = {}
         for var_op, (mode, value) in updates.items():
-            shape, dtype = var_op.attrs["shape"], var_op.attrs["dtype"]
-            try:
-                fits = np.broadcast_shapes(np.shape(value), shape) == tuple(shape)
-            except ValueError:
-                fits = False
-            if not fits:
-                raise InvalidArgumentError(
-                    f"cannot assign a value of shape {tuple(np.shape(value))} to variable '{var_op.name}' "
-                    f"of shape {tuple(shape)} (assign mode '{mode}')", var_op)
-            if mode == "set":
-                result = value
-            else:
+            value = _assigned_value(var_op, value, mode)
+            if mode != "set":
                 old = self.read(var_op)
-                result = old + value if mode == "add" else old - value
-            new[var_op] = np.array(np.broadcast_to(result, shape), dtype=dtype)
+                value = old + value if mode == "add" else old - value
+            new[var_op] = np.array(value, dtype=var_op.attrs["dtype"])
         self.values.update(new)
+
+
+def _assigned_value(var_op: Operation, value, mode: str) -> np.ndarray:
+    """An assign's value checked and converted by the one value rule (broadcast to the variable)."""
+    return convert_value(value, var_op.attrs["dtype"], var_op.attrs["shape"], f"variable '{var_op.name}'",
+                         op=var_op, broadcast=True, verb=f"assign (mode '{mode}')")

@@ -36,3 +36,8 @@ class NotFoundError(OpError):
 
 class InternalError(OpError):
     """A backend produced something inconsistent with the graph (a bug: please report)."""
+
+
+class DataLossError(InvalidArgumentError):
+    """A file the library reads is unreadable, truncated or not in the expected format
+    (see ``staticgraph.files``); the message names the file and what is wrong with it."""

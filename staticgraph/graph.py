@@ -62,18 +62,47 @@ class Operation:
         return f"<sg.Operation '{self.name}' type={self.type}>"
 
 
+class _BuilderStacks(threading.local):
+    """A graph's per-thread builder state: name scopes, control dependencies, gradient-of ops."""
+
+    def __init__(self):
+        self.names: List[str] = []
+        self.controls: List[List[Operation]] = []
+        self.grads: List[Operation] = []
+
+
 class Graph:
-    """A dataflow graph of Operations. Use ``with g.as_default():`` to build into it."""
+    """A dataflow graph of Operations. Use ``with g.as_default():`` to build into it.
+
+    Several threads may add ops to one graph at once (names and ids stay unique); the
+    ``name_scope`` / ``control_dependencies`` contexts apply only to the thread that entered them.
+    """
 
     def __init__(self):
         self._ops: List[Operation] = []
         self._names: Dict[str, int] = {}
-        self._name_stack: List[str] = []
-        self._control_stack: List[List[Operation]] = []
-        self._grad_stack: List[Operation] = []
+        self._by_name: Dict[str, Operation] = {}
+        self._stacks = _BuilderStacks()
         self._collections: Dict[str, list] = {}
         self._finalized = False
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+
+    # this thread's builder stacks (see _BuilderStacks)
+    @property
+    def _name_stack(self) -> List[str]:
+        return self._stacks.names
+
+    @property
+    def _control_stack(self) -> List[List[Operation]]:
+        return self._stacks.controls
+
+    @_control_stack.setter
+    def _control_stack(self, value: List[List[Operation]]) -> None:
+        self._stacks.controls = value
+
+    @property
+    def _grad_stack(self) -> List[Operation]:
+        return self._stacks.grads
 
     # -- construction --------------------------------------------------------------
     def create_op(self, op_type: str, inputs: Sequence[Tensor], attrs: Optional[Dict[str, Any]] = None,
@@ -107,11 +136,16 @@ class Graph:
             op = Operation(self, len(self._ops), op_type, unique, inputs, attrs, control, specs,
                            where, grad_of, opdef)
             self._ops.append(op)
+            self._by_name[unique] = op
         return op
 
     def unique_name(self, name: str) -> str:
         """Scope ``name`` and make it unique in this graph (``x``, ``x_1``, ``x_2``...)."""
         full = "/".join(self._name_stack + [name]) if self._name_stack else name
+        with self._lock:
+            return self._reserve(full)
+
+    def _reserve(self, full: str) -> str:
         if full not in self._names:
             self._names[full] = 0
             return full
@@ -127,12 +161,13 @@ class Graph:
     # -- contexts ------------------------------------------------------------------
     @contextlib.contextmanager
     def as_default(self) -> Iterator["Graph"]:
-        """Make this the default graph inside the ``with`` block."""
-        _default_stack.append(self)
+        """Make this the calling thread's default graph inside the ``with`` block."""
+        stack = _thread_defaults.stack
+        stack.append(self)
         try:
             yield self
         finally:
-            _default_stack.pop()
+            _pop_default(stack, self)
 
     @contextlib.contextmanager
     def name_scope(self, name: str) -> Iterator[str]:
@@ -182,14 +217,21 @@ class Graph:
         return list(self._ops)
 
     def get_operation_by_name(self, name: str) -> Operation:
-        for op in self._ops:
-            if op.name == name:
-                return op
-        raise KeyError(f"no operation named '{name}' in this graph")
+        """The op called ``name`` (``KeyError`` if none); a dict lookup."""
+        try:
+            return self._by_name[name]
+        except (KeyError, TypeError):
+            raise KeyError(f"no operation named {name!r} in this graph") from None
 
     def get_tensor_by_name(self, name: str) -> Tensor:
-        op_name, _, index = name.rpartition(":")
-        return self.get_operation_by_name(op_name).outputs[int(index)]
+        """The tensor called ``"<op name>:<output index>"``."""
+        op_name, colon, index = name.rpartition(":") if isinstance(name, str) else ("", "", "")
+        if not colon or not index.isdigit():
+            raise ValueError(f"tensor names look like '<op name>:<output index>', got {name!r}")
+        op = self.get_operation_by_name(op_name)
+        if int(index) >= len(op.outputs):
+            raise KeyError(f"no tensor named {name!r}: op '{op_name}' has {len(op.outputs)} output(s)")
+        return op.outputs[int(index)]
 
     @property
     def version(self) -> int:
@@ -230,18 +272,39 @@ def _normalise_specs(specs) -> List[tuple]:
     return out
 
 
-_default_stack: List[Graph] = []
+class _ThreadDefaults(threading.local):
+    """Each thread's stack of ``as_default()`` graphs (TF1: the default graph is per thread)."""
+
+    def __init__(self):
+        self.stack: List[Graph] = []
+
+
+_thread_defaults = _ThreadDefaults()
 _global_default = [Graph()]
 
 
+def _pop_default(stack: List[Graph], graph: Graph) -> None:
+    """Leave ``graph.as_default()``: it must be the innermost default graph of this thread."""
+    if stack and stack[-1] is graph:
+        stack.pop()
+        return
+    if graph in stack:   # drop it anyway so later exits can still succeed, then report
+        del stack[len(stack) - 1 - stack[::-1].index(graph)]
+    raise RuntimeError("graph.as_default() contexts were exited out of order (a graph made default "
+                       "later in this thread is still the default); exit `with g.as_default():` "
+                       "blocks innermost first")
+
+
 def get_default_graph() -> Graph:
-    """The innermost ``as_default()`` graph, else the global default graph."""
-    return _default_stack[-1] if _default_stack else _global_default[0]
+    """This thread's innermost ``as_default()`` graph, else the process-wide default graph."""
+    stack = _thread_defaults.stack
+    return stack[-1] if stack else _global_default[0]
 
 
 def reset_default_graph() -> None:
-    """Replace the global default graph with a new empty one."""
-    if _default_stack:
+    """Replace the process-wide default graph with a new empty one (threads inside their own
+    ``as_default()`` blocks are unaffected; not allowed inside one in the calling thread)."""
+    if _thread_defaults.stack:
         raise AssertionError("reset_default_graph() called inside a `with graph.as_default()` block")
     _global_default[0] = Graph()
 

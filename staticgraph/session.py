@@ -87,18 +87,12 @@ class Session:
         return np.array(self._state.read(self._variable_op(var)), copy=True)
 
     def set_variable_value(self, var: Tensor, value: Any) -> None:
-        """Set ``var``'s value outside a run; ``value`` must have its exact shape and a dtype
-        that casts to its dtype with ``same_kind`` casting."""
+        """Set ``var``'s value outside a run, by the rule feeds follow (``staticgraph.values``):
+        its exact shape, ``same_kind`` casting, no lossy integer narrowing; else
+        ``sg.errors.InvalidArgumentError`` naming the variable."""
         self._check_open()
         op = self._variable_op(var)
-        arr = np.asarray(value)
-        if arr.shape != tuple(var.shape):
-            raise ValueError(f"cannot set variable '{op.name}' of shape {tuple(var.shape)} to a value of "
-                             f"shape {arr.shape}")
-        if arr.dtype.kind not in "biuf" or not np.can_cast(arr.dtype, var.dtype, "same_kind"):
-            raise TypeError(f"cannot set variable '{op.name}' of dtype {var.dtype.name} to a value of "
-                            f"dtype {arr.dtype.name}")
-        self._state.values[op] = np.array(arr, dtype=var.dtype, copy=True)
+        self._state.values[op] = np.array(_variable_value(op, value), copy=True)
 
     def _variable_op(self, var: Tensor) -> Operation:
         if not isinstance(var, Tensor) or var.op.type != "Variable":
@@ -123,6 +117,12 @@ class Session:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _variable_value(op: Operation, value: Any) -> np.ndarray:
+    from .values import convert_value
+    out = op.outputs[0]
+    return convert_value(value, out.dtype, out.shape, f"variable '{op.name}'", op=op, verb="set")
 
 
 def _structure_key(fetches) -> tuple:

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import staticgraph as sg
+from seeding import pytest_runtest_makereport, rng  # noqa: F401  (rng fixture; failures print its seed)
 
 
 @pytest.fixture(autouse=True)
@@ -10,14 +11,6 @@ def fresh_graph():
     """A new default graph per test, so tests never see each other's ops."""
     sg.reset_default_graph()
     yield sg.get_default_graph()
-
-
-@pytest.fixture
-def rng(request):
-    """A NumPy generator with a fresh seed per test (printed on failure via the test id)."""
-    seed = np.random.SeedSequence().entropy % (2 ** 32)
-    request.node.user_properties.append(("seed", seed))
-    return np.random.default_rng(seed)
 
 
 @pytest.fixture(params=["default", "reference"])

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 import staticgraph as sg
+from helpers import run
 
 
 # -- input generators (functions of the test's rng) -------------------------------------------
@@ -358,7 +359,7 @@ def test_checker_with_variables(rng):
 
 def test_checker_detects_wrong_gradient(rng):
     # a deliberately wrong "gradient": stop_gradient hides half of d(x*x)/dx = 2x
-    with pytest.raises(AssertionError) as info:
+    with pytest.raises(AssertionError, match="order 1") as info:
         check(rng, lambda a: sg.stop_gradient(a) * a, [AWAY(2, 3)])
     msg = str(info.value)
     assert "input 0 'x0'" in msg and "worst element" in msg and "order 1" in msg
@@ -460,7 +461,7 @@ def test_grad_ys_for_list_of_ys(rng):
 
 def test_grad_ys_wrong_count_dtype_or_shape():
     x = sg.placeholder(sg.float64, (2, 3))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="grad_ys has 1 entries for 2 ys"):
         sg.gradients([x * 2.0, x * 3.0], x, grad_ys=[np.ones((2, 3))])
     with pytest.raises(TypeError, match="dtype"):
         sg.gradients(x * 2.0, x, grad_ys=sg.placeholder(sg.float32, (2, 3)))
@@ -631,7 +632,7 @@ def test_mixed_graphs_rejected():
         x = sg.placeholder(sg.float64, (2,))
     with g2.as_default():
         y = sg.placeholder(sg.float64, (2,)) * 2.0
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=rf"gradients: tensor '{x.name}' belongs to another graph"):
         sg.gradients(y, x)
 
 
@@ -649,3 +650,47 @@ def test_stopped_xs_get_their_own_gradient_but_pass_none_on():
     assert gb_s == pytest.approx(0.5 + 3.0)    # d/db = a + 3
     assert gb_f == pytest.approx(3.5)
     assert ga_f == pytest.approx(1.0 + 2 * 3.5)  # direct b, plus db/da * dloss/db
+
+
+# -- maximum / minimum at ties: the gradient is split evenly (documented in ops/math.py) ------------
+
+def _naive_tie_grads(a, b, g, first_wins):
+    """Per-element shares of the upstream gradient ``g``, reduced to each input's shape by loops."""
+    a_b, b_b = np.broadcast_arrays(a, b)
+    ga_full, gb_full = np.zeros(g.shape), np.zeros(g.shape)
+    for idx in np.ndindex(g.shape):
+        x, y = a_b[idx], b_b[idx]
+        share = 0.5 if x == y else (1.0 if first_wins(x, y) else 0.0)
+        ga_full[idx], gb_full[idx] = g[idx] * share, g[idx] * (1.0 - share)
+
+    def reduce_to(full, shape):
+        out = np.zeros(shape)
+        for idx in np.ndindex(full.shape):
+            out[tuple(0 if s == 1 else i for i, s in zip(idx[len(full.shape) - len(shape):], shape))] += full[idx]
+        return out
+    return reduce_to(ga_full, np.shape(a)), reduce_to(gb_full, np.shape(b))
+
+
+@pytest.mark.parametrize("fn, np_fn, first_wins", [(sg.maximum, np.maximum, lambda x, y: x > y),
+                                                   (sg.minimum, np.minimum, lambda x, y: x < y)])
+@pytest.mark.parametrize("sa, sb", [((3, 4), (3, 4)), ((3, 4), (4,)), ((3, 1), (1, 5)), ((), (2, 3))])
+def test_maximum_minimum_ties_value_and_even_gradient_split(fn, np_fn, first_wins, sa, sb, target, rng):
+    a = rng.integers(-2, 3, sa) * 0.5          # a coarse grid: many ties
+    b = rng.integers(-2, 3, sb) * 0.5
+    g = rng.standard_normal(np.broadcast_shapes(sa, sb))
+    x, y = sg.placeholder(sg.float64, sa), sg.placeholder(sg.float64, sb)
+    out = fn(x, y)
+    gx, gy = sg.gradients(out, [x, y], grad_ys=sg.constant(g, dtype=sg.float64))
+    value, got_x, got_y = run(target, [out, gx, gy], {x: a, y: b})
+    np.testing.assert_array_equal(value, np_fn(a, b))
+    want_x, want_y = _naive_tie_grads(a, b, g, first_wins)
+    np.testing.assert_allclose(got_x, want_x, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got_y, want_y, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("fn", [sg.maximum, sg.minimum])
+def test_maximum_minimum_tie_split_matches_central_differences(fn, rng):
+    # central differences at a tie see exactly the even split: (max(x+h, y) - max(x-h, y)) / 2h = 1/2
+    check(rng, fn, [GRID(3, 4), GRID(3, 4)])
+    check(rng, lambda a: fn(a, a) * 2.0, [U(2, 3)])                  # max(x, x) passes g through whole
+    check(rng, lambda a, b: fn(a, b) * fn(b, a), [GRID(4), GRID(4)])  # symmetric in its arguments

@@ -42,7 +42,7 @@ def test_as_default_nesting():
 def test_as_default_restores_on_exception():
     outer = sg.get_default_graph()
     g = sg.Graph()
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError, match="boom"):
         with g.as_default():
             raise KeyError("boom")
     assert sg.get_default_graph() is outer
@@ -58,7 +58,7 @@ def test_reset_default_graph():
     d = sg.constant(1.0)
     assert d.graph is new and d.name == "const:0"
     with sg.Graph().as_default():
-        with pytest.raises(AssertionError):
+        with pytest.raises(AssertionError, match=r"reset_default_graph\(\) called inside"):
             sg.reset_default_graph()
 
 
@@ -83,6 +83,23 @@ def test_operation_lookup():
     assert g.get_tensor_by_name("x:0") is x
     with pytest.raises(KeyError, match="nope"):
         g.get_operation_by_name("nope")
+    with pytest.raises(KeyError, match="no tensor named 'y:1': op 'y' has 1 output"):
+        g.get_tensor_by_name("y:1")
+    with pytest.raises(ValueError, match="tensor names look like '<op name>:<output index>', got 'y'"):
+        g.get_tensor_by_name("y")
+
+
+def test_every_op_and_tensor_is_found_by_name(rng):
+    g = sg.get_default_graph()
+    ops = []
+    for i in range(int(rng.integers(50, 120))):
+        scope = ["a", "b", "a/b"][int(rng.integers(3))]
+        with sg.name_scope(scope):
+            ops.append(sg.constant(float(i), name=["c", "c_1", "d"][int(rng.integers(3))]).op)
+    assert len({op.name for op in g.get_operations()}) == len(g.get_operations())
+    for op in g.get_operations():
+        assert g.get_operation_by_name(op.name) is op
+        assert g.get_tensor_by_name(op.name + ":0") is op.outputs[0]
 
 
 def test_operation_records_inputs_attrs_and_location():
@@ -152,7 +169,7 @@ def test_control_dependencies_are_recorded():
     assert set(d.op.control_inputs) == {a.op, b.op}
     assert e.op.control_inputs == ()
     assert f.op.control_inputs == ()
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="control_dependencies takes Tensors or Operations, got int"):
         with sg.control_dependencies([42]):
             pass
 

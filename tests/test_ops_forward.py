@@ -119,11 +119,23 @@ def test_unary(name, dtype, target, rng):
             raise AssertionError(f"{name} shape={shape} mode={mode}: {exc}") from None
 
 
-@pytest.mark.parametrize("dtype", FLOATS)
-def test_unary_python_scalar_input_is_float32(dtype, target):
+def test_unary_python_scalar_input_is_float32(target):
     out = run(target, [sg.exp(1.0), sg.sqrt(2.0)])
     check(out[0], np.exp(np.float32(1.0)))
     check(out[1], np.sqrt(np.float32(2.0)))
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_unary_numpy_float_scalar_input_is_float32_unless_dtype_given(dtype, target, rng):
+    # API.md §10: float32 and float64 NumPy values enter the graph as float32; dtype= keeps its dtype
+    x = dtype(rng.uniform(0.5, 2.0))
+    implicit = [sg.exp(x), sg.sqrt(np.asarray(x, dtype))]
+    explicit = [sg.exp(sg.constant(x, dtype=dtype)), sg.sqrt(sg.constant(x, dtype=dtype))]
+    out = run(target, implicit + explicit)
+    check(out[0], np.exp(np.float32(x)), dtype=np.float32)
+    check(out[1], np.sqrt(np.float32(x)), dtype=np.float32)
+    check(out[2], np.exp(x), dtype=dtype)
+    check(out[3], np.sqrt(x), dtype=dtype)
 
 
 # -- binary elementwise -------------------------------------------------------------------------

@@ -270,7 +270,7 @@ def test_double_assign_in_one_run_raises(target):
             sess.run([v.assign(1.0), v.assign(2.0)])
         with pytest.raises(ValueError, match="twice"):
             sess.run(sg.group(v.assign_add(1.0), v.assign_sub(1.0)))
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=rf"variable '{v.op.name}' is assigned twice .*Assign"):
             sess.compile([v.assign(1.0), v.initializer])
         check(sess.run(v), np.float32(0.0))   # nothing was applied
 
@@ -403,7 +403,7 @@ def test_compile_plan_positional_feeds_several_batch_sizes(target, rng):
         a = rng.normal(size=(5, 3)).astype(np.float32)
         t = rng.normal(size=(5,)).astype(np.float32)
         np.testing.assert_allclose(plan2(t, a), plan(a, t)[1]["loss"], rtol=1e-6)
-        with pytest.raises(TypeError):
+        with pytest.raises(TypeError, match=r"this plan takes 2 feeds \(.*\), got 1"):
             plan(a)
 
 
@@ -464,7 +464,7 @@ def test_context_manager_closes(target):
     with session(target) as sess:
         assert isinstance(sess, sg.Session)
         sess.run(c)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError, match="closed Session"):
         sess.run(c)
 
 
@@ -520,3 +520,34 @@ def test_fetch_structures_of_same_named_namedtuple_types_are_kept_apart():
     with sg.Session() as sess:
         assert type(sess.run(A(c))) is A
         assert type(sess.run(B(c))) is B
+
+
+def test_feeding_by_name_matches_feeding_by_tensor(target, rng):
+    with sg.name_scope("inputs"):
+        x = sg.placeholder(sg.float32, (None, 3), name="x")
+    b = sg.placeholder(sg.float32, (), name="b")
+    y = sg.reduce_sum(x, axis=1) * b
+    a, bv = rng.standard_normal((int(rng.integers(1, 6)), 3)).astype(np.float32), np.float32(rng.standard_normal())
+    expected = a.sum(axis=1) * bv
+    with session(target) as sess:
+        for feeds in ({x: a, b: bv}, {"inputs/x": a, "b:0": bv}, {"inputs/x:0": a, b: bv}):
+            check(sess.run(y, feeds), expected)
+        with pytest.raises(KeyError, match="no operation named 'inputs/nope'"):
+            sess.run(y, {"inputs/nope": a, b: bv})
+
+
+def test_feeding_by_name_does_not_scan_the_graph(monkeypatch):
+    """A name key costs a dict lookup, not a walk over the graph's ops (was 1.8 ms per run on 20k ops)."""
+    x = sg.placeholder(sg.float32, (), name="x")
+    y = x + 1.0
+    graph = sg.get_default_graph()
+
+    class NoScan(list):
+        def __iter__(self):
+            raise AssertionError("feeding by name walked over the graph's ops")
+
+    with sg.Session() as sess:
+        check(sess.run(y, {x: np.float32(2.0)}), np.float32(3.0))
+        monkeypatch.setattr(graph, "_ops", NoScan(graph._ops))
+        check(sess.run(y, {"x": np.float32(2.0)}), np.float32(3.0))
+        check(sess.run(y, {"x:0": np.float32(4.0)}), np.float32(5.0))

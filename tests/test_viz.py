@@ -164,7 +164,7 @@ def test_deterministic_across_graphs():
 
 
 def test_bad_targets():
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="to_dot: target must be a Graph, Tensor, Operation or a list of them, got float"):
         sg.to_dot([1.0])
     a = sg.constant(1.0)
     other = sg.Graph()

@@ -122,12 +122,23 @@ divide = _binary("Div", np.divide,
                                       lambda: -(g * op.outputs[0]) / op.inputs[1]),
                  "divide", float_only=True)
 pow = _binary("Pow", np.power, _pow_grad, "pow")
-maximum = _binary("Maximum", np.maximum,
-                  lambda op, g: _grads(op, lambda: where(op.inputs[0] >= op.inputs[1], g, 0.0),
-                                       lambda: where(op.inputs[0] >= op.inputs[1], 0.0, g)), "maximum")
-minimum = _binary("Minimum", np.minimum,
-                  lambda op, g: _grads(op, lambda: where(op.inputs[0] <= op.inputs[1], g, 0.0),
-                                       lambda: where(op.inputs[0] <= op.inputs[1], 0.0, g)), "minimum")
+def _tie_split_grads(op, g, first_wins):
+    """Gradient of maximum/minimum: all of ``g`` to the winning input; at a tie it is split evenly
+    (as PyTorch does, and as central differences see it), so ``maximum(x, y)`` and ``maximum(y, x)``
+    have the same gradients and ``maximum(x, x)`` passes ``g`` through whole."""
+    a, b = op.inputs
+
+    def share(first: bool):
+        wins = first_wins(a, b) if first else first_wins(b, a)
+        return where(equal(a, b), g * 0.5, where(wins, g, 0.0))
+    return _grads(op, lambda: share(True), lambda: share(False))
+
+
+maximum = _binary("Maximum", np.maximum, lambda op, g: _tie_split_grads(op, g, greater), "maximum")
+minimum = _binary("Minimum", np.minimum, lambda op, g: _tie_split_grads(op, g, less), "minimum")
+for _builder in (maximum, minimum):
+    _builder.__doc__ += " Where the inputs are equal, the gradient is split evenly between them."
+del _builder
 
 
 def _comparison(type_: str, fn, name: str):

@@ -4,6 +4,8 @@ Entries are named by variable op name (``var.op.name``, e.g. ``"w"`` or ``"w/Ada
 the keys of a ``{name: var}`` dict. A save writes a temporary file in the target's directory,
 flushes and fsyncs it, then renames it over the target: a crash mid-write leaves any previous
 checkpoint intact (at worst a stray ``.<name>.*.tmp`` file if the process is killed outright).
+A restore refuses, naming the file, anything that is not a checkpoint of exactly the expected
+entries (``staticgraph.files``); object arrays are refused from their header, never unpickled.
 """
 from __future__ import annotations
 
@@ -15,7 +17,8 @@ from typing import Dict, Iterable, Mapping, Optional, Union
 
 import numpy as np
 
-from ..errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
+from ..errors import DataLossError, FailedPreconditionError, InvalidArgumentError, NotFoundError
+from ..files import file_error, reading, sniff
 from ..variables import Variable, global_variables
 
 SUFFIX = ".npz"
@@ -43,11 +46,13 @@ class Saver:
 
     def restore(self, sess, path: PathLike) -> None:
         """Set the variables from the checkpoint at ``path`` (as given to or returned by ``save``).
-        Nothing is changed unless every variable is found with its exact shape and dtype."""
+        Nothing is changed unless every variable is found with its exact shape and dtype. Every
+        refusal names the file: ``NotFoundError`` (no such file, missing entry),
+        ``DataLossError`` (not a checkpoint, truncated, corrupt, object arrays: never unpickled),
+        ``InvalidArgumentError`` (an entry's shape or dtype differs from its variable's)."""
         file = _find_checkpoint(os.fspath(path))
         named = self._variables(sess)
-        with _open_checkpoint(file) as data:
-            values = {name: _checked_entry(data, file, name, var) for name, var in named.items()}
+        values = _read_checkpoint(file, named)
         for name, var in named.items():
             sess.set_variable_value(var, values[name])
 
@@ -132,6 +137,11 @@ def _fsync_dir(directory: str) -> None:
 
 
 # -- restoring ----------------------------------------------------------------------------
+# Every refusal names the checkpoint file (staticgraph.files); entries are checked from their
+# .npy headers before any data is read, so an object (pickled) array is never unpickled.
+
+WHAT = "checkpoint"
+
 
 def _find_checkpoint(path: str) -> str:
     candidates = [path] if path.endswith(SUFFIX) else [path + SUFFIX, path]
@@ -142,25 +152,62 @@ def _find_checkpoint(path: str) -> str:
                         + " or ".join(f"'{c}'" for c in dict.fromkeys(candidates)) + ")")
 
 
-@contextlib.contextmanager
-def _open_checkpoint(file: str):
-    if not zipfile.is_zipfile(file):
-        raise InvalidArgumentError(f"'{file}' is not a checkpoint (not an .npz archive)")
-    with np.load(file, allow_pickle=False) as data:
-        yield data
+def _read_checkpoint(file: str, named: Mapping[str, Variable]) -> Dict[str, np.ndarray]:
+    """Every variable's value from ``file``, each checked against its variable's shape and dtype."""
+    with reading(file, WHAT):
+        if not zipfile.is_zipfile(file):
+            raise file_error(file, _not_a_zip(file), WHAT)
+        with zipfile.ZipFile(file) as zf:
+            members = {n[:-len(".npy")]: n for n in zf.namelist() if n.endswith(".npy")}
+            return {name: _read_entry(zf, file, members, name, var) for name, var in named.items()}
 
 
-def _checked_entry(data, file: str, name: str, var: Variable) -> np.ndarray:
-    if name not in data.files:
-        held = sorted(data.files)
+def _not_a_zip(file: str) -> str:
+    head = sniff(file, 4)
+    if not head:
+        return "not a checkpoint (the file is empty)"
+    if head == b"PK\x03\x04":
+        return "truncated or damaged (an .npz archive without its zip directory at the end)"
+    return "not a checkpoint (not an .npz archive)"
+
+
+def _read_entry(zf: zipfile.ZipFile, file: str, members: Mapping[str, str], name: str,
+                var: Variable) -> np.ndarray:
+    if name not in members:
+        held = sorted(members)
         listing = ", ".join(f"'{n}'" for n in held[:10]) + (", ..." if len(held) > 10 else "")
-        raise NotFoundError(f"variable '{name}' not found in checkpoint '{file}' (it holds: {listing or 'nothing'})",
-                            var.op)
-    arr = data[name]
-    if arr.shape != tuple(var.shape):
-        raise InvalidArgumentError(f"shape mismatch restoring variable '{name}' from '{file}': expected "
-                                   f"{tuple(var.shape)}, found {arr.shape}", var.op)
-    if arr.dtype != var.dtype:
-        raise InvalidArgumentError(f"dtype mismatch restoring variable '{name}' from '{file}': expected "
-                                   f"{var.dtype.name}, found {arr.dtype.name}", var.op)
-    return arr
+        raise file_error(file, f"variable '{name}' not found (the checkpoint holds: {listing or 'nothing'})",
+                         WHAT, NotFoundError, var.op)
+    with zf.open(members[name]) as member:
+        shape, fortran, dtype = _read_header(member, file, name)
+        if dtype.hasobject:
+            raise file_error(file, f"entry '{name}' holds an object (pickled) array of dtype {dtype}; refused "
+                             f"without unpickling (checkpoints hold numeric arrays only)", WHAT, DataLossError,
+                             var.op)
+        if shape != tuple(var.shape):
+            raise file_error(file, f"shape mismatch restoring variable '{name}': expected {tuple(var.shape)}, "
+                             f"found {shape}", WHAT, InvalidArgumentError, var.op)
+        if dtype.newbyteorder("=") != var.dtype:
+            raise file_error(file, f"dtype mismatch restoring variable '{name}': expected {var.dtype.name}, "
+                             f"found {dtype.name}", WHAT, InvalidArgumentError, var.op)
+        count = int(np.prod(shape, dtype=np.int64))
+        data = member.read(count * dtype.itemsize)
+    if len(data) != count * dtype.itemsize:
+        raise file_error(file, f"entry '{name}' is truncated: {len(data)} of {count * dtype.itemsize} data bytes",
+                         WHAT, DataLossError, var.op)
+    arr = np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+    return np.array(arr, dtype=var.dtype, copy=True)
+
+
+def _read_header(member, file: str, name: str):
+    """``(shape, fortran_order, dtype)`` from an .npy header, without reading the data."""
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(member)
+        if version == (1, 0):
+            return fmt.read_array_header_1_0(member)
+        if version == (2, 0):
+            return fmt.read_array_header_2_0(member)
+        return fmt._read_array_header(member, version)   # 3.0 (utf-8 header); no public reader
+    except (ValueError, EOFError, AttributeError, SyntaxError) as exc:
+        raise file_error(file, f"entry '{name}' is not a valid .npy array: {exc}", WHAT) from None
