@@ -22,6 +22,7 @@ from .gradients import gradients  # noqa: F401
 from .gradcheck import check_gradients  # noqa: F401
 from .session import Session  # noqa: F401
 from . import train  # noqa: F401
+from . import nn, datasets  # noqa: F401
 from .viz import to_dot, write_graph  # noqa: F401
 
 __version__ = "0.1.0"
