@@ -21,6 +21,13 @@ from .variables import (  # noqa: F401
 from .gradients import gradients  # noqa: F401
 from .gradcheck import check_gradients  # noqa: F401
 from .session import Session  # noqa: F401
+from .default_session import InteractiveSession, get_default_session  # noqa: F401
+from .initializers import (  # noqa: F401
+    constant_initializer, glorot_uniform_initializer, ones_initializer, random_normal_initializer,
+    random_uniform_initializer, zeros_initializer,
+)
+from .variable_scope import AUTO_REUSE, VariableScope, get_variable, get_variable_scope, variable_scope  # noqa: F401
+from . import initializers, summary  # noqa: F401
 from . import train  # noqa: F401
 from . import nn, datasets  # noqa: F401
 from .viz import to_dot, write_graph  # noqa: F401

@@ -58,6 +58,11 @@ class Operation:
         """True for ops built by the gradient pass."""
         return self.grad_of is not None
 
+    def run(self, feed_dict=None, session=None) -> None:
+        """Run this op: ``session.run(self, feed_dict)`` in ``session`` or the default session."""
+        from .default_session import run_operation
+        run_operation(self, feed_dict, session)
+
     def __repr__(self) -> str:
         return f"<sg.Operation '{self.name}' type={self.type}>"
 

@@ -112,10 +112,21 @@ class Session:
         self._state.closed = True
         self._plans.clear()
 
+    def as_default(self):
+        """``with sess.as_default():`` makes this the thread's default session (for ``t.eval()``,
+        ``op.run()``) inside the block; unlike ``with sess:``, it does not close the session."""
+        from .default_session import as_default
+        return as_default(self)
+
     def __enter__(self) -> "Session":
+        """``with sg.Session() as sess:`` makes the session and its graph the thread's defaults (TF1)."""
+        from .default_session import enter_session
+        enter_session(self)
         return self
 
     def __exit__(self, *exc) -> None:
+        from .default_session import exit_session
+        exit_session(self)
         self.close()
 
 

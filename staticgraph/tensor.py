@@ -138,6 +138,12 @@ class Tensor:
     def cast(self, dtype) -> "Tensor": return _ops().cast(self, dtype)
     def detach(self) -> "Tensor": return _ops().stop_gradient(self)
 
+    def eval(self, feed_dict=None, session=None):
+        """The value of this tensor: ``session.run(self, feed_dict)`` in ``session`` or the default
+        session (``with sess.as_default():``, ``with sg.Session() as sess:``, ``sg.InteractiveSession()``)."""
+        from .default_session import eval_tensor
+        return eval_tensor(self, feed_dict, session)
+
     def assign(self, value): return _ops().assign(self, value)
     def assign_add(self, value): return _ops().assign_add(self, value)
     def assign_sub(self, value): return _ops().assign_sub(self, value)
