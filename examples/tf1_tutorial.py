@@ -12,25 +12,6 @@ import numpy as np
 import staticgraph as tf
 
 
-def load_digits():
-    """(images float32 N x 1 x 8 x 8 in [0, 1], labels int64), as sg.datasets.digits()."""
-    try:
-        return tf.datasets.digits()
-    except (AttributeError, NotImplementedError):     # sg.datasets not there yet: the same, by hand
-        from sklearn.datasets import load_digits as sklearn_digits
-        data = sklearn_digits()
-        return ((data.images / 16.0).astype(np.float32)[:, None], data.target.astype(np.int64))
-
-
-def softmax(logits):
-    """tf.nn.softmax (until sg.nn.softmax lands: exp of the stable log-softmax)."""
-    try:
-        return tf.nn.softmax(logits)
-    except NotImplementedError:
-        from staticgraph.ops.tf_losses import _log_softmax
-        return tf.exp(_log_softmax(logits, -1))
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=2000)
@@ -38,7 +19,7 @@ def main():
     parser.add_argument("--logdir", default=None, help="write TensorBoard summaries and the graph here")
     args = parser.parse_args()
 
-    images, labels = load_digits()
+    images, labels = tf.datasets.digits()
     flat = images.reshape(len(images), -1)                 # 64 pixels per image
     one_hot = np.eye(10, dtype=np.float32)[labels]
     train_x, train_y, test_x, test_y = flat[:1500], one_hot[:1500], flat[1500:], one_hot[1500:]
@@ -47,7 +28,7 @@ def main():
     x = tf.placeholder(tf.float32, [None, 64])
     W = tf.Variable(tf.zeros([64, 10]))
     b = tf.Variable(tf.zeros([10]))
-    y = softmax(tf.matmul(x, W) + b)
+    y = tf.nn.softmax(tf.matmul(x, W) + b)
 
     # Training: cross entropy, gradient descent
     y_ = tf.placeholder(tf.float32, [None, 10])

@@ -26,6 +26,7 @@ FLOAT = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 ARGS = {
     "batching.py": ["--n", "32", "--d", "64", "--d-out", "48", "--repeats", "3"],
     "linear_regression.py": ["--steps", "200"],
+    "tf1_tutorial.py": ["--steps", "300"],
 }
 
 

@@ -9,6 +9,9 @@ from . import functional, init  # noqa: F401
 from .functional import *  # noqa: F401,F403
 from .functional import __all__ as _functional_names
 from .init import manual_seed
+from ..ops.tf_losses import (  # TF1 names, per-sample losses
+    sigmoid_cross_entropy_with_logits, softmax_cross_entropy_with_logits, sparse_softmax_cross_entropy_with_logits,
+)
 from .module import Module, Parameter
 from .containers import ModuleList, Sequential
 from .layers import (
@@ -21,4 +24,6 @@ __all__ = list(_functional_names) + [
     "Linear", "Conv1d", "Conv2d", "Conv3d", "MaxPool1d", "MaxPool2d", "MaxPool3d",
     "AvgPool1d", "AvgPool2d", "AvgPool3d", "ReLU", "Tanh", "Sigmoid", "Identity", "Softmax", "LogSoftmax",
     "Flatten", "MSELoss", "CrossEntropyLoss", "NLLLoss",
+    "softmax_cross_entropy_with_logits", "sparse_softmax_cross_entropy_with_logits",
+    "sigmoid_cross_entropy_with_logits",
 ]

@@ -17,16 +17,11 @@ from typing import Optional
 from .. import dtypes
 from ..shapes import compatible, fmt, normalize_axes
 from ..tensor import Tensor
-from .array import cast, one_hot, stack, stop_gradient, zeros_like
+from .array import cast, one_hot, stack, zeros_like
 from .core import TensorLike, as_tensor, operands
-from .math import exp, log, where
-from .reduce import reduce_max, reduce_sum
-
-
-def _log_softmax(logits: Tensor, axis: int) -> Tensor:
-    """``logits - logsumexp(logits, axis)``, shifted by the (gradient-stopped) max for stability."""
-    shifted = logits - stop_gradient(reduce_max(logits, axis, keepdims=True))
-    return shifted - log(reduce_sum(exp(shifted), axis, keepdims=True))
+from .losses import log_softmax as _log_softmax
+from .math import where
+from .reduce import reduce_sum
 
 
 def _float_pair(fn: str, labels: TensorLike, logits: TensorLike):
