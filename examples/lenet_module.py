@@ -82,6 +82,8 @@ def main():
     print("\nwith a None batch: model(x).shape =", model(x).shape, "(same Parameters, no new ones:",
           len(sg.trainable_variables()), "trainable variables)")
 
+    print("\nPyTorch would miss the Linear(543, 21) that Buggy keeps in a plain list; staticgraph finds "
+          "it in both:")
     for cls in (Buggy, AnotherNotBuggy):
         print("\n%s().parameters():" % cls.__name__)
         for k in cls().parameters():

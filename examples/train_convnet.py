@@ -1,6 +1,6 @@
 """Train a LeNet-style convnet on real handwritten digits: the staticgraph demo.
 
-    python examples/train_convnet.py                  # scikit-learn's 8x8 digits, about 10 s
+    python examples/train_convnet.py                  # scikit-learn's 8x8 digits, about 12 s on one CPU core
     python examples/train_convnet.py --mnist ROOT     # MNIST 28x28 IDX files in ROOT (slow on CPU today)
 
 The graph is built ONCE: placeholders with an unknown (None) batch size, the
@@ -16,7 +16,7 @@ network) with a fixed 80/20 split into training and held-out samples; or, with
 (``--download`` fetches them) and the lecture's LeNet (``lenet_module.Net``).
 
 Run:  python examples/train_convnet.py [--epochs 15] [--mnist ROOT [--download] [--limit N]]
-                                       [--target cpu|reference|cuda] [--seed 0]
+                                       [--target cpu|reference|cuda] [--seed 0] [--blas-threads 1]
 """
 import argparse
 import os
@@ -79,10 +79,15 @@ def main():
     parser.add_argument("--download", action="store_true", help="with --mnist: fetch missing files")
     parser.add_argument("--limit", type=int, default=0, help="with --mnist: use the first N training samples")
     parser.add_argument("--blas-threads", type=int, default=1,
-                        help="threads for NumPy's matrix products (0: BLAS's default)")
+                        help="threads for NumPy's matrix products (default 1; 0: BLAS's own default, "
+                             "one per core)")
     args = parser.parse_args()
-    # Today target="cpu" runs the NumPy reference interpreter, whose many small matrix products are
-    # fastest on one BLAS thread: more threads thrash, up to 6x slower on a busy 2-core machine.
+    # target="cpu" runs the NumPy reference interpreter today: each step is many small matrix
+    # products (an 8x8 image batch gives GEMMs of ~10^5-10^6 flops), too small for BLAS threads
+    # to pay off. Measured on a shared, loaded 2-core machine: 1 thread ~1,700 samples/s, BLAS's
+    # default 2 threads ~250 (threads that wait on each other under load). Not measured on an idle
+    # many-core machine, where --blas-threads 0 may do as well; 1 is the default that is never bad
+    # here. The thread count changes summation order, so losses differ slightly between settings.
     if args.blas_threads > 0:
         threadpool_limits(limits=args.blas_threads, user_api="blas")
 

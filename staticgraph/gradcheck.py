@@ -40,7 +40,7 @@ class GradCheckRecord:
     index: int
     name: str
     max_abs_err: float
-    max_rel_err: float
+    max_rel_err: float  # max of |analytic - numeric| / max(|analytic|, |numeric|, atol / rtol)
     connected: bool  # False when sg.gradients returned None (compared as zeros)
 
 
@@ -230,15 +230,23 @@ def _numeric(f_eval, base: List[np.ndarray], i: int, eps: float) -> np.ndarray:
     return out
 
 
+def _rel_floor(rtol: float, atol: float) -> float:
+    """The magnitude below which ``max_rel_err`` measures against a constant: ``atol / rtol``, where
+    the absolute tolerance starts to dominate the relative one (so a gradient of 0 gives a finite,
+    meaningful relative error)."""
+    floor = atol / rtol if rtol > 0 else atol
+    return max(floor, np.finfo(np.float64).tiny)
+
+
 def _compare(k: int, i: int, name: str, a: np.ndarray, num: np.ndarray, connected: bool,
              rtol: float, atol: float) -> Tuple[GradCheckRecord, str]:
     a = a.astype(np.float64)
     err = np.abs(a - num)
     allowed = atol + rtol * np.abs(num)
     bad = ~(err <= allowed)  # NaN counts as bad
-    rel = err / np.maximum(np.abs(num), 1e-300)
+    rel = err / np.maximum(np.maximum(np.abs(a), np.abs(num)), _rel_floor(rtol, atol))
     rec = GradCheckRecord(k, i, name, float(np.nanmax(err)) if err.size else 0.0,
-                          float(np.nanmax(np.where(err == 0, 0.0, rel))) if err.size else 0.0, connected)
+                          float(np.nanmax(rel)) if err.size else 0.0, connected)
     if not bad.any():
         return rec, ""
     score = np.where(np.isnan(err), np.inf, err - allowed)

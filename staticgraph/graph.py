@@ -34,6 +34,23 @@ def user_frame() -> str:
     return "<unknown>"
 
 
+def located(exc: Exception, label: str, where: str) -> Exception:
+    """A build-time error as the user sees it: ``exc``'s type and message prefixed with ``label:``
+    and suffixed with ``(at file:line)``. An error already located (by an inner op or builder) is
+    returned unchanged, so the innermost, most precise message wins."""
+    if getattr(exc, "defined_at", None):
+        return exc
+    message = str(exc)
+    if not message.startswith(f"{label}:"):
+        message = f"{label}: {message}"
+    try:
+        new = type(exc)(f"{message}  (at {where})")
+    except TypeError:       # an exception type that takes other arguments: leave it as it is
+        return exc
+    new.defined_at = where
+    return new
+
+
 class Operation:
     """A node of the graph: an op type, input tensors, attributes and output tensors."""
 
@@ -131,8 +148,7 @@ class Graph:
         try:
             specs = opdef.infer(*inputs, **attrs)
         except (ValueError, TypeError) as exc:
-            label = name or opdef.default_name
-            raise type(exc)(f"{label}: {exc}  (at {where})") from None
+            raise located(exc, name or opdef.default_name, where) from None
         specs = _normalise_specs(specs)
         control = [op for group in self._control_stack for op in group]
         with self._lock:

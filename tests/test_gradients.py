@@ -694,3 +694,33 @@ def test_maximum_minimum_tie_split_matches_central_differences(fn, rng):
     check(rng, fn, [GRID(3, 4), GRID(3, 4)])
     check(rng, lambda a: fn(a, a) * 2.0, [U(2, 3)])                  # max(x, x) passes g through whole
     check(rng, lambda a, b: fn(a, b) * fn(b, a), [GRID(4), GRID(4)])  # symmetric in its arguments
+
+
+
+def test_max_rel_err_is_meaningful_where_the_numeric_gradient_is_zero(rng):
+    """1 + sum(x * 1e-20) is 1.0 at +-eps in float64, so the finite difference is exactly 0 while the
+    analytic gradient is 1e-20: a pass whose relative error must be tiny, not 1e-20 / 1e-300."""
+    x = rng.uniform(-1, 1, size=(2, 3))
+    build = lambda a: sg.reduce_sum(a * 1e-20) + 1.0            # noqa: E731
+    (rec,) = sg.check_gradients(build, [x])
+    assert rec.max_abs_err == pytest.approx(1e-20, rel=1e-9, abs=0)
+    assert rec.max_rel_err == pytest.approx(1e-20 / (1e-6 / 1e-5), rel=1e-9, abs=0)     # against atol / rtol
+    (rec,) = sg.check_gradients(build, [x], rtol=1e-3, atol=1e-2)
+    assert rec.max_rel_err == pytest.approx(1e-20 / 10, rel=1e-9, abs=0)
+
+
+def test_max_rel_err_against_an_independent_computation(rng):
+    """|a - n| / max(|a|, |n|, atol / rtol) for a known gap between analytic and numeric gradients
+    (a stop_gradient term the finite differences see); pass/fail is unchanged (a larger gap fails)."""
+    x = rng.uniform(-1, 1, size=(3, 4))
+    c = rng.uniform(0.5, 2.0, size=x.shape) * rng.choice([-1, 1], size=x.shape)
+    c[rng.integers(0, 3), rng.integers(0, 4)] = 0.0          # analytic 0, numeric d: measured against 0.1
+    d = rng.uniform(5e-7, 9e-7, size=x.shape)                # within atol = 1e-6; roundoff in the
+    # finite differences is ~1e-9 here, hence the 1% comparisons below
+    build = lambda dd: lambda a: sg.reduce_sum(a * c) + sg.reduce_sum(sg.stop_gradient(a) * dd)  # noqa: E731
+    (rec,) = sg.check_gradients(build(d), [x])
+    expected = np.max(d / np.maximum(np.maximum(np.abs(c), np.abs(c + d)), 1e-6 / 1e-5))
+    assert rec.max_rel_err == pytest.approx(expected, rel=1e-2, abs=0)
+    assert rec.max_abs_err == pytest.approx(d.max(), rel=1e-2, abs=0)
+    with pytest.raises(AssertionError, match="worst element"):
+        sg.check_gradients(build(d + 1e-5), [x])

@@ -3,6 +3,7 @@
 Forward values are compared with independent NumPy/SciPy computations (naive loops for the
 losses); first and second derivatives with finite differences (``sg.check_gradients``).
 """
+import re
 import warnings
 
 import numpy as np
@@ -233,8 +234,47 @@ def test_label_dtype_and_shape_errors():
 
 def test_run_time_label_shape_mismatch_is_clear(rng):
     x, y = sg.placeholder(sg.float64, (None, 3)), sg.placeholder(sg.int64, None, name="labs")
-    with pytest.raises(sg.errors.InvalidArgumentError, match=r"labs:0.*labels of shape \(2,\) do not fit"):
+    with pytest.raises(sg.errors.InvalidArgumentError, match=r"labels tensor 'labs:0' of shape \(2,\) does not "
+                                                             r"fit log-probabilities of shape \(3, 3\)"):
         run("reference", F.nll_loss(x, y), {x: rng.standard_normal((3, 3)), y: np.array([0, 1])})
+
+
+@pytest.mark.parametrize("loss", [F.cross_entropy, F.nll_loss])
+@pytest.mark.parametrize("shape", [(5,), (3, 4)])
+def test_run_time_label_out_of_range_names_the_labels_tensor(rng, loss, shape):
+    """The message itself (not only the backend's input list) says which tensor holds the bad label,
+    for the loss and for its gradient op."""
+    n_classes = 6
+    x = sg.placeholder(sg.float64, (None, n_classes) + shape[1:], name="scores")
+    y = sg.placeholder(sg.int64, (None,) + shape[1:], name="y")
+    labels = rng.integers(0, n_classes, size=shape)
+    pos = tuple(int(rng.integers(0, s)) for s in shape)
+    labels[pos] = bad = int(rng.choice([-1, n_classes, n_classes + 3]))
+    first = tuple(int(i) for i in np.argwhere((labels < 0) | (labels >= n_classes))[0])
+    out = loss(x, y)
+    feed = {x: rng.standard_normal((shape[0], n_classes) + shape[1:]), y: labels}
+    expected = re.escape(f"labels tensor 'y:0' has label {bad} at position {first}, outside the class indices "
+                         f"[0, {n_classes})")
+    for fetch in (out, sg.gradients(out, [x])[0]):
+        with pytest.raises(sg.errors.InvalidArgumentError, match=expected):
+            run("reference", fetch, feed)
+
+
+@pytest.mark.parametrize("labels_shape", [(3,), (4, 1), ()])
+def test_cross_entropy_label_shape_error_names_cross_entropy_logits_and_labels(labels_shape):
+    """Not ``nll_loss:`` nor the internal ``log_softmax:0``: the user called cross_entropy."""
+    logits = sg.placeholder(sg.float32, (4, 5), name="logits")
+    y = sg.placeholder(sg.int64, labels_shape, name="y")
+    with pytest.raises(ValueError) as info:
+        F.cross_entropy(logits, y)
+    message = str(info.value)
+    assert message.startswith(f"cross_entropy: labels 'y:0' of shape {sg.shapes.fmt(labels_shape)} do not fit "
+                              f"logits 'logits:0' of shape (4, 5): expected labels of shape (4,)"), message
+    assert "nll_loss" not in message and "log_softmax" not in message, message
+    with pytest.raises(ValueError, match=r"^cross_entropy: labels 'z:0' of shape \(\?, 2\) do not fit logits "
+                                         r"'u:0' of shape \(\?, 5, 3\): expected labels of shape \(\?, 3\)"):
+        F.cross_entropy(sg.placeholder(sg.float32, (None, 5, 3), name="u"),
+                        sg.placeholder(sg.int64, (None, 2), name="z"))
 
 
 def test_bad_reduction_and_softmax_inputs():

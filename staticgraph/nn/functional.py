@@ -9,7 +9,7 @@ from typing import Optional
 from .. import dtypes
 from ..ops import add, matmul, relu, sigmoid, tanh, transpose  # noqa: F401
 from ..ops.conv import conv1d, conv2d, conv3d  # noqa: F401
-from ..ops.core import operands
+from ..ops.core import builder, operands
 from ..ops.losses import cross_entropy, log_softmax, mse_loss, nll_loss, softmax  # noqa: F401
 from ..ops.pool import avg_pool1d, avg_pool2d, avg_pool3d, max_pool1d, max_pool2d, max_pool3d  # noqa: F401
 from ..shapes import fmt
@@ -23,6 +23,7 @@ __all__ = [
 ]
 
 
+@builder("linear")
 def linear(input, weight, bias=None, name: Optional[str] = None) -> Tensor:
     """``input @ weight.T + bias`` with ``weight`` of shape (out, in), over the last axis of ``input``."""
     x, w = operands(input, weight, op_name="linear")

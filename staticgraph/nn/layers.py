@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import dtypes
 from ..ops import reshape
+from ..ops.core import builder
 from ..shapes import fmt, normalize_axes
 from ..tensor import Tensor
 from . import functional as F
@@ -272,6 +273,7 @@ class Flatten(Module):
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
 
+@builder("flatten")
 def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     """``x`` with dimensions ``start_dim..end_dim`` merged (static sizes kept; at most one unknown
     dimension in the result, which becomes ``-1``)."""

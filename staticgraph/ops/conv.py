@@ -35,7 +35,7 @@ from .. import dtypes
 from ..shapes import fmt
 from ..tensor import Tensor
 from .array import expand_dims, getitem, reshape
-from .core import TensorLike, as_tensor, def_op, make, operands
+from .core import TensorLike, as_tensor, builder, def_op, make, operands
 from .math import add
 
 IntOrTuple = Union[int, Sequence[int]]
@@ -131,34 +131,38 @@ def _conv_infer(x, w, stride, padding, dilation, groups):
                          _desc("weight", w)), dt
 
 
-def _check_grad_out(dy, expected, what: str) -> None:
+def _check_backprop(named, x_role: str, w_role: str, stride, padding, dilation, groups) -> np.dtype:
+    """Checks shared by both backward ops: dtypes, attributes, and ``grad_out`` against the forward
+    output shape of the tensors in roles ``x_role`` and ``w_role``. ``named`` maps each role to its
+    tensor, in the op's input order; returns the dtype."""
+    dt = _check_dtypes(*named.items())
+    _check_attrs(stride, padding, dilation, groups)
+    x, w, dy = named[x_role], named[w_role], named["grad_out"]
+    expected = _output_shape(x.shape, w.shape, stride, padding, dilation, groups, _desc(x_role, x),
+                             _desc(w_role, w))
     if dy.shape is not None and (len(dy.shape) != len(expected) or any(
             a is not None and b is not None and a != b for a, b in zip(dy.shape, expected))):
         raise ValueError(f"{_desc('grad_out', dy)} does not match the convolution output shape "
-                         f"{fmt(expected)} of {what}")
+                         f"{fmt(expected)} of {x_role} '{x.name}' and {w_role} '{w.name}'")
+    return dt
+
+
+def _dim(t: Tensor, i: int, scale=lambda v: v):
+    """Static dim ``i`` of ``t`` passed through ``scale``, or None where unknown."""
+    return None if t.shape is None or t.shape[i] is None else scale(t.shape[i])
 
 
 def _backprop_input_infer(dy, w, x_like, stride, padding, dilation, groups):
-    dt = _check_dtypes(("grad_out", dy), ("weight", w), ("input_like", x_like))
-    _check_attrs(stride, padding, dilation, groups)
-    expected = _output_shape(x_like.shape, w.shape, stride, padding, dilation, groups,
-                             _desc("input_like", x_like), _desc("weight", w))
-    _check_grad_out(dy, expected, f"input_like '{x_like.name}' and weight '{w.name}'")
-    d = len(stride)
-    known = (None if dy.shape is None else dy.shape[0],
-             None if w.shape is None or w.shape[1] is None else w.shape[1] * groups) + (None,) * d
+    dt = _check_backprop({"grad_out": dy, "weight": w, "input_like": x_like}, "input_like", "weight",
+                         stride, padding, dilation, groups)
+    known = (_dim(dy, 0), _dim(w, 1, lambda c: c * groups)) + (None,) * len(stride)
     return _merge(x_like.shape, known), dt
 
 
 def _backprop_filter_infer(x, dy, w_like, stride, padding, dilation, groups):
-    dt = _check_dtypes(("input", x), ("grad_out", dy), ("weight_like", w_like))
-    _check_attrs(stride, padding, dilation, groups)
-    expected = _output_shape(x.shape, w_like.shape, stride, padding, dilation, groups,
-                             _desc("input", x), _desc("weight_like", w_like))
-    _check_grad_out(dy, expected, f"input '{x.name}' and weight_like '{w_like.name}'")
-    d = len(stride)
-    known = (None if dy.shape is None else dy.shape[1],
-             None if x.shape is None or x.shape[1] is None else x.shape[1] // groups) + (None,) * d
+    dt = _check_backprop({"input": x, "grad_out": dy, "weight_like": w_like}, "input", "weight_like",
+                         stride, padding, dilation, groups)
+    known = (_dim(dy, 1), _dim(x, 1, lambda c: c // groups)) + (None,) * len(stride)
     return _merge(w_like.shape, known), dt
 
 
@@ -351,6 +355,7 @@ def _conv_nd(d: int, input, weight, bias, stride, padding, dilation, groups, nam
     return y
 
 
+@builder("conv1d")
 def conv1d(input: TensorLike, weight: TensorLike, bias: Optional[TensorLike] = None, stride: IntOrTuple = 1,
            padding: Union[IntOrTuple, str] = 0, dilation: IntOrTuple = 1, groups: int = 1,
            name: Optional[str] = None) -> Tensor:
@@ -359,6 +364,7 @@ def conv1d(input: TensorLike, weight: TensorLike, bias: Optional[TensorLike] = N
     return _conv_nd(1, input, weight, bias, stride, padding, dilation, groups, name)
 
 
+@builder("conv2d")
 def conv2d(input: TensorLike, weight: TensorLike, bias: Optional[TensorLike] = None, stride: IntOrTuple = 1,
            padding: Union[IntOrTuple, str] = 0, dilation: IntOrTuple = 1, groups: int = 1,
            name: Optional[str] = None) -> Tensor:
@@ -367,6 +373,7 @@ def conv2d(input: TensorLike, weight: TensorLike, bias: Optional[TensorLike] = N
     return _conv_nd(2, input, weight, bias, stride, padding, dilation, groups, name)
 
 
+@builder("conv3d")
 def conv3d(input: TensorLike, weight: TensorLike, bias: Optional[TensorLike] = None, stride: IntOrTuple = 1,
            padding: Union[IntOrTuple, str] = 0, dilation: IntOrTuple = 1, groups: int = 1,
            name: Optional[str] = None) -> Tensor:

@@ -1,17 +1,19 @@
 """Helpers shared by every op family: turning values into tensors, adding ops, dtype checks."""
 from __future__ import annotations
 
+import functools
 import numbers
-from typing import Any, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Optional, Sequence, Tuple, TypeVar, Union
 
 import numpy as np
 
 from .. import dtypes
-from ..graph import Operation, get_default_graph
+from ..graph import Operation, get_default_graph, located, user_frame
 from ..opdef import OpDef, register
 from ..tensor import Tensor
 
 TensorLike = Union[Tensor, float, int, bool, np.ndarray, list, tuple]
+_Builder = TypeVar("_Builder", bound=Callable[..., Any])
 
 
 def graph_of(*values):
@@ -34,6 +36,21 @@ def make(op_type: str, inputs: Sequence[Tensor], name: Optional[str] = None, gra
     if not op.outputs:
         return op
     return op.outputs[0] if len(op.outputs) == 1 else op.outputs
+
+
+def builder(label: str) -> Callable[[_Builder], _Builder]:
+    """Decorate a public graph builder: a ``ValueError``/``TypeError`` it raises while checking its
+    arguments names ``label`` and the user's ``(at file:line)``, as op inference errors do (one
+    mechanism: ``graph.located``). Errors located by an inner op or builder pass unchanged."""
+    def decorate(fn: _Builder) -> _Builder:
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except (ValueError, TypeError) as exc:
+                raise located(exc, label, user_frame()) from None
+        return wrapper  # type: ignore[return-value]
+    return decorate
 
 
 def _is_weak_scalar(value: Any) -> bool:

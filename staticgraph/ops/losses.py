@@ -16,7 +16,7 @@ import numpy as np
 from .. import dtypes
 from ..shapes import compatible, fmt, normalize_axes
 from ..tensor import Tensor
-from .core import TensorLike, as_tensor, const_value, def_op, make, operands
+from .core import TensorLike, as_tensor, builder, const_value, def_op, make, operands
 from .math import exp, square, subtract
 from .reduce import reduce_mean, reduce_sum
 
@@ -80,12 +80,14 @@ def _axis_of(x: Tensor, axis, dim, what: str) -> int:
     return a
 
 
+@builder("softmax")
 def softmax(x: TensorLike, axis: int = -1, name: Optional[str] = None, *, dim: Optional[int] = None) -> Tensor:
     """``exp(x) / sum(exp(x))`` along ``axis`` (``dim`` is accepted as PyTorch's alias), max-shifted."""
     x = as_tensor(x)
     return make("Softmax", [x], name=name, axis=_axis_of(x, axis, dim, "softmax"))
 
 
+@builder("log_softmax")
 def log_softmax(x: TensorLike, axis: int = -1, name: Optional[str] = None, *,
                 dim: Optional[int] = None) -> Tensor:
     """``x - logsumexp(x)`` along ``axis`` (``dim`` is accepted as PyTorch's alias), max-shifted."""
@@ -110,7 +112,7 @@ def _merge(a, b):
     return tuple(x if x is not None else y for x, y in zip(a, b))
 
 
-def _nll_infer(logp, labels):
+def _nll_infer(logp, labels, labels_name=""):
     if not dtypes.is_floating(logp.dtype):
         raise TypeError(f"log-probabilities '{logp.name}' must be floating point, got {logp.dtype.name}")
     if labels.dtype not in LABEL_DTYPES:
@@ -126,45 +128,49 @@ def _nll_infer(logp, labels):
     return (expected if labels.shape is None else _merge(expected, labels.shape)), logp.dtype
 
 
-def _check_labels(labels: np.ndarray, logp_shape) -> np.ndarray:
-    """The labels as an index array along the class axis; a ValueError names the first bad label."""
+def _check_labels(labels: np.ndarray, logp_shape, labels_name: str) -> np.ndarray:
+    """The labels as an index array along the class axis; a ValueError names the labels tensor
+    (``labels_name``, recorded when the op was built) and the first bad label."""
+    what = f"labels tensor '{labels_name}'" if labels_name else "the labels"
     ax = _class_axis(len(logp_shape))
     expected = tuple(logp_shape[:ax]) + tuple(logp_shape[ax + 1:])
     if labels.shape != expected:
-        raise ValueError(f"labels of shape {labels.shape} do not fit log-probabilities of shape "
+        raise ValueError(f"{what} of shape {labels.shape} does not fit log-probabilities of shape "
                          f"{tuple(logp_shape)}: expected labels of shape {expected}")
     n_classes = logp_shape[ax]
     bad = (labels < 0) | (labels >= n_classes)
     if bad.any():
         pos = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"label {int(labels[pos])} at position {pos} of the labels is out of range: "
-                         f"class indices must lie in [0, {n_classes})")
+        raise ValueError(f"{what} has label {int(labels[pos])} at position {pos}, outside the class "
+                         f"indices [0, {n_classes})")
     return np.expand_dims(labels.astype(np.intp, copy=False), ax)
 
 
-def _nll_reference(logp, labels):
-    idx = _check_labels(labels, logp.shape)
+def _nll_reference(logp, labels, labels_name=""):
+    idx = _check_labels(labels, logp.shape, labels_name)
     ax = _class_axis(logp.ndim)
     return np.negative(np.take_along_axis(logp, idx, axis=ax).squeeze(ax))
 
 
-def _nll_grad_reference(g, labels, ref):
-    idx = _check_labels(labels, ref.shape)
+def _nll_grad_reference(g, labels, ref, labels_name=""):
+    idx = _check_labels(labels, ref.shape, labels_name)
     ax = _class_axis(ref.ndim)
     out = np.zeros(ref.shape, dtype=g.dtype)
     np.put_along_axis(out, idx, np.negative(np.expand_dims(g, ax)), axis=ax)
     return out
 
 
-def _nll_grad_infer(g, labels, ref):
+def _nll_grad_infer(g, labels, ref, labels_name=""):
     return ref.shape, g.dtype
 
 
+# ``labels_name`` (an attribute of both ops) is the labels tensor's name when the loss was built,
+# so a run-time error names the tensor the user fed, whatever op feeds the log-probabilities.
 def_op("NllLoss", _nll_infer, _nll_reference,
-       lambda op, g: [lambda: make("NllLossGrad", [g, op.inputs[1], op.inputs[0]]), None],
+       lambda op, g: [lambda: make("NllLossGrad", [g, op.inputs[1], op.inputs[0]], **op.attrs), None],
        default_name="nll_loss")
 def_op("NllLossGrad", _nll_grad_infer, _nll_grad_reference,
-       lambda op, g: [lambda: make("NllLoss", [g, op.inputs[1]]), None, None],
+       lambda op, g: [lambda: make("NllLoss", [g, op.inputs[1]], **op.attrs), None, None],
        default_name="nll_loss_grad", value_inputs=(0, 1))
 
 
@@ -182,12 +188,19 @@ def _check_reduction(reduction: str, what: str) -> None:
                          f"got {reduction!r}")
 
 
-def _labels_tensor(labels: TensorLike, scores: Tensor, what: str) -> Tensor:
-    """``labels`` as an int tensor checked against ``scores`` (N, C, ...) at build time where possible."""
+def _labels_tensor(labels: TensorLike, scores: Tensor, what: str, role: str) -> Tensor:
+    """``labels`` as an int tensor checked against ``scores`` (N, C, ...) at build time where possible;
+    errors name ``what`` (the loss), both tensors and their shapes."""
     labels = as_tensor(labels)
     if labels.dtype not in LABEL_DTYPES:
         raise TypeError(f"{what}: labels '{labels.name}' must be int32 or int64 class indices, got "
                         f"{labels.dtype.name}")
+    if scores.shape is not None:
+        expected = _per_sample_shape(scores.shape)
+        if not compatible(expected, labels.shape):
+            raise ValueError(f"{what}: labels '{labels.name}' of shape {fmt(labels.shape)} do not fit {role} "
+                             f"'{scores.name}' of shape {fmt(scores.shape)}: expected labels of shape "
+                             f"{fmt(expected)}")
     value = const_value(labels)
     if value is not None and scores.shape is not None and len(scores.shape) > 0:
         n_classes = scores.shape[_class_axis(len(scores.shape))]
@@ -209,26 +222,29 @@ def _scores_tensor(x: TensorLike, what: str, role: str) -> Tensor:
     return x
 
 
+@builder("nll_loss")
 def nll_loss(log_probs: TensorLike, labels: TensorLike, reduction: str = "mean",
              name: Optional[str] = None) -> Tensor:
     """Negative log-likelihood of integer class ``labels`` under ``log_probs`` of shape (N, C, d1...)
     or (C,); ``reduction`` is ``"mean"`` (over every label), ``"sum"`` or ``"none"`` (shape of labels)."""
     _check_reduction(reduction, "nll_loss")
     logp = _scores_tensor(log_probs, "nll_loss", "log-probabilities")
-    labels = _labels_tensor(labels, logp, "nll_loss")
-    return _reduce(make("NllLoss", [logp, labels]), reduction, name)
+    labels = _labels_tensor(labels, logp, "nll_loss", "log-probabilities")
+    return _reduce(make("NllLoss", [logp, labels], labels_name=labels.name), reduction, name)
 
 
+@builder("cross_entropy")
 def cross_entropy(logits: TensorLike, labels: TensorLike, reduction: str = "mean",
                   name: Optional[str] = None) -> Tensor:
     """``nll_loss(log_softmax(logits, class axis), labels, reduction)`` for (N, C, d1...) or (C,) logits."""
     _check_reduction(reduction, "cross_entropy")
     logits = _scores_tensor(logits, "cross_entropy", "logits")
-    labels = _labels_tensor(labels, logits, "cross_entropy")
+    labels = _labels_tensor(labels, logits, "cross_entropy", "logits")
     axis = _class_axis(logits.ndim) if logits.ndim is not None else 1
-    return _reduce(make("NllLoss", [log_softmax(logits, axis), labels]), reduction, name)
+    return _reduce(make("NllLoss", [log_softmax(logits, axis), labels], labels_name=labels.name), reduction, name)
 
 
+@builder("mse_loss")
 def mse_loss(input: TensorLike, target: TensorLike, reduction: str = "mean", name: Optional[str] = None) -> Tensor:
     """Squared error ``(input - target)**2``, averaged over every element (``"mean"``), summed or kept
     (``"none"``). Gradients flow to both arguments. Different shapes broadcast with a warning, as in PyTorch."""

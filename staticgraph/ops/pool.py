@@ -36,7 +36,7 @@ import numpy as np
 from .. import dtypes
 from ..shapes import compatible, fmt
 from ..tensor import Tensor
-from .core import TensorLike, as_tensor, def_op, make
+from .core import TensorLike, as_tensor, builder, def_op, make
 
 IntOrTuple = Union[int, Sequence[int]]
 _LAYOUT = {1: "L", 2: "H, W", 3: "D, H, W"}
@@ -395,6 +395,7 @@ def _avg_pool(k: int, input, kernel_size, stride, padding, ceil_mode, count_incl
                 count_include_pad=bool(count_include_pad), **window)
 
 
+@builder("max_pool1d")
 def max_pool1d(input: TensorLike, kernel_size: IntOrTuple, stride: Optional[IntOrTuple] = None,
                padding: IntOrTuple = 0, dilation: IntOrTuple = 1, ceil_mode: bool = False,
                return_indices: bool = False, name: Optional[str] = None):
@@ -403,6 +404,7 @@ def max_pool1d(input: TensorLike, kernel_size: IntOrTuple, stride: Optional[IntO
     return _max_pool(1, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, name)
 
 
+@builder("max_pool2d")
 def max_pool2d(input: TensorLike, kernel_size: IntOrTuple, stride: Optional[IntOrTuple] = None,
                padding: IntOrTuple = 0, dilation: IntOrTuple = 1, ceil_mode: bool = False,
                return_indices: bool = False, name: Optional[str] = None):
@@ -411,6 +413,7 @@ def max_pool2d(input: TensorLike, kernel_size: IntOrTuple, stride: Optional[IntO
     return _max_pool(2, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, name)
 
 
+@builder("max_pool3d")
 def max_pool3d(input: TensorLike, kernel_size: IntOrTuple, stride: Optional[IntOrTuple] = None,
                padding: IntOrTuple = 0, dilation: IntOrTuple = 1, ceil_mode: bool = False,
                return_indices: bool = False, name: Optional[str] = None):
@@ -419,6 +422,7 @@ def max_pool3d(input: TensorLike, kernel_size: IntOrTuple, stride: Optional[IntO
     return _max_pool(3, input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, name)
 
 
+@builder("avg_pool1d")
 def avg_pool1d(input: TensorLike, kernel_size: IntOrTuple, stride: Optional[IntOrTuple] = None,
                padding: IntOrTuple = 0, ceil_mode: bool = False, count_include_pad: bool = True,
                name: Optional[str] = None) -> Tensor:
@@ -426,6 +430,7 @@ def avg_pool1d(input: TensorLike, kernel_size: IntOrTuple, stride: Optional[IntO
     return _avg_pool(1, input, kernel_size, stride, padding, ceil_mode, count_include_pad, name)
 
 
+@builder("avg_pool2d")
 def avg_pool2d(input: TensorLike, kernel_size: IntOrTuple, stride: Optional[IntOrTuple] = None,
                padding: IntOrTuple = 0, ceil_mode: bool = False, count_include_pad: bool = True,
                name: Optional[str] = None) -> Tensor:
@@ -433,6 +438,7 @@ def avg_pool2d(input: TensorLike, kernel_size: IntOrTuple, stride: Optional[IntO
     return _avg_pool(2, input, kernel_size, stride, padding, ceil_mode, count_include_pad, name)
 
 
+@builder("avg_pool3d")
 def avg_pool3d(input: TensorLike, kernel_size: IntOrTuple, stride: Optional[IntOrTuple] = None,
                padding: IntOrTuple = 0, ceil_mode: bool = False, count_include_pad: bool = True,
                name: Optional[str] = None) -> Tensor:
