@@ -81,6 +81,8 @@ def main():
     parser.add_argument("--blas-threads", type=int, default=1,
                         help="threads for NumPy's matrix products (default 1; 0: BLAS's own default, "
                              "one per core)")
+    parser.add_argument("--logdir", help="write TensorBoard logs (loss, accuracy, the graph) here "
+                                         "(needs pip install '.[tensorboard]')")
     args = parser.parse_args()
     # target="cpu" runs the NumPy reference interpreter today: each step is many small matrix
     # products (an 8x8 image batch gives GEMMs of ~10^5-10^6 flops), too small for BLAS threads
@@ -103,36 +105,51 @@ def main():
     y = sg.placeholder(sg.int64, [None], name="labels")
     logits = model(x)
     loss = nn.cross_entropy(logits, y)
-    correct = sg.reduce_sum(sg.cast(sg.equal(sg.argmax(logits, 1), y), sg.float32))
+    hit = sg.cast(sg.equal(sg.argmax(logits, 1), y), sg.float32)
+    correct = sg.reduce_sum(hit)
     train_op = sg.train.AdamOptimizer(args.lr).minimize(loss)
+    if args.logdir:
+        sg.summary.scalar("loss", loss)
+        sg.summary.scalar("accuracy", sg.reduce_mean(hit))
+    summaries = sg.summary.merge_all() if args.logdir else []
     n_params = sum(int(np.prod(p.shape)) for p in model.parameters())
     print("model: %s, %s parameters, logits %s" % (model_class.__name__, format(n_params, ","), logits.shape))
 
     with sg.Session(target=args.target) as sess:
         sess.run(sg.global_variables_initializer())
-        step = sess.compile([loss, correct, train_op], [x, y])
+        writer = sg.summary.FileWriter(args.logdir, sess.graph) if args.logdir else None
+        step = sess.compile([loss, correct, train_op, summaries], [x, y])
         count_correct = sess.compile(correct, [x, y])
 
         def held_out_accuracy():
             hits = sum(count_correct(bx, by) for bx, by in sg.datasets.batches(x_test, y_test, batch_size=1000))
             return hits / len(y_test)
 
+        global_step = 0
         for epoch in range(1, args.epochs + 1):
             seen, loss_sum, hits = 0, 0.0, 0.0
             with tqdm(total=len(y_train), desc="epoch %d/%d" % (epoch, args.epochs), unit="sample",
                       file=sys.stderr, leave=False, dynamic_ncols=True) as bar:
                 for bx, by in sg.datasets.batches(x_train, y_train, batch_size=args.batch_size,
                                                   shuffle=True, seed=args.seed, epoch=epoch):
-                    batch_loss, batch_hits, _ = step(bx, by)
+                    batch_loss, batch_hits, _, summary = step(bx, by)
+                    global_step += 1
+                    if writer:
+                        writer.add_summary(summary, global_step)
                     seen += len(by)
                     loss_sum += float(batch_loss) * len(by)
                     hits += float(batch_hits)
                     bar.update(len(by))
                     bar.set_postfix(loss="%.4f" % (loss_sum / seen), acc="%.3f" % (hits / seen))
                 rate = seen / max(bar.format_dict["elapsed"], 1e-9)
+            accuracy = held_out_accuracy()
             print("epoch %2d/%d  loss %.4f  train accuracy %.4f  held-out accuracy %.4f  %.0f samples/s"
-                  % (epoch, args.epochs, loss_sum / seen, hits / seen, held_out_accuracy(), rate), flush=True)
+                  % (epoch, args.epochs, loss_sum / seen, hits / seen, accuracy, rate), flush=True)
+            if writer:
+                writer.add_scalar("held_out_accuracy", accuracy, epoch)
         final = held_out_accuracy()
+        if writer:
+            writer.close()
     print("final held-out accuracy: %.4f (%d/%d)" % (final, round(final * len(y_test)), len(y_test)))
     print("wall time: %.1f s (target %s)" % (time.perf_counter() - start, args.target))
 

@@ -158,8 +158,9 @@ EPOCH = re.compile(r"^epoch\s+(\d+)/(\d+)\s+loss (" + FLOAT + r")\s+train accura
                    + r")\s+held-out accuracy (" + FLOAT + r")\s+(" + FLOAT + r") samples/s$", re.M)
 
 
-def test_train_convnet_on_digits(run):
-    out = run("train_convnet.py", "--epochs", "4")
+def test_train_convnet_on_digits(run, tmp_path):
+    logdir = tmp_path / "runs"
+    out = run("train_convnet.py", "--epochs", "4", "--logdir", str(logdir))
     assert "1438 training, 359 held-out samples of 1x8x8" in out                 # 80/20 of 1,797
     epochs = [tuple(float(v) for v in m) for m in EPOCH.findall(out)]
     assert [int(e[0]) for e in epochs] == [1, 2, 3, 4] and all(e[1] == 4 for e in epochs)
@@ -172,6 +173,15 @@ def test_train_convnet_on_digits(run):
     m = re.search(r"final held-out accuracy: " + FLOAT + r" \((\d+)/359\)", out)
     assert m and abs(int(m.group(1)) / 359 - final) < 1e-3
     assert number_after(out, "wall time:") > 0
+    # --logdir: TensorBoard's own reader sees a loss per step, the held-out accuracy per epoch, the graph
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    events = EventAccumulator(str(logdir))
+    events.Reload()
+    steps_per_epoch = -(-1438 // 32)
+    assert [e.step for e in events.Scalars("loss")] == list(range(1, 4 * steps_per_epoch + 1))
+    held_out = events.Scalars("held_out_accuracy")
+    assert [e.step for e in held_out] == [1, 2, 3, 4] and abs(held_out[-1].value - final) < 1e-4  # printed to 4 places
+    assert any(node.op == "Conv" for node in events.Graph().node)
 
 
 def _idx(magic, array):
