@@ -107,10 +107,16 @@ def test_extreme_logits_stay_finite_and_exact(target):
     assert soft[0] == pytest.approx(2e4, rel=1e-6)
 
 
-def test_sparse_label_out_of_range_gives_nan(target):
+def test_sparse_label_out_of_range_is_an_error_naming_the_labels(target):
+    """As TF1 on a CPU: a label outside [0, classes) is refused, naming the labels tensor."""
     x = sg.constant(np.zeros((3, 4), np.float32))
-    out = run(target, sparse_softmax_cross_entropy_with_logits(sg.constant(np.array([0, 4, -1])), x))
-    assert out[0] == pytest.approx(math.log(4)) and np.isnan(out[1]) and np.isnan(out[2])
+    y = sg.placeholder(sg.int64, (3,), name="y")
+    loss = sparse_softmax_cross_entropy_with_logits(y, x)
+    np.testing.assert_allclose(run(target, loss, {y: np.array([0, 3, 1])}), [math.log(4)] * 3, rtol=1e-6)
+    with pytest.raises(sg.errors.InvalidArgumentError, match=r"labels tensor 'y:0' has label 4"):
+        run(target, loss, {y: np.array([0, 4, 1])})
+    with pytest.raises(ValueError, match=r"-1"):
+        sparse_softmax_cross_entropy_with_logits(sg.constant(np.array([0, 2, -1])), x)
 
 
 # -- derivatives ------------------------------------------------------------------------------------------------

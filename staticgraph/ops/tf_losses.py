@@ -17,10 +17,9 @@ from typing import Optional
 from .. import dtypes
 from ..shapes import compatible, fmt, normalize_axes
 from ..tensor import Tensor
-from .array import cast, one_hot, stack, zeros_like
+from .array import stack, transpose, zeros_like
 from .core import TensorLike, as_tensor, operands
-from .losses import log_softmax as _log_softmax
-from .math import where
+from .losses import log_softmax as _log_softmax, nll_loss
 from .reduce import reduce_sum
 
 
@@ -74,9 +73,11 @@ def sparse_softmax_cross_entropy_with_logits(labels: TensorLike, logits: TensorL
                          f"logits '{logits.name}' {fmt(logits.shape)} without its last dimension, "
                          f"{fmt(logits.shape[:-1])}")
     with logits.graph.name_scope(name or fn):
-        hot = one_hot(labels, logits.shape[-1])
-        loss = -reduce_sum(cast(hot, logits.dtype) * _log_softmax(logits, -1), -1)
-        return where(reduce_sum(hot, -1) > 0.5, loss, float("nan"))
+        rank = logits.ndim
+        if rank > 2:                        # TF's classes are the last axis; nll_loss's are axis 1
+            logits = transpose(logits, (0, rank - 1) + tuple(range(1, rank - 1)))
+        log_probs = _log_softmax(logits, 1 if rank > 1 else 0)
+        return nll_loss(log_probs, labels, reduction="none")
 
 
 def sigmoid_cross_entropy_with_logits(labels: TensorLike, logits: TensorLike,
