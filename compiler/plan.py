@@ -31,6 +31,9 @@ class Plan:
         self._pack = pack
         self._leaf_kinds = tuple(leaf_kinds)
         self.target = target
+        self._owns = getattr(executable, "owns_fetches", False)
+        self._dtypes = [t.dtype for t in self.feeds]
+        self._accepted: List[Any] = [None] * len(self.feeds)
 
     def __call__(self, *arrays) -> Any:
         if self._state.closed:
@@ -38,12 +41,25 @@ class Plan:
         if len(arrays) != len(self.feeds):
             names = ", ".join(t.name for t in self.feeds)
             raise TypeError(f"this plan takes {len(self.feeds)} feeds ({names}), got {len(arrays)}")
-        values = [convert_feed(t, a) for t, a in zip(self.feeds, arrays)]
+        values = list(arrays)
+        for i, a in enumerate(arrays):   # fast path: an ndarray of the dtype and a shape accepted before
+            if type(a) is not np.ndarray or a.dtype != self._dtypes[i] or a.shape != self._accepted[i]:
+                values[i] = convert_feed(self.feeds[i], a)
+                self._accepted[i] = values[i].shape
         fetched, updates = self._exe.run(self._state, values)
-        self._state.apply(updates)
+        if not self._owns:   # copy before the assigns land: variable reads are views of storage
+            fetched = [_owned(v) for v in fetched]
+        if updates:
+            self._state.apply(updates)
         it = iter(fetched)
-        leaves = [None if kind == "op" else _owned(next(it)) for kind in self._leaf_kinds]
-        return self._pack(leaves)
+        return self._pack([None if kind == "op" else next(it) for kind in self._leaf_kinds])
+
+    def jit(self) -> "Plan":
+        """Compile the step natively now (cpu target; by default it happens after a few runs)."""
+        jit = getattr(self._exe, "jit", None)
+        if jit is not None:
+            jit()
+        return self
 
     def explain(self) -> str:
         """A readable description of the compiled program."""

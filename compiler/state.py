@@ -1,22 +1,105 @@
-"""Session state that outlives runs: variable values and per-op random generators."""
+"""Session state that outlives runs: variable values and per-op random generators.
+
+Variable values live in one flat buffer per dtype (``SessionState.storage``):
+compiled plans take that handful of arrays instead of one array per variable.
+``values[var_op]`` is a view of the variable's slot; assigning
+``values[var_op] = array`` copies into the slot. When a variable without a slot
+is first set, the buffers are re-laid out (``layout_version`` grows, so plans
+re-read slot offsets). ``lock`` serialises runs and writes of one session.
+"""
 from __future__ import annotations
 
-from typing import Dict
+import threading
+from typing import Dict, Iterable, Iterator, MutableMapping, Tuple
 
 import numpy as np
 
 from staticgraph.errors import FailedPreconditionError
 from staticgraph.graph import Operation
-from staticgraph.values import convert_value
+from staticgraph.values import check_broadcastable, convert_value
+
+ALIGN = 16   # slot offsets are multiples of 16 elements (64 bytes for float32)
+
+
+def _aligned(n: int) -> int:
+    return (n + ALIGN - 1) // ALIGN * ALIGN
+
+
+class VariableValues(MutableMapping):
+    """``var_op -> ndarray`` over flat per-dtype storage (views in, copies on write)."""
+
+    def __init__(self):
+        self.storage: Dict[np.dtype, np.ndarray] = {}
+        self.slots: Dict[Operation, Tuple[np.dtype, int, tuple]] = {}   # var -> (dtype, offset, shape)
+        self._views: Dict[Operation, np.ndarray] = {}
+        self._initialized: Dict[Operation, None] = {}
+        self.layout_version = 0
+
+    # -- layout ------------------------------------------------------------------------
+    def ensure_slots(self, var_ops: Iterable[Operation]) -> None:
+        """Give every variable in ``var_ops`` a slot (re-laying out storage if needed)."""
+        new = [v for v in var_ops if v not in self.slots]
+        if not new:
+            return
+        sizes: Dict[np.dtype, int] = {dt: buf.size for dt, buf in self.storage.items()}
+        slots = dict(self.slots)
+        for v in sorted(new, key=lambda o: o.id):
+            dt, shape = np.dtype(v.attrs["dtype"]), tuple(v.attrs["shape"])
+            off = sizes.get(dt, 0)
+            slots[v] = (dt, off, shape)
+            sizes[dt] = off + _aligned(max(int(np.prod(shape, dtype=np.int64)), 1))
+        storage = {}
+        for dt, size in sizes.items():
+            buf = np.zeros(size, dt)
+            old = self.storage.get(dt)
+            if old is not None:
+                buf[:old.size] = old
+            storage[dt] = buf
+        self.storage, self.slots = storage, slots
+        self._views = {v: self._make_view(v) for v in slots}
+        self.layout_version += 1
+
+    def _make_view(self, v: Operation) -> np.ndarray:
+        dt, off, shape = self.slots[v]
+        n = int(np.prod(shape, dtype=np.int64))
+        return self.storage[dt][off:off + n].reshape(shape)
+
+    def mark_initialized(self, var_ops: Iterable[Operation]) -> None:
+        for v in var_ops:
+            self._initialized[v] = None
+
+    # -- mapping -----------------------------------------------------------------------
+    def __getitem__(self, v: Operation) -> np.ndarray:
+        if v not in self._initialized:
+            raise KeyError(v)
+        return self._views[v]
+
+    def __setitem__(self, v: Operation, value) -> None:
+        self.ensure_slots([v])
+        self._views[v][...] = value
+        self._initialized[v] = None
+
+    def __delitem__(self, v: Operation) -> None:
+        del self._initialized[v]
+
+    def __contains__(self, v) -> bool:
+        return v in self._initialized
+
+    def __iter__(self) -> Iterator[Operation]:
+        return iter(list(self._initialized))
+
+    def __len__(self) -> int:
+        return len(self._initialized)
 
 
 class SessionState:
     """Variable values keyed by Variable op, and the random generator of each random op."""
 
     def __init__(self):
-        self.values: Dict[Operation, np.ndarray] = {}
+        self.values = VariableValues()
         self._rngs: Dict[Operation, np.random.Generator] = {}
         self.closed = False
+        self.lock = threading.RLock()
 
     def read(self, var_op: Operation) -> np.ndarray:
         try:
@@ -42,10 +125,18 @@ class SessionState:
                 old = self.read(var_op)
                 value = old + value if mode == "add" else old - value
             new[var_op] = np.array(value, dtype=var_op.attrs["dtype"])
-        self.values.update(new)
+        with self.lock:
+            for var_op, value in new.items():
+                self.values[var_op] = value
 
 
 def _assigned_value(var_op: Operation, value, mode: str) -> np.ndarray:
     """An assign's value checked and converted by the one value rule (broadcast to the variable)."""
     return convert_value(value, var_op.attrs["dtype"], var_op.attrs["shape"], f"variable '{var_op.name}'",
                          op=var_op, broadcast=True, verb=f"assign (mode '{mode}')")
+
+
+def check_assign_shape(var_op: Operation, value_shape: tuple, mode: str) -> None:
+    """The value rule's shape check for an assign of ``value_shape`` (compiled plans call it at plan entry)."""
+    check_broadcastable(value_shape, var_op.attrs["shape"], f"variable '{var_op.name}'", var_op,
+                        f"assign (mode '{mode}')")

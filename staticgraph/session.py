@@ -24,6 +24,7 @@ class Session:
         self._backend = get_backend(target)
         self._state = SessionState()
         self._plans: Dict[tuple, Any] = {}
+        self._fast: Dict[tuple, Any] = {}        # (fetch ids, feed tensor ids) -> (plan, feed order)
         self._closed = False
         self._last_version = self.graph.version
         self._growth_runs = 0
@@ -32,6 +33,14 @@ class Session:
     def run(self, fetches, feed_dict: Optional[Dict[Any, Any]] = None):
         """Run one step: fetch tensors (arrays) / ops (None) in the structure of ``fetches``."""
         feed_dict = feed_dict or {}
+        fast = _fast_key(fetches, feed_dict)
+        hit = self._fast.get(fast) if fast is not None else None
+        if hit is not None:                      # hot path: same fetches and feed tensors as before
+            plan, order = hit
+            if self.graph.version != self._last_version:
+                self._watch_growth()
+            values = list(feed_dict.values())
+            return plan(*[values[i] for i in order])
         feed_tensors = [self._as_feed_tensor(k) for k in feed_dict]
         order = sorted(range(len(feed_tensors)), key=lambda i: (feed_tensors[i].op.id, feed_tensors[i].value_index))
         feeds = [feed_tensors[i] for i in order]
@@ -40,6 +49,8 @@ class Session:
         plan = self._plans.get(key)
         if plan is None:
             plan = self._plans[key] = self.compile(fetches, feeds)
+        if fast is not None:
+            self._fast[fast] = (plan, order)
         self._watch_growth()
         return plan(*[values[i] for i in order])
 
@@ -111,6 +122,7 @@ class Session:
         self._closed = True
         self._state.closed = True
         self._plans.clear()
+        self._fast.clear()
 
     def as_default(self):
         """``with sess.as_default():`` makes this the thread's default session (for ``t.eval()``,
@@ -134,6 +146,20 @@ def _variable_value(op: Operation, value: Any) -> np.ndarray:
     from .values import convert_value
     out = op.outputs[0]
     return convert_value(value, out.dtype, out.shape, f"variable '{op.name}'", op=op, verb="set")
+
+
+def _fast_key(fetches, feed_dict) -> Optional[tuple]:
+    """A cheap key for the common cases (a Tensor/Operation or a flat list/tuple of them, fed by
+    Tensor keys), else None. Ids are safe: the keyed objects belong to the session's graph."""
+    if not all(isinstance(k, Tensor) for k in feed_dict):
+        return None
+    if isinstance(fetches, (Tensor, Operation)):
+        head = (id(fetches),)
+    elif type(fetches) in (list, tuple) and all(isinstance(x, (Tensor, Operation)) for x in fetches):
+        head = (type(fetches),) + tuple(map(id, fetches))
+    else:
+        return None
+    return head + (None,) + tuple(map(id, feed_dict))
 
 
 def _structure_key(fetches) -> tuple:

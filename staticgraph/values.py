@@ -55,12 +55,18 @@ def convert_value(value: Any, dtype: np.dtype, shape: Optional[Sequence[Optional
     return arr
 
 
-def _broadcast_to(arr: np.ndarray, shape: tuple, what: str, op, verb: str) -> np.ndarray:
+def check_broadcastable(value_shape: tuple, shape: tuple, what: str, op=None, verb: str = "assign") -> None:
+    """Raise ``InvalidArgumentError`` naming ``what`` unless ``value_shape`` broadcasts to ``shape``."""
+    value_shape, shape = tuple(value_shape), tuple(shape)
     try:
-        fits = np.broadcast_shapes(arr.shape, shape) == shape
+        fits = np.broadcast_shapes(value_shape, shape) == shape
     except ValueError:
         fits = False
     if not fits:
-        raise InvalidArgumentError(f"cannot {verb} a value of shape {tuple(arr.shape)} to {what}, which has "
+        raise InvalidArgumentError(f"cannot {verb} a value of shape {value_shape} to {what}, which has "
                                    f"shape {shape} (the value must broadcast to it)", op)
+
+
+def _broadcast_to(arr: np.ndarray, shape: tuple, what: str, op, verb: str) -> np.ndarray:
+    check_broadcastable(arr.shape, shape, what, op, verb)
     return np.broadcast_to(arr, shape)

@@ -1,6 +1,22 @@
-"""Shared fixtures: every test builds into a fresh default graph."""
+"""Shared fixtures: every test builds into a fresh default graph.
+
+The compile cache of the whole pytest session lives in one temporary folder
+(``STATICGRAPH_TEST_CACHE_DIR`` to keep one across sessions), so identical
+graphs hit it within a run and the user's home is never touched.
+"""
+import os
+import shutil
+import tempfile
+
 import numpy as np
 import pytest
+
+_CACHE_DIR = os.environ.get("STATICGRAPH_TEST_CACHE_DIR") or tempfile.mkdtemp(prefix="staticgraph-test-cache-")
+os.environ["STATICGRAPH_CACHE_DIR"] = _CACHE_DIR
+# Plans run their generated step as Python calling the compiled kernels; compiling each test's
+# throwaway step natively costs seconds per plan, so the suite does it only where a test asks
+# (tests/test_cpu_*.py: ``plan.jit()`` or STATICGRAPH_JIT=sync).
+os.environ.setdefault("STATICGRAPH_JIT", "off")
 
 import staticgraph as sg
 from seeding import pytest_runtest_makereport, rng  # noqa: F401  (rng fixture; failures print its seed)
@@ -15,5 +31,11 @@ def fresh_graph():
 
 @pytest.fixture(params=["default", "reference"])
 def target(request):
-    """Each test using it runs on sg.Session()'s default target and on the reference backend."""
+    """Each test using it runs on sg.Session()'s default target ("cpu", compiled) and on the
+    reference backend (the NumPy oracle)."""
     return request.param
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if not os.environ.get("STATICGRAPH_TEST_CACHE_DIR"):
+        shutil.rmtree(_CACHE_DIR, ignore_errors=True)

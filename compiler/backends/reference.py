@@ -14,12 +14,14 @@ from staticgraph.graph import Operation
 from staticgraph.shapes import fmt, is_compatible
 from staticgraph.tensor import Tensor
 
+from ..passes.rewrite import origin
 from ..schedule import Schedule
 from ..state import SessionState
 
 
 class RunContext:
-    """What stateful reference implementations see: the op being run and the session state."""
+    """What stateful reference implementations see: the op being run and the session state.
+    State is keyed by the user-graph op (``origin``), so optimised schedules run here too."""
 
     def __init__(self, state: SessionState):
         self.state = state
@@ -27,14 +29,14 @@ class RunContext:
         self.updates: Dict[Operation, tuple] = {}
 
     def read_variable(self) -> np.ndarray:
-        return self.state.read(self.op)
+        return self.state.read(origin(self.op))
 
     def assign(self, value: np.ndarray, mode: str) -> tuple:
-        self.updates[self.op.inputs[0].op] = (mode, value)
+        self.updates[origin(self.op.inputs[0].op)] = (mode, value)
         return ()
 
     def rng(self) -> np.random.Generator:
-        return self.state.rng(self.op)
+        return self.state.rng(origin(self.op))
 
     def missing_feed(self):
         raise InvalidArgumentError(f"You must feed a value for placeholder '{self.op.name}'", self.op)

@@ -1,0 +1,460 @@
+"""The CPU kernel registry: one lowering per op type, keyed by ``OpDef.type``.
+
+A lowering is ``fn(op, b: Lowering) -> None``, registered with ``@lowers("Type", ...)``.
+It runs once per plan (never per batch size) and describes the op with the
+builder's few verbs:
+
+- ``b.ew(name, out, inputs)``: an elementwise kernel ``ew_<name>`` of the generic
+  library (``library.ELEMENTWISE``) over broadcast inputs; ``in_views=``/``out_view=``
+  take ``env -> View`` callables for strided operands (transpose, slicing...);
+- ``b.call(kernel, inputs, out, record, size)``: any library kernel; ``record(env)``
+  returns the kernel's int64 record (concrete shapes, offsets, strides), computed at
+  plan entry for each shape signature from ``env.shape(t)`` / ``env.view(t)``;
+- ``b.alias(out, src)``: ``out`` is ``src``'s buffer with another shape (no kernel);
+- ``b.const(out, fn)``: a value computed at plan entry, ``fn(env) -> ndarray``;
+- ``b.host(out, fn)``: a value computed on the host before each step,
+  ``fn(state, env) -> ndarray`` (random ops, so they match the reference exactly);
+- ``b.variable(out, var_op)`` / ``b.assign(var_op, value, mode)``: session state.
+
+Errors: shape problems are caught at plan entry (``infer`` on concrete shapes,
+or ``b.check(fn)`` with ``fn(env)`` raising ``ValueError``); data-dependent
+problems set an error code in the kernel (``library.ERRORS``).
+
+Adding a kernel for a new op type ("Conv2D", say), in two places:
+
+1. The Numba kernel, in ``library.py``: a template string appended in ``_sources()``,
+   compiled once per dtype combination and cached on disk. Signature
+   ``conv2d(X, W, Y, M, E, p)``: flat 1-D buffers (inputs, then outputs), the int64 table
+   ``M`` (your record starts at ``M[p]``) and the error slots ``E``. It must not allocate
+   (write into ``Y``; reshape slices of the flat buffers to get N-d views, e.g.
+   ``X[o:o + n * c * h * w].reshape((n, c, h, w))``; ``np.dot(a, b, out)`` for GEMMs). On bad
+   data set ``E[0] = code; E[1] = p; return`` with ``code`` a new entry of ``library.ERRORS``.
+2. The lowering, here::
+
+       CONV_SIZE = 12
+       @lowers("Conv2D")
+       def _conv2d(op, b):
+           x, w = op.inputs
+           y = op.outputs[0]
+           def record(env):          # concrete shapes + element offsets, per shape signature
+               (n, c, h, wd), (k, _, r, s) = env.shape(x), env.shape(w)
+               return [env.off(x), env.off(w), env.off(b.write_key(y)), n, c, h, wd, k, r, s,
+                       op.attrs["stride"], op.attrs["padding"]]    # exactly CONV_SIZE ints
+           b.call("conv2d", [x, w], y, record, CONV_SIZE)
+
+   ``env.shape(t)`` is the concrete shape, ``env.off(t)`` the element offset of ``t``'s
+   contiguous buffer in its flat array, ``env.view(t)`` both as a ``View``; attrs are on
+   ``op.attrs``. Which flat array a tensor lives in (arena or variable storage, by dtype) is
+   decided by the plan; the generated step passes it. Shape errors found only at run time:
+   ``b.check(lambda env: ...)`` raising ``ValueError`` (reported naming the op). Scratch
+   space (im2col): ``ws = b.workspace(x.dtype, lambda env: (rows, cols))`` and
+   ``b.call("conv2d", [x, w], y, record, SIZE, extra=[ws])``: the kernel gets it after the
+   output (``conv2d(X, W, Y, WS, M, E, p)``; ``env.off(ws)`` in the record); its memory is
+   reused by other buffers outside the call. Several outputs: ``extra=op.outputs[1:]``.
+3. ``tests/test_cpu_backend.py::test_every_registered_op_type_has_a_cpu_kernel`` fails until
+   every registered op type has a lowering; the op's forward/gradient tests then run on cpu.
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict, List, NamedTuple, Sequence
+
+import numpy as np
+
+from staticgraph.graph import Operation
+
+from .library import MAXR
+
+LOWERINGS: Dict[str, Callable] = {}
+
+
+def lowers(*types: str):
+    """Register a lowering for op ``types``."""
+    def deco(fn):
+        for t in types:
+            LOWERINGS[t] = fn
+        return fn
+    return deco
+
+
+def origin(op: Operation) -> Operation:
+    """The user-graph op that ``op`` stands for (passes copy ops and record ``origin``)."""
+    return getattr(op, "origin", None) or op
+
+
+# -- views and records -----------------------------------------------------------------------
+
+class View(NamedTuple):
+    """A strided window of a flat buffer, in elements."""
+    off: int
+    shape: tuple
+    strides: tuple
+
+
+def c_strides(shape) -> tuple:
+    out, acc = [], 1
+    for d in reversed(shape):
+        out.append(acc)
+        acc *= d
+    return tuple(reversed(out))
+
+
+def contiguous(off: int, shape) -> View:
+    return View(off, tuple(shape), c_strides(shape))
+
+
+def broadcast_view(v: View, shape) -> View:
+    """``v`` seen with the (broadcast) ``shape``: leading and size-1 dims get stride 0."""
+    lead = len(shape) - len(v.shape)
+    strides = [0] * lead + [0 if d == 1 and shape[lead + i] != 1 else s
+                            for i, (d, s) in enumerate(zip(v.shape, v.strides))]
+    return View(v.off, tuple(shape), tuple(strides))
+
+
+def _coalesce(shape, strides_list):
+    """Drop size-1 dims and merge dims that are contiguous in every operand."""
+    if any(d == 0 for d in shape):
+        return [0], [[0] for _ in strides_list]
+    dims = [i for i, d in enumerate(shape) if d != 1]
+    shp = [shape[i] for i in dims]
+    sts = [[s[i] for i in dims] for s in strides_list]
+    i = len(shp) - 2
+    while i >= 0:
+        if all(s[i] == s[i + 1] * shp[i + 1] for s in sts):
+            shp[i] *= shp[i + 1]
+            del shp[i + 1]
+            for s in sts:
+                s[i] = s[i + 1]
+                del s[i + 1]
+        i -= 1
+    return shp, sts
+
+
+def _pad(values, n=MAXR):
+    return list(values) + [0] * (n - len(values))
+
+
+def ew_record(out: View, ins: Sequence[View], more_outs: Sequence[View] = ()) -> List[int]:
+    """The record of an elementwise kernel (see ``library.loop_kernel``): outputs, then inputs."""
+    views = [out] + list(more_outs) + [broadcast_view(v, out.shape) for v in ins]
+    shape, strides = _coalesce(out.shape, [v.strides for v in views])
+    while len(shape) < 2:
+        shape.insert(0, 1)
+        for s in strides:
+            s.insert(0, 0)
+    if len(shape) > MAXR:
+        raise ValueError(f"the cpu backend handles at most {MAXR} non-trivial dimensions, got shape {out.shape}")
+    rec = [len(shape)] + _pad(shape)
+    for v, s in zip(views, strides):
+        rec += [v.off] + _pad(s)
+    return rec
+
+
+EW_SIZE = {k: 1 + MAXR + (k + 1) * (MAXR + 1) for k in range(1, 4)}
+
+
+def loop_record_size(n_operands: int) -> int:
+    return 1 + MAXR + n_operands * (MAXR + 1)
+RED_SIZE = 1 + 2 * MAXR + 1 + 2 * MAXR + 3
+MM_SIZE = 1 + 4 * MAXR + 8
+
+
+def reduce_record(x: View, axes, y_off: int) -> List[int]:
+    """The record of a reduction of view ``x`` over ``axes`` into contiguous output at ``y_off``."""
+    keep = [i for i in range(len(x.shape)) if i not in axes]
+    ks, kx = _coalesce([x.shape[i] for i in keep], [[x.strides[i] for i in keep]])
+    if any(x.shape[i] == 0 for i in keep):
+        ks, kx = [0], [[0]]
+    rs, rx = _coalesce([x.shape[i] for i in axes], [[x.strides[i] for i in axes]])
+    if not rs:
+        rs, rx = [1], [[0]]
+    count = int(np.prod([x.shape[i] for i in axes], dtype=np.int64))
+    if len(ks) > MAXR or len(rs) > MAXR:
+        raise ValueError(f"the cpu backend reduces at most {MAXR} non-trivial dimensions (shape {x.shape})")
+    return [len(ks)] + _pad(ks) + _pad(kx[0]) + [len(rs)] + _pad(rs) + _pad(rx[0]) + [x.off, y_off, count]
+
+
+# -- the builder's environment at plan entry ---------------------------------------------------
+
+class Env:
+    """Concrete shapes and buffer offsets of one shape signature (filled by the executable)."""
+
+    def __init__(self, shapes: dict, offsets: dict):
+        self.shapes = shapes
+        self.offsets = offsets
+
+    def shape(self, key) -> tuple:
+        return self.shapes[key]
+
+    def off(self, key) -> int:
+        return self.offsets[key]
+
+    def view(self, key) -> View:
+        return contiguous(self.offsets[key], self.shapes[key])
+
+
+# -- elementwise --------------------------------------------------------------------------------
+
+_SAME_NAME = ["Neg", "Abs", "Sign", "Square", "Relu", "Sqrt", "Exp", "Log", "Sin", "Cos", "Tanh", "Sigmoid",
+              "Add", "Sub", "Mul", "Div", "Maximum", "Minimum", "Less", "LessEqual", "Greater", "GreaterEqual",
+              "Equal", "NotEqual", "Where"]
+
+
+@lowers(*_SAME_NAME)
+def _elementwise(op, b):
+    b.ew(op.type, op.outputs[0], op.inputs)
+
+
+@lowers("Pow")
+def _pow(op, b):
+    b.ew("PowInt" if op.inputs[0].dtype.kind in "iu" else "Pow", op.outputs[0], op.inputs)
+
+
+@lowers("Cast")
+def _cast(op, b):
+    b.ew("CastBool" if op.attrs["dtype"].kind == "b" else "Copy", op.outputs[0], op.inputs)
+
+
+@lowers("Identity", "StopGradient", "Reshape", "ExpandDims", "ReshapeLike")
+def _alias(op, b):
+    b.alias(op.outputs[0], op.inputs[0])
+
+
+@lowers("Transpose")
+def _transpose(op, b):
+    x, perm = op.inputs[0], op.attrs["perm"]
+
+    def src(env):
+        v = env.view(x)
+        p = perm if perm is not None else tuple(reversed(range(len(v.shape))))
+        return View(v.off, tuple(v.shape[i] for i in p), tuple(v.strides[i] for i in p))
+    b.ew("Copy", op.outputs[0], [x], in_views=[src], inplace=False)
+
+
+@lowers("BroadcastLike")
+def _broadcast_like(op, b):
+    b.ew("Copy", op.outputs[0], [op.inputs[0]], inplace=False)
+
+
+def index_view(v: View, spec) -> View:
+    """The strided view of ``v`` selected by a basic-index ``spec`` (see ops/array.py)."""
+    consumed = sum(1 for s in spec if s[0] in ("int", "slice"))
+    if not any(s[0] == "ellipsis" for s in spec):
+        spec = spec + (("ellipsis",),)
+    off, shape, strides, dim = v.off, [], [], 0
+    for s in spec:
+        if s[0] == "ellipsis":
+            for _ in range(len(v.shape) - consumed):
+                shape.append(v.shape[dim])
+                strides.append(v.strides[dim])
+                dim += 1
+        elif s[0] == "new":
+            shape.append(1)
+            strides.append(0)
+        elif s[0] == "int":
+            i = s[1] + v.shape[dim] if s[1] < 0 else s[1]
+            if not 0 <= i < v.shape[dim]:
+                raise IndexError(f"index {s[1]} is out of bounds for axis {dim} with size {v.shape[dim]}")
+            off += i * v.strides[dim]
+            dim += 1
+        else:
+            start, stop, step = slice(*s[1:]).indices(v.shape[dim])
+            n = len(range(start, stop, step))
+            if n:
+                off += start * v.strides[dim]
+            shape.append(n)
+            strides.append(v.strides[dim] * step)
+            dim += 1
+    return View(off, tuple(shape), tuple(strides))
+
+
+@lowers("GetItem")
+def _getitem(op, b):
+    x, spec = op.inputs[0], op.attrs["spec"]
+    b.ew("Copy", op.outputs[0], [x], in_views=[lambda env: index_view(env.view(x), spec)], inplace=False)
+
+
+@lowers("ScatterLike")
+def _scatter_like(op, b):
+    g, out, spec = op.inputs[0], op.outputs[0], op.attrs["spec"]
+    b.fill(out, 0)
+    b.ew("Copy", out, [g], out_view=lambda env: index_view(env.view(b.write_key(out)), spec), inplace=False)
+
+
+@lowers("Concat")
+def _concat(op, b):
+    out, axis = op.outputs[0], op.attrs["axis"]
+    for i, x in enumerate(op.inputs):
+        def part(env, i=i):
+            v = env.view(b.write_key(out))
+            start = sum(env.shape(t)[axis] for t in op.inputs[:i])
+            return View(v.off + start * v.strides[axis], env.shape(op.inputs[i]), v.strides)
+        b.ew("Copy", out, [x], out_view=part, inplace=False)
+
+
+@lowers("SplitLike")
+def _split_like(op, b):
+    a, axis = op.inputs[0], op.attrs["axis"]
+    for j, out in enumerate(op.outputs):
+        def part(env, j=j):
+            v = env.view(a)
+            start = sum(env.shape(t)[axis] for t in op.inputs[1:1 + j])
+            return View(v.off + start * v.strides[axis], env.shape(op.outputs[j]), v.strides)
+        b.ew("Copy", out, [a], in_views=[part], inplace=False)
+
+
+# -- reductions ---------------------------------------------------------------------------------
+
+def _reduce(b, kernel, x, out, axes_of):
+    def record(env):
+        v = env.view(x)
+        return reduce_record(v, axes_of(env), env.off(b.write_key(out)))
+    b.call(kernel, [x], out, record, RED_SIZE)
+
+
+def _all_axes(x):
+    return lambda env: tuple(range(len(env.shape(x))))
+
+
+@lowers("ReduceSum", "ReduceMean", "ReduceMax")
+def _reduction(op, b):
+    x, out, axes = op.inputs[0], op.outputs[0], op.attrs["axes"]
+    axes_of = _all_axes(x) if axes is None else (lambda env: tuple(axes))
+    if op.type == "ReduceMax":
+        def nonempty(env):
+            if any(env.shape(x)[a] == 0 for a in axes_of(env)):
+                raise ValueError("zero-size array to reduction operation maximum which has no identity")
+        b.check(nonempty)
+        kernel = "red_Max"
+    elif op.type == "ReduceMean":
+        kernel = "red_Mean"
+    else:
+        kernel = "red_SumF" if x.dtype.kind == "f" else "red_SumI"
+    _reduce(b, kernel, x, out, axes_of)
+
+
+@lowers("ArgMax")
+def _argmax(op, b):
+    x, out, axis = op.inputs[0], op.outputs[0], op.attrs["axis"]
+    axes_of = _all_axes(x) if axis is None else (lambda env: (axis,))
+
+    def nonempty(env):
+        if any(env.shape(x)[a] == 0 for a in axes_of(env)):
+            raise ValueError("attempt to get argmax of an empty sequence")
+    b.check(nonempty)
+    _reduce(b, "red_ArgMax", x, out, axes_of)
+
+
+@lowers("SumToLike")
+def _sum_to_like(op, b):
+    a, ref = op.inputs
+    out = op.outputs[0]
+
+    def axes_of(env):
+        sa, sr = env.shape(a), env.shape(ref)
+        lead = len(sa) - len(sr)
+        return tuple(range(lead)) + tuple(i + lead for i, d in enumerate(sr) if d == 1 and sa[i + lead] != 1)
+    _reduce(b, "red_SumF" if a.dtype.kind == "f" else "red_SumI", a, out, axes_of)
+
+
+# -- matmul -------------------------------------------------------------------------------------
+
+def mm_record(env, a, b_, out) -> List[int]:
+    sa, sb = env.shape(a), env.shape(b_)
+    a2 = (1,) + sa if len(sa) == 1 else sa
+    b2 = sb + (1,) if len(sb) == 1 else sb
+    m, k, n = a2[-2], a2[-1], b2[-1]
+    batch = tuple(np.broadcast_shapes(a2[:-2], b2[:-2]))
+    abs_ = broadcast_view(contiguous(0, a2[:-2]), batch).strides if batch else ()
+    bbs = broadcast_view(contiguous(0, b2[:-2]), batch).strides if batch else ()
+    abs_ = tuple(s * m * k for s in abs_)
+    bbs = tuple(s * k * n for s in bbs)
+    ybs = tuple(s * m * n for s in c_strides(batch))
+    if len(batch) > MAXR:
+        raise ValueError(f"matmul with more than {MAXR} batch dimensions")
+    return ([len(batch)] + _pad(batch) + _pad(abs_) + _pad(bbs) + _pad(ybs)
+            + [env.off(a), env.off(b_), env.off(out), m, k, n, 0, 0])
+
+
+@lowers("MatMul")
+def _matmul(op, b):
+    a, b_ = op.inputs
+    out = op.outputs[0]
+    kernel = "mm_blas" if a.dtype.kind == "f" else "mm_loops"
+    b.call(kernel, [a, b_], out, lambda env: mm_record(env, a, b_, b.write_key(out)), MM_SIZE)
+
+
+# -- fills, constants, one_hot, random -------------------------------------------------------------
+
+@lowers("Const")
+def _const(op, b):
+    value = op.attrs["value"]
+    b.const(op.outputs[0], lambda env: value)
+
+
+@lowers("Fill")
+def _fill(op, b):
+    a = op.attrs
+    b.const(op.outputs[0], lambda env: np.full(a["shape"], a["value"], a["dtype"]))
+
+
+@lowers("FillLike")
+def _fill_like(op, b):
+    x, a = op.inputs[0], op.attrs
+    b.const(op.outputs[0], lambda env: np.full(env.shape(x), a["value"], a["dtype"]))
+
+
+@lowers("ReducedCount")
+def _reduced_count(op, b):
+    x, a = op.inputs[0], op.attrs
+
+    def count(env):
+        shape = env.shape(x)
+        dims = shape if a["axes"] is None else [shape[i] for i in a["axes"]]
+        return np.asarray(int(np.prod(dims, dtype=np.int64)), dtype=a["dtype"])
+    b.const(op.outputs[0], count)
+
+
+@lowers("OneHot")
+def _one_hot(op, b):
+    x, out = op.inputs[0], op.outputs[0]
+    depth = op.attrs["depth"]
+    b.call("onehot", [x], out, lambda env: [int(np.prod(env.shape(x), dtype=np.int64)), env.off(x),
+                                            env.off(b.write_key(out)), depth], 4)
+
+
+@lowers("RandomNormal", "RandomUniform")
+def _random(op, b):
+    a, src = op.attrs, origin(op)
+    draw = "normal" if op.type == "RandomNormal" else "uniform"
+
+    def value(state, env):
+        return getattr(state.rng(src), draw)(a["a"], a["b"], size=a["shape"]).astype(a["dtype"])
+    b.host(op.outputs[0], value)
+
+
+# -- state ------------------------------------------------------------------------------------------
+
+@lowers("Variable")
+def _variable(op, b):
+    b.variable(op.outputs[0], origin(op))
+
+
+@lowers("Assign")
+def _assign(op, b):
+    b.assign(origin(op.inputs[0].op), op.inputs[1], op.attrs["mode"], op)
+
+
+@lowers("FusedElementwise")
+def _fused(op, b):
+    """A fused group: one loop kernel generated into the plan module (see ``fused.py``)."""
+    b.fused(op)
+
+
+@lowers("NoOp")
+def _noop(op, b):
+    pass
+
+
+@lowers("Placeholder")
+def _placeholder(op, b):   # scheduled only when fed (schedule() rejects unfed placeholders)
+    pass

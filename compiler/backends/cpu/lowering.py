@@ -1,0 +1,263 @@
+"""Lowering a Schedule to a list of kernel calls over buffers (once per plan, shape-independent).
+
+Buffers are keyed by Tensor, by ``Slot(var_op)`` (a variable's place in the
+session's flat storage) or by ``Scratch`` (plan-private copies). Every key has a
+root: aliases (reshape, identity...) share their source's root. Roots live in
+space "S" (variable storage) or "A" (the plan's arena).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from staticgraph.graph import Operation
+from staticgraph.shapes import fmt
+
+from ...schedule import Schedule
+from .kernels import EW_SIZE, LOWERINGS, Env, View, ew_record
+
+
+class FusionMismatch(Exception):
+    """At plan entry, a fused group's concrete shapes differ from its loop shape: plan that
+    shape signature without fusion."""
+
+
+class Slot:
+    """A variable's slot in the session's flat storage."""
+    __slots__ = ("var",)
+
+    def __init__(self, var: Operation):
+        self.var = var
+
+    def __eq__(self, other):
+        return isinstance(other, Slot) and other.var is self.var
+
+    def __hash__(self):
+        return hash(("slot", id(self.var)))
+
+    def __repr__(self):
+        return f"Slot({self.var.name})"
+
+
+class Scratch:
+    """A plan-private buffer shaped like ``like`` (snapshots, outputs that are fed), or by
+    ``shape_fn(env)`` (kernel workspace, see ``Lowering.workspace``)."""
+    __slots__ = ("like", "why", "shape_fn")
+
+    def __init__(self, like, why: str, shape_fn=None):
+        self.like, self.why, self.shape_fn = like, why, shape_fn
+
+    def __repr__(self):
+        return f"Scratch({self.why} of {getattr(self.like, 'name', self.like)})"
+
+
+@dataclass
+class Call:
+    """One kernel call: ``kernel(*arrays(args), M, E, pos)``; ``args`` = inputs then output."""
+    kernel: str
+    args: tuple
+    record: Callable[[Env], list]
+    size: int
+    op: Operation
+    inplace: tuple = ()        # input keys the output may overwrite element for element
+    pos: int = 0               # record position in M
+    index: int = 0             # time of the call (1-based)
+
+
+@dataclass
+class Program:
+    """The lowered step: main calls, then write-back calls (after the error check)."""
+    schedule: Schedule
+    calls: List[Call] = field(default_factory=list)
+    writeback: List[Call] = field(default_factory=list)
+    alias: Dict[object, object] = field(default_factory=dict)       # key -> source key
+    consts: Dict[object, Callable] = field(default_factory=dict)      # key -> fn(env) -> ndarray
+    hosts: Dict[object, Callable] = field(default_factory=dict)       # key -> fn(state, env) -> ndarray
+    checks: List[tuple] = field(default_factory=list)                 # (op, fn(env))
+    dtypes: Dict[object, np.dtype] = field(default_factory=dict)
+    reads: List[Operation] = field(default_factory=list)              # variables read
+    assigns: List[tuple] = field(default_factory=list)                # (var, value key, mode, op)
+    fetch_keys: List[object] = field(default_factory=list)
+    fused: List[tuple] = field(default_factory=list)                 # (kernel name, source, op)
+    record_size: int = 0
+
+    def root(self, key):
+        while key in self.alias:
+            key = self.alias[key]
+        return key
+
+    def space(self, key) -> str:
+        return "S" if isinstance(self.root(key), Slot) else "A"
+
+    def array_name(self, key) -> str:
+        return f"{self.space(key)}_{np.dtype(self.dtypes[self.root(key)]).name}"
+
+    @property
+    def all_calls(self) -> List[Call]:
+        return self.calls + self.writeback
+
+
+class Lowering:
+    """The builder a kernel registry entry talks to (see ``kernels.py``)."""
+
+    def __init__(self, sched: Schedule):
+        self.prog = Program(sched)
+        self._fed = set(sched.feeds)
+        self._op: Optional[Operation] = None
+        self._scratch: Dict[object, Scratch] = {}
+        for t in sched.feeds:
+            self.prog.dtypes[t] = t.dtype
+
+    # -- keys ------------------------------------------------------------------------
+    def write_key(self, t):
+        """Where an op writes output ``t``: ``t`` itself, or a scratch buffer when ``t`` is fed."""
+        if t in self._fed:
+            if t not in self._scratch:
+                self._scratch[t] = Scratch(t, "discarded output")
+                self.prog.dtypes[self._scratch[t]] = t.dtype
+            return self._scratch[t]
+        self.prog.dtypes.setdefault(t, t.dtype)
+        return t
+
+    # -- verbs -------------------------------------------------------------------------
+    def call(self, kernel: str, inputs: Sequence, out, record: Callable[[Env], list], size: int,
+             inplace: Sequence = (), extra: Sequence = ()) -> None:
+        """``kernel(*inputs, out, *extra, M, E, p)``; ``extra``: more outputs or workspaces."""
+        key = self.write_key(out) if not isinstance(out, (Slot, Scratch)) else out
+        extra = tuple(self.write_key(t) if not isinstance(t, (Slot, Scratch)) else t for t in extra)
+        self.prog.calls.append(Call(kernel, tuple(inputs) + (key,) + extra, record, size, self._op,
+                                    tuple(inplace)))
+
+    def workspace(self, dtype, shape_fn: Callable[[Env], tuple], why: str = "workspace") -> Scratch:
+        """A scratch buffer for one call (pass it in ``extra``); ``shape_fn(env)`` gives its shape
+        from the concrete shapes. It lives only during the call, so its memory is reused."""
+        key = Scratch(None, why, shape_fn)
+        self.prog.dtypes[key] = np.dtype(dtype)
+        return key
+
+    def ew(self, name: str, out, inputs: Sequence, in_views: Optional[Sequence] = None,
+           out_view: Optional[Callable] = None, inplace: bool = True, writeback: bool = False) -> None:
+        inputs = list(inputs)
+        key = self.write_key(out) if not isinstance(out, (Slot, Scratch)) else out
+        ins = [(in_views[i] if in_views and in_views[i] else (lambda env, t=t: env.view(t)))
+               for i, t in enumerate(inputs)]
+        ov = out_view or (lambda env: env.view(key))
+
+        def record(env):
+            return ew_record(ov(env), [f(env) for f in ins])
+        call = Call(f"ew_{name}", tuple(inputs) + (key,), record, EW_SIZE[len(inputs)], self._op,
+                    tuple(inputs) if inplace and in_views is None and out_view is None else ())
+        (self.prog.writeback if writeback else self.prog.calls).append(call)
+
+    def fused(self, op: Operation) -> None:
+        """A FusedElementwise op: a loop kernel generated into the plan module."""
+        from .fused import fused_source
+        from .kernels import ew_record, loop_record_size
+        name = f"fused_{len(self.prog.fused)}"
+        self.prog.fused.append((name, fused_source(name, op), op))
+        outs = [self.write_key(t) for t in op.outputs]
+        ins = list(op.inputs)
+
+        def record(env):
+            shapes = [env.shape(k) for k in outs]
+            loop = tuple(np.broadcast_shapes(*[env.shape(t) for t in ins])) if ins else shapes[0]
+            from compiler.passes.fusion import _program_shapes
+            inner = _program_shapes([env.shape(t) for t in ins], op.attrs["program"])
+            if any(tuple(s) != loop for s in shapes + [tuple(x) for x in inner]):
+                raise FusionMismatch(op)
+            views = [env.view(k) for k in outs]
+            return ew_record(views[0], [env.view(t) for t in ins], views[1:])
+        self.prog.calls.append(Call(name, tuple(ins) + tuple(outs), record, loop_record_size(len(ins) + len(outs)),
+                                    self._op))
+
+    def fill(self, out, value: int) -> None:
+        key = self.write_key(out)
+        self.call("fill", [], out, lambda env: [int(np.prod(env.shape(key), dtype=np.int64)), env.off(key),
+                                                int(value)], 3)
+
+    def alias(self, out, src) -> None:
+        self.prog.alias[self.write_key(out)] = src
+
+    def const(self, out, fn: Callable) -> None:
+        self.prog.consts[self.write_key(out)] = fn
+
+    def host(self, out, fn: Callable) -> None:
+        self.prog.hosts[self.write_key(out)] = fn
+
+    def check(self, fn: Callable) -> None:
+        self.prog.checks.append((self._op, fn))
+
+    def variable(self, out, var: Operation) -> None:
+        slot = Slot(var)
+        self.prog.dtypes[slot] = np.dtype(var.attrs["dtype"])
+        self.prog.reads.append(var)
+        self.alias(out, slot)
+
+    def assign(self, var: Operation, value, mode: str, op: Operation) -> None:
+        self.prog.dtypes[Slot(var)] = np.dtype(var.attrs["dtype"])
+        self.prog.assigns.append((var, value, mode, op))
+
+    # -- driver ------------------------------------------------------------------------
+    def lower(self) -> Program:
+        prog = self.prog
+        fed = self._fed
+        for op in prog.schedule.ops:
+            if op.outputs and all(t in fed for t in op.outputs):
+                continue
+            fn = LOWERINGS.get(op.type)
+            if fn is None:
+                raise NotImplementedError(
+                    f"the cpu backend has no kernel for op type '{op.type}' (op '{op.name}' defined at "
+                    f"{op.defined_at}); add one in compiler/backends/cpu/kernels.py, or run this graph "
+                    f"with sg.Session(target='reference')")
+            self._op = op
+            fn(op, self)
+        self._op = None
+        self._finish()
+        return prog
+
+    def _finish(self) -> None:
+        """Snapshots where write-back would clobber a read, then the write-back calls."""
+        prog = self.prog
+        assigned = {var for var, _, _, _ in prog.assigns}
+        for t in prog.schedule.fetches:
+            prog.dtypes.setdefault(t, t.dtype)
+            prog.fetch_keys.append(self._snapshot(t, assigned, "fetched value"))
+        values = [self._snapshot(v, assigned, "assigned value") for _, v, _, _ in prog.assigns]
+        from ...state import check_assign_shape
+        for (var, _, mode, op), value in zip(prog.assigns, values):
+            self._op = op
+            slot = Slot(var)
+            self.check(lambda env, var=var, value=value, mode=mode: check_assign_shape(var, env.shape(value), mode))
+            if mode == "set":
+                self.ew("Copy", slot, [value], inplace=False, writeback=True)
+            else:
+                self.ew("Add" if mode == "add" else "Sub", slot, [slot, value], inplace=False, writeback=True)
+        self._op = None
+        pos = 0
+        for i, call in enumerate(prog.all_calls):
+            call.pos, call.index = pos, i + 1
+            pos += call.size
+        prog.record_size = pos
+
+    def _snapshot(self, key, assigned, why: str):
+        root = self.prog.root(key)
+        if isinstance(root, Slot) and root.var in assigned:
+            snap = Scratch(key, why)
+            self.prog.dtypes[snap] = self.prog.dtypes[root]
+            op = self._op
+            self._op = root.var
+            self.ew("Copy", snap, [key], inplace=False)
+            self._op = op
+            return snap
+        return key
+
+
+def describe(prog: Program, call: Call) -> str:
+    op = call.op
+    return f"{op.type} '{op.name}' at {op.defined_at}" if op is not None else "plan"
+
+
+__all__ = ["Lowering", "Program", "Call", "Slot", "Scratch", "View", "fmt"]

@@ -1,0 +1,895 @@
+"""On-disk cache of compiled plans and kernels (API.md §7, §10 "Compile cache").
+
+Layout under the root (``$STATICGRAPH_CACHE_DIR``, else ``$HOME/.cache/staticgraph``; read
+each time it is needed, so a changed variable takes effect)::
+
+    <root>/plans/<key[:2]>/<key>/        one plan entry (content-addressed by ``cache_key``)
+        plan.py ...                      generated sources (the ``files`` given to ``entry``)
+        manifest.json                    {"format", "key", "meta", "files": {name: sha256}}
+        numba.json                       record of Numba's files, written by ``seal``
+        __pycache__/*.nbi, *.nbc         Numba's index pickle and compiled data for the entry
+    <root>/plans/<key[:2]>/.<key>.lock   flock serialising builders/compilers of that key
+    <root>/kernels/<numba>-py<XY>/<fp>/  Numba files of the library's own @njit(cache=True) kernels
+        <package.dir>/*.nbi, *.nbc       (<fp>: fingerprint of the library source)
+        numba.json                       their record
+    <root>/kernels/<numba>-py<XY>/.<fp>.lock
+
+Every folder the library creates (root and missing parents included) is made with
+``os.mkdir(p, 0o700)`` and then ``os.chmod(p, 0o700)``, so the umask never widens or narrows it.
+Files are written 0600 by us; Numba's own files are created inside 0700 folders.
+
+How Numba 0.68 caches (``numba/core/caching.py``), and what this module does about it:
+
+1. ``@njit(cache=True)`` builds a ``FunctionCache`` when the function is DECORATED
+   (``Dispatcher.enable_caching``). ``CacheImpl.__init__`` asks each class of
+   ``CacheImpl._locator_classes`` in turn (``UserProvidedCacheLocator`` — only when
+   ``NUMBA_CACHE_DIR``/``numba.config.CACHE_DIR`` is set, then ``<CACHE_DIR>/<dir>_<sha1(dir)>``;
+   ``InTreeCacheLocator`` — ``<dir of source>/__pycache__`` when writable; ``UserWideCacheLocator``;
+   IPython; zip) and binds the first that accepts, for the life of the dispatcher. Files are
+   ``<module>.<qualname>-<line>.py<XY>.nbi`` (index: ``pickle(numba version)`` then
+   ``pickle((source stamp = sha256 of the source file, {(sig, target magic, code hashes):
+   data name}))``) and ``...<n>.nbc`` (pickled compiled library). Both are written through a
+   temp file ``<name>.tmp.<uuid16>`` and ``os.replace``. Nothing checks them before
+   ``pickle.load``: a garbage index raises ``UnpicklingError`` out of the compile.
+2. ``install_kernel_cache_locator()`` puts ``CacheLocator`` FIRST in that list (so it also wins
+   over ``NUMBA_CACHE_DIR``). It accepts (a) sources of a plan entry -> ``<entry>/__pycache__``
+   (the in-tree place, confirmed: a plan in ``<entry>/plan.py`` caches there); (b) sources inside
+   the library packages (``KERNEL_SOURCE_DIRS``) -> ``kernel_cache_dir()/<package.dir>``, never
+   site-packages; any other file is left to Numba's own locators. The kernel folder is bound at
+   decoration, i.e. with the root current when the kernel module is imported;
+   ``bound_kernel_dirs()`` lists every folder bound in this process, and all of them are verified
+   and sealed. ``NUMBA_CACHE_LOCATOR_CLASSES`` replaces Numba's list and so bypasses this.
+3. A plan loaded from Numba's cache contains its callees' machine code: kernels are not even
+   loaded on a warm start, and a changed kernel does not invalidate a cached plan — so plan keys
+   must include the hash of the kernel source (or ``code_fingerprint()``). The environment of
+   cached code is rebuilt by ``importlib.import_module(<module name>)``: the plan module must be
+   in ``sys.modules`` under a deterministic name before Numba loads it (``load_module`` does
+   this; without it a warm load fails with ``No module named '<dynamic>'``).
+4. Verification: ``seal(path)`` records the sha256 and size of every Numba file of a folder in
+   ``numba.json`` (temp file + ``os.replace``); ``verify_compiled(path)`` deletes every file that
+   is unrecorded or differs, so Numba recompiles instead of unpickling it. ``compiling(*paths)``
+   holds the folders' locks (``fcntl.flock``, taken in path order) and those of the bound kernel
+   folders around verify -> compile -> seal, so no cooperating process writes Numba files in
+   between. Concurrent compilers of one plan are serialised: the second loads what the first
+   sealed. Numba files written outside such a block stay unrecorded until this process's next
+   block seals them; if it never comes, the next process deletes them and recompiles (safe).
+5. Last line of defence: ``install_kernel_cache_locator`` also replaces
+   ``caching.IndexDataCacheFile`` (read by ``Cache.__init__``) with a subclass whose
+   ``_load_index``/``_load_data`` first check the file against ``numba.json`` (or against what
+   this process's Numba wrote, noted by ``_save_index``/``_save_data``); an unvouched file is
+   treated as absent (warning if it was recorded with another hash), so even a compile outside a
+   ``compiling`` block never unpickles an unverified file. Files of other folders are untouched.
+6. Entries: built in ``plans/<xx>/.tmp-<key>-<pid>-<rand>/`` and ``os.rename``d into place (a
+   killed writer leaves only a temp folder; the next build of the key, any build in that shard
+   after 10 minutes, and ``clear`` remove it; ``info`` counts it). A rename that loses a race
+   discards its temp folder and uses the winner's entry once it verifies.
+7. Keys are sha256 of length-prefixed, type-tagged parts: no ``hash()``, no ids, so the same
+   under any ``PYTHONHASHSEED``. Problems with a file are reported (``CacheWarning`` or
+   ``CacheError``) naming the file; a bad entry or record is rebuilt, never trusted.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import os
+import re
+import shutil
+import stat
+import sys
+import tempfile
+import threading
+import time
+import types
+import uuid
+import warnings
+from pathlib import Path
+from typing import Iterable, Iterator, Mapping, Optional, Union
+
+try:  # POSIX advisory locks; elsewhere the atomic renames alone keep entries consistent
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None
+
+ENV_VAR = "STATICGRAPH_CACHE_DIR"
+FORMAT = 1
+MANIFEST = "manifest.json"
+RECORD = "numba.json"
+COMPILED_DIR = "__pycache__"
+STALE_TEMP_SECONDS = 600
+_CONTROL_NAMES = {MANIFEST, RECORD}
+_RESERVED_NAMES = _CONTROL_NAMES | {COMPILED_DIR}
+_NUMBA_TEMP = re.compile(r"\.tmp\.[0-9a-f]{16}$")
+_FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+_KEY = re.compile(r"[0-9a-f]{16,128}")
+_PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+# Folders whose @njit(cache=True) functions cache under kernel_cache_dir() (tests may extend it).
+KERNEL_SOURCE_DIRS: list[Path] = [_PACKAGE_ROOT / "compiler", _PACKAGE_ROOT / "staticgraph"]
+
+
+class CacheError(OSError):
+    """The cache folder or one of its files cannot be used; the message names the path."""
+
+
+class CacheWarning(UserWarning):
+    """A cache file was corrupt, partial or foreign and is being rebuilt (names the file)."""
+
+
+class CacheStats:
+    """Process-wide counters (``compiler.cache.STATS``) that tests read.
+
+    hits/misses: ``entry`` found a verified entry / had to build one; rebuilt: entries removed as
+    corrupt, partial or foreign; rejected: Numba files deleted by ``verify_compiled``; compiles:
+    ``compiling`` blocks in which Numba wrote new files into a given entry (it compiled, not loaded).
+    """
+
+    FIELDS = ("hits", "misses", "rebuilt", "rejected", "compiles")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            for name in self.FIELDS:
+                setattr(self, name, 0)
+
+    def add(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            setattr(self, name, getattr(self, name) + n)
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            return {name: getattr(self, name) for name in self.FIELDS}
+
+    def __repr__(self) -> str:
+        return f"CacheStats({self.snapshot()})"
+
+
+STATS = CacheStats()
+
+
+# ---------------------------------------------------------------------------------- paths, keys
+def cache_root(create: bool = True) -> Path:
+    """The cache folder: ``$STATICGRAPH_CACHE_DIR`` or ``$HOME/.cache/staticgraph`` (absolute).
+
+    With ``create`` it and any missing parents are made 0700; a non-folder there is a CacheError.
+    """
+    env = os.environ.get(ENV_VAR)
+    root = Path(os.path.abspath(os.path.expanduser(env))) if env else Path.home() / ".cache" / "staticgraph"
+    if create:
+        make_private_dirs(root)
+    return root
+
+
+def make_private_dirs(path: Union[str, os.PathLike]) -> Path:
+    """Create ``path`` and its missing parents, each 0700 whatever the umask; return it."""
+    path = Path(path)
+    missing = []
+    probe = path
+    while probe.parent != probe:
+        try:
+            if stat.S_ISDIR(os.stat(probe).st_mode):
+                break
+        except (FileNotFoundError, NotADirectoryError):
+            missing.append(probe)
+            probe = probe.parent
+            continue
+        except OSError as exc:
+            raise CacheError(f"staticgraph cache: cannot use {probe}: {exc.strerror}") from exc
+        raise CacheError(f"staticgraph cache: {probe} exists but is not a folder "
+                         f"(set {ENV_VAR} to another folder)")
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, 0o700)
+        except FileExistsError:
+            if not folder.is_dir():
+                raise CacheError(f"staticgraph cache: {folder} exists but is not a folder") from None
+            continue  # made at the same moment by another process or thread
+        except OSError as exc:
+            raise CacheError(f"staticgraph cache: cannot create folder {folder}: {exc.strerror} "
+                             f"(set {ENV_VAR} to a writable folder)") from exc
+        os.chmod(folder, 0o700)
+    return path
+
+
+def cache_key(*parts: Union[str, bytes]) -> str:
+    """sha256 hex of the parts (each type-tagged and length-prefixed, so no two lists collide)."""
+    digest = hashlib.sha256(b"staticgraph-cache-key\0")
+    for i, part in enumerate(parts):
+        if isinstance(part, str):
+            tag, data = b"s", part.encode("utf-8")
+        elif isinstance(part, (bytes, bytearray, memoryview)):
+            tag, data = b"b", bytes(part)
+        else:
+            raise TypeError(f"cache_key part {i} is a {type(part).__name__}; pass canonical text "
+                            f"(str) or bytes, never an object whose repr or hash may vary")
+        digest.update(tag + len(data).to_bytes(8, "little") + data)
+    return digest.hexdigest()
+
+
+_FINGERPRINT: dict = {}
+
+
+def code_fingerprint() -> str:
+    """sha256 of the library's Python sources (``KERNEL_SOURCE_DIRS``), computed once per process.
+
+    Include it in plan keys: a plan cached by Numba embeds the kernels it calls.
+    """
+    dirs = tuple(str(d) for d in KERNEL_SOURCE_DIRS)
+    if dirs not in _FINGERPRINT:
+        digest = hashlib.sha256()
+        for base in KERNEL_SOURCE_DIRS:
+            for path in sorted(Path(base).rglob("*.py")):
+                if COMPILED_DIR in path.parts:
+                    continue
+                digest.update(str(path.relative_to(base.parent)).encode() + b"\0")
+                digest.update(hashlib.sha256(path.read_bytes()).digest())
+        _FINGERPRINT[dirs] = digest.hexdigest()
+    return _FINGERPRINT[dirs]
+
+
+def kernel_cache_dir(root: Optional[Path] = None) -> Path:
+    """``<root>/kernels/<numba version>-py<XY>/<code fingerprint[:16]>`` (not created)."""
+    import numba
+
+    tag = f"numba{numba.__version__}-py{sys.version_info[0]}{sys.version_info[1]}"
+    return Path(root or cache_root(create=False)) / "kernels" / tag / code_fingerprint()[:16]
+
+
+# ----------------------------------------------------------------------------- hashing, I/O
+_HASH_MEMO: dict = {}
+
+
+def _file_digest(path: Path) -> tuple[int, str]:
+    """(size, sha256 hex) of a regular file, memoised on its (size, mtime, ctime, inode)."""
+    with open(path, "rb") as f:
+        st = os.fstat(f.fileno())
+        sig = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+        memo = _HASH_MEMO.get(str(path))
+        if memo is not None and memo[0] == sig:
+            return memo[1]
+        result = (st.st_size, hashlib.sha256(f.read()).hexdigest())
+    _HASH_MEMO[str(path)] = (sig, result)
+    return result
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
+def _write_json_atomic(path: Path, obj: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        _write_private(tmp, json.dumps(obj, indent=1, sort_keys=True).encode())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _read_json(path: Path) -> dict:
+    """Parse a JSON object; any failure is a CacheError naming the file."""
+    try:
+        with open(path, "rb") as f:
+            obj = json.loads(f.read().decode("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CacheError(f"unreadable {path.name} {path}: {exc}") from exc
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        raise CacheError(f"foreign {path.name} {path} (not a staticgraph format-{FORMAT} file)")
+    return obj
+
+
+def _remove_tree(path: Path) -> None:
+    """Remove a folder atomically for readers: rename it to a trash name, then delete it."""
+    trash = path.with_name(f".trash-{path.name}-{uuid.uuid4().hex[:8]}")
+    try:
+        os.rename(path, trash)
+    except FileNotFoundError:
+        return
+    except OSError:
+        trash = path
+    if trash.is_dir() and not trash.is_symlink():
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            os.unlink(trash)
+
+
+def _warn(message: str) -> None:
+    warnings.warn(f"staticgraph cache: {message}", CacheWarning, stacklevel=3)
+
+
+# ------------------------------------------------------------------------------------- locks
+_LOCKS_GUARD = threading.Lock()
+_THREAD_LOCKS: dict = {}
+_HELD: dict = {}
+
+
+@contextlib.contextmanager
+def _locked(lock_path: Path) -> Iterator[None]:
+    """Exclusive lock on ``lock_path``: a thread lock in-process plus ``flock`` across processes.
+
+    Re-entrant within a thread; the file is created 0600 beside the folder it guards.
+    """
+    key = str(lock_path)
+    with _LOCKS_GUARD:
+        rlock = _THREAD_LOCKS.setdefault(key, threading.RLock())
+    with rlock:
+        depth = _HELD.get(key, 0)
+        fd = None
+        if depth == 0 and fcntl is not None:
+            make_private_dirs(lock_path.parent)
+            try:
+                fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError as exc:
+                raise CacheError(f"staticgraph cache: cannot open lock file {lock_path}: "
+                                 f"{exc.strerror}") from exc
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        _HELD[key] = depth + 1
+        try:
+            yield
+        finally:
+            _HELD[key] -= 1
+            if fd is not None:
+                os.close(fd)  # releases the flock
+
+
+def _lock_path(folder: Path) -> Path:
+    return folder.parent / f".{folder.name}.lock"
+
+
+# --------------------------------------------------------------- records of Numba's files
+def _compiled_files(folder: Path, sources: Iterable[str] = ()) -> dict[str, Path]:
+    """Numba's files under ``folder`` (relative posix name -> path); control/source files and
+    Numba's in-flight temp files are not part of it."""
+    skip = _CONTROL_NAMES | set(sources)
+    found = {}
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames.sort()
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            rel = path.relative_to(folder).as_posix()
+            if rel in skip or _NUMBA_TEMP.search(name) or name.startswith(".staticgraph-probe"):
+                continue
+            found[rel] = path
+    return found
+
+
+def _sources_of(folder: Path) -> list[str]:
+    """Source names listed in an entry's manifest (empty for a kernel folder or a bad manifest)."""
+    if not (folder / MANIFEST).exists():
+        return []
+    try:
+        return sorted(_read_json(folder / MANIFEST).get("files", {}))
+    except CacheError:
+        return []
+
+
+def _seal_folder(folder: Path) -> bool:
+    """Record Numba's files of ``folder`` in its numba.json; True when the record changed."""
+    files = _compiled_files(folder, _sources_of(folder))
+    record = {}
+    for rel, path in files.items():
+        with contextlib.suppress(FileNotFoundError):
+            size, digest = _file_digest(path)
+            record[rel] = {"size": size, "sha256": digest}
+    old = None
+    with contextlib.suppress(CacheError):
+        old = _read_json(folder / RECORD).get("files") if (folder / RECORD).exists() else {}
+    if old == record:
+        return False
+    make_private_dirs(folder)
+    _write_json_atomic(folder / RECORD, {"format": FORMAT, "files": record})
+    return True
+
+
+def _verify_folder(folder: Path) -> list[Path]:
+    """Delete Numba files of ``folder`` that its numba.json does not record exactly."""
+    if not folder.is_dir():
+        return []
+    record_path = folder / RECORD
+    recorded: dict = {}
+    if record_path.exists():
+        try:
+            recorded = _read_json(record_path).get("files", {})
+            if not isinstance(recorded, dict):
+                raise CacheError(f"foreign {RECORD} {record_path} (no file table)")
+        except CacheError as exc:
+            _warn(f"{exc}; deleting the Numba files it should vouch for")
+            recorded = {}
+            with contextlib.suppress(OSError):
+                os.unlink(record_path)
+    removed = []
+    now = time.time()
+    for dirpath, _, filenames in os.walk(folder):
+        for name in filenames:  # Numba temp files left by killed writers
+            path = Path(dirpath) / name
+            if _NUMBA_TEMP.search(name):
+                with contextlib.suppress(OSError):
+                    if now - path.stat().st_mtime > STALE_TEMP_SECONDS:
+                        os.unlink(path)
+    for rel, path in _compiled_files(folder, _sources_of(folder)).items():
+        want = recorded.get(rel)
+        try:
+            found = None if path.is_symlink() else _file_digest(path)
+            ok = found is not None and (
+                _WRITTEN.get(os.path.realpath(path)) == found  # this process's Numba wrote it
+                or (isinstance(want, dict) and found == (want.get("size"), want.get("sha256"))))
+        except OSError:
+            ok = False
+        if not ok:
+            if want is not None:
+                _warn(f"{path} does not match its hash in {record_path}; deleted, Numba recompiles")
+            with contextlib.suppress(FileNotFoundError):
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
+                    os.unlink(path)
+            removed.append(path)
+    STATS.add("rejected", len(removed))
+    return removed
+
+
+# ------------------------------------------------------------- Numba locator for our files
+_INSTALLED: dict = {}  # "locator": our locator class, "original_index_file": Numba's class
+_BOUND_KERNEL_DIRS: list[Path] = []
+_PLAN_ROOTS: set = set()
+
+
+def _is_under(path: Path, base: Path) -> bool:
+    try:
+        path.relative_to(base)
+        return True
+    except ValueError:
+        return False
+
+
+def _numba_cache_dir_for(py_file: str) -> Optional[Path]:
+    """Where Numba should keep the cache files of functions defined in ``py_file`` (None: not ours)."""
+    real = Path(os.path.realpath(py_file))
+    roots = set(_PLAN_ROOTS)
+    with contextlib.suppress(CacheError, RuntimeError):
+        roots.add(os.path.realpath(cache_root(create=False)))
+    for root in roots:
+        if _is_under(real, Path(root) / "plans") and (real.parent / MANIFEST).exists():
+            return real.parent / COMPILED_DIR
+    for base in KERNEL_SOURCE_DIRS:
+        base = Path(os.path.realpath(base))
+        if _is_under(real, base):
+            sub = ".".join(real.parent.relative_to(base.parent).parts)
+            kdir = Path(os.path.realpath(kernel_cache_dir(cache_root())))
+            if kdir not in _BOUND_KERNEL_DIRS:  # first use in this process: check what is there
+                _verify_folder(kdir)  # unlocked: this may run inside a compiling() block (lock order)
+                _BOUND_KERNEL_DIRS.append(kdir)
+            return kdir / sub
+    return None
+
+
+def install_kernel_cache_locator() -> None:
+    """Make Numba keep every cache file of the library under the cache root and check each of
+    them right before it is unpickled (idempotent; ``load_module`` calls it).
+
+    Call it BEFORE importing any module with ``@njit(cache=True)`` kernels: Numba picks the
+    folder, and makes the object that reads the files, at decoration.
+    """
+    if _INSTALLED:
+        return
+    from numba.core import caching
+
+    base = getattr(caching, "_CacheLocator")
+    mixin = getattr(caching, "_SourceFileBackedLocatorMixin")
+    impl = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl")
+
+    class CacheLocator(mixin, base):
+        """Numba locator: plan entries -> <entry>/__pycache__, library kernels -> kernel_cache_dir()."""
+
+        def __init__(self, py_func, py_file, cache_path):
+            self._py_file = py_file
+            self._lineno = py_func.__code__.co_firstlineno
+            self._cache_path = str(cache_path)
+
+        def get_cache_path(self):
+            return self._cache_path
+
+        def ensure_cache_path(self):
+            make_private_dirs(self._cache_path)
+            tempfile.TemporaryFile(dir=self._cache_path, prefix=".staticgraph-probe").close()
+
+        @classmethod
+        def from_function(cls, py_func, py_file):
+            if not os.path.exists(py_file):
+                return None
+            folder = _numba_cache_dir_for(py_file)
+            if folder is None:
+                return None
+            locator = cls(py_func, py_file, folder)
+            locator.ensure_cache_path()  # a CacheError here names the folder
+            return locator
+
+    class VerifiedIndexDataCacheFile(caching.IndexDataCacheFile):
+        """Numba's index/data file access, refusing files of our folders that nothing vouches for."""
+
+        def _load_index(self):
+            if not _may_load(Path(self._index_path)):
+                return {}  # as if absent: Numba compiles and rewrites it
+            return super()._load_index()
+
+        def _load_data(self, name):
+            path = Path(self._data_path(name))
+            if not _may_load(path):
+                raise FileNotFoundError(errno.ENOENT, "not vouched for by numba.json", str(path))
+            return super()._load_data(name)
+
+        def _save_index(self, overloads):
+            super()._save_index(overloads)
+            _note_written(Path(self._index_path))
+
+        def _save_data(self, name, data):
+            super()._save_data(name, data)
+            _note_written(Path(self._data_path(name)))
+
+    impl._locator_classes.insert(0, CacheLocator)
+    _INSTALLED.update(locator=CacheLocator, original_index_file=caching.IndexDataCacheFile)
+    caching.IndexDataCacheFile = VerifiedIndexDataCacheFile  # read by every Cache made from now on
+
+
+_WRITTEN: dict = {}  # Numba files this process wrote since they were last sealed: path -> (size, sha)
+
+
+def _note_written(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        _WRITTEN[os.path.realpath(path)] = _file_digest(path)
+
+
+def _managed_folder(path: Path) -> Optional[Path]:
+    """The sealed folder (plan entry or kernel folder) that Numba file ``path`` belongs to."""
+    real = Path(os.path.realpath(path))
+    for kdir in _BOUND_KERNEL_DIRS:
+        if _is_under(real, kdir):
+            return kdir
+    entry = real.parent.parent
+    in_plans = entry.parent.parent.name == "plans"
+    if real.parent.name == COMPILED_DIR and in_plans and (entry / MANIFEST).exists():
+        return entry
+    return None
+
+
+def _may_load(path: Path) -> bool:
+    """Whether Numba may unpickle ``path``: not ours, absent, written by this process, or recorded
+    with this exact size and hash in its folder's numba.json. Checked right before every load."""
+    folder = _managed_folder(path)
+    if folder is None:
+        return True
+    real = Path(os.path.realpath(path))
+    try:
+        found = _file_digest(real)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    if _WRITTEN.get(str(real)) == found:
+        return True
+    want = None
+    with contextlib.suppress(CacheError, AttributeError):
+        want = _read_json(folder / RECORD).get("files", {}).get(real.relative_to(folder).as_posix())
+    if isinstance(want, dict) and (want.get("size"), want.get("sha256")) == found:
+        return True
+    if (str(real), found) not in _REFUSED:  # report each refused file version once
+        _REFUSED.add((str(real), found))
+        STATS.add("rejected")
+        if want is not None:
+            _warn(f"{path} does not match its hash in {folder / RECORD}; ignored, Numba recompiles")
+    return False
+
+
+_REFUSED: set = set()
+
+
+def bound_kernel_dirs() -> list[Path]:
+    """Kernel cache folders Numba has been pointed at in this process (all get verified/sealed)."""
+    return list(_BOUND_KERNEL_DIRS)
+
+
+def verify_kernels() -> list[Path]:
+    """``verify_compiled`` for every bound kernel folder (under their locks)."""
+    removed = []
+    for kdir in bound_kernel_dirs():
+        with _locked(_lock_path(kdir)):
+            removed += _verify_folder(kdir)
+    return removed
+
+
+def seal_kernels() -> None:
+    """``seal`` for every bound kernel folder (under their locks)."""
+    for kdir in bound_kernel_dirs():
+        with _locked(_lock_path(kdir)):
+            if kdir.is_dir():
+                _seal_folder(kdir)
+
+
+# ------------------------------------------------------------------------------- plan cache
+class PlanCache:
+    """Content-addressed plan entries under ``<root>/plans`` (root: ``cache_root()`` when None)."""
+
+    def __init__(self, root: Optional[Union[str, os.PathLike]] = None):
+        self._root = None if root is None else Path(os.path.abspath(root))
+
+    @property
+    def root(self) -> Path:
+        """The root folder, created 0700 if missing."""
+        return make_private_dirs(self._root) if self._root is not None else cache_root()
+
+    def _root_nocreate(self) -> Path:
+        return self._root if self._root is not None else cache_root(create=False)
+
+    def path_of(self, key: str) -> Path:
+        """The folder of ``key``'s entry (it may not exist)."""
+        if not isinstance(key, str) or not _KEY.fullmatch(key):
+            raise ValueError(f"cache key {key!r} is not a lowercase hex digest (use cache_key(...))")
+        return self._root_nocreate() / "plans" / key[:2] / key
+
+    # ---------------------------------------------------------------------------- entries
+    def entry(self, key: str, files: Mapping[str, Union[str, bytes]], manifest: dict) -> Path:
+        """A verified entry holding ``files`` and ``manifest.json``; built (atomically) on a miss.
+
+        An existing entry that is corrupt, partial, foreign or holds other content is removed and
+        rebuilt, with a CacheWarning naming the offending file.
+        """
+        dest = self.path_of(key)
+        blobs = self._check_files(key, files)
+        expected = {name: hashlib.sha256(data).hexdigest() for name, data in blobs.items()}
+        try:
+            meta = json.loads(json.dumps(manifest, sort_keys=True))
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"manifest of cache entry {key} is not JSON data: {exc}") from None
+        root = self.root
+        _PLAN_ROOTS.add(os.path.realpath(root))
+        make_private_dirs(dest.parent)
+        with _locked(_lock_path(dest)):
+            problem = self._problem(dest, key, expected)
+            if problem is None:
+                STATS.add("hits")
+                return dest
+            if problem != "missing":
+                _warn(f"{problem}; rebuilding entry {dest}")
+                STATS.add("rebuilt")
+                _remove_tree(dest)
+            STATS.add("misses")
+            self._sweep(dest.parent, key)
+            tmp = self._write_temp(dest, key, blobs, expected, meta)
+            return self._install(tmp, dest, key, expected)
+
+    @staticmethod
+    def _check_files(key: str, files: Mapping[str, Union[str, bytes]]) -> dict[str, bytes]:
+        if not files:
+            raise ValueError(f"cache entry {key}: no files given")
+        blobs = {}
+        for name, text in files.items():
+            if (not isinstance(name, str) or not _FILE_NAME.fullmatch(name) or name in _RESERVED_NAMES
+                    or name.endswith(".lock")):
+                raise ValueError(f"cache entry {key}: file name {name!r} is not a plain file name "
+                                 f"(letters, digits, _ . -; not {sorted(_RESERVED_NAMES)})")
+            if isinstance(text, str):
+                blobs[name] = text.encode("utf-8")
+            elif isinstance(text, bytes):
+                blobs[name] = text
+            else:
+                raise TypeError(f"cache entry {key}: file {name!r} content is a {type(text).__name__}, "
+                                f"expected str")
+        return blobs
+
+    @staticmethod
+    def _problem(dest: Path, key: str, expected: dict[str, str]) -> Optional[str]:
+        """Why ``dest`` is not a valid entry of ``key`` with ``expected`` files (None: it is)."""
+        if not os.path.lexists(dest):
+            return "missing"
+        if dest.is_symlink() or not dest.is_dir():
+            return f"{dest} is not a folder"
+        manifest_path = dest / MANIFEST
+        if not manifest_path.exists():
+            return f"partial entry: {manifest_path} is missing"
+        try:
+            manifest = _read_json(manifest_path)
+        except CacheError as exc:
+            return str(exc)
+        if manifest.get("key") != key:
+            return f"foreign {MANIFEST} {manifest_path} (it is for key {manifest.get('key')!r})"
+        if manifest.get("files") != expected:
+            return (f"{manifest_path} records other files or content than requested "
+                    f"(non-deterministic code generation, or a key that misses an input)")
+        for name, digest in expected.items():
+            path = dest / name
+            try:
+                if path.is_symlink():
+                    return f"{path} is a symlink"
+                if _file_digest(path)[1] != digest:
+                    return f"{path} does not match its hash in {manifest_path}"
+            except OSError as exc:
+                return f"{path} is unreadable ({exc.strerror})"
+        allowed = set(expected) | _RESERVED_NAMES
+        for child in sorted(os.listdir(dest)):
+            if child not in allowed and not child.startswith(f".{RECORD}.tmp-"):  # killed seal
+                return f"foreign file {dest / child} in the entry"
+        pycache = dest / COMPILED_DIR
+        if os.path.lexists(pycache) and (pycache.is_symlink() or not pycache.is_dir()):
+            return f"{pycache} is not a folder"
+        return None
+
+    @staticmethod
+    def _write_temp(dest: Path, key: str, blobs: dict, expected: dict, meta: dict) -> Path:
+        tmp = dest.with_name(f".tmp-{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        make_private_dirs(tmp)
+        try:
+            for name, data in blobs.items():
+                _write_private(tmp / name, data)
+            record = {"format": FORMAT, "key": key, "files": expected, "meta": meta,
+                      "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            _write_private(tmp / MANIFEST, json.dumps(record, indent=1, sort_keys=True).encode())
+            make_private_dirs(tmp / COMPILED_DIR)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return tmp
+
+    def _install(self, tmp: Path, dest: Path, key: str, expected: dict, tries: int = 3) -> Path:
+        """Rename ``tmp`` to ``dest``; if another writer got there first, keep its valid entry."""
+        for _ in range(tries):
+            try:
+                os.rename(tmp, dest)
+                return dest
+            except OSError as exc:
+                if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY, errno.EISDIR, errno.ENOTDIR):
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    raise CacheError(f"staticgraph cache: cannot move {tmp} to {dest}: "
+                                     f"{exc.strerror}") from exc
+            problem = self._problem(dest, key, expected)
+            if problem is None:  # lost the race to an equal entry: use it
+                shutil.rmtree(tmp, ignore_errors=True)
+                return dest
+            if problem != "missing":
+                _warn(f"{problem}; rebuilding entry {dest}")
+                _remove_tree(dest)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise CacheError(f"staticgraph cache: could not install entry {dest} after {tries} tries")
+
+    @staticmethod
+    def _sweep(shard: Path, key: str) -> None:
+        """Remove temp/trash folders of ``key`` (its lock is held) and stale ones of other keys."""
+        now = time.time()
+        for child in shard.iterdir():
+            name = child.name
+            if not (name.startswith(".tmp-") or name.startswith(".trash-")):
+                continue
+            with contextlib.suppress(OSError):
+                if (name.startswith(f".tmp-{key}-") or name.startswith(".trash-")
+                        or now - child.lstat().st_mtime > STALE_TEMP_SECONDS):
+                    shutil.rmtree(child, ignore_errors=True)
+
+    # ------------------------------------------------------------------------ loading code
+    def load_module(self, path: Path, filename: str = "plan.py",
+                    module_name: Optional[str] = None) -> types.ModuleType:
+        """Execute ``path/filename`` as a module after checking its bytes against the manifest.
+
+        The module is registered in ``sys.modules`` under a deterministic name (default
+        ``_staticgraph_plan_<key>``, plus ``_<stem>`` for files other than plan.py): code that
+        Numba loads from its cache re-imports the module it was compiled in BY NAME, so every
+        process must load an entry under the same name. A module already loaded from the same
+        bytes is returned as is (its dispatchers reused).
+        """
+        path = Path(path)
+        source_path = path / filename
+        manifest = _read_json(path / MANIFEST)
+        want = manifest.get("files", {}).get(filename)
+        try:
+            data = source_path.read_bytes()
+        except OSError as exc:
+            raise CacheError(f"staticgraph cache: cannot read {source_path}: {exc.strerror}") from exc
+        digest = hashlib.sha256(data).hexdigest()
+        if want is None or digest != want:
+            raise CacheError(f"staticgraph cache: {source_path} does not match its hash in "
+                             f"{path / MANIFEST}; call PlanCache.entry again to rebuild it")
+        install_kernel_cache_locator()  # before the module's @njit(cache=True) decorators run
+        stem = Path(filename).stem
+        name = module_name or f"_staticgraph_plan_{path.name}" + ("" if stem == "plan" else f"_{stem}")
+        old = sys.modules.get(name)
+        if old is not None and getattr(old, "__staticgraph_sha256__", None) == digest:
+            return old
+        module = types.ModuleType(name)
+        module.__file__ = str(source_path)
+        module.__staticgraph_sha256__ = digest
+        code = compile(data, str(source_path), "exec", dont_inherit=True)
+        sys.modules[name] = module
+        try:
+            exec(code, module.__dict__)
+        except BaseException:
+            sys.modules.pop(name, None)
+            raise
+        return module
+
+    # ----------------------------------------------------------------- Numba's own files
+    def seal(self, path: Path) -> None:
+        """Record the hash of every Numba file of entry/kernel folder ``path`` in its numba.json."""
+        path = Path(path)
+        with _locked(_lock_path(path)):
+            _seal_folder(path)
+
+    def verify_compiled(self, path: Path) -> list[Path]:
+        """Delete every Numba file of ``path`` that numba.json does not vouch for; return them."""
+        path = Path(path)
+        with _locked(_lock_path(path)):
+            return _verify_folder(path)
+
+    @contextlib.contextmanager
+    def compiling(self, *paths: Path) -> Iterator[None]:
+        """Hold the locks of the entry folders ``paths`` (a plan, the kernel-library entry, ...)
+        and of the bound kernel folders; verify their Numba files first and seal them after the
+        block. Trigger every Numba compile or cache load inside such a block.
+        ``STATS.compiles`` counts blocks in which Numba wrote new files into one of ``paths``.
+        Locks are taken in path order, so blocks over overlapping folders never deadlock."""
+        given = sorted({Path(p) for p in paths}, key=str)
+        with contextlib.ExitStack() as stack:
+            folders = sorted(set(given) | set(bound_kernel_dirs()), key=str)
+            for folder in folders:
+                stack.enter_context(_locked(_lock_path(folder)))
+            for folder in folders:
+                _verify_folder(folder)
+            yield
+            wrote = False
+            for folder in folders:
+                if folder.is_dir() and _seal_folder(folder) and folder in given:
+                    wrote = True
+            for folder in bound_kernel_dirs():  # bound during the block: sealed without its lock
+                if folder not in folders and folder.is_dir():  # (taking it now could deadlock)
+                    _seal_folder(folder)
+            if wrote:
+                STATS.add("compiles")
+
+    # ------------------------------------------------------------------------ management
+    def info(self) -> dict:
+        """{"path", "exists", "entries", "kernel_files", "temp", "bytes"} of the cache (read-only)."""
+        root = self._root_nocreate()
+        result = {"path": str(root), "exists": root.is_dir(), "entries": 0, "kernel_files": 0,
+                  "temp": 0, "bytes": 0}
+        plans = root / "plans"
+        for shard in _listdir(plans):
+            for child in _listdir(plans / shard):
+                if child.startswith(".tmp-") or child.startswith(".trash-"):
+                    result["temp"] += 1
+                elif not child.startswith(".") and (plans / shard / child).is_dir():
+                    result["entries"] += 1
+        for folder in ("plans", "kernels"):
+            for dirpath, _, filenames in os.walk(root / folder):
+                for name in filenames:
+                    with contextlib.suppress(OSError):
+                        st = os.lstat(os.path.join(dirpath, name))
+                        result["bytes"] += st.st_size
+                        numba_file = stat.S_ISREG(st.st_mode) and name.endswith((".nbi", ".nbc"))
+                        if folder == "kernels" and numba_file:
+                            result["kernel_files"] += 1
+        return result
+
+    def clear(self) -> dict:
+        """Remove every plan entry and kernel file (the folders the library made below the root);
+        the root itself and anything else in it stay. Returns ``info()`` from before."""
+        before = self.info()
+        root = self._root_nocreate()
+        for folder in ("plans", "kernels"):
+            if os.path.lexists(root / folder):
+                _remove_tree(root / folder)
+        for child in _listdir(root):
+            if child.startswith(".trash-"):
+                _remove_tree(root / child)
+        _HASH_MEMO.clear()
+        return before
+
+
+def _listdir(path: Path) -> list[str]:
+    try:
+        return sorted(os.listdir(path))
+    except OSError:
+        return []
