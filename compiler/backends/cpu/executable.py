@@ -49,9 +49,10 @@ def jit_max_size() -> int:
 
 
 def jit_mode() -> str:
-    """``STATICGRAPH_JIT``: "background" (default: compile in a thread, swap in when ready),
-    "sync" (compile in the run that crosses the threshold) or "off" (Python tier only)."""
-    mode = os.environ.get("STATICGRAPH_JIT", "background")
+    """``STATICGRAPH_JIT``: "sync" (default: compile in the run that crosses the threshold),
+    "background" (compile in a thread, swap in when ready; a busy Python loop starves it of
+    the GIL, so it can take minutes) or "off" (Python tier only)."""
+    mode = os.environ.get("STATICGRAPH_JIT", "sync")
     if mode not in ("background", "sync", "off"):
         raise ValueError(f"STATICGRAPH_JIT={mode!r}: expected 'background', 'sync' or 'off'")
     return mode
@@ -263,7 +264,7 @@ class CpuExecutable:
     Two tiers share the plan: the Python tier runs the generated step as Python calling the
     compiled library kernels (no per-plan native compile, so a plan is ready in milliseconds);
     after ``STATICGRAPH_JIT_AFTER`` runs the native tier (same generator, with fusion) is
-    compiled by Numba (in a background thread by default) and takes over. A warm disk cache
+    compiled by Numba (in that run, or in a background thread) and takes over. A warm disk cache
     makes the native tier available at once."""
 
     owns_fetches = True
