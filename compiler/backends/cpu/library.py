@@ -313,6 +313,16 @@ def onehot(X, Y, M, E, p):
 '''
 
 
+# Op families whose kernels live in their own file ``nn_<family>.py`` beside this one: each holds
+# its template source (``SOURCE``, appended to the library) and its ``@lowers`` registrations.
+FAMILIES = ("conv", "pool", "softmax")
+
+
+def _family_sources() -> list:
+    import importlib
+    return [importlib.import_module(f"{__package__}.nn_{f}").SOURCE for f in FAMILIES]
+
+
 def _sources() -> str:
     parts = [_HEADER.format(maxr=MAXR)]
     for name, (arity, expr, check) in ELEMENTWISE.items():
@@ -323,6 +333,7 @@ def _sources() -> str:
     parts.append(_MATMUL.format(name="blas", body=_MM_BLAS))
     parts.append(_MATMUL.format(name="loops", body=_MM_LOOPS))
     parts.append(_ONEHOT)
+    parts.extend(_family_sources())
     return "".join(parts)
 
 
