@@ -87,6 +87,8 @@ import warnings
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Optional, Union
 
+_LOAD_LOCK = threading.RLock()
+
 try:  # POSIX advisory locks; elsewhere the atomic renames alone keep entries consistent
     import fcntl
 except ImportError:  # pragma: no cover
@@ -796,20 +798,21 @@ class PlanCache:
         install_kernel_cache_locator()  # before the module's @njit(cache=True) decorators run
         stem = Path(filename).stem
         name = module_name or f"_staticgraph_plan_{path.name}" + ("" if stem == "plan" else f"_{stem}")
-        old = sys.modules.get(name)
-        if old is not None and getattr(old, "__staticgraph_sha256__", None) == digest:
-            return old
-        module = types.ModuleType(name)
-        module.__file__ = str(source_path)
-        module.__staticgraph_sha256__ = digest
-        code = compile(data, str(source_path), "exec", dont_inherit=True)
-        sys.modules[name] = module
-        try:
-            exec(code, module.__dict__)
-        except BaseException:
-            sys.modules.pop(name, None)
-            raise
-        return module
+        with _LOAD_LOCK:   # threads loading one entry at once: one executes it, the others reuse it
+            old = sys.modules.get(name)
+            if old is not None and getattr(old, "__staticgraph_sha256__", None) == digest:
+                return old
+            module = types.ModuleType(name)
+            module.__file__ = str(source_path)
+            code = compile(data, str(source_path), "exec", dont_inherit=True)
+            sys.modules[name] = module
+            try:
+                exec(code, module.__dict__)
+            except BaseException:
+                sys.modules.pop(name, None)
+                raise
+            module.__staticgraph_sha256__ = digest     # only a fully executed module is reused
+            return module
 
     # ----------------------------------------------------------------- Numba's own files
     def seal(self, path: Path) -> None:

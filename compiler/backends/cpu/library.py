@@ -351,7 +351,7 @@ def load():
     Numba's files for the kernels go to the entry's ``__pycache__`` (CACHE's locator); unrecorded
     ones are deleted before import (``verify_compiled``) and ``seal()`` records new ones."""
     mod = sys.modules.get(MODULE_NAME)
-    if mod is not None:
+    if mod is not None and hasattr(mod, "__staticgraph_sha256__"):     # fully loaded (cache.load_module)
         return mod
     import numba
     from compiler.cache import PlanCache, cache_key, install_kernel_cache_locator
