@@ -49,10 +49,16 @@ def jit_max_size() -> int:
 
 
 def jit_mode() -> str:
-    """``STATICGRAPH_JIT``: "sync" (default: compile in the run that crosses the threshold),
-    "background" (compile in a thread, swap in when ready; a busy Python loop starves it of
-    the GIL, so it can take minutes) or "off" (Python tier only)."""
-    mode = os.environ.get("STATICGRAPH_JIT", "sync")
+    """``STATICGRAPH_JIT``: "off" (default: the generated step runs as Python calling the compiled
+    kernels, unless ``plan.jit()`` compiles it), "sync" (compile natively in the run that crosses
+    ``STATICGRAPH_JIT_AFTER``) or "background" (compile in a thread, swap in when ready; a busy
+    Python loop starves it of the GIL, so it can take minutes).
+
+    "off" is the default because compiling a whole step natively costs ~1 s per kernel call on
+    this design (Numba re-optimises each inlined kernel: 20 s for the lecture DAG's 24 calls on a
+    loaded 2-core machine), a pause no training loop should meet by surprise; the native step is
+    cached on disk, so ``plan.jit()`` pays it once per graph."""
+    mode = os.environ.get("STATICGRAPH_JIT", "off")
     if mode not in ("background", "sync", "off"):
         raise ValueError(f"STATICGRAPH_JIT={mode!r}: expected 'background', 'sync' or 'off'")
     return mode
@@ -449,6 +455,8 @@ class CpuExecutable:
         call = tier.prog.all_calls[bisect.bisect_right(tier.positions, pos) - 1]
         op = call.op
         msg = library.ERRORS.get(code, f"kernel error {code}")
+        if callable(msg):          # a message built from the error slots: msg(op, E, env)
+            msg = msg(op, lay.E, lay.env)
         return InvalidArgumentError(f"{op.type} op '{op.name}' failed on inputs "
                                     f"{_shapes_text(op, lay.env.shapes)}: {msg}", op)
 
