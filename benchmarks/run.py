@@ -23,9 +23,11 @@ import tempfile
 from typing import Dict, List, Optional
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-WORKLOADS = ["dag_tiny", "mlp", "lenet_b64", "lenet_b256", "gemm_fwd_bwd", "conv_block"]
+# dag_tiny_jit: the same step with staticgraph's plan.jit() (the whole step one native function);
+# NumPy and PyTorch run their dag_tiny code there.
+WORKLOADS = ["dag_tiny", "dag_tiny_jit", "mlp", "lenet_b64", "lenet_b256", "gemm_fwd_bwd", "conv_block"]
 # Targets from the project's issue: staticgraph / PyTorch step-time ratio at most this.
-TARGETS = {"dag_tiny": 0.08, "mlp": 0.6, "lenet_b64": 0.3, "lenet_b256": 0.3, "conv_block": 0.6}
+TARGETS = {"dag_tiny": 0.08, "dag_tiny_jit": 0.08, "mlp": 0.6, "lenet_b64": 0.3, "lenet_b256": 0.3, "conv_block": 0.6}
 
 
 def run_worker(framework: str, workload: str, env: Optional[dict] = None, extra=()) -> Optional[dict]:
