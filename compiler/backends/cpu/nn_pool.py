@@ -1,6 +1,299 @@
 """CPU kernels of the pool op family (MaxPool, MaxPoolGrad, MaxPoolGather, AvgPool, AvgPoolGrad): templates and lowerings.
 
-SKELETON: being written. ``SOURCE`` is appended to the kernel library (library.py);
-lowerings register with ``@lowers`` (kernels.py).
+One generic kernel per op type, for 1-3 spatial axes: a pooling over ``k`` axes is run as a 3-D one
+whose first ``3 - k`` axes have size 1 (kernel 1, stride 1, no padding); all leading axes are one
+flat axis of planes. Semantics are the reference's (``staticgraph/ops/pool.py``, PyTorch's): flat
+per-plane indices, the first maximum wins, NaN propagates (the window's last NaN), padding acts as
+the dtype's lowest value, a window with no input element yields that value and its would-be first
+index; ``ceil_mode`` windows are clipped; the backward ops skip out-of-plane indices.
+
+Records (int64, at ``M[p]``):
+
+- window ops (``pool_max``, ``pool_avg``, ``pool_avg_grad``): ``WINDOW_SIZE`` ints: x_off, y_off,
+  y2_off, planes, in[3], out[3], kernel[3], stride[3], padding[3], dilation[3], count_include_pad;
+- plane ops (``pool_max_grad``, ``pool_max_gather``): ``PLANE_SIZE`` ints: a_off, idx_off, y_off,
+  planes, in-plane size, out-plane size.
 """
-SOURCE = ""
+from __future__ import annotations
+
+import math
+from typing import List
+
+from .kernels import lowers
+
+WINDOW_SIZE = 23
+PLANE_SIZE = 6
+
+SOURCE = '''
+
+# ---- pool family (compiler/backends/cpu/nn_pool.py) ----
+from numba import types as _pool_types
+from numba.extending import overload as _pool_overload
+
+
+def _pool_lowest(a):
+    """The padding value of max pooling: -inf, or the integer dtype's minimum."""
+
+
+@_pool_overload(_pool_lowest)
+def _pool_lowest_impl(a):
+    if isinstance(a.dtype, _pool_types.Float):
+        return lambda a: -np.inf
+    low = np.iinfo(np.dtype(str(a.dtype))).min
+    return lambda a: low
+
+
+@njit(**_JIT)
+def _pool_span(o, s, q, k, d, n):
+    """Window ``o`` of one axis: its first position at or after 0 (stepping over the left padding by
+    ``d``) and how many of its elements lie in [0, n)."""
+    lo = o * s - q
+    hi = min(lo + (k - 1) * d + 1, n)
+    if lo < 0:
+        lo += (-lo + d - 1) // d * d
+    if hi <= lo:
+        return lo, 0
+    return lo, (hi - lo if d == 1 else (hi - lo + d - 1) // d)
+
+
+@njit(**_JIT)
+def pool_max(X, V, I, M, E, p):
+    """Max pooling with PyTorch's indices (record: see nn_pool.py)."""
+    xo = M[p]
+    vo = M[p + 1]
+    io = M[p + 2]
+    planes = M[p + 3]
+    n0 = M[p + 4]
+    n1 = M[p + 5]
+    n2 = M[p + 6]
+    o0 = M[p + 7]
+    o1 = M[p + 8]
+    o2 = M[p + 9]
+    k0 = M[p + 10]
+    k1 = M[p + 11]
+    k2 = M[p + 12]
+    s0 = M[p + 13]
+    s1 = M[p + 14]
+    s2 = M[p + 15]
+    q0 = M[p + 16]
+    q1 = M[p + 17]
+    q2 = M[p + 18]
+    d0 = M[p + 19]
+    d1 = M[p + 20]
+    d2 = M[p + 21]
+    plane = n0 * n1 * n2
+    oplane = o0 * o1 * o2
+    low = _pool_lowest(V)
+    for c in range(planes):
+        xb = xo + c * plane
+        yb = c * oplane
+        for a in range(o0):
+            lo0, c0 = _pool_span(a, s0, q0, k0, d0, n0)
+            for b in range(o1):
+                lo1, c1 = _pool_span(b, s1, q1, k1, d1, n1)
+                ob = yb + (a * o1 + b) * o2
+                for e in range(o2):
+                    lo2, c2 = _pool_span(e, s2, q2, k2, d2, n2)
+                    best = low
+                    where = (lo0 * n1 + lo1) * n2 + lo2
+                    for t0 in range(c0):
+                        for t1 in range(c1):
+                            r = ((lo0 + t0 * d0) * n1 + lo1 + t1 * d1) * n2 + lo2
+                            for t2 in range(c2):
+                                v = X[np.uint64(xb + r + t2 * d2)]
+                                take = (v > best) | (v != v)     # branch-free: selects, no jumps
+                                best = v if take else best
+                                where = r + t2 * d2 if take else where
+                    V[np.uint64(vo + ob + e)] = best
+                    I[np.uint64(io + ob + e)] = where
+
+
+@njit(**_JIT)
+def _pool_avg_run(X, G, Y, M, p, grad):
+    """Average pooling (``grad`` False: X -> Y) or its transpose (True: G -> X-shaped Y, zeroed first)."""
+    xo = M[p]
+    yo = M[p + 1]
+    planes = M[p + 3]
+    n0 = M[p + 4]
+    n1 = M[p + 5]
+    n2 = M[p + 6]
+    o0 = M[p + 7]
+    o1 = M[p + 8]
+    o2 = M[p + 9]
+    k0 = M[p + 10]
+    k1 = M[p + 11]
+    k2 = M[p + 12]
+    s0 = M[p + 13]
+    s1 = M[p + 14]
+    s2 = M[p + 15]
+    q0 = M[p + 16]
+    q1 = M[p + 17]
+    q2 = M[p + 18]
+    include = M[p + 22] != 0
+    plane = n0 * n1 * n2
+    oplane = o0 * o1 * o2
+    if grad:
+        for j in range(planes * plane):
+            Y[np.uint64(yo + j)] = 0
+    for c in range(planes):
+        xb = xo + c * plane
+        yb = yo + c * plane
+        ob = c * oplane
+        for a in range(o0):
+            st0 = a * s0 - q0
+            en0 = min(st0 + k0, n0 + q0)
+            lo0 = max(st0, 0)
+            hi0 = min(en0, n0)
+            for b in range(o1):
+                st1 = b * s1 - q1
+                en1 = min(st1 + k1, n1 + q1)
+                lo1 = max(st1, 0)
+                hi1 = min(en1, n1)
+                for e in range(o2):
+                    st2 = e * s2 - q2
+                    en2 = min(st2 + k2, n2 + q2)
+                    lo2 = max(st2, 0)
+                    hi2 = min(en2, n2)
+                    if include:
+                        div = (en0 - st0) * (en1 - st1) * (en2 - st2)
+                    else:
+                        div = (hi0 - lo0) * (hi1 - lo1) * (hi2 - lo2)
+                    div = max(div, 1)
+                    o = ob + (a * o1 + b) * o2 + e
+                    if grad:
+                        g = G[np.uint64(xo + o)] / div
+                        for i0 in range(lo0, hi0):
+                            for i1 in range(lo1, hi1):
+                                r = yb + (i0 * n1 + i1) * n2
+                                for i2 in range(lo2, hi2):
+                                    Y[np.uint64(r + i2)] += g
+                    else:
+                        acc = 0.0
+                        for i0 in range(lo0, hi0):
+                            for i1 in range(lo1, hi1):
+                                r = xb + (i0 * n1 + i1) * n2
+                                for i2 in range(lo2, hi2):
+                                    acc += X[np.uint64(r + i2)]
+                        Y[np.uint64(yo + o)] = acc / div
+
+
+@njit(**_JIT)
+def pool_avg(X, Y, M, E, p):
+    """Average pooling (record: see nn_pool.py)."""
+    _pool_avg_run(X, X, Y, M, p, False)
+
+
+@njit(**_JIT)
+def pool_avg_grad(G, Y, M, E, p):
+    """The transpose of average pooling: Y (input-shaped) = sum of G / divisor over the windows."""
+    _pool_avg_run(G, G, Y, M, p, True)
+
+
+@njit(**_JIT)
+def pool_max_grad(G, I, Y, M, E, p):
+    """Y = zeros, then G added at the per-plane indices I (out-of-plane ones skipped)."""
+    go = M[p]
+    io = M[p + 1]
+    yo = M[p + 2]
+    planes = M[p + 3]
+    pin = M[p + 4]
+    pout = M[p + 5]
+    for j in range(planes * pin):
+        Y[np.uint64(yo + j)] = 0
+    for c in range(planes):
+        for j in range(pout):
+            idx = I[np.uint64(io + c * pout + j)]
+            if idx >= 0 and idx < pin:
+                Y[np.uint64(yo + c * pin + idx)] += G[np.uint64(go + c * pout + j)]
+
+
+@njit(**_JIT)
+def pool_max_gather(A, I, Y, M, E, p):
+    """Y = the planes of A read at the indices I (0 where an index is out of the plane)."""
+    ao = M[p]
+    io = M[p + 1]
+    yo = M[p + 2]
+    planes = M[p + 3]
+    pin = M[p + 4]
+    pout = M[p + 5]
+    for c in range(planes):
+        for j in range(pout):
+            idx = I[io + c * pout + j]
+            if idx >= 0 and idx < pin:
+                Y[yo + c * pout + j] = A[ao + c * pin + idx]
+            else:
+                Y[yo + c * pout + j] = 0
+'''
+
+
+def _as3(values, k: int, fill: int) -> List[int]:
+    """A k-tuple as 3 ints, leading axes of size ``fill``."""
+    return [fill] * (3 - k) + [int(v) for v in values]
+
+
+def _window_record(env, attrs: dict, x, y, offsets, k: int, include: bool = False) -> List[int]:
+    """The record of a window kernel over the planes of ``x`` (input-shaped) and ``y`` (pooled-shaped);
+    ``offsets``: the kernel's three buffer offsets."""
+    sx, sy = env.shape(x), env.shape(y)
+    dilation = attrs.get("dilation", (1,) * k)
+    return ([*offsets, math.prod(sx[:-k]),
+             *_as3(sx[-k:], k, 1), *_as3(sy[-k:], k, 1), *_as3(attrs["kernel_size"], k, 1),
+             *_as3(attrs["stride"], k, 1), *_as3(attrs["padding"], k, 0), *_as3(dilation, k, 1),
+             int(include)])
+
+
+def _plane_record(env, a, idx, y, a_like, spatial_dims: int) -> List[int]:
+    """The record of a plane kernel: ``a_like`` has the input planes, ``idx`` the output planes."""
+    sa, si = env.shape(a_like), env.shape(idx)
+    return [env.off(a), env.off(idx), env.off(y), math.prod(si[:-spatial_dims]),
+            math.prod(sa[-spatial_dims:]), math.prod(si[-spatial_dims:])]
+
+
+@lowers("MaxPool")
+def _max_pool(op, b):
+    x = op.inputs[0]
+    values, indices = op.outputs
+    k = len(op.attrs["kernel_size"])
+    b.call("pool_max", [x], values,
+           lambda env: _window_record(env, op.attrs, x, values, [env.off(x), env.off(b.write_key(values)),
+                                                                  env.off(b.write_key(indices))], k),
+           WINDOW_SIZE, extra=[indices])
+
+
+@lowers("AvgPool")
+def _avg_pool(op, b):
+    x, y = op.inputs[0], op.outputs[0]
+    k = len(op.attrs["kernel_size"])
+    b.call("pool_avg", [x], y,
+           lambda env: _window_record(env, op.attrs, x, y, [env.off(x), env.off(b.write_key(y)), 0], k,
+                                      op.attrs["count_include_pad"]),
+           WINDOW_SIZE)
+
+
+@lowers("AvgPoolGrad")
+def _avg_pool_grad(op, b):
+    g, like = op.inputs
+    y = op.outputs[0]
+    k = len(op.attrs["kernel_size"])
+    b.call("pool_avg_grad", [g], y,   # reads g at x_off, writes the input-shaped y at y_off
+           lambda env: _window_record(env, op.attrs, like, g, [env.off(g), env.off(b.write_key(y)), 0], k,
+                                      op.attrs["count_include_pad"]),
+           WINDOW_SIZE)
+
+
+@lowers("MaxPoolGrad")
+def _max_pool_grad(op, b):
+    g, idx, like = op.inputs
+    y = op.outputs[0]
+    dims = op.attrs["spatial_dims"]
+    b.call("pool_max_grad", [g, idx], y,
+           lambda env: _plane_record(env, g, idx, b.write_key(y), like, dims), PLANE_SIZE)
+
+
+@lowers("MaxPoolGather")
+def _max_pool_gather(op, b):
+    a, idx = op.inputs
+    y = op.outputs[0]
+    dims = op.attrs["spatial_dims"]
+    b.call("pool_max_gather", [a, idx], y,
+           lambda env: _plane_record(env, a, idx, b.write_key(y), a, dims), PLANE_SIZE)

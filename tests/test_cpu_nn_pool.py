@@ -1,0 +1,225 @@
+"""The cpu kernels of the pool family (MaxPool, MaxPoolGrad, MaxPoolGather, AvgPool, AvgPoolGrad) against
+the reference backend and the naive PyTorch-following loops of test_nn_pool.py: 1-3 spatial axes over
+grids of window parameters, values and indices, the backward ops (first and second order), float32 /
+float64 / integers, ties, NaN, windows with no input element, unbatched inputs, a None batch at two sizes
+in one plan, the natively compiled step, and the errors."""
+import itertools
+
+import numpy as np
+import pytest
+
+import staticgraph as sg
+from compiler.backends.cpu.executable import STATS
+from staticgraph.ops.pool import max_pool_gather, max_pool_grad
+
+from test_nn_pool import naive_avg_pool, naive_max_pool, tie_heavy, valid_config, window_params
+
+F = sg.nn.functional
+MAX = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
+AVG = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
+SHAPES = {1: (2, 3, 9), 2: (2, 3, 7, 6), 3: (1, 2, 5, 6, 4)}
+
+
+def on_both(fetches, feeds):
+    """``fetches`` run on the cpu target and on the reference backend."""
+    out = {}
+    for target in ("cpu", "reference"):
+        with sg.Session(target=target) as sess:
+            out[target] = sess.run(fetches, feeds)
+    return out["cpu"], out["reference"]
+
+
+def assert_close(cpu, ref, dtype):
+    tol = dict(rtol=2e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    for a, b in zip(cpu, ref):
+        assert a.dtype == b.dtype and a.shape == b.shape
+        if a.dtype.kind in "iu":
+            np.testing.assert_array_equal(a, b)
+        else:
+            np.testing.assert_allclose(a, b, **tol)
+
+
+def configs(nd, seed, count):
+    """``count`` valid window configurations of ``nd`` axes drawn from a grid."""
+    grid = list(itertools.product([1, 2, 3], [None, 1, 2], [0, 1], [1, 2], [False, True]))
+    picked = np.random.default_rng(seed).permutation(len(grid))
+    out = []
+    for i in picked:
+        kernel, stride, padding, dilation, ceil_mode = grid[i]
+        k, s, p, d = window_params(nd, kernel, stride, padding, dilation)
+        if valid_config(SHAPES[nd][-nd:], k, s, p, d, ceil_mode):
+            out.append((kernel, stride, padding, dilation, ceil_mode))
+        if len(out) == count:
+            return out
+    return out
+
+
+CASES = [(nd, dtype, cfg) for nd in (1, 2, 3) for dtype in (np.float32, np.float64)
+         for cfg in configs(nd, 7 * nd + (dtype == np.float64), 5)]
+
+
+@pytest.mark.parametrize("nd,dtype,cfg", CASES)
+def test_max_pool_forward_and_backward_match_the_reference(nd, dtype, cfg, rng):
+    kernel, stride, padding, dilation, ceil_mode = cfg
+    shape = SHAPES[nd]
+    x = sg.placeholder(dtype, (None,) + shape[1:], name="x")
+    v, i = MAX[nd](x, kernel, stride, padding, dilation, ceil_mode, return_indices=True)
+    w = sg.placeholder(dtype, None, name="w")
+    gx = sg.gradients(sg.reduce_sum(v * w), [x])[0]                       # MaxPoolGrad
+    ggw = sg.gradients(sg.reduce_sum(gx * gx), [w])[0]                     # MaxPoolGather
+    xv = tie_heavy(rng, shape, dtype) if rng.random() < 0.5 else rng.normal(size=shape).astype(dtype)
+    k, s, p, d = window_params(nd, kernel, stride, padding, dilation)
+    want_v, want_i = naive_max_pool(xv, k, s, p, d, ceil_mode)
+    wv = rng.normal(size=want_v.shape).astype(dtype)
+    cpu, ref = on_both([v, i, gx, ggw], {x: xv, w: wv})
+    assert_close(cpu, ref, dtype)
+    np.testing.assert_array_equal(cpu[0], want_v)
+    np.testing.assert_array_equal(cpu[1], want_i)
+
+
+@pytest.mark.parametrize("nd,dtype,cfg", CASES)
+def test_avg_pool_forward_and_backward_match_the_reference(nd, dtype, cfg, rng):
+    kernel, stride, padding, _, ceil_mode = cfg
+    count_include_pad = bool(rng.integers(2))
+    shape = SHAPES[nd]
+    x = sg.placeholder(dtype, shape, name="x")
+    y = AVG[nd](x, kernel, stride, padding, ceil_mode, count_include_pad)
+    w = sg.placeholder(dtype, None, name="w")
+    gx = sg.gradients(sg.reduce_sum(y * w), [x])[0]                         # AvgPoolGrad
+    ggw = sg.gradients(sg.reduce_sum(gx * gx), [w])[0]                      # AvgPool of a gradient
+    xv = rng.normal(size=shape).astype(dtype)
+    k, s, p, _ = window_params(nd, kernel, stride, padding, 1)
+    want = naive_avg_pool(xv, k, s, p, ceil_mode, count_include_pad)
+    wv = rng.normal(size=want.shape).astype(dtype)
+    cpu, ref = on_both([y, gx, ggw], {x: xv, w: wv})
+    assert_close(cpu, ref, dtype)
+    np.testing.assert_allclose(cpu[0], want, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6)
+
+
+def test_nan_propagates_with_the_last_nan_index_and_gradient(rng):
+    xv = rng.normal(size=(2, 3, 6, 5))
+    xv[0, 1, 1, 1] = xv[0, 1, 1, 2] = xv[1, 2, 4, 4] = np.nan
+    x = sg.placeholder(sg.float64, xv.shape)
+    v, i = F.max_pool2d(x, 3, 2, 1, return_indices=True)
+    gx = sg.gradients(sg.reduce_sum(v), [x])[0]
+    cpu, ref = on_both([v, i, gx], {x: xv})
+    assert_close(cpu, ref, np.float64)
+    want_v, want_i = naive_max_pool(xv, (3, 3), (2, 2), (1, 1), (1, 1), False)
+    np.testing.assert_array_equal(cpu[1], want_i)
+    assert np.isnan(cpu[0]).sum() == np.isnan(want_v).sum() > 0
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.float32])
+def test_windows_without_input_elements_give_the_lowest_value_and_an_out_of_plane_index(dtype, rng):
+    """length 2, kernel 2, dilation 3, padding 2: the window starting at -1 reads -1 and 2, both padding."""
+    xv = rng.integers(-5, 5, (3, 2, 2)).astype(dtype)
+    x = sg.placeholder(dtype, xv.shape)
+    v, i = F.max_pool1d(x, 2, 1, 2, 3, return_indices=True)
+    fetches = [v, i]
+    if dtype == np.float32:
+        fetches.append(sg.gradients(sg.reduce_sum(v * sg.constant(np.arange(3, dtype=dtype))), [x])[0])
+    cpu, ref = on_both(fetches, {x: xv})
+    assert_close(cpu, ref, dtype)
+    lowest = -np.inf if dtype == np.float32 else np.iinfo(dtype).min
+    assert (cpu[0][..., 1] == lowest).all() and (cpu[1][..., 1] == 2).all()
+    np.testing.assert_array_equal(cpu[0], naive_max_pool(xv, (2,), (1,), (2,), (3,), False)[0])
+
+
+def test_backward_ops_skip_out_of_plane_indices_and_add_repeats(rng):
+    """MaxPoolGrad / MaxPoolGather on hand-made indices: repeats accumulate, out-of-plane ones are skipped
+    (gather reads 0), unbatched (C, L) planes."""
+    plane = 5
+    idx = rng.integers(-2, plane + 2, (3, 7)).astype(np.int64)
+    g = sg.placeholder(sg.float64, (3, 7))
+    like = sg.placeholder(sg.float64, (3, plane))
+    i = sg.placeholder(sg.int64, (3, 7))
+    scattered = max_pool_grad(g, i, like, 1)
+    gathered = max_pool_gather(like, i, 1)
+    gv, lv = rng.normal(size=(3, 7)), rng.normal(size=(3, plane))
+    cpu, ref = on_both([scattered, gathered], {g: gv, i: idx, like: lv})
+    assert_close(cpu, ref, np.float64)
+    want = np.zeros((3, plane))
+    for r, j in itertools.product(range(3), range(7)):
+        if 0 <= idx[r, j] < plane:
+            want[r, idx[r, j]] += gv[r, j]
+    np.testing.assert_allclose(cpu[0], want, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(cpu[1], np.where((idx >= 0) & (idx < plane),
+                                                   np.take_along_axis(lv, np.clip(idx, 0, plane - 1), 1), 0))
+
+
+def test_unbatched_input_and_gradient_check_on_cpu(rng):
+    from test_nn_pool import distinct
+    xv = distinct(rng, (2, 5, 7))
+    cpu, ref = on_both(*_unbatched_graph(xv))
+    assert_close(cpu, ref, np.float64)
+
+    def build(x):
+        return F.max_pool2d(x, 2, 2, 1, ceil_mode=True) * 1.5 + F.avg_pool2d(x, 3, 2, 1, count_include_pad=False)
+    sg.check_gradients(build, [xv], order=1)
+
+
+def _unbatched_graph(xv):
+    x = sg.placeholder(sg.float64, xv.shape)
+    v, i = F.max_pool2d(x, 2, 2, 1, ceil_mode=True, return_indices=True)
+    a = F.avg_pool2d(x, 3, 2, 1, count_include_pad=False)
+    gx = sg.gradients(sg.reduce_sum(v * v) + sg.reduce_sum(a * a), [x])[0]
+    return [v, i, a, gx], {x: xv}
+
+
+def _lenet_pools(dtype=np.float32):
+    x = sg.placeholder(dtype, (None, 4, 9, 9), name="x")
+    v = F.max_pool2d(x, 3)
+    a = F.avg_pool2d(v, 2, 1, 1, ceil_mode=True)
+    loss = sg.reduce_sum(a * a)
+    return x, [loss, v, sg.gradients(loss, [x])[0]]
+
+
+def test_none_batch_two_sizes_in_one_plan_without_recompiling(rng):
+    x, fetches = _lenet_pools()
+    with sg.Session() as sess:
+        plan = sess.compile(fetches, [x])
+        plans = STATS["plans"]
+        for n in (3, 5, 3):
+            xv = rng.normal(size=(n, 4, 9, 9)).astype(np.float32)
+            got = plan(xv)
+            with sg.Session(target="reference") as ref:
+                assert_close(got, ref.run(fetches, {x: xv}), np.float32)
+        assert STATS["plans"] == plans and len(plan._exe.tier.layouts) == 2
+
+
+def test_natively_compiled_step_matches_the_reference(rng, monkeypatch):
+    monkeypatch.setenv("STATICGRAPH_JIT", "sync")
+    x = sg.placeholder(sg.float64, (None, 2, 7, 6), name="x")
+    v, i = F.max_pool2d(x, 3, 2, 1, ceil_mode=True, return_indices=True)
+    a = F.avg_pool2d(x, 2, 2, 1, count_include_pad=False)
+    gx = sg.gradients([v, a], [x])[0]
+    fetches = [v, i, a, gx]
+    with sg.Session() as sess:
+        plan = sess.compile(fetches, [x])
+        plan.jit()
+        for n in (2, 3):
+            xv = tie_heavy(rng, (n, 2, 7, 6))
+            got = plan(xv)
+            assert plan._exe.jitted
+            with sg.Session(target="reference") as ref:
+                assert_close(got, ref.run(fetches, {x: xv}), np.float64)
+
+
+def test_too_small_fed_input_is_an_error_naming_the_op():
+    x = sg.placeholder(sg.float32, (None, 2, None, None))
+    y = F.max_pool2d(x, 3, name="the_pool")
+    with sg.Session() as sess:
+        sess.run(y, {x: np.zeros((1, 2, 3, 3), np.float32)})
+        with pytest.raises((sg.errors.InvalidArgumentError, ValueError), match=r"the_pool.*\(2, 2\)"):
+            sess.run(y, {x: np.zeros((1, 2, 2, 2), np.float32)})
+
+
+def test_mismatched_grad_and_input_of_max_pool_grad_is_an_error():
+    g = sg.placeholder(sg.float32, (None, 3, 4))
+    i = sg.placeholder(sg.int64, (None, 3, 4))
+    like = sg.placeholder(sg.float32, (None, 3, 9))
+    y = max_pool_grad(g, i, like, 1, name="the_scatter")
+    with sg.Session() as sess:
+        feeds = {g: np.zeros((2, 3, 4), np.float32), i: np.zeros((2, 3, 4), np.int64)}
+        with pytest.raises((sg.errors.InvalidArgumentError, ValueError), match=r"the_scatter.*\(2, 3, 4\).*\(5, 3, 9\)"):
+            sess.run(y, {**feeds, like: np.zeros((5, 3, 9), np.float32)})
