@@ -1,0 +1,162 @@
+"""The cpu kernels of the conv family (Conv, ConvBackpropInput, ConvBackpropFilter) against the
+reference backend and naive loops: 1-d/2-d/3-d with stride, padding, dilation and groups, forward
+and both backward ops, float32 and float64, the chunked and per-sample im2col paths, empty batches,
+batch-size changes without recompiling, the natively compiled step, second derivatives on cpu,
+and run-time shape errors."""
+import numpy as np
+import pytest
+
+import compiler.backends.cpu.nn_conv as nn_conv
+import staticgraph as sg
+from compiler.backends.cpu.executable import STATS
+from staticgraph.ops.conv import conv_backprop_filter, conv_backprop_input
+from test_nn_conv import CASES, CONV, naive_conv
+
+FLOATS = [np.float32, np.float64]
+GRID = [pytest.param(d, case, id=f"{d}d-{i}") for d in CASES for i, case in enumerate(CASES[d])]
+
+
+def tol(dtype):
+    return dict(rtol=2e-5, atol=2e-5) if dtype == np.float32 else dict(rtol=1e-11, atol=1e-11)
+
+
+def _attrs(d, stride, padding, dilation, groups):
+    return dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+
+
+def _conv_and_grads(d, x, w, dy, batch=None, **attrs):
+    """Placeholders for x, w and dy; y = conv(x, w) and its input and filter gradients for dy."""
+    X = sg.placeholder(x.dtype, (batch,) + x.shape[1:])
+    W = sg.placeholder(w.dtype, w.shape)
+    y = CONV[d](X, W, **attrs)
+    DY = sg.placeholder(dy.dtype, (batch,) + dy.shape[1:])
+    gx, gw = sg.gradients(y, [X, W], grad_ys=DY)
+    return (X, W, DY), [y, gx, gw]
+
+
+def _run_both(fetches, feed):
+    out = {}
+    for target in ("cpu", "reference"):
+        with sg.Session(target=target) as sess:
+            out[target] = sess.run(fetches, feed)
+    return out["cpu"], out["reference"]
+
+
+def _case_arrays(rng, d, case, dtype, n):
+    c, o, spatial, kernel, stride, padding, dilation, groups = case
+    attrs = _attrs(d, stride, padding, dilation, groups)
+    x = rng.standard_normal((n, c) + spatial).astype(dtype)
+    w = rng.standard_normal((o, c // groups) + kernel).astype(dtype)
+    y = naive_conv(x, w, **attrs)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    return x, w, dy, y, attrs
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("d, case", GRID)
+def test_forward_and_both_gradients_match_reference_and_naive(d, case, dtype, rng):
+    x, w, dy, naive, attrs = _case_arrays(rng, d, case, dtype, int(rng.integers(1, 4)))
+    (X, W, DY), fetches = _conv_and_grads(d, x, w, dy, **attrs)
+    cpu, ref = _run_both(fetches, {X: x, W: w, DY: dy})
+    for a, b in zip(cpu, ref):
+        assert a.dtype == b.dtype == dtype and a.shape == b.shape
+        np.testing.assert_allclose(a, b, **tol(dtype))
+    np.testing.assert_allclose(cpu[0], naive, **tol(dtype))
+    # the adjoint identities pin both gradients independently of the reference backend
+    x64, w64, dy64 = (v.astype(np.float64) for v in (x, w, dy))
+    lhs, scale = float(np.sum(dy64 * naive)), float(np.sum(np.abs(dy64 * naive)))
+    atol = scale * (1e-5 if dtype == np.float32 else 1e-12)
+    np.testing.assert_allclose(np.sum(cpu[1] * x64), lhs, rtol=0, atol=atol)
+    np.testing.assert_allclose(np.sum(cpu[2] * w64), lhs, rtol=0, atol=atol)
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7])
+def test_chunked_im2col_paths(chunk, rng, monkeypatch):
+    """7 samples in chunks of 1, of 3 (3 + 3 + 1: the last one goes straight to the output) and
+    all at once, with small and larger outputs, groups, padding and stride."""
+    for spatial, kernel, padding, groups in (((6, 5), (3, 2), 1, 2), ((17, 16), (3, 3), 1, 1)):
+        sg.reset_default_graph()
+        x = rng.standard_normal((7, 4) + spatial)
+        w = rng.standard_normal((6, 4 // groups) + kernel)
+        attrs = dict(padding=padding, groups=groups, stride=(1, 2))
+        dy = rng.standard_normal(naive_conv(x, w, **attrs).shape)
+        per_sample = 4 * int(np.prod(kernel)) * dy[0, 0].size
+        monkeypatch.setattr(nn_conv, "CHUNK_ELEMENTS", chunk * per_sample + per_sample // 2)
+        assert nn_conv._chunk(7, per_sample) == chunk
+        (X, W, DY), fetches = _conv_and_grads(2, x, w, dy, **attrs)
+        cpu, ref = _run_both(fetches, {X: x, W: w, DY: dy})
+        for a, b in zip(cpu, ref):
+            np.testing.assert_allclose(a, b, **tol(np.float64))
+
+
+@pytest.mark.parametrize("d", [1, 2, 3])
+def test_empty_batch(d, rng):
+    c, o, spatial, kernel, stride, padding, dilation, groups = CASES[d][1]
+    x = np.zeros((0, c) + spatial)
+    w = rng.standard_normal((o, c // groups) + kernel)
+    attrs = _attrs(d, stride, padding, dilation, groups)
+    dy = np.zeros((0,) + naive_conv(x[:0].reshape((0, c) + spatial), w, **attrs).shape[1:])
+    (X, W, DY), fetches = _conv_and_grads(d, x, w, dy, batch=None, **attrs)
+    y, gx, gw = _run_both(fetches, {X: x, W: w, DY: dy})[0]
+    assert y.shape == dy.shape and gx.shape == x.shape
+    np.testing.assert_array_equal(gw, np.zeros_like(w))
+
+
+def test_new_batch_sizes_with_native_step_do_not_recompile(rng, monkeypatch):
+    monkeypatch.setenv("STATICGRAPH_JIT", "sync")
+    monkeypatch.setenv("STATICGRAPH_JIT_AFTER", "0")
+    x5 = rng.standard_normal((5, 3, 9, 8)).astype(np.float32)
+    X = sg.placeholder(sg.float32, (None, 3, 9, 8))
+    conv = sg.nn.Conv2d(3, 4, 3, stride=2, padding=1, groups=1)
+    loss = sg.reduce_sum(sg.square(sg.relu(conv(X))))
+    grads = sg.gradients(loss, [X, conv.weight])
+    with sg.Session() as sess, sg.Session(target="reference") as ref:
+        sess.run(sg.global_variables_initializer())
+        ref.run(sg.global_variables_initializer())
+        ref.run([v.assign(sess.run(v)) for v in (conv.weight, conv.bias)])
+        plan = sess.compile([loss] + grads, [X])
+        plan(x5[:2])
+        assert plan._exe.jitted
+        compiles = STATS["jit_compiles"] + STATS["jit_cache_loads"]
+        for n in (5, 1, 5, 0):
+            got = plan(x5[:n])
+            want = ref.run([loss] + grads, {X: x5[:n]})
+            for a, b in zip(got, want):
+                np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+        assert STATS["jit_compiles"] + STATS["jit_cache_loads"] == compiles
+        assert len(plan._exe.tier.step.signatures) == 1
+
+
+def test_second_derivatives_on_cpu(rng):
+    """Gradients of the backward ops (Conv and both backprop ops again) run on the cpu target."""
+    x = rng.standard_normal((2, 4, 6, 5))
+    w = rng.standard_normal((4, 2, 3, 2))
+    sg.check_gradients(lambda x, w: sg.tanh(sg.nn.conv2d(x, w, padding=(1, 0), dilation=(1, 2), groups=2)),
+                       [x, w], order=2, seed=int(rng.integers(2 ** 31)), target="cpu")
+
+
+def test_backprop_ops_built_directly(rng):
+    x = rng.standard_normal((3, 6, 7))
+    w = rng.standard_normal((4, 3, 3))
+    attrs = dict(stride=(2,), padding=(2,), dilation=(2,), groups=2)
+    dy = rng.standard_normal((3, 4, 4))
+    X, W, DY = (sg.placeholder(sg.float64, v.shape) for v in (x, w, dy))
+    fetches = [conv_backprop_input(DY, W, X, **attrs), conv_backprop_filter(X, DY, W, **attrs)]
+    with sg.Session() as sess:
+        plan = sess.compile(fetches + [sg.nn.conv1d(X, W, **attrs)], [X, W, DY])
+        kernels = [c.kernel for c in plan._exe.py.prog.calls]
+    assert sorted(kernels) == ["conv_bpf", "conv_bpi", "conv_fwd"]
+    cpu, ref = _run_both(fetches, {X: x, W: w, DY: dy})
+    for a, b in zip(cpu, ref):
+        np.testing.assert_allclose(a, b, **tol(np.float64))
+
+
+def test_run_time_channel_mismatch_names_the_op():
+    X = sg.placeholder(sg.float32, (None, None, None, None), name="images")
+    W = sg.placeholder(sg.float32, (5, 3, 3, 3), name="kernel")
+    y = sg.nn.conv2d(X, W, name="c1")
+    with sg.Session() as sess:
+        with pytest.raises(ValueError, match=r"(?s)images.*4 channels.*kernel.*expects 3.*c1"):
+            sess.run(y, {X: np.zeros((2, 4, 8, 8), np.float32), W: np.zeros((5, 3, 3, 3), np.float32)})
+        with pytest.raises(ValueError, match=r"(?s)spatial size 2 with kernel 3.*c1"):
+            sess.run(y, {X: np.zeros((2, 3, 2, 8), np.float32), W: np.zeros((5, 3, 3, 3), np.float32)})
