@@ -102,7 +102,7 @@ def build_conv_block():
         loss = (y * y).sum()
         loss.backward()
         with torch.no_grad():
-            w -= LR_CONV * w.grad
+            w.sub_(LR_CONV * w.grad)
         return loss, x.grad
     return step, {"flops": 3 * 2 * 32 * 64 * 32 * 32 * 64 * 9}
 
