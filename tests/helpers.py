@@ -16,3 +16,12 @@ def run(target, fetches, feed_dict=None):
     """Run ``fetches`` once in a fresh session on ``target``."""
     with session(target) as sess:
         return sess.run(fetches, feed_dict)
+
+
+def run_cpu_and_reference(fetches, feed_dict=None):
+    """``fetches`` run on the cpu target and on the reference backend: ``(cpu, reference)``."""
+    out = {}
+    for target in ("cpu", "reference"):
+        with sg.Session(target=target) as sess:
+            out[target] = sess.run(fetches, feed_dict)
+    return out["cpu"], out["reference"]

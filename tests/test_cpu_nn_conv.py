@@ -8,6 +8,7 @@ import pytest
 
 import compiler.backends.cpu.nn_conv as nn_conv
 import staticgraph as sg
+from helpers import run_cpu_and_reference
 from compiler.backends.cpu.executable import STATS
 from staticgraph.ops.conv import conv_backprop_filter, conv_backprop_input
 from test_nn_conv import CASES, CONV, naive_conv
@@ -34,14 +35,6 @@ def _conv_and_grads(d, x, w, dy, batch=None, **attrs):
     return (X, W, DY), [y, gx, gw]
 
 
-def _run_both(fetches, feed):
-    out = {}
-    for target in ("cpu", "reference"):
-        with sg.Session(target=target) as sess:
-            out[target] = sess.run(fetches, feed)
-    return out["cpu"], out["reference"]
-
-
 def _case_arrays(rng, d, case, dtype, n):
     c, o, spatial, kernel, stride, padding, dilation, groups = case
     attrs = _attrs(d, stride, padding, dilation, groups)
@@ -57,7 +50,7 @@ def _case_arrays(rng, d, case, dtype, n):
 def test_forward_and_both_gradients_match_reference_and_naive(d, case, dtype, rng):
     x, w, dy, naive, attrs = _case_arrays(rng, d, case, dtype, int(rng.integers(1, 4)))
     (X, W, DY), fetches = _conv_and_grads(d, x, w, dy, **attrs)
-    cpu, ref = _run_both(fetches, {X: x, W: w, DY: dy})
+    cpu, ref = run_cpu_and_reference(fetches, {X: x, W: w, DY: dy})
     for a, b in zip(cpu, ref):
         assert a.dtype == b.dtype == dtype and a.shape == b.shape
         np.testing.assert_allclose(a, b, **tol(dtype))
@@ -84,7 +77,7 @@ def test_chunked_im2col_paths(chunk, rng, monkeypatch):
         monkeypatch.setattr(nn_conv, "CHUNK_ELEMENTS", chunk * per_sample + per_sample // 2)
         assert nn_conv._chunk(7, per_sample) == chunk
         (X, W, DY), fetches = _conv_and_grads(2, x, w, dy, **attrs)
-        cpu, ref = _run_both(fetches, {X: x, W: w, DY: dy})
+        cpu, ref = run_cpu_and_reference(fetches, {X: x, W: w, DY: dy})
         for a, b in zip(cpu, ref):
             np.testing.assert_allclose(a, b, **tol(np.float64))
 
@@ -97,7 +90,7 @@ def test_empty_batch(d, rng):
     attrs = _attrs(d, stride, padding, dilation, groups)
     dy = np.zeros((0,) + naive_conv(x[:0].reshape((0, c) + spatial), w, **attrs).shape[1:])
     (X, W, DY), fetches = _conv_and_grads(d, x, w, dy, batch=None, **attrs)
-    y, gx, gw = _run_both(fetches, {X: x, W: w, DY: dy})[0]
+    y, gx, gw = run_cpu_and_reference(fetches, {X: x, W: w, DY: dy})[0]
     assert y.shape == dy.shape and gx.shape == x.shape
     np.testing.assert_array_equal(gw, np.zeros_like(w))
 
@@ -146,7 +139,7 @@ def test_backprop_ops_built_directly(rng):
         plan = sess.compile(fetches + [sg.nn.conv1d(X, W, **attrs)], [X, W, DY])
         kernels = [c.kernel for c in plan._exe.py.prog.calls]
     assert sorted(kernels) == ["conv_bpf", "conv_bpi", "conv_fwd"]
-    cpu, ref = _run_both(fetches, {X: x, W: w, DY: dy})
+    cpu, ref = run_cpu_and_reference(fetches, {X: x, W: w, DY: dy})
     for a, b in zip(cpu, ref):
         np.testing.assert_allclose(a, b, **tol(np.float64))
 

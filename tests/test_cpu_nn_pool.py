@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import staticgraph as sg
+from helpers import run_cpu_and_reference
 from compiler.backends.cpu.executable import STATS
 from staticgraph.ops.pool import max_pool_gather, max_pool_grad
 
@@ -18,15 +19,6 @@ F = sg.nn.functional
 MAX = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
 AVG = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
 SHAPES = {1: (2, 3, 9), 2: (2, 3, 7, 6), 3: (1, 2, 5, 6, 4)}
-
-
-def on_both(fetches, feeds):
-    """``fetches`` run on the cpu target and on the reference backend."""
-    out = {}
-    for target in ("cpu", "reference"):
-        with sg.Session(target=target) as sess:
-            out[target] = sess.run(fetches, feeds)
-    return out["cpu"], out["reference"]
 
 
 def assert_close(cpu, ref, dtype):
@@ -71,7 +63,7 @@ def test_max_pool_forward_and_backward_match_the_reference(nd, dtype, cfg, rng):
     k, s, p, d = window_params(nd, kernel, stride, padding, dilation)
     want_v, want_i = naive_max_pool(xv, k, s, p, d, ceil_mode)
     wv = rng.normal(size=want_v.shape).astype(dtype)
-    cpu, ref = on_both([v, i, gx, ggw], {x: xv, w: wv})
+    cpu, ref = run_cpu_and_reference([v, i, gx, ggw], {x: xv, w: wv})
     assert_close(cpu, ref, dtype)
     np.testing.assert_array_equal(cpu[0], want_v)
     np.testing.assert_array_equal(cpu[1], want_i)
@@ -91,7 +83,7 @@ def test_avg_pool_forward_and_backward_match_the_reference(nd, dtype, cfg, rng):
     k, s, p, _ = window_params(nd, kernel, stride, padding, 1)
     want = naive_avg_pool(xv, k, s, p, ceil_mode, count_include_pad)
     wv = rng.normal(size=want.shape).astype(dtype)
-    cpu, ref = on_both([y, gx, ggw], {x: xv, w: wv})
+    cpu, ref = run_cpu_and_reference([y, gx, ggw], {x: xv, w: wv})
     assert_close(cpu, ref, dtype)
     np.testing.assert_allclose(cpu[0], want, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6)
 
@@ -102,7 +94,7 @@ def test_nan_propagates_with_the_last_nan_index_and_gradient(rng):
     x = sg.placeholder(sg.float64, xv.shape)
     v, i = F.max_pool2d(x, 3, 2, 1, return_indices=True)
     gx = sg.gradients(sg.reduce_sum(v), [x])[0]
-    cpu, ref = on_both([v, i, gx], {x: xv})
+    cpu, ref = run_cpu_and_reference([v, i, gx], {x: xv})
     assert_close(cpu, ref, np.float64)
     want_v, want_i = naive_max_pool(xv, (3, 3), (2, 2), (1, 1), (1, 1), False)
     np.testing.assert_array_equal(cpu[1], want_i)
@@ -118,7 +110,7 @@ def test_windows_without_input_elements_give_the_lowest_value_and_an_out_of_plan
     fetches = [v, i]
     if dtype == np.float32:
         fetches.append(sg.gradients(sg.reduce_sum(v * sg.constant(np.arange(3, dtype=dtype))), [x])[0])
-    cpu, ref = on_both(fetches, {x: xv})
+    cpu, ref = run_cpu_and_reference(fetches, {x: xv})
     assert_close(cpu, ref, dtype)
     lowest = -np.inf if dtype == np.float32 else np.iinfo(dtype).min
     assert (cpu[0][..., 1] == lowest).all() and (cpu[1][..., 1] == 2).all()
@@ -136,7 +128,7 @@ def test_backward_ops_skip_out_of_plane_indices_and_add_repeats(rng):
     scattered = max_pool_grad(g, i, like, 1)
     gathered = max_pool_gather(like, i, 1)
     gv, lv = rng.normal(size=(3, 7)), rng.normal(size=(3, plane))
-    cpu, ref = on_both([scattered, gathered], {g: gv, i: idx, like: lv})
+    cpu, ref = run_cpu_and_reference([scattered, gathered], {g: gv, i: idx, like: lv})
     assert_close(cpu, ref, np.float64)
     want = np.zeros((3, plane))
     for r, j in itertools.product(range(3), range(7)):
@@ -150,7 +142,7 @@ def test_backward_ops_skip_out_of_plane_indices_and_add_repeats(rng):
 def test_unbatched_input_and_gradient_check_on_cpu(rng):
     from test_nn_pool import distinct
     xv = distinct(rng, (2, 5, 7))
-    cpu, ref = on_both(*_unbatched_graph(xv))
+    cpu, ref = run_cpu_and_reference(*_unbatched_graph(xv))
     assert_close(cpu, ref, np.float64)
 
     def build(x):

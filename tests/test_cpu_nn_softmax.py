@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import staticgraph as sg
+from helpers import run_cpu_and_reference
 import staticgraph.nn.functional as F
 from compiler.backends.cpu.executable import STATS
 
@@ -15,15 +16,6 @@ FLOATS = [np.float32, np.float64]
 
 def tol(dtype):
     return dict(rtol=2e-6, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-13)
-
-
-def run_both(fetches, feed):
-    """``fetches`` on the cpu target and on the reference backend."""
-    out = {}
-    for target in ("cpu", "reference"):
-        with sg.Session(target=target) as sess:
-            out[target] = sess.run(fetches, feed)
-    return out["cpu"], out["reference"]
 
 
 def naive_softmax(x, axis, log):
@@ -70,7 +62,7 @@ def test_softmax_log_softmax_forward_and_backward(rng, dtype, shape, axis):
     for fn, log in ((F.softmax, False), (F.log_softmax, True)):
         y = fn(x, axis)
         (gx,) = sg.gradients(sg.reduce_sum(y * w), [x])
-        (cy, cg), (ry, rg) = run_both([y, gx], {x: xv})
+        (cy, cg), (ry, rg) = run_cpu_and_reference([y, gx], {x: xv})
         np.testing.assert_allclose(cy, naive_softmax(xv, axis, log), **tol(dtype))
         np.testing.assert_allclose(cy, ry, **tol(dtype))
         np.testing.assert_allclose(cg, rg, **tol(dtype))
@@ -86,7 +78,7 @@ def test_nan_inf_and_huge_rows_stay_in_their_row(rng, fn):
     xv[4] = [1e30, -1e30, 3e29, 0.0, 1e30]
     xv[5, 0] = -np.inf
     x = sg.placeholder(sg.float32, (None, 5))
-    cpu, ref = run_both(fn(x), {x: xv})
+    cpu, ref = run_cpu_and_reference(fn(x), {x: xv})
     np.testing.assert_allclose(cpu, ref, rtol=2e-6, atol=1e-7, equal_nan=True)
     assert np.isnan(cpu[1]).all() and np.isfinite(cpu[[0, 4, 5]] if fn is F.softmax else cpu[[0, 4]]).all()
 
@@ -98,7 +90,7 @@ def test_softmax_may_overwrite_its_input_only_when_dead(rng):
     y = F.softmax(z) + z
     lz = F.log_softmax(a * 3.0)
     av = rng.standard_normal((5, 9))
-    (cy, cl), (ry, rl) = run_both([y, lz], {a: av})
+    (cy, cl), (ry, rl) = run_cpu_and_reference([y, lz], {a: av})
     np.testing.assert_allclose(cy, ry, **tol(np.float64))
     np.testing.assert_allclose(cl, rl, **tol(np.float64))
 
@@ -119,7 +111,7 @@ def test_nll_loss_and_its_gradient_match_loops(rng, dtype, label_dtype, shape, l
     gv = rng.standard_normal(label_shape).astype(dtype)
     loss = F.nll_loss(lp, lab, reduction="none")
     (glp,) = sg.gradients(loss, [lp], grad_ys=[sg.constant(gv, dtype=dtype)])
-    (cl, cg), (rl, rg) = run_both([loss, glp], {lp: lpv, lab: labv})
+    (cl, cg), (rl, rg) = run_cpu_and_reference([loss, glp], {lp: lpv, lab: labv})
     np.testing.assert_array_equal(cl, naive_nll(lpv, labv))
     np.testing.assert_array_equal(cg, naive_nll_grad(gv, labv, shape))
     np.testing.assert_array_equal(cl, rl)
@@ -139,7 +131,7 @@ def test_cross_entropy_first_and_second_order(rng, dtype, reduction, shape, labe
     loss = F.cross_entropy(x, lab, reduction=reduction)
     (g,) = sg.gradients(sg.reduce_sum(loss), [x])
     (hv,) = sg.gradients(sg.reduce_sum(g * v), [x])
-    cpu, ref = run_both([loss, g, hv], {x: xv, lab: labv})
+    cpu, ref = run_cpu_and_reference([loss, g, hv], {x: xv, lab: labv})
     for a, b in zip(cpu, ref):
         np.testing.assert_allclose(a, b, **tol(dtype))
 
@@ -151,7 +143,7 @@ def test_empty_batch(rng, reduction):
     loss = F.cross_entropy(x, lab, reduction=reduction)
     (g,) = sg.gradients(sg.reduce_sum(loss), [x])
     feed = {x: np.zeros((0, 4), np.float32), lab: np.zeros(0, np.int64)}
-    cpu, ref = run_both([loss, g, F.softmax(x)], feed)
+    cpu, ref = run_cpu_and_reference([loss, g, F.softmax(x)], feed)
     for a, b in zip(cpu, ref):
         assert a.shape == b.shape
         np.testing.assert_array_equal(a, b)
