@@ -55,10 +55,19 @@ class Plan:
         return self._pack([None if kind == "op" else next(it) for kind in self._leaf_kinds])
 
     def jit(self) -> "Plan":
-        """Compile the step natively now (cpu target; by default it happens after a few runs)."""
+        """Switch to the fused native step now (cpu target: fused elementwise groups compiled as
+        one loop each; by default plans run the unfused native step)."""
         jit = getattr(self._exe, "jit", None)
         if jit is not None:
             jit()
+        return self
+
+    def wait(self) -> "Plan":
+        """Block until the native step is ready (cpu target: a new plan's first runs may use the
+        reference interpreter while its kernels compile; see STATICGRAPH_WARMUP)."""
+        wait = getattr(self._exe, "wait", None)
+        if wait is not None:
+            wait()
         return self
 
     def explain(self) -> str:

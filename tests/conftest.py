@@ -13,10 +13,12 @@ import pytest
 
 _CACHE_DIR = os.environ.get("STATICGRAPH_TEST_CACHE_DIR") or tempfile.mkdtemp(prefix="staticgraph-test-cache-")
 os.environ["STATICGRAPH_CACHE_DIR"] = _CACHE_DIR
-# Plans run their generated step as Python calling the compiled kernels; compiling each test's
-# throwaway step natively costs seconds per plan, so the suite does it only where a test asks
-# (tests/test_cpu_*.py: ``plan.jit()`` or STATICGRAPH_JIT=sync).
+# Plans run their base tier (native, unfused); the fused tier compiles one kernel per fused group,
+# so the suite builds it only where a test asks (tests/test_cpu_*.py: ``plan.jit()`` or
+# STATICGRAPH_JIT=sync). A plan waits for its kernels instead of warming up on the reference
+# interpreter: cpu tests must test the cpu kernels (tests/test_cpu_warmup.py tests the warm-up).
 os.environ.setdefault("STATICGRAPH_JIT", "off")
+os.environ.setdefault("STATICGRAPH_WARMUP", "wait")
 
 import staticgraph as sg
 from seeding import pytest_runtest_makereport, rng  # noqa: F401  (rng fixture; failures print its seed)

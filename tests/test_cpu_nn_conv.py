@@ -110,14 +110,13 @@ def test_new_batch_sizes_with_native_step_do_not_recompile(rng, monkeypatch):
         plan = sess.compile([loss] + grads, [X])
         plan(x5[:2])
         assert plan._exe.jitted
-        compiles = STATS["jit_compiles"] + STATS["jit_cache_loads"]
+        compiles = STATS["kernel_compiles"] + STATS["kernel_loads"]
         for n in (5, 1, 5, 0):
             got = plan(x5[:n])
             want = ref.run([loss] + grads, {X: x5[:n]})
             for a, b in zip(got, want):
                 np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
-        assert STATS["jit_compiles"] + STATS["jit_cache_loads"] == compiles
-        assert len(plan._exe.tier.step.signatures) == 1
+        assert STATS["kernel_compiles"] + STATS["kernel_loads"] == compiles
 
 
 def test_second_derivatives_on_cpu(rng):
@@ -137,7 +136,7 @@ def test_backprop_ops_built_directly(rng):
     fetches = [conv_backprop_input(DY, W, X, **attrs), conv_backprop_filter(X, DY, W, **attrs)]
     with sg.Session() as sess:
         plan = sess.compile(fetches + [sg.nn.conv1d(X, W, **attrs)], [X, W, DY])
-        kernels = [c.kernel for c in plan._exe.py.prog.calls]
+        kernels = [c.kernel for c in plan._exe.base.prog.calls]
     assert sorted(kernels) == ["conv_bpf", "conv_bpi", "conv_fwd"]
     cpu, ref = run_cpu_and_reference(fetches, {X: x, W: w, DY: dy})
     for a, b in zip(cpu, ref):

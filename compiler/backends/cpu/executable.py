@@ -1,13 +1,13 @@
-"""The cpu backend's executable: a generated plan module plus one buffer layout per shape signature.
+"""The cpu backend's executable: a lowered program plus one buffer layout per shape signature.
 
-``compile(sched)``: optimise (``compiler.passes`` when present) -> lower -> generate
-source -> PlanCache entry -> import. ``run(state, feeds)``: at a new shape
-signature, propagate concrete shapes (each OpDef's ``infer`` on concrete
-proxies; errors name the op), plan memory, write the int64 record table ``M``
-and constants; then copy feeds and host values into the arena, make ONE call to
-``step`` (plain Python calling compiled kernels for the first
-``STATICGRAPH_JIT_AFTER`` runs, then the same source compiled by Numba), check
-the error slots, and copy the fetches out.
+``compile(sched)``: optimise (``compiler.passes``) -> lower -> native step (one
+kernel wrapper per distinct kernel and dtypes, see ``native.py``) plus the
+readable ``plan.py`` source in a PlanCache entry. ``run(state, feeds)``: at a new
+shape signature, propagate concrete shapes (each OpDef's ``infer`` on concrete
+proxies; errors name the op), plan memory, write the int64 record table ``M``,
+the buffer table ``B`` and constants; then copy feeds and host values into the
+arena, make ONE native call that runs every kernel, check the error slots, and
+copy the fetches out.
 
 Threads: the whole run of a session's plans holds ``state.lock`` (one step at a
 time per session; reads see old values, assigns land atomically).
@@ -29,35 +29,36 @@ from staticgraph.shapes import fmt, is_compatible
 
 from ...memory import Arena, Buffer, plan_memory
 from ...schedule import Schedule
-from . import codegen, library
+from . import codegen, library, native
 from .kernels import Env
 from .lowering import FusionMismatch, Lowering, Program, Scratch, Slot
 
-STATS = {"plans": 0, "jit_compiles": 0, "jit_cache_loads": 0, "layouts": 0}
-_JIT_OPTIONS = dict(cache=True, error_model="numpy", nogil=True)
+STATS = native.STATS     # plans, layouts, kernel_compiles / kernel_loads (kernel wrappers)
+STATS.update(plans=0, layouts=0)
 
 
 def jit_after() -> int:
-    """Runs of a plan executed by the Python tier before its step is compiled by Numba."""
+    """Runs of a plan on the base tier before the fused tier is built (``STATICGRAPH_JIT`` not off)."""
     return int(os.environ.get("STATICGRAPH_JIT_AFTER", "2"))
 
 
-def jit_max_size() -> int:
-    """``STATICGRAPH_JIT_MAX_SIZE``: plans with more kernel calls + fused instructions than this
-    stay on the Python tier unless compiled explicitly (``plan.jit()``)."""
-    return int(os.environ.get("STATICGRAPH_JIT_MAX_SIZE", "600"))
+def warmup_mode() -> str:
+    """``STATICGRAPH_WARMUP``: what a new plan does while its kernels are compiled or loaded from
+    the disk cache. "reference" (default): runs execute on the reference interpreter (same
+    results up to rounding) while a thread builds the native step, which takes over when ready;
+    "wait": ``compile()`` blocks until the native step is ready. Plans whose kernels this process
+    has already loaded never warm up."""
+    mode = os.environ.get("STATICGRAPH_WARMUP", "reference")
+    if mode not in ("reference", "wait"):
+        raise ValueError(f"STATICGRAPH_WARMUP={mode!r}: expected 'reference' or 'wait'")
+    return mode
 
 
 def jit_mode() -> str:
-    """``STATICGRAPH_JIT``: "off" (default: the generated step runs as Python calling the compiled
-    kernels, unless ``plan.jit()`` compiles it), "sync" (compile natively in the run that crosses
-    ``STATICGRAPH_JIT_AFTER``) or "background" (compile in a thread, swap in when ready; a busy
-    Python loop starves it of the GIL, so it can take minutes).
-
-    "off" is the default because compiling a whole step natively costs ~1 s per kernel call on
-    this design (Numba re-optimises each inlined kernel: 20 s for the lecture DAG's 24 calls on a
-    loaded 2-core machine), a pause no training loop should meet by surprise; the native step is
-    cached on disk, so ``plan.jit()`` pays it once per graph."""
+    """``STATICGRAPH_JIT``: when a plan moves to its fused tier. "off" (default: only on
+    ``plan.jit()``), "sync" (in the run that crosses ``STATICGRAPH_JIT_AFTER``) or "background"
+    (built in a thread, swapped in when ready). Both tiers are native; the fused one saves memory
+    passes at the price of compiling one kernel per distinct fused group (cached on disk)."""
     mode = os.environ.get("STATICGRAPH_JIT", "off")
     if mode not in ("background", "sync", "off"):
         raise ValueError(f"STATICGRAPH_JIT={mode!r}: expected 'background', 'sync' or 'off'")
@@ -175,6 +176,7 @@ class Layout:
             if name not in arrays:   # a dtype with no buffers this signature (e.g. all sizes 0)
                 arrays[name] = np.zeros(1, np.dtype(name[2:]))
         self.args = tuple(arrays[n] for n in names) + (M, self.E)
+        self.B = native.NativeStep.table(self.args)     # addresses: the arrays above must stay alive
         self.M = M
         self.arrays = arrays
         view = lambda key: self._view(prog, arrays, env, key)   # noqa: E731
@@ -235,82 +237,138 @@ class Layout:
 
 
 class Tier:
-    """One lowered program with its generated module and layouts: the Python tier (unfused,
-    kernels compiled, glue in Python) or the native tier (fused, whole step compiled)."""
+    """One lowered program: its readable generated module (``plan.py``, run as Python only under
+    ``NUMBA_DISABLE_JIT=1``), its native step (``native.NativeStep``, made by ``build()``) and its
+    layouts."""
 
     def __init__(self, sched: Schedule, report, title: str):
-        import numba
         from compiler.cache import PlanCache, cache_key
         t0 = time.perf_counter()
-        self.schedule, self.report = sched, list(report or [])
+        self.schedule, self.report, self.title = sched, list(report or []), title
         self.prog = prog = Lowering(sched).lower()
         self.source = codegen.generate(prog, title)
         self.cache = PlanCache()
-        self.key = cache_key("staticgraph-cpu-plan", self.source, library.SOURCE_HASH, numba.__version__,
+        version = native.numba_version()
+        self.key = cache_key("staticgraph-cpu-plan", self.source, library.SOURCE_HASH, version,
                              f"py{sys.version_info[0]}.{sys.version_info[1]}", "cpu")
-        manifest = {"target": "cpu", "numba": numba.__version__, "kernels": library.SOURCE_HASH,
+        manifest = {"target": "cpu", "numba": version, "kernels": library.SOURCE_HASH,
                     "ops": len(sched.ops), "tier": title,
                     "op_versions": sorted({f"{op.type}:{op.opdef.version}" for op in sched.ops})}
         self.entry = self.cache.entry(self.key, {"plan.py": self.source}, manifest)
-        self.cache.verify_compiled(self.entry)
-        self.module = self.cache.load_module(self.entry, "plan.py")
-        self.step = self.module.step
+        self.native = None
+        self.module = None
         self.layouts: Dict[tuple, Layout] = {}
         self.positions = [c.pos for c in prog.all_calls]
         self.build_seconds = time.perf_counter() - t0
 
-    def has_numba_cache(self) -> bool:
-        import numba
-        return not numba.config.DISABLE_JIT and any((self.entry / "__pycache__").glob("*.nbi"))
+    @property
+    def ready(self) -> bool:
+        return self.native is not None or self.module is not None
+
+    def build(self) -> "Tier":
+        """Compile or load the kernels (native step), or import plan.py under NUMBA_DISABLE_JIT."""
+        if not self.ready:
+            t0 = time.perf_counter()
+            library.load()
+            if native.enabled():
+                self.native = native.NativeStep(self.prog, codegen.arg_names(self.prog) + ["M", "E"])
+            else:
+                self.module = self.cache.load_module(self.entry, "plan.py")
+            library.seal()
+            self.build_seconds += time.perf_counter() - t0
+        return self
+
+    def step(self, lay: "Layout") -> None:
+        """Run the step on ``lay``'s buffers (errors are left in ``lay.E``)."""
+        if self.native is not None:
+            self.native.run(self.native.F, lay.B, self.native.C)
+        else:
+            self.module.step(*lay.args)
 
 
 class CpuExecutable:
     """One compiled plan: ``run(state, feed_values) -> (fetch_values, {})`` (assigns land inside).
 
-    Two tiers share the plan: the Python tier runs the generated step as Python calling the
-    compiled library kernels (no per-plan native compile, so a plan is ready in milliseconds);
-    after ``STATICGRAPH_JIT_AFTER`` runs the native tier (same generator, with fusion) is
-    compiled by Numba (in that run, or in a background thread) and takes over. A warm disk cache
-    makes the native tier available at once."""
+    Two tiers share the plan, both native steps over the same kernel wrappers: the base tier
+    runs the optimised program without elementwise fusion (ready as soon as its kernels are,
+    which plans share); the fused tier (``plan.jit()``, or ``STATICGRAPH_JIT``) adds one
+    generated loop kernel per fused elementwise group, compiled once per distinct group."""
 
     owns_fetches = True
 
     def __init__(self, sched: Schedule):
         t0 = time.perf_counter()
         self.original = sched
-        self.kernels = library.load()
-        opt = _optimize(sched, fusion=False)
-        self.py = Tier(opt.schedule if opt else sched, opt.report if opt else [], "python tier")
-        self.native = None          # built by jit()
-        self._native_ready = False
+        self.base = None            # the base tier (built at once, or in a thread during warm-up)
+        self.fused = None           # built by jit()
+        self._fused_ready = False
         self._fallback = set()      # signatures the fused program cannot take (FusionMismatch)
-        self._vars = sorted({v for v in self.py.prog.reads} | {v for v, _, _, _ in self.py.prog.assigns},
-                            key=lambda o: o.id)
-        self._assigned = [v for v, _, _, _ in self.py.prog.assigns]
         self._layout_version = -1
         self._hot = None            # (layout version, feed shapes, tier, layout) of the last run
         self.runs = 0
+        self.warmup_runs = 0
         self._jit_thread = None
         self._jit_lock = threading.Lock()
         self.jit_seconds = None
-        self._want_jit = jit_after() <= 0
-        if jit_mode() != "off" and not self._want_jit:
-            self._want_jit = self._native_tier().has_numba_cache()   # warm: loading is cheap
+        self._jit_mode, self._jit_after = jit_mode(), jit_after()
+        self._want_jit = self._jit_mode != "off" and self._jit_after <= 0
+        self._reference = None      # the reference interpreter, while the base tier is built
+        self._build_error = None
+        self._build_thread = None
+        opt = _optimize(sched, fusion=False)
+        self.base = Tier(opt.schedule if opt else sched, opt.report if opt else [], "base tier")
+        prog = self.base.prog
+        self._vars = sorted(set(prog.reads) | {v for v, _, _, _ in prog.assigns}, key=lambda o: o.id)
+        self._assigned = [v for v, _, _, _ in prog.assigns]
+        if warmup_mode() == "reference" and native.enabled() and not native.all_loaded(prog):
+            from ..reference import ReferenceExecutable
+            self._reference = ReferenceExecutable(sched)
+            self._build_thread = t = threading.Thread(target=self._build_in_background, daemon=True,
+                                                      name=f"staticgraph-warmup-{self.base.key[:8]}")
+            _THREADS.append(t)
+            t.start()
+        else:
+            self.base.build()
         self.compile_seconds = time.perf_counter() - t0
         STATS["plans"] += 1
 
+    def _build_in_background(self) -> None:
+        try:
+            self.base.build()
+        except BaseException as exc:  # noqa: BLE001 - raised by the next run, naming the cause
+            self._build_error = exc
+        finally:
+            _THREADS[:] = [t for t in _THREADS if t is not threading.current_thread()]
+
+    def wait(self) -> None:
+        """Block until the base tier is built (a no-op unless it is being built in a thread)."""
+        t = self._build_thread
+        if t is not None:
+            t.join()
+        if self._build_error is not None:
+            raise InternalError(f"staticgraph: building the cpu plan failed: {self._build_error!r}") \
+                from self._build_error
+
     # -- compatibility views ------------------------------------------------------------------
+    @property
+    def warming_up(self) -> bool:
+        """True while runs go to the reference interpreter (the base tier is being built)."""
+        return not self.base.ready and self._build_error is None
+
     @property
     def prog(self) -> Program:
         return self.tier.prog
 
     @property
     def tier(self) -> Tier:
-        return self.native if self._native_ready else self.py
+        if not self.base.ready:
+            self.wait()
+        return self.fused if self._fused_ready else self.base
 
     @property
     def jitted(self) -> bool:
-        return self._native_ready
+        """True once the fused tier runs the plan."""
+        return self._fused_ready
 
     @property
     def source(self) -> str:
@@ -328,77 +386,46 @@ class CpuExecutable:
     def _layouts(self):
         return self.tier.layouts
 
-    # -- native tier ----------------------------------------------------------------------------
-    def _native_tier(self) -> Tier:
-        if self.native is None:
+    # -- fused tier ----------------------------------------------------------------------------
+    def _fused_tier(self) -> Tier:
+        if self.fused is None:
             opt = _optimize(self.original, fusion=True)
             if opt is None or not any(op.type == "FusedElementwise" for op in opt.schedule.ops):
-                self.native = self.py if opt is None else Tier(opt.schedule, opt.report, "native tier")
+                self.fused = self.base
             else:
-                self.native = Tier(opt.schedule, opt.report, "native tier")
-        return self.native
+                self.fused = Tier(opt.schedule, opt.report, "fused tier").build()
+        return self.fused
 
     def _start_jit(self) -> None:
-        mode = jit_mode()
-        if mode == "off" and not self._want_jit:
-            return
-        tier = self._native_tier()
-        size = len(tier.prog.all_calls) + sum(len(op.attrs["program"]) for _, _, op in tier.prog.fused)
-        if size > jit_max_size() and not tier.has_numba_cache():
-            self._jit_thread = "too large"      # Numba needs ~15 ms per call site: stay on the Python tier
-            return
-        if mode != "background" or self._want_jit:
+        if self._jit_mode != "background" or self._want_jit:
             self.jit()
             return
         self._jit_thread = t = threading.Thread(target=self._background_jit, daemon=True,
-                                                name=f"staticgraph-jit-{self.py.key[:8]}")
+                                                name=f"staticgraph-jit-{self.base.key[:8]}")
         _THREADS.append(t)
         t.start()
 
     def _background_jit(self) -> None:
         try:
             self.jit()
-        except Exception as exc:  # noqa: BLE001 - the Python tier keeps running; say why once
+        except Exception as exc:  # noqa: BLE001 - the base tier keeps running; say why once
             import warnings
-            warnings.warn(f"staticgraph: native compile of plan {self.py.key[:16]} failed, staying on the "
-                          f"Python tier: {exc}", RuntimeWarning)
+            warnings.warn(f"staticgraph: compiling the fused tier of plan {self.base.key[:16]} failed, "
+                          f"staying on the base tier: {exc}", RuntimeWarning)
         finally:
             _THREADS[:] = [t for t in _THREADS if t is not threading.current_thread()]
 
-    def jit(self, args=None, types=None) -> None:
-        """Compile the native tier's step with Numba now (from the disk cache when there)."""
+    def jit(self) -> None:
+        """Switch to the fused tier now (its group kernels compiled, or loaded from the disk cache)."""
         with self._jit_lock:
-            if not self._native_ready:
-                self._jit()
-
-    def _jit(self) -> None:
-        import numba
-        from numba.core.registry import CPUDispatcher
-        t0 = time.perf_counter()
-        tier = self._native_tier()
-        mod = tier.module
-        with tier.cache.compiling(tier.entry):
-            for name in codegen.chunk_names(mod) + list(codegen.FUNCTIONS):
-                fn = getattr(mod, name)
-                if not isinstance(fn, CPUDispatcher):
-                    setattr(mod, name, numba.njit(**_JIT_OPTIONS)(fn))
-            step = mod.step
-            if isinstance(step, CPUDispatcher):
-                step.compile(self._step_types(tier))
-                stats = step.stats
-                STATS["jit_cache_loads" if stats.cache_hits and not stats.cache_misses else "jit_compiles"] += 1
-        library.seal()
-        tier.step = step
-        self.jit_seconds = time.perf_counter() - t0
-        self._native_ready = True
-        self._hot = None
-
-    @staticmethod
-    def _step_types(tier: Tier) -> tuple:
-        """Numba types of the step's arguments: 1-D C arrays per (space, dtype), then M and E."""
-        from numba import types
-        arrs = [types.Array(numba_dtype(name[2:]), 1, "C") for name in codegen.arg_names(tier.prog)]
-        return tuple(arrs) + (types.Array(types.int64, 1, "C"), types.Array(types.int64, 1, "C"))
+            if not self._fused_ready:
+                self.wait()
+                t0 = time.perf_counter()
+                self._fused_tier()
+                library.seal()
+                self.jit_seconds = time.perf_counter() - t0
+                self._fused_ready = True
+                self._hot = None
 
     # -- running -------------------------------------------------------------------------
     def layout(self, state, values):
@@ -407,27 +434,32 @@ class CpuExecutable:
         if self._layout_version != vals.layout_version:
             vals.ensure_slots(self._vars)
             if self._layout_version != vals.layout_version:
-                self.py.layouts.clear()
-                if self.native is not None:
-                    self.native.layouts.clear()
+                self.base.layouts.clear()
+                if self.fused is not None:
+                    self.fused.layouts.clear()
                 self._layout_version = vals.layout_version
         sig = tuple(v.shape for v in values)
-        tier = self.native if self._native_ready and sig not in self._fallback else self.py
+        tier = self.fused if self._fused_ready and sig not in self._fallback else self.base
         lay = tier.layouts.get(sig)
         if lay is None:
             try:
                 lay = Layout(tier.prog, state, values)
             except FusionMismatch:
                 self._fallback.add(sig)
-                tier = self.py
+                tier = self.base
                 lay = tier.layouts.get(sig) or Layout(tier.prog, state, values)
             tier.layouts[sig] = lay
         return tier, lay
 
     def run(self, state, values):
+        if not self.base.ready:
+            if self._build_error is None:
+                return self._run_reference(state, values)
+            self.wait()     # raises the build error
         with state.lock:
             self.runs += 1
-            if not self._native_ready and self._jit_thread is None and (self._want_jit or self.runs > jit_after()):
+            if (self._jit_mode != "off" and not self._fused_ready and self._jit_thread is None
+                    and (self._want_jit or self.runs > self._jit_after)):
                 self._start_jit()
             hot = self._hot
             if hot is not None and hot[0] == state.values.layout_version and hot[1] == [v.shape for v in values]:
@@ -441,7 +473,7 @@ class CpuExecutable:
                 view[...] = fn(state, lay.env)
             E = lay.E
             E[0] = 0
-            tier.step(*lay.args)
+            tier.step(lay)
             if E[0]:
                 raise self._error(tier, lay)
             if not lay.ran:
@@ -449,6 +481,16 @@ class CpuExecutable:
                 lay.ran = True
                 self._hot = None      # a new tier may be ready: re-check next run
             return [v.copy() for v in lay.fetch_views], {}
+
+    def _run_reference(self, state, values):
+        """A warm-up run on the reference interpreter, under the session lock like a native run
+        (its assigns land before the lock is released; fetches are copied before they land)."""
+        with state.lock:
+            self.warmup_runs += 1
+            fetched, updates = self._reference.run(state, values)
+            fetched = [np.array(v, copy=True) for v in fetched]
+            state.apply(updates)
+        return fetched, {}
 
     def _error(self, tier: Tier, lay: Layout) -> OpError:
         code, pos = int(lay.E[0]), int(lay.E[1])
@@ -462,25 +504,31 @@ class CpuExecutable:
 
     # -- description ------------------------------------------------------------------------
     def explain(self) -> str:
+        if self.warming_up:
+            return ("cpu plan: kernels are being compiled in the background; until they are ready, runs use "
+                    "the reference interpreter (STATICGRAPH_WARMUP=wait waits instead)\n" + self._reference.explain())
         tier = self.tier
         prog = tier.prog
-        lines = [f"cpu plan {tier.key[:16]} ({'native' if self._native_ready else 'python'} tier; {tier.entry})"]
+        lines = [f"cpu plan {tier.key[:16]} ({tier.title}; {tier.entry})"]
         if tier.report:
             lines.append("  passes (ops before -> after, time):")
             for name, before, after, secs in tier.report:
                 lines.append(f"    {name:<18} {before:>5} -> {after:<5} {secs * 1e3:8.2f} ms")
         else:
             lines.append("  passes: none applied")
-        lines.append(f"  compile: passes+lower+generate+load {self.compile_seconds * 1e3:.1f} ms; native step "
-                     + (f"{self.jit_seconds * 1e3:.1f} ms" if self._native_ready else
-                        f"not compiled (STATICGRAPH_JIT={jit_mode()}, after {jit_after()} runs"
-                        + (", plan above STATICGRAPH_JIT_MAX_SIZE" if self._jit_thread == "too large" else "")
-                        + ")"))
+        lines.append(f"  compile: passes+lower+kernels {self.compile_seconds * 1e3:.1f} ms; fused tier "
+                     + (f"{self.jit_seconds * 1e3:.1f} ms" if self._fused_ready else
+                        f"not built (STATICGRAPH_JIT={jit_mode()}, after {jit_after()} runs; plan.jit())"))
         lines.append(f"  kernels: {len(prog.all_calls)} calls of {len({c.kernel for c in prog.all_calls})} "
                      f"kernels; {len(prog.fused)} fused groups")
+        if tier.native is not None:
+            lines.append("  kernel wrappers (compile or load time; 0 = already loaded in this process):")
+            for title, secs in tier.native.kernels:
+                lines.append(f"    {title:<48} {secs * 1e3:9.2f} ms")
         for name, _, op in prog.fused:
             members = " ".join(t for t, _, _, _ in op.attrs["program"])
             lines.append(f"    {name}: {len(op.attrs['program'])} ops ({members}) -> {len(op.outputs)} outputs")
+        lines.append("  calls:")
         for c in prog.all_calls:
             op = c.op
             outs = c.args[-1]
@@ -494,13 +542,8 @@ class CpuExecutable:
         return "\n".join(lines)
 
 
-def numba_dtype(name: str):
-    from numba import from_dtype
-    return from_dtype(np.dtype(name))
-
-
 def _optimize(sched: Schedule, fusion: bool):
-    """``compiler.passes.optimize`` (without fusion for the Python tier); None if unavailable."""
+    """``compiler.passes.optimize`` (without fusion for the base tier); None if unavailable."""
     try:
         from compiler.passes import optimize
     except ImportError:

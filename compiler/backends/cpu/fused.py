@@ -55,5 +55,5 @@ def fused_body(op: Operation) -> List[str]:
     return lines
 
 
-def fused_source(fname: str, op: Operation) -> str:
-    return loop_kernel(fname, len(op.inputs), len(op.outputs), fused_body(op))
+def fused_source(fname: str, op: Operation, decorate: bool = True) -> str:
+    return loop_kernel(fname, len(op.inputs), len(op.outputs), fused_body(op), decorate)

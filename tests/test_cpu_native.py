@@ -1,0 +1,69 @@
+"""The native step (compiler/backends/cpu/native.py): one compiled loop over a code table of
+kernel-wrapper calls; wrappers are shared per (kernel, dtypes), so compile work does not grow
+with the graph."""
+import numpy as np
+
+import staticgraph as sg
+from compiler.backends.cpu import native
+
+
+def _chain(n, w):
+    x = sg.placeholder(sg.float32, (None, 3), name="x")
+    y = x
+    for i in range(n):
+        y = sg.tanh(y * w + 0.01 * (i % 5))
+    loss = sg.reduce_sum(y)
+    return x, loss, sg.gradients(loss, [w])[0]
+
+
+def test_wrapper_count_does_not_grow_with_the_graph(rng):
+    xv = rng.normal(size=(4, 3)).astype(np.float32)
+    wrappers = {}
+    for n in (10, 300):
+        g = sg.Graph()
+        with g.as_default():
+            w = sg.Variable(rng.uniform(0.5, 1.0, size=3).astype(np.float32), name="w")
+            x, loss, grad = _chain(n, w)
+            with sg.Session() as sess:
+                sess.run(w.initializer)
+                plan = sess.compile([loss, grad], [x])
+                step = plan._exe.base.native
+                got = plan(xv)
+                calls = len(plan._exe.base.prog.all_calls)
+                assert step.C.size > 3 * calls                       # one row per call
+                assert len(step.F) == len(step.kernels) == len(set(step.F.tolist()))
+                wrappers[n] = sorted(title for title, _ in step.kernels)
+            with sg.Session(target="reference") as ref:
+                ref.run(w.initializer)
+                want = ref.run([loss, grad], {x: xv})
+        np.testing.assert_allclose(got[0], want[0], rtol=1e-4)
+        np.testing.assert_allclose(got[1], want[1], rtol=1e-3, atol=1e-5)
+        assert calls > (2 * n if n > 10 else 0)
+    assert wrappers[10] == wrappers[300]                              # same kernels, 30x the calls
+
+
+def test_plans_share_wrappers_loaded_once_per_process(rng):
+    x = sg.placeholder(sg.float64, (None,), name="x")
+    with sg.Session() as sess:
+        first = sess.compile(sg.exp(x) + x, [x])
+        before = dict(native.STATS)
+        second = sess.compile(sg.exp(x + x) + x, [x])
+        assert native.STATS["kernel_compiles"] == before["kernel_compiles"]
+        assert native.STATS["kernel_loads"] == before["kernel_loads"]
+        assert native.all_loaded(second._exe.base.prog)
+        shared = set(first._exe.base.native.F.tolist()) & set(second._exe.base.native.F.tolist())
+        assert len(shared) >= 2                                      # exp and add wrappers
+        xv = rng.normal(size=5)
+        np.testing.assert_allclose(second(xv), np.exp(xv + xv) + xv, rtol=1e-12)
+
+
+def test_buffer_table_points_at_the_layout_arrays(rng):
+    x = sg.placeholder(sg.float32, (None, 2), name="x")
+    w = sg.Variable(np.ones((2, 2), np.float32), name="w")
+    with sg.Session() as sess:
+        sess.run(w.initializer)
+        plan = sess.compile(x @ w, [x])
+        for n in (3, 5):
+            plan(rng.normal(size=(n, 2)).astype(np.float32))
+        for lay in plan._exe.base.layouts.values():
+            assert lay.B.tolist() == [v for a in lay.args for v in (a.ctypes.data, a.size)]

@@ -1,0 +1,106 @@
+"""Warm-up: while a plan's kernels compile in a thread, its runs go to the reference interpreter."""
+import threading
+
+import numpy as np
+import pytest
+
+import staticgraph as sg
+from compiler.backends.cpu import executable, native
+from staticgraph.errors import InternalError
+
+
+@pytest.fixture
+def held_build(monkeypatch):
+    """Plans warm up, and their background build waits for ``release.set()``."""
+    monkeypatch.setenv("STATICGRAPH_WARMUP", "reference")
+    monkeypatch.setattr(native, "all_loaded", lambda prog: False)
+    release = threading.Event()
+    original = executable.Tier.build
+
+    def build(self):
+        assert release.wait(60), "test never released the build"
+        return original(self)
+    monkeypatch.setattr(executable.Tier, "build", build)
+    return release
+
+
+def _model(rng):
+    x = sg.placeholder(sg.float32, (None, 4), name="x")
+    w = sg.Variable(rng.normal(size=(4, 3)).astype(np.float32), name="w")
+    loss = sg.reduce_mean(sg.tanh(x @ w) ** 2)
+    train = sg.train.GradientDescentOptimizer(0.5).minimize(loss)
+    return x, w, loss, train
+
+
+def test_runs_use_the_reference_until_the_kernels_are_ready_then_switch(rng, held_build):
+    x, w, loss, train = _model(rng)
+    batches = [rng.normal(size=(n, 4)).astype(np.float32) for n in (5, 3, 5, 7)]
+    with sg.Session(target="reference") as ref:
+        ref.run(w.initializer)
+        expected = [ref.run([loss, train], {x: b})[0] for b in batches]
+        w_expected = ref.run(w)
+    with sg.Session() as sess:
+        sess.run(w.initializer)     # warms up too: the initializer runs on the reference
+        plan = sess.compile([loss, train], [x])
+        exe = plan._exe
+        got = [plan(b)[0] for b in batches[:2]]
+        assert exe.warming_up and exe.warmup_runs == 2
+        assert "reference interpreter" in plan.explain()
+        held_build.set()
+        exe.wait()
+        assert not exe.warming_up
+        got += [plan(b)[0] for b in batches[2:]]
+        assert exe.warmup_runs == 2 and exe.base.ready
+        assert "base tier" in plan.explain()
+        np.testing.assert_allclose(got, expected, rtol=1e-5)
+        np.testing.assert_allclose(sess.run(w), w_expected, rtol=1e-5, atol=1e-6)
+
+
+def test_warm_up_fetches_are_owned_copies(rng, held_build):
+    v = sg.Variable(np.arange(3, dtype=np.float32), name="v")
+    bump = sg.assign_add(v, np.ones(3, np.float32))
+    with sg.Session() as sess:
+        sess.run(v.initializer)
+        plan = sess.compile([v, bump], [])
+        before, _ = plan()
+        before2, _ = plan()
+        assert plan._exe.warming_up
+        np.testing.assert_array_equal(before, [0, 1, 2])      # not changed by the assign that followed
+        np.testing.assert_array_equal(before2, [1, 2, 3])
+        held_build.set()
+        plan._exe.wait()
+        np.testing.assert_array_equal(plan()[0], [2, 3, 4])
+        np.testing.assert_array_equal(sess.run(v), [3, 4, 5])
+
+
+def test_a_failed_background_build_is_raised_by_the_next_run(rng, monkeypatch):
+    monkeypatch.setenv("STATICGRAPH_WARMUP", "reference")
+    monkeypatch.setattr(native, "all_loaded", lambda prog: False)
+
+    def broken(self):
+        raise RuntimeError("numba exploded")
+    monkeypatch.setattr(executable.Tier, "build", broken)
+    x = sg.placeholder(sg.float32, (2,), name="x")
+    with sg.Session() as sess:
+        plan = sess.compile(x * 3.0, [x])
+        plan._exe._build_thread.join()
+        with pytest.raises(InternalError, match="building the cpu plan failed.*numba exploded"):
+            plan(np.ones(2, np.float32))
+
+
+def test_wait_mode_builds_before_compile_returns(rng, monkeypatch):
+    monkeypatch.setenv("STATICGRAPH_WARMUP", "wait")
+    monkeypatch.setattr(native, "all_loaded", lambda prog: False)
+    x = sg.placeholder(sg.float32, (2,), name="x")
+    with sg.Session() as sess:
+        plan = sess.compile(x * 3.0, [x])
+        assert plan._exe.base.ready and not plan._exe.warming_up
+        np.testing.assert_array_equal(plan(np.ones(2, np.float32)), [3, 3])
+
+
+def test_bad_warmup_mode_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("STATICGRAPH_WARMUP", "eventually")
+    x = sg.placeholder(sg.float32, (2,), name="x")
+    with sg.Session() as sess:
+        with pytest.raises(ValueError, match="STATICGRAPH_WARMUP='eventually'"):
+            sess.compile(x * 3.0, [x])
