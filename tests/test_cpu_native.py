@@ -67,3 +67,20 @@ def test_buffer_table_points_at_the_layout_arrays(rng):
             plan(rng.normal(size=(n, 2)).astype(np.float32))
         for lay in plan._exe.base.layouts.values():
             assert lay.B.tolist() == [v for a in lay.args for v in (a.ctypes.data, a.size)]
+
+
+def test_missing_wrappers_compile_in_worker_processes(monkeypatch):
+    """precompile() fills the disk cache from parallel worker processes; this process then only
+    loads (dtypes no other test uses, so nothing is cached yet)."""
+    monkeypatch.setenv("STATICGRAPH_COMPILE_WORKERS", "2")
+    keys = [(k, ("int16", "int16", "int16"), "") for k in ("ew_Add", "ew_Sub", "ew_Maximum", "ew_Minimum")]
+    sources = [native.wrapper_source(*k) for k in keys]
+    assert not any(native._compiled_on_disk(s) for s in sources)
+    assert native.precompile(sources) == 4
+    assert all(native._compiled_on_disk(s) for s in sources)
+    before = dict(native.STATS)
+    for s in sources:
+        native.wrapper_address(s)
+    assert native.STATS["kernel_loads"] - before["kernel_loads"] == 4
+    assert native.STATS["kernel_compiles"] == before["kernel_compiles"]
+    assert native.precompile(sources) == 0                   # loaded now: nothing to do

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import bisect
+import functools
 import os
 import threading
 import sys
@@ -278,12 +279,12 @@ class Tier:
             self.build_seconds += time.perf_counter() - t0
         return self
 
-    def step(self, lay: "Layout") -> None:
-        """Run the step on ``lay``'s buffers (errors are left in ``lay.E``)."""
+    def bind(self, lay: "Layout") -> None:
+        """Give ``lay`` its ``go()``: the step on its buffers (errors are left in ``lay.E``)."""
         if self.native is not None:
-            self.native.run(self.native.F, lay.B, self.native.C)
+            lay.go = functools.partial(self.native.run, self.native.F, lay.B, self.native.C)
         else:
-            self.module.step(*lay.args)
+            lay.go = functools.partial(self.module.step, *lay.args)
 
 
 class CpuExecutable:
@@ -448,6 +449,7 @@ class CpuExecutable:
                 self._fallback.add(sig)
                 tier = self.base
                 lay = tier.layouts.get(sig) or Layout(tier.prog, state, values)
+            tier.bind(lay)
             tier.layouts[sig] = lay
         return tier, lay
 
@@ -473,7 +475,7 @@ class CpuExecutable:
                 view[...] = fn(state, lay.env)
             E = lay.E
             E[0] = 0
-            tier.step(lay)
+            lay.go()
             if E[0]:
                 raise self._error(tier, lay)
             if not lay.ran:
@@ -522,6 +524,9 @@ class CpuExecutable:
         lines.append(f"  kernels: {len(prog.all_calls)} calls of {len({c.kernel for c in prog.all_calls})} "
                      f"kernels; {len(prog.fused)} fused groups")
         if tier.native is not None:
+            if tier.native.precompiled:
+                lines.append(f"  {tier.native.precompiled} kernel wrappers compiled by {native.compile_workers()} "
+                             f"worker processes in {tier.native.precompile_seconds * 1e3:.0f} ms")
             lines.append("  kernel wrappers (compile or load time; 0 = already loaded in this process):")
             for title, secs in tier.native.kernels:
                 lines.append(f"    {title:<48} {secs * 1e3:9.2f} ms")

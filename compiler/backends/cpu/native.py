@@ -156,14 +156,17 @@ def _load_runtime() -> list:
     return [module, module.run.overloads[(arr, arr, arr)].entry_point]
 
 
+def _entry_key(kind: str, source: str) -> str:
+    from compiler.cache import cache_key
+    return cache_key(f"staticgraph-cpu-{kind}", source, numba_version())
+
+
 def _load(kind: str, source: str, name: str, manifest: dict, then=None):
     """Import ``source`` as module ``name`` from its verified cache entry (compiling or loading
     its Numba code; ``then(module)`` compiles more inside the same sealed block)."""
-    import numba
-    from compiler.cache import PlanCache, cache_key
+    from compiler.cache import PlanCache
     cache = PlanCache()
-    key = cache_key(f"staticgraph-cpu-{kind}", source, numba.__version__)
-    entry = cache.entry(key, {"native.py": source}, dict(manifest, numba=numba.__version__))
+    entry = cache.entry(_entry_key(kind, source), {"native.py": source}, dict(manifest, numba=numba_version()))
     with cache.compiling(entry):
         module = cache.load_module(entry, "native.py", module_name=name)
         if then is not None:
@@ -225,6 +228,64 @@ def wrapper_address(source: str) -> int:
     return hit[1]
 
 
+def compile_workers() -> int:
+    """``STATICGRAPH_COMPILE_WORKERS``: processes that compile missing wrappers in parallel
+    (default: the CPU count, at most 8; 0 or 1: compile in this process)."""
+    return int(os.environ.get("STATICGRAPH_COMPILE_WORKERS", min(8, os.cpu_count() or 1)))
+
+
+PARALLEL_FROM = 4     # fewer missing wrappers than this compile in this process (a worker's start-up
+                      # costs about a second: it imports Numba and the kernel library)
+
+
+def _compiled_on_disk(source: str) -> bool:
+    """True when the wrapper's cache entry holds Numba files (loading it takes milliseconds)."""
+    from compiler.cache import PlanCache
+    entry = PlanCache().path_of(_entry_key("wrapper", source))
+    return any((entry / "__pycache__").glob("*.nbi"))
+
+
+def _weight(source: str) -> int:
+    """Rough compile cost of a wrapper (measured: conv kernels cost several elementwise ones)."""
+    import re
+    m = re.search(r"import (\w+) as _dispatcher", source)
+    name = m.group(1) if m else "fused"
+    return 3 if name.startswith("conv") else 2 if name.startswith(("pool", "softmax", "nll")) else 1
+
+
+def precompile(sources: Sequence[str]) -> int:
+    """Compile the wrappers among ``sources`` that are neither loaded nor on disk, in parallel
+    worker processes (``python -m compiler.backends.cpu.precompile``) that fill the disk cache;
+    this process then only loads them. Returns how many were compiled that way."""
+    digests = {hashlib.sha256(src.encode()).hexdigest(): src for src in sources}
+    missing = [src for d, src in digests.items() if d not in _WRAPPERS and not _compiled_on_disk(src)]
+    workers = min(compile_workers(), len(missing))
+    if len(missing) < PARALLEL_FROM or workers < 2:
+        return 0
+    import json
+    import subprocess
+    import tempfile
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([root] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    heavy_first = sorted(missing, key=_weight, reverse=True)  # longest kernels (conv, pool) first
+    shares = [heavy_first[i::workers] for i in range(workers)]
+    with tempfile.TemporaryDirectory(prefix="staticgraph-compile-") as tmp:
+        procs = []
+        for i, share in enumerate(shares):
+            path = os.path.join(tmp, f"share{i}.json")
+            with open(path, "w") as f:
+                json.dump(share, f)
+            procs.append(subprocess.Popen([sys.executable, "-m", "compiler.backends.cpu.precompile", path],
+                                          env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+        for proc in procs:
+            _, err = proc.communicate()
+            if proc.returncode != 0:   # this process compiles what the worker could not
+                import warnings
+                warnings.warn(f"staticgraph: a kernel compile worker failed ({proc.returncode}): "
+                              f"{err.decode(errors='replace')[-400:]}", RuntimeWarning)
+    return len(missing)
+
+
 class NativeStep:
     """The code table of one lowered program and its wrappers' addresses; ``run(F, B, C)`` runs it."""
 
@@ -235,7 +296,13 @@ class NativeStep:
         addresses: List[int] = []
         rows: List[int] = []
         self.kernels: List[Tuple[str, float]] = []      # (wrapper title, seconds to compile or load)
-        for call, key in zip(prog.all_calls, wrapper_keys(prog)):
+        keys = wrapper_keys(prog)
+        todo = {k for k in keys if k not in _BY_KEY}
+        self.precompiled = 0                             # wrappers compiled by worker processes
+        if len(todo) >= PARALLEL_FROM:
+            self.precompiled = precompile([wrapper_source(*k) for k in sorted(todo)])
+        self.precompile_seconds = time.perf_counter() - t0
+        for call, key in zip(prog.all_calls, keys):
             if key not in slots:
                 t1 = time.perf_counter()
                 slots[key] = len(slots)
