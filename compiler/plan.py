@@ -70,6 +70,23 @@ class Plan:
             wait()
         return self
 
+    def profile(self, *arrays, runs: int = 10, top: int = 15) -> str:
+        """Time each kernel call of the step (cpu target): runs ``runs`` real training steps on
+        ``arrays`` (their assigns land), one call at a time, and returns a table of the ``top``
+        most expensive calls with their share of the step and the user's line."""
+        prof = getattr(self._exe, "profile", None)
+        if prof is None:
+            raise NotImplementedError(f"profile() is not available on target '{self.target}'")
+        values = [convert_feed(t, a) for t, a in zip(self.feeds, arrays)]
+        rows = prof(self._state, values, runs)
+        total = sum(r[0] for r in rows) or 1.0
+        lines = [f"{len(rows)} kernel calls, {total * 1e3:.3f} ms per step (sum of calls; {runs} runs)",
+                 f"{'ms':>9} {'share':>6}  {'op':<42} {'kernel':<14} line"]
+        for secs, op_type, name, kernel, where in sorted(rows, key=lambda r: -r[0])[:top]:
+            lines.append(f"{secs * 1e3:9.3f} {100 * secs / total:5.1f}%  {op_type + ' ' + repr(name):<42} "
+                         f"{kernel:<14} {where}")
+        return "\n".join(lines)
+
     def explain(self) -> str:
         """A readable description of the compiled program."""
         feeds = ", ".join(f"{t.name} {fmt(t.shape)} {t.dtype.name}" for t in self.feeds) or "none"

@@ -2,6 +2,7 @@
 kernel-wrapper calls; wrappers are shared per (kernel, dtypes), so compile work does not grow
 with the graph."""
 import numpy as np
+import pytest
 
 import staticgraph as sg
 from compiler.backends.cpu import native
@@ -84,3 +85,24 @@ def test_missing_wrappers_compile_in_worker_processes(monkeypatch):
     assert native.STATS["kernel_loads"] - before["kernel_loads"] == 4
     assert native.STATS["kernel_compiles"] == before["kernel_compiles"]
     assert native.precompile(sources) == 0                   # loaded now: nothing to do
+
+
+def test_profile_times_every_call_and_runs_real_steps(rng):
+    x = sg.placeholder(sg.float32, (None, 3), name="x")
+    w = sg.Variable(np.ones((3, 2), np.float32), name="w")
+    loss = sg.reduce_sum(sg.relu(x) @ w)          # x > 0: d loss / d w is constant
+    train = sg.train.GradientDescentOptimizer(0.1).minimize(loss)
+    xv = np.abs(rng.normal(size=(4, 3))).astype(np.float32)
+    with sg.Session() as sess:
+        sess.run(w.initializer)
+        plan = sess.compile([train, loss], [x])
+        text = plan.profile(xv, runs=3, top=100)
+        rows = plan._exe.profile(sess._state, [xv], runs=2)
+        assert len(rows) == len(plan._exe.base.prog.all_calls)
+        assert all(r[0] > 0 for r in rows) and {"MatMul", "Relu"} <= {r[1] for r in rows}
+        assert f"{len(rows)} kernel calls" in text and "MatMul 'matmul'" in text and "test_cpu_native.py" in text
+        # 1 run before each profile + 3 + 2 profiled steps = 7 SGD steps of d(loss)/dw = sum of x rows
+        np.testing.assert_allclose(sess.run(w), 1 - 7 * 0.1 * xv.sum(0)[:, None] * np.ones((1, 2)), rtol=1e-5)
+    with sg.Session(target="reference") as ref:
+        with pytest.raises(NotImplementedError, match="profile.*reference"):
+            ref.compile(loss, [x]).profile(xv)

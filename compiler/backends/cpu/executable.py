@@ -484,6 +484,32 @@ class CpuExecutable:
                 self._hot = None      # a new tier may be ready: re-check next run
             return [v.copy() for v in lay.fetch_views], {}
 
+    def profile(self, state, values, runs: int = 10) -> List[tuple]:
+        """Run ``runs`` real steps one kernel call at a time; return one
+        ``(seconds per run, op type, op name, kernel, user line)`` per call, in schedule order."""
+        self.run(state, values)                       # plan the layout, leave the warm-up
+        tier, lay = self.layout(state, values)
+        step = tier.native
+        if step is None:
+            raise RuntimeError("profile() needs the native step (not available under NUMBA_DISABLE_JIT=1)")
+        rows = [step.C[a:b] for a, b in step.rows]
+        totals = np.zeros(len(rows))
+        with state.lock:
+            for _ in range(runs):
+                for view, value in zip(lay.feed_views, values):
+                    view[...] = value
+                for view, fn in lay.hosts:
+                    view[...] = fn(state, lay.env)
+                lay.E[0] = 0
+                for i, row in enumerate(rows):
+                    t0 = time.perf_counter()
+                    step.run(step.F, lay.B, row)
+                    totals[i] += time.perf_counter() - t0
+                if lay.E[0]:
+                    raise self._error(tier, lay)
+        return [(totals[i] / runs, c.op.type if c.op else "", c.op.name if c.op else "", c.kernel,
+                 c.op.defined_at if c.op else "") for i, c in enumerate(tier.prog.all_calls)]
+
     def _run_reference(self, state, values):
         """A warm-up run on the reference interpreter, under the session lock like a native run
         (its assigns land before the lock is released; fetches are copied before they land)."""

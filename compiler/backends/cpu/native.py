@@ -296,6 +296,7 @@ class NativeStep:
         addresses: List[int] = []
         rows: List[int] = []
         self.kernels: List[Tuple[str, float]] = []      # (wrapper title, seconds to compile or load)
+        self.rows: List[Tuple[int, int]] = []            # each call's [start, end) in C
         keys = wrapper_keys(prog)
         todo = {k for k in keys if k not in _BY_KEY}
         self.precompiled = 0                             # wrappers compiled by worker processes
@@ -309,6 +310,7 @@ class NativeStep:
                 addresses.append(_address(key))
                 self.kernels.append((f"{call.kernel}({', '.join(key[1])})", time.perf_counter() - t1))
             args = [index[prog.array_name(k)] for k in call.args] + [index["M"], index["E"]]
+            self.rows.append((len(rows), len(rows) + 3 + len(args)))
             rows += [slots[key], len(args), call.pos] + args
         self.F = np.array(addresses or [0], np.int64)
         self.C = np.array(rows, np.int64)
