@@ -84,13 +84,14 @@ def main():
     parser.add_argument("--logdir", help="write TensorBoard logs (loss, accuracy, the graph) here "
                                          "(needs pip install '.[tensorboard]')")
     args = parser.parse_args()
-    # target="cpu" runs the NumPy reference interpreter today: each step is many small matrix
-    # products (an 8x8 image batch gives GEMMs of ~10^5-10^6 flops), too small for BLAS threads
-    # to pay off. Measured on a shared, loaded 2-core machine: 1 thread ~1,700 samples/s, BLAS's
-    # default 2 threads ~250 (threads that wait on each other under load). Not measured on an idle
-    # many-core machine, where --blas-threads 0 may do as well; 1 is the default that is never bad
-    # here. The thread count changes summation order, so losses differ slightly between settings.
+    # Each step is many small matrix products (an 8x8 image batch gives GEMMs of ~10^5-10^6
+    # flops), too small for BLAS threads to pay off; on a shared, loaded 2-core machine BLAS's
+    # default 2 threads made steps ~10x slower (threads that wait on each other). 1 is the
+    # default that is never bad here; --blas-threads 0 keeps BLAS's own choice. The compiled
+    # kernels call SciPy's BLAS (Numba's np.dot), NumPy and the reference interpreter NumPy's:
+    # both are loaded before the limit, which applies only to libraries already loaded.
     if args.blas_threads > 0:
+        import scipy.linalg.cython_blas  # noqa: F401  (loads the BLAS the compiled kernels call)
         threadpool_limits(limits=args.blas_threads, user_api="blas")
 
     start = time.perf_counter()

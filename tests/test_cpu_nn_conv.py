@@ -152,3 +152,35 @@ def test_run_time_channel_mismatch_names_the_op():
             sess.run(y, {X: np.zeros((2, 4, 8, 8), np.float32), W: np.zeros((5, 3, 3, 3), np.float32)})
         with pytest.raises(ValueError, match=r"(?s)spatial size 2 with kernel 3.*c1"):
             sess.run(y, {X: np.zeros((2, 3, 2, 8), np.float32), W: np.zeros((5, 3, 3, 3), np.float32)})
+
+
+def _check_against_reference_and_naive(d, case, dtype, n, rng):
+    """Forward and both gradients of one case on cpu vs the reference backend and naive loops; the
+    kernel names the cpu plan calls."""
+    x, w, dy, naive, attrs = _case_arrays(rng, d, case, dtype, n)
+    (X, W, DY), fetches = _conv_and_grads(d, x, w, dy, **attrs)
+    cpu, ref = run_cpu_and_reference(fetches, {X: x, W: w, DY: dy})
+    for a, b in zip(cpu, ref):
+        assert a.dtype == b.dtype == dtype and a.shape == b.shape
+        np.testing.assert_allclose(a, b, **tol(dtype))
+    np.testing.assert_allclose(cpu[0], naive, **tol(dtype))
+    with sg.Session() as sess:
+        return sorted(c.kernel for c in sess.compile(fetches, [X, W, DY])._exe.base.prog.calls)
+
+
+POINTWISE = [  # 1x1(x1) kernels, stride 1, no padding: GEMMs on the operands in place, no im2col
+    (1, (4, 6, (300,), (1,), 1, 0, 1, 2)), (2, (3, 5, (16, 17), (1, 1), 1, 0, (2, 1), 1)),
+    (3, (6, 3, (4, 8, 9), (1, 1, 1), 1, 0, 1, 3)), (2, (3, 4, (5, 7), (1, 1), 1, 0, 1, 1)),
+]
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("in_place", [True, False])
+@pytest.mark.parametrize("d, case", POINTWISE)
+def test_pointwise_convs_with_and_without_the_in_place_path(d, case, in_place, dtype, rng, monkeypatch):
+    positions = int(np.prod(case[2]))
+    monkeypatch.setattr(nn_conv, "POINTWISE_POSITIONS", 1 if in_place else 10 ** 9)
+    assert nn_conv._chunk(5, case[0] * positions, True, positions) == (1 if in_place else 5)
+    kernels = _check_against_reference_and_naive(d, case, dtype, int(rng.integers(1, 4)), rng)
+    assert kernels == ["conv_bpf", "conv_bpi", "conv_fwd"]
+

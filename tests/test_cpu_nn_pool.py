@@ -88,6 +88,35 @@ def test_avg_pool_forward_and_backward_match_the_reference(nd, dtype, cfg, rng):
     np.testing.assert_allclose(cpu[0], want, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-6)
 
 
+FULL_WINDOW_CASES = [  # no padding and no clipped ceil_mode window: pool_max's row-at-a-time path
+    (1, (3, 4, 11), (3,), (3,), (1,), False), (1, (2, 3, 10), (2,), (1,), (3,), True),
+    (2, (2, 3, 9, 7), (3, 2), (3, 2), (1, 1), False), (2, (3, 2, 8, 9), (2, 3), (1, 2), (2, 1), False),
+    (3, (2, 2, 6, 6, 7), (2, 2, 3), (2, 1, 2), (1, 2, 1), True),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32])
+@pytest.mark.parametrize("nd,shape,k,s,d,ceil_mode", FULL_WINDOW_CASES)
+def test_max_pool_with_every_window_inside_the_input(nd, shape, k, s, d, ceil_mode, dtype, rng):
+    """Ties, NaN (last one wins), -inf and the integer minimum against the naive loops."""
+    assert all((-(-(n - d_ * (k_ - 1) - 1) // s_) if ceil_mode else (n - d_ * (k_ - 1) - 1) // s_) * s_
+               + d_ * (k_ - 1) < n for n, k_, s_, d_ in zip(shape[-nd:], k, s, d))
+    xv = tie_heavy(rng, shape, dtype)
+    flat = xv.reshape(-1)
+    if dtype == np.int32:
+        flat[rng.choice(flat.size, 5, replace=False)] = np.iinfo(np.int32).min
+    else:
+        flat[rng.choice(flat.size, 6, replace=False)] = np.nan
+        flat[rng.choice(flat.size, 6, replace=False)] = -np.inf
+    x = sg.placeholder(dtype, xv.shape)
+    v, i = MAX[nd](x, k, s, 0, d, ceil_mode, return_indices=True)
+    cpu, ref = run_cpu_and_reference([v, i], {x: xv})
+    want_v, want_i = naive_max_pool(xv, k, s, (0,) * nd, d, ceil_mode)
+    np.testing.assert_array_equal(cpu[0], want_v)
+    np.testing.assert_array_equal(cpu[1], want_i)
+    np.testing.assert_array_equal(cpu[1], ref[1])
+
+
 def test_nan_propagates_with_the_last_nan_index_and_gradient(rng):
     xv = rng.normal(size=(2, 3, 6, 5))
     xv[0, 1, 1, 1] = xv[0, 1, 1, 2] = xv[1, 2, 4, 4] = np.nan

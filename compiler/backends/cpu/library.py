@@ -362,6 +362,8 @@ def load():
     cache.verify_compiled(path)
     mod = cache.load_module(path, "sg_kernels.py", module_name=MODULE_NAME)
     _ENTRY[:] = [path]
+    from .blas import apply_env
+    apply_env()
     atexit.register(seal)
     return mod
 

@@ -7,7 +7,16 @@ per-group (C/G * prod(K), nb * prod(out)) column matrices, then
 
 - ``conv_fwd``: Y[g] = W[g] @ cols[g], one GEMM per group (straight into Y when nb == 1);
 - ``conv_bpf``: dW[g] += dY[g] @ cols[g]^T (the first chunk writes dW, later ones add);
-- ``conv_bpi``: cols[g] = W[g]^T @ dY[g], then col2im scatter-adds the columns into dX.
+- ``conv_bpi``: cols[g] = W[g]^T @ dY[g], then col2im scatter-adds the columns into dX (each
+  (sample, channel) plane zeroed just before, while it is in cache).
+
+A pointwise conv (1x1(x1) kernel, stride 1, no padding) with at least ``POINTWISE_POSITIONS`` outputs
+per sample runs one sample per chunk and its GEMMs read X / write dX in place: no im2col, no col2im.
+
+Measured and left out (2-core machine shared with other jobs): ``prange`` over (channel, sample)
+planes in im2col/col2im made them 2-4x slower under load (an OpenMP team waits for its slowest
+thread, and OpenBLAS's idle threads spin); one GEMM per sample (nb = 1) is slower than chunks; a
+stride-1 ``conv_bpi`` as the forward conv of dY with the flipped filter was no faster than col2im.
 
 Record (``CONV_SIZE`` ints): 4 element offsets (the kernel's 2 inputs, output, workspace), then
 N, C, D, H, W, O, KD, KH, KW, OD, OH, OW, stride[3], padding[3], dilation[3], groups, nb.
@@ -21,6 +30,7 @@ from .kernels import lowers
 
 CONV_SIZE = 4 + 23
 CHUNK_ELEMENTS = 1 << 22      # the im2col columns of one chunk of samples hold at most this many elements
+POINTWISE_POSITIONS = 256     # a pointwise conv with this many outputs per sample skips im2col
 
 SOURCE = '''
 
@@ -44,7 +54,8 @@ def _conv_range(n_out, k, s, pad, dil, size):
 @njit(**_JIT)
 def _conv_cols(X, xo, T, to, M, q, n0, m, scatter):
     """im2col of samples [n0, n0 + m) of X (N, C, D, H, W) at xo into T at to, as rows
-    (c, kd, kh, kw) by columns (sample, od, oh, ow); with scatter, the reverse: X += col2im(T)."""
+    (c, kd, kh, kw) by columns (sample, od, oh, ow); with scatter, the reverse: X's planes of these
+    samples = col2im(T) (each channel's planes zeroed just before its rows are added)."""
     C = M[q + 1]
     D = M[q + 2]
     H = M[q + 3]
@@ -60,7 +71,13 @@ def _conv_cols(X, xo, T, to, M, q, n0, m, scatter):
     sw = M[q + 14]
     P = OD * OH * OW
     cols = m * P
+    plane = D * H * Wd
     for c in range(C):
+        if scatter:
+            for s in range(m):
+                xb = xo + ((n0 + s) * C + c) * plane
+                for i in range(plane):
+                    X[np.uint64(xb + i)] = 0
         for kd in range(KD):
             lod, hid, ofd = _conv_range(OD, kd, sd, M[q + 15], M[q + 18], D)
             for kh in range(KH):
@@ -69,7 +86,7 @@ def _conv_cols(X, xo, T, to, M, q, n0, m, scatter):
                     low, hiw, ofw = _conv_range(OW, kw, sw, M[q + 17], M[q + 20], Wd)
                     row = to + (((c * KD + kd) * KH + kh) * KW + kw) * cols
                     for s in range(m):
-                        xb = xo + ((n0 + s) * C + c) * D * H * Wd
+                        xb = xo + ((n0 + s) * C + c) * plane
                         tb = row + s * P
                         for od in range(OD):
                             for oh in range(OH):
@@ -108,10 +125,10 @@ def _conv_rows(A, ao, B, bo, M, q, n0, m, to_rows):
             b = bo + (o * m + s) * P
             if to_rows:
                 for i in range(P):
-                    B[b + i] = A[a + i]
+                    B[np.uint64(b + i)] = A[np.uint64(a + i)]
             else:
                 for i in range(P):
-                    A[a + i] = B[b + i]
+                    A[np.uint64(a + i)] = B[np.uint64(b + i)]
 
 
 @njit(**_JIT)
@@ -123,8 +140,16 @@ def _conv_dims(M, q):
 
 
 @njit(**_JIT)
+def _conv_pointwise(M, q):
+    """A 1x1(x1) kernel, stride 1, no padding: a sample's columns are its input planes as they are."""
+    return (M[q + 6] == 1 and M[q + 7] == 1 and M[q + 8] == 1 and M[q + 12] == 1 and M[q + 13] == 1
+            and M[q + 14] == 1 and M[q + 15] == 0 and M[q + 16] == 0 and M[q + 17] == 0)
+
+
+@njit(**_JIT)
 def conv_fwd(X, Wt, Y, WS, M, E, p):
-    """Y (N, O, *out) = Conv(X, W); WS: im2col columns, then the chunk's output rows."""
+    """Y (N, O, *out) = Conv(X, W); WS: im2col columns, then the chunk's output rows. A pointwise
+    conv with one sample per chunk reads X in place."""
     xo = M[p]
     wo = M[p + 1]
     yo = M[p + 2]
@@ -136,14 +161,20 @@ def conv_fwd(X, Wt, Y, WS, M, E, p):
         for i in range(N * O * P):
             Y[yo + i] = 0
         return
+    direct = _conv_pointwise(M, q)
     ro = so + G * R * nb * P
     for n0 in range(0, N, nb):
         m = min(nb, N - n0)
         cols = m * P
-        _conv_cols(X, xo, WS, so, M, q, n0, m, False)
+        if m > 1 or not direct:
+            _conv_cols(X, xo, WS, so, M, q, n0, m, False)
         for g in range(G):
             w = Wt[wo + g * Og * R:wo + (g + 1) * Og * R].reshape((Og, R))
-            t = WS[so + g * R * cols:so + (g + 1) * R * cols].reshape((R, cols))
+            if m == 1 and direct:
+                x0 = xo + (n0 * C + g * R) * P
+                t = X[x0:x0 + R * P].reshape((R, P))
+            else:
+                t = WS[so + g * R * cols:so + (g + 1) * R * cols].reshape((R, cols))
             if m == 1:
                 y0 = yo + (n0 * O + g * Og) * P
                 np.dot(w, t, Y[y0:y0 + Og * cols].reshape((Og, cols)))
@@ -166,20 +197,26 @@ def conv_bpf(X, DY, DW, WS, M, E, p):
     Og = O // G
     if R == 0:
         return
-    ro = so + G * R * nb * P
-    tmp = ro + O * nb * P
     if N == 0:
         for i in range(O * R):
             DW[dwo + i] = 0
         return
+    direct = _conv_pointwise(M, q)
+    ro = so + G * R * nb * P
+    tmp = ro + O * nb * P
     for n0 in range(0, N, nb):
         m = min(nb, N - n0)
         cols = m * P
-        _conv_cols(X, xo, WS, so, M, q, n0, m, False)
+        if m > 1 or not direct:
+            _conv_cols(X, xo, WS, so, M, q, n0, m, False)
         if m > 1:
             _conv_rows(DY, dyo, WS, ro, M, q, n0, m, True)
         for g in range(G):
-            t = WS[so + g * R * cols:so + (g + 1) * R * cols].reshape((R, cols))
+            if m == 1 and direct:
+                x0 = xo + (n0 * C + g * R) * P
+                t = X[x0:x0 + R * P].reshape((R, P))
+            else:
+                t = WS[so + g * R * cols:so + (g + 1) * R * cols].reshape((R, cols))
             if m == 1:
                 d0 = dyo + (n0 * O + g * Og) * P
                 d = DY[d0:d0 + Og * cols].reshape((Og, cols))
@@ -197,7 +234,8 @@ def conv_bpf(X, DY, DW, WS, M, E, p):
 
 @njit(**_JIT)
 def conv_bpi(DY, Wt, DX, WS, M, E, p):
-    """DX (N, C, *S) = ConvBackpropInput(DY, W); WS: columns, then chunk rows of DY."""
+    """DX (N, C, *S) = ConvBackpropInput(DY, W); WS: columns, then chunk rows of DY. A pointwise
+    conv with one sample per chunk writes DX in place (no col2im)."""
     dyo = M[p]
     wo = M[p + 1]
     dxo = M[p + 2]
@@ -205,10 +243,11 @@ def conv_bpi(DY, Wt, DX, WS, M, E, p):
     q = p + 4
     N, C, O, G, nb, R, P = _conv_dims(M, q)
     Og = O // G
-    for i in range(N * C * M[q + 2] * M[q + 3] * M[q + 4]):
-        DX[dxo + i] = 0
     if R == 0 or Og == 0:
+        for i in range(N * C * M[q + 2] * M[q + 3] * M[q + 4]):
+            DX[dxo + i] = 0
         return
+    direct = _conv_pointwise(M, q)
     ro = so + G * R * nb * P
     for n0 in range(0, N, nb):
         m = min(nb, N - n0)
@@ -217,14 +256,19 @@ def conv_bpi(DY, Wt, DX, WS, M, E, p):
             _conv_rows(DY, dyo, WS, ro, M, q, n0, m, True)
         for g in range(G):
             w = Wt[wo + g * Og * R:wo + (g + 1) * Og * R].reshape((Og, R))
-            t = WS[so + g * R * cols:so + (g + 1) * R * cols].reshape((R, cols))
+            if m == 1 and direct:
+                x0 = dxo + (n0 * C + g * R) * P
+                t = DX[x0:x0 + R * P].reshape((R, P))
+            else:
+                t = WS[so + g * R * cols:so + (g + 1) * R * cols].reshape((R, cols))
             if m == 1:
                 d0 = dyo + (n0 * O + g * Og) * P
                 d = DY[d0:d0 + Og * cols].reshape((Og, cols))
             else:
                 d = WS[ro + g * Og * cols:ro + (g + 1) * Og * cols].reshape((Og, cols))
             np.dot(w.T, d, t)
-        _conv_cols(DX, dxo, WS, so, M, q, n0, m, True)
+        if m > 1 or not direct:
+            _conv_cols(DX, dxo, WS, so, M, q, n0, m, True)
 '''
 
 
@@ -235,58 +279,65 @@ def _as3(values, fill: int) -> list:
     return [fill] * (3 - len(values)) + list(values)
 
 
-def _chunk(n: int, cols_per_sample: int) -> int:
-    """Samples per chunk: as many as fit ``CHUNK_ELEMENTS`` columns (fewer, larger GEMMs), at least one."""
+def _pointwise(attrs: dict, kernel) -> bool:
+    """A 1x1(x1) kernel, stride 1, no padding (the kernels' ``_conv_pointwise``)."""
+    return all(k == 1 for k in kernel) and all(s == 1 for s in attrs["stride"]) and not any(attrs["padding"])
+
+
+def _chunk(n: int, cols_per_sample: int, pointwise: bool = False, positions: int = 0) -> int:
+    """Samples per chunk: as many as fit ``CHUNK_ELEMENTS`` columns (fewer, larger GEMMs), at least
+    one; a pointwise conv with at least ``POINTWISE_POSITIONS`` outputs per sample runs one sample
+    per chunk, its GEMMs reading and writing the operands in place (no im2col, no row copies)."""
+    if pointwise and positions >= POINTWISE_POSITIONS:
+        return 1
     return max(1, min(n, CHUNK_ELEMENTS // max(1, cols_per_sample)))
 
 
-def _geometry(op, xshape, wshape, yshape) -> List[int]:
+def _geometry(attrs: dict, xshape, wshape, yshape) -> List[int]:
     """N, C, D, H, W, O, KD, KH, KW, OD, OH, OW, stride, padding, dilation, groups, nb."""
-    a = op.attrs
-    groups = a["groups"]
     n, c = xshape[:2]
     rows = c * math.prod(wshape[2:])
-    nb = _chunk(n, rows * math.prod(yshape[2:]))
+    positions = math.prod(yshape[2:])
+    nb = _chunk(n, rows * positions, _pointwise(attrs, wshape[2:]), positions)
     return ([n, c] + _as3(xshape[2:], 1) + [wshape[0]] + _as3(wshape[2:], 1) + _as3(yshape[2:], 1)
-            + _as3(a["stride"], 1) + _as3(a["padding"], 0) + _as3(a["dilation"], 1) + [groups, nb])
+            + _as3(attrs["stride"], 1) + _as3(attrs["padding"], 0) + _as3(attrs["dilation"], 1)
+            + [attrs["groups"], nb])
 
 
-def _workspace_size(op, xshape, wshape, yshape) -> int:
+def _workspace_size(attrs: dict, xshape, wshape, yshape) -> int:
     """Columns (C * prod(K) rows by nb * prod(out)), the chunk's output rows (O by nb * prod(out))
     and one GEMM result (O/G by C/G * prod(K), for the filter gradient)."""
-    nb, positions = _geometry(op, xshape, wshape, yshape)[-1], math.prod(yshape[2:])
-    rows, groups = xshape[1] * math.prod(wshape[2:]), op.attrs["groups"]
+    nb, positions = _geometry(attrs, xshape, wshape, yshape)[-1], math.prod(yshape[2:])
+    rows, groups = xshape[1] * math.prod(wshape[2:]), attrs["groups"]
     return (rows + wshape[0]) * nb * positions + (wshape[0] // groups) * (rows // groups)
 
 
-def _lower(b, op, kernel: str, inputs, x_of, w_of, y_of) -> None:
-    """One conv kernel call: ``x_of``/``w_of``/``y_of`` are the tensors whose shapes are the
-    convolution's input, weight and (forward) output."""
+def _lower(b, op, kernel: str, inputs, shapes_of, attrs: dict) -> None:
+    """One conv kernel call. ``shapes_of(env)``: the shapes of the convolution's input, weight and
+    (forward) output."""
     out = op.outputs[0]
-
-    def shapes(env):
-        return env.shape(x_of), env.shape(w_of), env.shape(y_of)
-    ws = b.workspace(inputs[0].dtype, lambda env: (_workspace_size(op, *shapes(env)),), "im2col columns")
+    ws = b.workspace(inputs[0].dtype, lambda env: (_workspace_size(attrs, *shapes_of(env)),), "im2col columns")
 
     def record(env):
         offs = [env.off(inputs[0]), env.off(inputs[1]), env.off(b.write_key(out)), env.off(ws)]
-        return offs + _geometry(op, *shapes(env))
+        return offs + _geometry(attrs, *shapes_of(env))
     b.call(kernel, list(inputs), out, record, CONV_SIZE, extra=[ws])
 
 
 @lowers("Conv")
 def _conv(op, b):
     x, w = op.inputs
-    _lower(b, op, "conv_fwd", [x, w], x, w, op.outputs[0])
+    y = op.outputs[0]
+    _lower(b, op, "conv_fwd", [x, w], lambda env: (env.shape(x), env.shape(w), env.shape(y)), op.attrs)
 
 
 @lowers("ConvBackpropInput")
 def _conv_backprop_input(op, b):
     dy, w, x_like = op.inputs
-    _lower(b, op, "conv_bpi", [dy, w], x_like, w, dy)
+    _lower(b, op, "conv_bpi", [dy, w], lambda env: (env.shape(x_like), env.shape(w), env.shape(dy)), op.attrs)
 
 
 @lowers("ConvBackpropFilter")
 def _conv_backprop_filter(op, b):
     x, dy, w_like = op.inputs
-    _lower(b, op, "conv_bpf", [x, dy], x, w_like, dy)
+    _lower(b, op, "conv_bpf", [x, dy], lambda env: (env.shape(x), env.shape(w_like), env.shape(dy)), op.attrs)

@@ -57,6 +57,40 @@ def _pool_span(o, s, q, k, d, n):
 
 
 @njit(**_JIT)
+def _pool_max_full(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, k0, k1, k2, s0, s1, s2,
+                   d0, d1, d2, plane, oplane, low):
+    """``pool_max`` when every window lies inside the input (no padding, no clipped ceil_mode
+    window): one output row at a time, window offsets outermost and the row's windows innermost,
+    the running maxima and indices in a row-long local buffer. Same visiting order per window as
+    the general path, so the same first-maximum and NaN semantics."""
+    bv = np.empty(o2, V.dtype)
+    bi = np.empty(o2, np.int64)
+    for c in range(planes):
+        xb = xo + c * plane
+        for a in range(o0):
+            for b in range(o1):
+                r0 = (a * s0 * n1 + b * s1) * n2
+                for e in range(o2):
+                    bv[e] = low
+                    bi[e] = r0 + e * s2
+                for t0 in range(k0):
+                    for t1 in range(k1):
+                        for t2 in range(k2):
+                            r = r0 + (t0 * d0 * n1 + t1 * d1) * n2 + t2 * d2
+                            for e in range(o2):
+                                j = r + e * s2
+                                v = X[np.uint64(xb + j)]
+                                best = bv[e]
+                                take = (v > best) | (v != v)     # branch-free: selects, no jumps
+                                bv[e] = v if take else best
+                                bi[e] = j if take else bi[e]
+                ob = c * oplane + (a * o1 + b) * o2
+                for e in range(o2):
+                    V[np.uint64(vo + ob + e)] = bv[e]
+                    I[np.uint64(io + ob + e)] = bi[e]
+
+
+@njit(**_JIT)
 def pool_max(X, V, I, M, E, p):
     """Max pooling with PyTorch's indices (record: see nn_pool.py)."""
     xo = M[p]
@@ -84,6 +118,11 @@ def pool_max(X, V, I, M, E, p):
     plane = n0 * n1 * n2
     oplane = o0 * o1 * o2
     low = _pool_lowest(V)
+    if (q0 == 0 and q1 == 0 and q2 == 0 and (o0 - 1) * s0 + (k0 - 1) * d0 < n0
+            and (o1 - 1) * s1 + (k1 - 1) * d1 < n1 and (o2 - 1) * s2 + (k2 - 1) * d2 < n2):
+        _pool_max_full(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, k0, k1, k2, s0, s1, s2,
+                       d0, d1, d2, plane, oplane, low)
+        return
     for c in range(planes):
         xb = xo + c * plane
         yb = c * oplane

@@ -1,0 +1,45 @@
+"""The BLAS the compiled kernels call, and its thread count.
+
+Numba's ``np.dot`` calls SciPy's BLAS (``scipy.linalg.cython_blas``), a different library
+from NumPy's in the wheels: limiting NumPy's threads does not reach it, and it is loaded only
+when the first kernel is. ``STATICGRAPH_BLAS_THREADS=N`` sets its thread count when the kernel
+library loads (default: BLAS's own choice). On a busy machine with few cores, BLAS threads that
+wait for a descheduled partner make small GEMMs several times slower; 1 avoids that.
+"""
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+
+def kernel_blas_threads() -> Optional[int]:
+    """``STATICGRAPH_BLAS_THREADS`` as an int (None: unset, BLAS decides)."""
+    value = os.environ.get("STATICGRAPH_BLAS_THREADS", "").strip()
+    if not value:
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        raise ValueError(f"STATICGRAPH_BLAS_THREADS={value!r}: expected a positive integer") from None
+    if n < 1:
+        raise ValueError(f"STATICGRAPH_BLAS_THREADS={value!r}: expected a positive integer")
+    return n
+
+
+def set_kernel_blas_threads(n: int) -> list:
+    """Set the threads of the BLAS libraries SciPy loads (the ones kernels call); return their paths."""
+    import scipy.linalg.cython_blas  # noqa: F401  (loads the library if nothing has yet)
+    import threadpoolctl
+    done = []
+    for lib in threadpoolctl.ThreadpoolController().lib_controllers:
+        if lib.user_api == "blas" and "scipy.libs" in lib.filepath.replace(os.sep, "/"):
+            lib.set_num_threads(n)
+            done.append(lib.filepath)
+    return done
+
+
+def apply_env() -> None:
+    """Apply ``STATICGRAPH_BLAS_THREADS`` (called when the kernel library loads)."""
+    n = kernel_blas_threads()
+    if n is not None:
+        set_kernel_blas_threads(n)
