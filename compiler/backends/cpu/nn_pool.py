@@ -61,18 +61,17 @@ def _pool_max_full(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, k0, k1, k2, 
                    d0, d1, d2, plane, oplane, low):
     """``pool_max`` when every window lies inside the input (no padding, no clipped ceil_mode
     window): one output row at a time, window offsets outermost and the row's windows innermost,
-    the running maxima and indices in a row-long local buffer. Same visiting order per window as
-    the general path, so the same first-maximum and NaN semantics."""
-    bv = np.empty(o2, V.dtype)
-    bi = np.empty(o2, np.int64)
+    the running maxima and indices kept in the output row itself (no allocation). Same visiting
+    order per window as the general path, so the same first-maximum and NaN semantics."""
     for c in range(planes):
         xb = xo + c * plane
         for a in range(o0):
             for b in range(o1):
                 r0 = (a * s0 * n1 + b * s1) * n2
+                ob = c * oplane + (a * o1 + b) * o2
                 for e in range(o2):
-                    bv[e] = low
-                    bi[e] = r0 + e * s2
+                    V[np.uint64(vo + ob + e)] = low
+                    I[np.uint64(io + ob + e)] = r0 + e * s2
                 for t0 in range(k0):
                     for t1 in range(k1):
                         for t2 in range(k2):
@@ -80,14 +79,10 @@ def _pool_max_full(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, k0, k1, k2, 
                             for e in range(o2):
                                 j = r + e * s2
                                 v = X[np.uint64(xb + j)]
-                                best = bv[e]
+                                best = V[np.uint64(vo + ob + e)]
                                 take = (v > best) | (v != v)     # branch-free: selects, no jumps
-                                bv[e] = v if take else best
-                                bi[e] = j if take else bi[e]
-                ob = c * oplane + (a * o1 + b) * o2
-                for e in range(o2):
-                    V[np.uint64(vo + ob + e)] = bv[e]
-                    I[np.uint64(io + ob + e)] = bi[e]
+                                V[np.uint64(vo + ob + e)] = v if take else best
+                                I[np.uint64(io + ob + e)] = j if take else I[np.uint64(io + ob + e)]
 
 
 @njit(**_JIT)
