@@ -10,7 +10,14 @@
   a reshape to ``x``'s own (provably equal) shape -> ``x``;
 - ``BroadcastLike(x, ref)`` and ``SumToLike(x, ref)`` -> ``x`` when ``x`` and ``ref`` provably
   have the same run-time shape, which also removes ``SumToLike(BroadcastLike(x, ref), x)`` pairs
-  that are provably ``x`` (never ones that broadcast: those sum copies).
+  that are provably ``x`` (never ones that broadcast: those sum copies); a broadcasting op
+  reads ``x`` instead of ``BroadcastLike(x, ref)`` when another operand provably has ``ref``'s shape;
+- ``MatMul(Transpose(x), y)`` with a transpose of the last two axes -> ``TransposedMatMul``
+  reading ``x`` with a transpose flag (see ``transposed_matmul.py``; ``dce`` drops the
+  transpose when nothing else reads it); ``Transpose(MatMul(x, y))`` of the last two axes, as
+  the matmul's only reader -> ``TransposedMatMul(y, x)`` (a second sweep);
+- ``assign(var, var - x)`` -> ``assign_sub(var, x)``, ``var + x`` -> ``assign_add`` (one pass over
+  the variable instead of a difference and a copy; see ``update_in_place.py``).
 
 Shapes are "provably equal" when both are fully known and equal, or when both follow from one
 source tensor through shape-preserving ops (see ``ShapeSources``). ``x + 0`` -> ``x`` can turn a
@@ -28,6 +35,8 @@ from staticgraph.shapes import num_elements
 from staticgraph.tensor import Tensor
 
 from .rewrite import Program, Rewrite
+from .transposed_matmul import MATMULS, absorb_transposes, fold_output_transposes
+from .update_in_place import update_in_place
 
 UNARY_ELEMENTWISE = frozenset({"Neg", "Exp", "Log", "Sin", "Cos", "Tanh", "Sigmoid", "Sqrt", "Square", "Abs",
                                "Sign", "Relu", "Identity", "StopGradient", "Cast", "FillLike"})
@@ -49,7 +58,7 @@ def simplify(prog: Program) -> int:
         for kept in ([op] if rewrite is None else rewrite[0]):
             shapes.record(kept)
         return rewrite
-    return prog.sweep(visit)
+    return prog.sweep(visit) + fold_output_transposes(prog) + update_in_place(prog)
 
 
 def _simplify(prog: Program, shapes: "ShapeSources", op: Operation) -> Rewrite:
@@ -57,6 +66,8 @@ def _simplify(prog: Program, shapes: "ShapeSources", op: Operation) -> Rewrite:
         return None
     rule = _RULES.get(op.type)
     result = None if rule is None else rule(prog, shapes, op)
+    if result is None and op.type in BROADCASTING:
+        result = _unbroadcast(prog, shapes, op)
     if result is None:
         return None
     if isinstance(result, Tensor):
@@ -144,15 +155,33 @@ def _reshape(prog: Program, shapes: "ShapeSources", op: Operation):
     return None
 
 
+def _unbroadcast(prog: Program, shapes: "ShapeSources", op: Operation):
+    """A broadcasting op reads ``x`` instead of ``BroadcastLike(x, ref)`` when another operand
+    provably has ``ref``'s shape (the op broadcasts ``x`` to it anyway)."""
+    for i, t in enumerate(op.inputs):
+        inputs = list(op.inputs)
+        if t.op.type != "BroadcastLike" or prog.pinned(t.op):
+            continue
+        x, ref = t.op.inputs
+        if x.dtype == t.dtype and any(j != i and shapes.same(o, ref) for j, o in enumerate(op.inputs)):
+            inputs[i] = x      # one operand per rewrite: the witness keeps the output's shape
+            return _replacement(prog, op, op.type, inputs, op.attrs, "unbroadcast")
+    return None
+
+
 def _shape_follower(prog: Program, shapes: "ShapeSources", op: Operation):
     x, ref = op.inputs
     return _same(op, x) if shapes.same(x, ref) else None
 
 
+def _matmul(prog: Program, shapes: "ShapeSources", op: Operation):
+    return absorb_transposes(prog, op)
+
+
 _RULES = {"Mul": _neutral, "Add": _neutral, "Sub": _neutral, "Div": _neutral,
           "Identity": _forward_identity, "StopGradient": _forward_identity, "Neg": _double_negation,
           "Cast": _cast, "Transpose": _transpose, "Reshape": _reshape, "ReshapeLike": _reshape,
-          "BroadcastLike": _shape_follower, "SumToLike": _shape_follower}
+          "BroadcastLike": _shape_follower, "SumToLike": _shape_follower, **{t: _matmul for t in MATMULS}}
 
 
 # -- run-time shape equality from static information ----------------------------------------------

@@ -358,10 +358,16 @@ def _sum_to_like(op, b):
 
 # -- matmul -------------------------------------------------------------------------------------
 
-def mm_record(env, a, b_, out) -> List[int]:
+def _swap_last(shape) -> tuple:
+    return tuple(shape[:-2]) + (shape[-1], shape[-2])
+
+
+def mm_record(env, a, b_, out, ta: bool = False, tb: bool = False) -> List[int]:
+    """The record of ``mm_*`` (see ``library._MATMUL``): ``a``/``b_`` are contiguous; ``ta``/``tb``
+    read an operand (rank >= 2) as its transpose in the last two axes (BLAS transpose flags)."""
     sa, sb = env.shape(a), env.shape(b_)
-    a2 = (1,) + sa if len(sa) == 1 else sa
-    b2 = sb + (1,) if len(sb) == 1 else sb
+    a2 = (1,) + sa if len(sa) == 1 else (_swap_last(sa) if ta else sa)
+    b2 = sb + (1,) if len(sb) == 1 else (_swap_last(sb) if tb else sb)
     m, k, n = a2[-2], a2[-1], b2[-1]
     batch = tuple(np.broadcast_shapes(a2[:-2], b2[:-2]))
     abs_ = broadcast_view(contiguous(0, a2[:-2]), batch).strides if batch else ()
@@ -372,15 +378,17 @@ def mm_record(env, a, b_, out) -> List[int]:
     if len(batch) > MAXR:
         raise ValueError(f"matmul with more than {MAXR} batch dimensions")
     return ([len(batch)] + _pad(batch) + _pad(abs_) + _pad(bbs) + _pad(ybs)
-            + [env.off(a), env.off(b_), env.off(out), m, k, n, 0, 0])
+            + [env.off(a), env.off(b_), env.off(out), m, k, n, int(ta), int(tb)])
 
 
-@lowers("MatMul")
+@lowers("MatMul", "TransposedMatMul")
 def _matmul(op, b):
+    """BLAS GEMM for floats (transposed operands by flag, no copy), plain loops for integers."""
     a, b_ = op.inputs
     out = op.outputs[0]
+    ta, tb = bool(op.attrs.get("transpose_a", False)), bool(op.attrs.get("transpose_b", False))
     kernel = "mm_blas" if a.dtype.kind == "f" else "mm_loops"
-    b.call(kernel, [a, b_], out, lambda env: mm_record(env, a, b_, b.write_key(out)), MM_SIZE)
+    b.call(kernel, [a, b_], out, lambda env: mm_record(env, a, b_, b.write_key(out), ta, tb), MM_SIZE)
 
 
 # -- fills, constants, one_hot, random -------------------------------------------------------------

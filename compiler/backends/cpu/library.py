@@ -139,7 +139,10 @@ def loop_kernel(fname: str, n_in: int, n_out: int, body: list, decorate: bool = 
     L += ["    n0 = M[p + nd - 1]", "    n1 = M[p + nd]"]
     for o in ops:
         L += [f"    s{o}0 = M[r{o} + nd - 1]", f"    s{o}1 = M[r{o} + nd]"]
-    unit = " and ".join(f"s{o}1 == 1" for o in ops)
+    fast = " and ".join([f"s{o}1 == 1" for o in ys] + [f"0 <= s{o}1 <= 1" for o in xs])
+    L += [f"    fast = {fast}"]
+    L += [f"    T{k} = np.empty(n1 if fast and sX{k}1 == 0 else 0, X{k}.dtype)" for k in range(n_in)]
+    L += [f"    t{k} = -1" for k in range(n_in)]          # the offset T<k> was last filled from
     L += ["    outer = 1", "    for d in range(nd - 2):", "        outer *= M[p + 1 + d]",
           "    for q in range(outer):", "        r = q"]
     for o in ops:
@@ -151,14 +154,24 @@ def loop_kernel(fname: str, n_in: int, n_out: int, body: list, decorate: bool = 
     L += ["        for i in range(n0):"]
     for o in ops:
         L.append(f"            c{o} = b{o} + i * s{o}0")
-    for fast in (True, False):
-        L += [f"            if {unit}:" if fast else "            else:", "                for j in range(n1):"]
-        # unsigned indices: Numba then emits no negative-index wraparound, so loops vectorize
-        L += [f"                    x{k} = X{k}[np.uint64(cX{k} + j{'' if fast else f' * sX{k}1'})]"
-              for k in range(n_in)]
-        L += ["                    " + stmt for stmt in body]
-        L += [f"                    Y{k}[np.uint64(cY{k} + j{'' if fast else f' * sY{k}1'})] = y{k}"
-              for k in range(n_out)]
+    # unsigned indices: Numba then emits no negative-index wraparound, so loops vectorize.
+    # Loops: all unit inner strides (inputs broadcast along the inner dim - stride 0: a scalar,
+    # a column - are first spread into a row buffer T<k>, so the loop still reads unit strides
+    # and vectorizes); any strides.
+    L += ["            if fast:"]
+    for k in range(n_in):
+        L += [f"                S{k} = X{k}", f"                o{k} = cX{k}", f"                if sX{k}1 == 0:",
+              f"                    if t{k} != cX{k}:", f"                        v{k} = X{k}[cX{k}]",
+              "                        for j in range(n1):", f"                            T{k}[j] = v{k}",
+              f"                        t{k} = cX{k}", f"                    S{k} = T{k}", f"                    o{k} = 0"]
+    L += ["                for j in range(n1):"]
+    L += [f"                    x{k} = S{k}[np.uint64(o{k} + j)]" for k in range(n_in)]
+    L += ["                    " + stmt for stmt in body]
+    L += [f"                    Y{k}[np.uint64(cY{k} + j)] = y{k}" for k in range(n_out)]
+    L += ["            else:", "                for j in range(n1):"]
+    L += [f"                    x{k} = X{k}[np.uint64(cX{k} + j * sX{k}1)]" for k in range(n_in)]
+    L += ["                    " + stmt for stmt in body]
+    L += [f"                    Y{k}[np.uint64(cY{k} + j * sY{k}1)] = y{k}" for k in range(n_out)]
     return "\n".join(L) + "\n"
 
 
@@ -264,6 +277,7 @@ def mm_{name}(A, B, Y, M, E, p):
     outer = 1
     for d in range(nb):
         outer *= M[bS + d]
+{pre}
     for q in range(outer):
         r = q
         ao = M[base]
@@ -283,10 +297,75 @@ def mm_{name}(A, B, Y, M, E, p):
             y[:, :] = 0
             continue
 {body}
+{post}
 '''
 
+# transposed operands are F-ordered views (``.T`` of the stored matrix): Numba's np.dot passes
+# them to GEMM with a transpose flag, no copy
 _MM_BLAS = '''\
-        np.dot(A[ao:ao + m * k].reshape((m, k)), B[bo:bo + k * n].reshape((k, n)), y)'''
+        a = A[ao:ao + m * k]
+        b = B[bo:bo + k * n]
+        if ta:
+            if tb:
+                np.dot(a.reshape((k, m)).T, b.reshape((n, k)).T, y)
+            else:
+                np.dot(a.reshape((k, m)).T, b.reshape((k, n)), y)
+        elif tb:
+            np.dot(a.reshape((m, k)), b.reshape((n, k)).T, y)
+        else:
+            np.dot(a.reshape((m, k)), b.reshape((k, n)), y)'''
+
+# Small GEMMs run on one BLAS thread: on a busy machine (more runnable threads than cores) a
+# multi-threaded OpenBLAS call waits for a descheduled worker, tens of ms for a sub-ms GEMM; from
+# BLAS_SMALL multiply-adds (512^3) up the threads pay off. Numba's np.dot calls SciPy's BLAS
+# (scipy.linalg.cython_blas); its thread count is set through the library's exported symbols,
+# resolved by name (``load`` makes them visible), so the kernels stay cacheable.
+BLAS_SMALL = 1 << 27
+BLAS_TINY = 1 << 18      # OpenBLAS itself runs GEMMs up to this size on one thread
+_BLAS_THREADS_HEADER = '''
+from numba import config as _config, types
+if _config.DISABLE_JIT:   # kernels run as Python: leave the threads alone
+    def _blas_get_threads():
+        return 1
+
+    def _blas_set_threads(n):
+        pass
+else:
+    _blas_get_threads = types.ExternalFunction("scipy_openblas_get_num_threads", types.intc())
+    _blas_set_threads = types.ExternalFunction("scipy_openblas_set_num_threads", types.void(types.intc))
+'''
+_MM_THREADS_PRE = '''\
+    nt = _blas_get_threads()
+    one = nt > 1 and {tiny} < m * n * k < {small}
+    if one:
+        _blas_set_threads(1)'''
+_MM_THREADS_POST = '''\
+    if one:
+        _blas_set_threads(nt)'''
+
+
+def blas_thread_library():
+    """Path of SciPy's bundled OpenBLAS when it exports the thread-count symbols, else None
+    (another BLAS: the GEMM kernels then leave its threads alone)."""
+    import ctypes
+    import glob
+    import importlib.util
+    import os
+    spec = importlib.util.find_spec("scipy")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    libs = os.path.join(os.path.dirname(list(spec.submodule_search_locations)[0]), "scipy.libs")
+    for path in sorted(glob.glob(os.path.join(libs, "libscipy_openblas*.so*"))):
+        try:
+            lib = ctypes.CDLL(path)
+            lib.scipy_openblas_get_num_threads, lib.scipy_openblas_set_num_threads
+        except (OSError, AttributeError):
+            continue
+        return path
+    return None
+
+
+BLAS_THREAD_LIBRARY = blas_thread_library()
 
 _MM_LOOPS = '''\
         for i in range(m):
@@ -330,8 +409,12 @@ def _sources() -> str:
     for name, (init, step, final) in _REDUCTIONS.items():
         rows = _ROWS if name in ("SumF", "SumI") else ""
         parts.append(_REDUCE.format(name=name, init=init, step=step, final=final, rows=rows))
-    parts.append(_MATMUL.format(name="blas", body=_MM_BLAS))
-    parts.append(_MATMUL.format(name="loops", body=_MM_LOOPS))
+    pre = post = ""
+    if BLAS_THREAD_LIBRARY is not None:
+        parts.append(_BLAS_THREADS_HEADER)
+        pre, post = _MM_THREADS_PRE.format(tiny=BLAS_TINY, small=BLAS_SMALL), _MM_THREADS_POST
+    parts.append(_MATMUL.format(name="blas", body=_MM_BLAS, pre=pre, post=post))
+    parts.append(_MATMUL.format(name="loops", body=_MM_LOOPS, pre="", post=""))
     parts.append(_ONEHOT)
     parts.extend(_family_sources())
     return "".join(parts)
@@ -355,6 +438,9 @@ def load():
         return mod
     import numba
     from compiler.cache import PlanCache, cache_key, install_kernel_cache_locator
+    if BLAS_THREAD_LIBRARY is not None:
+        import llvmlite.binding
+        llvmlite.binding.load_library_permanently(BLAS_THREAD_LIBRARY)
     install_kernel_cache_locator()
     cache = PlanCache()
     key = cache_key("staticgraph-cpu-kernels", SOURCE, numba.__version__)

@@ -95,7 +95,8 @@ _LOCK = threading.RLock()
 _RUNTIME: list = []
 _WRAPPERS: Dict[str, Tuple[object, int]] = {}     # source hash -> (cfunc, address)
 _BY_KEY: Dict[tuple, int] = {}                     # wrapper_keys() entry -> address
-STATS = {"kernel_compiles": 0, "kernel_loads": 0}   # wrappers compiled / loaded from disk
+STATS = {"kernel_compiles": 0, "kernel_loads": 0,   # wrappers compiled / loaded from disk here
+         "kernel_compiles_in_workers": 0}            # wrappers compiled by precompile()'s workers
 
 
 def enabled() -> bool:
@@ -283,6 +284,7 @@ def precompile(sources: Sequence[str]) -> int:
                 import warnings
                 warnings.warn(f"staticgraph: a kernel compile worker failed ({proc.returncode}): "
                               f"{err.decode(errors='replace')[-400:]}", RuntimeWarning)
+    STATS["kernel_compiles_in_workers"] += len(missing)
     return len(missing)
 
 
