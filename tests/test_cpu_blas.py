@@ -27,7 +27,9 @@ def test_sets_only_the_kernels_blas_and_env_parsing(monkeypatch):
             blas.set_kernel_blas_threads(before[0])
     monkeypatch.delenv("STATICGRAPH_BLAS_THREADS")
     assert blas.kernel_blas_threads() is None
+    monkeypatch.setenv("STATICGRAPH_BLAS_THREADS", "auto")
+    assert blas.kernel_blas_threads() is None
     for bad in ("0", "two", "-3"):
         monkeypatch.setenv("STATICGRAPH_BLAS_THREADS", bad)
-        with pytest.raises(ValueError, match=f"STATICGRAPH_BLAS_THREADS='{bad}': expected a positive integer"):
+        with pytest.raises(ValueError, match=f"STATICGRAPH_BLAS_THREADS='{bad}': expected a positive integer or 'auto'"):
             blas.kernel_blas_threads()

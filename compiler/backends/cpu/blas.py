@@ -3,8 +3,10 @@
 Numba's ``np.dot`` calls SciPy's BLAS (``scipy.linalg.cython_blas``), a different library
 from NumPy's in the wheels: limiting NumPy's threads does not reach it, and it is loaded only
 when the first kernel is. ``STATICGRAPH_BLAS_THREADS=N`` sets its thread count when the kernel
-library loads (default: BLAS's own choice). On a busy machine with few cores, BLAS threads that
-wait for a descheduled partner make small GEMMs several times slower; 1 avoids that.
+library loads (default: BLAS's own choice, best on an idle machine). On a busy machine with few
+cores, BLAS threads that wait for a descheduled partner make small GEMMs several times slower:
+1 avoids that, and ``auto`` runs only mid-size GEMMs (2^18 to 2^27 multiply-adds) on one thread
+(``library.BLAS_SMALL``; the matmul kernel switches the count around each such call).
 """
 from __future__ import annotations
 
@@ -13,16 +15,16 @@ from typing import Optional
 
 
 def kernel_blas_threads() -> Optional[int]:
-    """``STATICGRAPH_BLAS_THREADS`` as an int (None: unset, BLAS decides)."""
+    """``STATICGRAPH_BLAS_THREADS`` as an int (None: unset or "auto", BLAS decides the count)."""
     value = os.environ.get("STATICGRAPH_BLAS_THREADS", "").strip()
-    if not value:
+    if not value or value == "auto":
         return None
     try:
         n = int(value)
     except ValueError:
-        raise ValueError(f"STATICGRAPH_BLAS_THREADS={value!r}: expected a positive integer") from None
+        raise ValueError(f"STATICGRAPH_BLAS_THREADS={value!r}: expected a positive integer or 'auto'") from None
     if n < 1:
-        raise ValueError(f"STATICGRAPH_BLAS_THREADS={value!r}: expected a positive integer")
+        raise ValueError(f"STATICGRAPH_BLAS_THREADS={value!r}: expected a positive integer or 'auto'")
     return n
 
 
