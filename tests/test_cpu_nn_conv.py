@@ -45,16 +45,25 @@ def _case_arrays(rng, d, case, dtype, n):
     return x, w, dy, y, attrs
 
 
-@pytest.mark.parametrize("dtype", FLOATS)
-@pytest.mark.parametrize("d, case", GRID)
-def test_forward_and_both_gradients_match_reference_and_naive(d, case, dtype, rng):
-    x, w, dy, naive, attrs = _case_arrays(rng, d, case, dtype, int(rng.integers(1, 4)))
+def _check_against_reference_and_naive(d, case, dtype, n, rng):
+    """Forward and both gradients of one case on cpu vs the reference backend and naive loops.
+    Returns x, w, dy, the naive forward, the cpu results and the kernel names the cpu plan calls."""
+    x, w, dy, naive, attrs = _case_arrays(rng, d, case, dtype, n)
     (X, W, DY), fetches = _conv_and_grads(d, x, w, dy, **attrs)
     cpu, ref = run_cpu_and_reference(fetches, {X: x, W: w, DY: dy})
     for a, b in zip(cpu, ref):
         assert a.dtype == b.dtype == dtype and a.shape == b.shape
         np.testing.assert_allclose(a, b, **tol(dtype))
     np.testing.assert_allclose(cpu[0], naive, **tol(dtype))
+    with sg.Session() as sess:
+        kernels = sorted(c.kernel for c in sess.compile(fetches, [X, W, DY])._exe.base.prog.calls)
+    return x, w, dy, naive, cpu, kernels
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("d, case", GRID)
+def test_forward_and_both_gradients_match_reference_and_naive(d, case, dtype, rng):
+    x, w, dy, naive, cpu, _ = _check_against_reference_and_naive(d, case, dtype, int(rng.integers(1, 4)), rng)
     # the adjoint identities pin both gradients independently of the reference backend
     x64, w64, dy64 = (v.astype(np.float64) for v in (x, w, dy))
     lhs, scale = float(np.sum(dy64 * naive)), float(np.sum(np.abs(dy64 * naive)))
@@ -154,18 +163,6 @@ def test_run_time_channel_mismatch_names_the_op():
             sess.run(y, {X: np.zeros((2, 3, 2, 8), np.float32), W: np.zeros((5, 3, 3, 3), np.float32)})
 
 
-def _check_against_reference_and_naive(d, case, dtype, n, rng):
-    """Forward and both gradients of one case on cpu vs the reference backend and naive loops; the
-    kernel names the cpu plan calls."""
-    x, w, dy, naive, attrs = _case_arrays(rng, d, case, dtype, n)
-    (X, W, DY), fetches = _conv_and_grads(d, x, w, dy, **attrs)
-    cpu, ref = run_cpu_and_reference(fetches, {X: x, W: w, DY: dy})
-    for a, b in zip(cpu, ref):
-        assert a.dtype == b.dtype == dtype and a.shape == b.shape
-        np.testing.assert_allclose(a, b, **tol(dtype))
-    np.testing.assert_allclose(cpu[0], naive, **tol(dtype))
-    with sg.Session() as sess:
-        return sorted(c.kernel for c in sess.compile(fetches, [X, W, DY])._exe.base.prog.calls)
 
 
 POINTWISE = [  # 1x1(x1) kernels, stride 1, no padding: GEMMs on the operands in place, no im2col
@@ -181,6 +178,6 @@ def test_pointwise_convs_with_and_without_the_in_place_path(d, case, in_place, d
     positions = int(np.prod(case[2]))
     monkeypatch.setattr(nn_conv, "POINTWISE_POSITIONS", 1 if in_place else 10 ** 9)
     assert nn_conv._chunk(5, case[0] * positions, True, positions) == (1 if in_place else 5)
-    kernels = _check_against_reference_and_naive(d, case, dtype, int(rng.integers(1, 4)), rng)
+    kernels = _check_against_reference_and_naive(d, case, dtype, int(rng.integers(1, 4)), rng)[-1]
     assert kernels == ["conv_bpf", "conv_bpi", "conv_fwd"]
 
