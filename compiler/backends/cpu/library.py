@@ -26,6 +26,7 @@ from __future__ import annotations
 import atexit
 import hashlib
 import sys
+import textwrap
 
 MAXR = 8   # the largest rank a kernel record describes
 
@@ -369,6 +370,10 @@ def blas_thread_library():
 
 BLAS_THREAD_LIBRARY = blas_thread_library()
 
+# float GEMMs of at most this many multiply-adds run as plain loops: a BLAS call costs more than the
+# work (the lecture DAG's 5x5 products), and the loops accumulate in float64
+MM_LOOPS_UP_TO = 4096
+
 _MM_LOOPS = '''\
         for i in range(m):
             for j in range(n):
@@ -415,7 +420,10 @@ def _sources() -> str:
     if BLAS_AUTO and BLAS_THREAD_LIBRARY is not None:
         parts.append(_BLAS_THREADS_HEADER)
         pre, post = _MM_THREADS_PRE.format(tiny=BLAS_TINY, small=BLAS_SMALL), _MM_THREADS_POST
-    parts.append(_MATMUL.format(name="blas", body=_MM_BLAS, pre=pre, post=post))
+    small = textwrap.indent(_MM_LOOPS, "    ")
+    blas = textwrap.indent(_MM_BLAS, "    ")
+    body = f"        if m * n * k <= {MM_LOOPS_UP_TO}:\n{small}\n        else:\n{blas}"
+    parts.append(_MATMUL.format(name="blas", body=body, pre=pre, post=post))
     parts.append(_MATMUL.format(name="loops", body=_MM_LOOPS, pre="", post=""))
     parts.append(_ONEHOT)
     parts.extend(_family_sources())
