@@ -14,15 +14,21 @@ import os
 from typing import Optional
 
 
+def _setting() -> str:
+    return os.environ.get("STATICGRAPH_BLAS_THREADS", "").strip()
+
+
+def auto() -> bool:
+    """``STATICGRAPH_BLAS_THREADS=auto``: the matmul kernel runs mid-size GEMMs on one thread."""
+    return _setting() == "auto"
+
+
 def kernel_blas_threads() -> Optional[int]:
     """``STATICGRAPH_BLAS_THREADS`` as an int (None: unset or "auto", BLAS decides the count)."""
-    value = os.environ.get("STATICGRAPH_BLAS_THREADS", "").strip()
+    value = _setting()
     if not value or value == "auto":
         return None
-    try:
-        n = int(value)
-    except ValueError:
-        raise ValueError(f"STATICGRAPH_BLAS_THREADS={value!r}: expected a positive integer or 'auto'") from None
+    n = int(value) if value.lstrip("-").isdigit() else 0
     if n < 1:
         raise ValueError(f"STATICGRAPH_BLAS_THREADS={value!r}: expected a positive integer or 'auto'")
     return n

@@ -1,9 +1,9 @@
 """Generated plan source: one ``step`` function calling library kernels, one line per call.
 
-The source depends only on the lowered program (op types, dtypes, buffer spaces,
-record positions), never on concrete shapes, so a new batch size reuses it.
-Past ``CHUNK`` calls the body is split into ``step_0``, ``step_1``... (each a
-separate Numba function) so compile time stays linear in graph size.
+The readable form of the step that ``native.NativeStep`` runs from its code table; it is
+executed (as Python) only under ``NUMBA_DISABLE_JIT=1``. The source depends only on the
+lowered program (op types, dtypes, buffer spaces, record positions), never on concrete
+shapes, so a new batch size reuses it.
 """
 from __future__ import annotations
 
@@ -11,9 +11,6 @@ from typing import List
 
 from .library import MODULE_NAME
 from .lowering import Program
-
-CHUNK = 400
-
 
 def arg_names(prog: Program) -> List[str]:
     """The step's array parameters: one per (space, dtype) used, sorted; then M and E."""
@@ -50,24 +47,8 @@ def generate(prog: Program, title: str) -> str:
         for name, source, op in prog.fused:
             members = ", ".join(t for t, _, _, _ in op.attrs["program"])
             out += ["", f"# fused group {op.name}: {members}", source]
-    check = ["    if E[0] != 0:", "        return E[0]"]
-    head = [f"def step({params}):", "    \"\"\"The whole step: forward, backward, updates; write-back last.\"\"\""]
-    wb = ["    # write-back: every read is done; the assigns land together"] + [_line(prog, c) for c in prog.writeback]
-    if len(prog.calls) <= CHUNK:
-        out += [""] + head + [_line(prog, c) for c in prog.calls] + check + wb + ["    return 0", ""]
-        return "\n".join(out)
-    chunks = [prog.calls[i:i + CHUNK] for i in range(0, len(prog.calls), CHUNK)]
-    for n, chunk in enumerate(chunks):
-        out += ["", f"def step_{n}({params}):"] + [_line(prog, c) for c in chunk] + ["    return 0", ""]
-    out += [""] + head
-    for n in range(len(chunks)):
-        out += [f"    step_{n}({params})"] + check
-    out += wb + ["    return 0", ""]
+    out += ["", f"def step({params}):", "    \"\"\"The whole step: forward, backward, updates; write-back last.\"\"\""]
+    out += [_line(prog, c) for c in prog.calls]
+    out += ["    if E[0] != 0:", "        return E[0]", "    # write-back: every read is done; the assigns land together"]
+    out += [_line(prog, c) for c in prog.writeback] + ["    return 0", ""]
     return "\n".join(out)
-
-
-FUNCTIONS = ("step",)
-
-
-def chunk_names(module) -> List[str]:
-    return sorted((n for n in vars(module) if n.startswith("step_")), key=lambda n: int(n[5:]))

@@ -28,6 +28,8 @@ import hashlib
 import sys
 import textwrap
 
+from . import blas
+
 MAXR = 8   # the largest rank a kernel record describes
 
 # error codes a kernel can report -> message (the op and its inputs are named by the plan)
@@ -142,7 +144,8 @@ def loop_kernel(fname: str, n_in: int, n_out: int, body: list, decorate: bool = 
         L += [f"    s{o}0 = M[r{o} + nd - 1]", f"    s{o}1 = M[r{o} + nd]"]
     fast = " and ".join([f"s{o}1 == 1" for o in ys] + [f"0 <= s{o}1 <= 1" for o in xs])
     L += [f"    fast = {fast}"]
-    L += [f"    T{k} = np.empty(n1 if fast and sX{k}1 == 0 else 0, X{k}.dtype)" for k in range(n_in)]
+    # a row buffer only for an input broadcast along the inner dim; otherwise an empty view (no allocation)
+    L += [f"    T{k} = np.empty(n1, X{k}.dtype) if fast and sX{k}1 == 0 else X{k}[:0]" for k in range(n_in)]
     L += [f"    t{k} = -1" for k in range(n_in)]          # the offset T<k> was last filled from
     L += ["    outer = 1", "    for d in range(nd - 2):", "        outer *= M[p + 1 + d]",
           "    for q in range(outer):", "        r = q"]
@@ -324,7 +327,7 @@ _MM_BLAS = '''\
 # Off by default: on an idle machine two threads make MLP-sized GEMMs ~1.6x faster (measured).
 BLAS_SMALL = 1 << 27
 BLAS_TINY = 1 << 18      # OpenBLAS itself runs GEMMs up to this size on one thread
-BLAS_AUTO = __import__("os").environ.get("STATICGRAPH_BLAS_THREADS", "").strip() == "auto"
+BLAS_AUTO = blas.auto()
 _BLAS_THREADS_HEADER = '''
 from numba import config as _config, types
 if _config.DISABLE_JIT:   # kernels run as Python: leave the threads alone
@@ -458,8 +461,7 @@ def load():
     cache.verify_compiled(path)
     mod = cache.load_module(path, "sg_kernels.py", module_name=MODULE_NAME)
     _ENTRY[:] = [path]
-    from .blas import apply_env
-    apply_env()
+    blas.apply_env()
     atexit.register(seal)
     return mod
 

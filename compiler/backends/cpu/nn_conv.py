@@ -132,6 +132,16 @@ def _conv_rows(A, ao, B, bo, M, q, n0, m, to_rows):
 
 
 @njit(**_JIT)
+def _group_cols(T, to, WS, so, n0, C, g, R, P, cols, own):
+    """Group g's (R, cols) column matrix: with ``own`` (a pointwise conv, one sample n0) the
+    sample's own planes of T at to, read or written in place; else the im2col workspace at so."""
+    if own:
+        t0 = to + (n0 * C + g * R) * P
+        return T[t0:t0 + R * P].reshape((R, P))
+    return WS[so + g * R * cols:so + (g + 1) * R * cols].reshape((R, cols))
+
+
+@njit(**_JIT)
 def _conv_dims(M, q):
     """N, C, O, G, nb, R = C/G * prod(K), P = prod(out)."""
     G = M[q + 21]
@@ -170,11 +180,7 @@ def conv_fwd(X, Wt, Y, WS, M, E, p):
             _conv_cols(X, xo, WS, so, M, q, n0, m, False)
         for g in range(G):
             w = Wt[wo + g * Og * R:wo + (g + 1) * Og * R].reshape((Og, R))
-            if m == 1 and direct:
-                x0 = xo + (n0 * C + g * R) * P
-                t = X[x0:x0 + R * P].reshape((R, P))
-            else:
-                t = WS[so + g * R * cols:so + (g + 1) * R * cols].reshape((R, cols))
+            t = _group_cols(X, xo, WS, so, n0, C, g, R, P, cols, m == 1 and direct)
             if m == 1:
                 y0 = yo + (n0 * O + g * Og) * P
                 np.dot(w, t, Y[y0:y0 + Og * cols].reshape((Og, cols)))
@@ -212,11 +218,7 @@ def conv_bpf(X, DY, DW, WS, M, E, p):
         if m > 1:
             _conv_rows(DY, dyo, WS, ro, M, q, n0, m, True)
         for g in range(G):
-            if m == 1 and direct:
-                x0 = xo + (n0 * C + g * R) * P
-                t = X[x0:x0 + R * P].reshape((R, P))
-            else:
-                t = WS[so + g * R * cols:so + (g + 1) * R * cols].reshape((R, cols))
+            t = _group_cols(X, xo, WS, so, n0, C, g, R, P, cols, m == 1 and direct)
             if m == 1:
                 d0 = dyo + (n0 * O + g * Og) * P
                 d = DY[d0:d0 + Og * cols].reshape((Og, cols))
@@ -256,11 +258,7 @@ def conv_bpi(DY, Wt, DX, WS, M, E, p):
             _conv_rows(DY, dyo, WS, ro, M, q, n0, m, True)
         for g in range(G):
             w = Wt[wo + g * Og * R:wo + (g + 1) * Og * R].reshape((Og, R))
-            if m == 1 and direct:
-                x0 = dxo + (n0 * C + g * R) * P
-                t = DX[x0:x0 + R * P].reshape((R, P))
-            else:
-                t = WS[so + g * R * cols:so + (g + 1) * R * cols].reshape((R, cols))
+            t = _group_cols(DX, dxo, WS, so, n0, C, g, R, P, cols, m == 1 and direct)
             if m == 1:
                 d0 = dyo + (n0 * O + g * Og) * P
                 d = DY[d0:d0 + Og * cols].reshape((Og, cols))

@@ -57,6 +57,16 @@ def _pool_span(o, s, q, k, d, n):
 
 
 @njit(**_JIT)
+def _pool_window(M, p):
+    """A window record's geometry: planes; input n0-n2; output o0-o2; kernel k0-k2; stride s0-s2;
+    padding q0-q2; dilation d0-d2 (record positions p + 3 to p + 21)."""
+    return (M[p + 3],
+            M[p + 4], M[p + 5], M[p + 6], M[p + 7], M[p + 8], M[p + 9],
+            M[p + 10], M[p + 11], M[p + 12], M[p + 13], M[p + 14], M[p + 15],
+            M[p + 16], M[p + 17], M[p + 18], M[p + 19], M[p + 20], M[p + 21])
+
+
+@njit(**_JIT)
 def _pool_max_full(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, k0, k1, k2, s0, s1, s2,
                    d0, d1, d2, plane, oplane, low):
     """``pool_max`` when every window lies inside the input (no padding, no clipped ceil_mode
@@ -91,25 +101,7 @@ def pool_max(X, V, I, M, E, p):
     xo = M[p]
     vo = M[p + 1]
     io = M[p + 2]
-    planes = M[p + 3]
-    n0 = M[p + 4]
-    n1 = M[p + 5]
-    n2 = M[p + 6]
-    o0 = M[p + 7]
-    o1 = M[p + 8]
-    o2 = M[p + 9]
-    k0 = M[p + 10]
-    k1 = M[p + 11]
-    k2 = M[p + 12]
-    s0 = M[p + 13]
-    s1 = M[p + 14]
-    s2 = M[p + 15]
-    q0 = M[p + 16]
-    q1 = M[p + 17]
-    q2 = M[p + 18]
-    d0 = M[p + 19]
-    d1 = M[p + 20]
-    d2 = M[p + 21]
+    planes, n0, n1, n2, o0, o1, o2, k0, k1, k2, s0, s1, s2, q0, q1, q2, d0, d1, d2 = _pool_window(M, p)
     plane = n0 * n1 * n2
     oplane = o0 * o1 * o2
     low = _pool_lowest(V)
@@ -147,22 +139,7 @@ def _pool_avg_run(X, G, Y, M, p, grad):
     """Average pooling (``grad`` False: X -> Y) or its transpose (True: G -> X-shaped Y, zeroed first)."""
     xo = M[p]
     yo = M[p + 1]
-    planes = M[p + 3]
-    n0 = M[p + 4]
-    n1 = M[p + 5]
-    n2 = M[p + 6]
-    o0 = M[p + 7]
-    o1 = M[p + 8]
-    o2 = M[p + 9]
-    k0 = M[p + 10]
-    k1 = M[p + 11]
-    k2 = M[p + 12]
-    s0 = M[p + 13]
-    s1 = M[p + 14]
-    s2 = M[p + 15]
-    q0 = M[p + 16]
-    q1 = M[p + 17]
-    q2 = M[p + 18]
+    planes, n0, n1, n2, o0, o1, o2, k0, k1, k2, s0, s1, s2, q0, q1, q2, _, _, _ = _pool_window(M, p)
     include = M[p + 22] != 0
     plane = n0 * n1 * n2
     oplane = o0 * o1 * o2
