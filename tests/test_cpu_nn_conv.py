@@ -181,3 +181,43 @@ def test_pointwise_convs_with_and_without_the_in_place_path(d, case, in_place, d
     kernels = _check_against_reference_and_naive(d, case, dtype, int(rng.integers(1, 4)), rng)[-1]
     assert kernels == ["conv_bpf", "conv_bpi", "conv_fwd"]
 
+
+
+# (d, (C, O, spatial, kernel, padding, dilation)): stride-1 one-group convs the implicit GEMM path
+# takes once its channel and waste thresholds are lowered; odd sizes, asymmetric kernels.
+IMPLICIT = [
+    (2, (3, 5, (9, 11), (3, 3), (1, 1), (1, 1))), (2, (2, 3, (7, 6), (3, 2), (1, 0), (2, 1))),
+    (1, (5, 4, (13,), (5,), (2,), (1,))), (3, (2, 3, (5, 4, 6), (3, 3, 2), (1, 1, 1), (1, 1, 1))),
+    (2, (4, 2, (5, 5), (3, 3), (2, 2), (1, 1))), (2, (3, 3, (4, 4), (4, 4), (0, 0), (1, 1))),
+]
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("blocks", ["one column block", "several column blocks and chunks"])
+@pytest.mark.parametrize("d, case", IMPLICIT)
+def test_implicit_gemm_convs_match_naive_loops(d, case, blocks, dtype, rng, monkeypatch):
+    c, o, spatial, kernel, padding, dilation = case
+    monkeypatch.setattr(nn_conv, "IMPLICIT_MIN_CHANNELS", 1)
+    monkeypatch.setattr(nn_conv, "IMPLICIT_MAX_WASTE", 100.0)
+    if blocks != "one column block":
+        monkeypatch.setattr(nn_conv, "BLOCK_ELEMENTS", 1)            # 256-column blocks
+        monkeypatch.setattr(nn_conv, "CHUNK_ELEMENTS", max(c, o) * int(np.prod(spatial)) * 3)
+    n = int(rng.integers(1, 4)) if blocks == "one column block" else 7
+    full = (c, o, spatial, kernel, (1,) * d, padding, dilation, 1)
+    attrs = _attrs(d, (1,) * d, padding, dilation, 1)
+    xs, ws, ys = (n, c) + spatial, (o, c) + kernel, naive_conv(np.zeros((1, c) + spatial), np.zeros((o, c) + kernel), **attrs).shape
+    assert nn_conv.implicit(attrs, xs, ws, (n,) + ys[1:])
+    geometry = nn_conv._geometry(attrs, xs, ws, (n,) + ys[1:])
+    if blocks != "one column block":
+        assert geometry[-1] == 256 and geometry[-2] < n          # really several blocks and chunks
+    x, w, dy, naive, cpu, kernels = _check_against_reference_and_naive(d, full, dtype, n, rng)
+    assert kernels == ["conv_bpf", "conv_bpi", "conv_fwd"]
+
+
+def test_implicit_gemm_is_chosen_for_wide_stride_1_convs_only():
+    conv = dict(stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1)
+    assert nn_conv.implicit(conv, (32, 64, 32, 32), (64, 64, 3, 3), (32, 64, 32, 32))
+    assert not nn_conv.implicit(dict(conv, stride=(2, 2)), (32, 64, 32, 32), (64, 64, 3, 3), (32, 64, 16, 16))
+    assert not nn_conv.implicit(dict(conv, groups=2), (32, 64, 32, 32), (64, 32, 3, 3), (32, 64, 32, 32))
+    assert not nn_conv.implicit(conv, (32, 1, 28, 28), (32, 1, 5, 5), (32, 32, 26, 26))         # one channel
+    assert not nn_conv.implicit(dict(conv, padding=(0, 0)), (64, 32, 8, 8), (64, 32, 5, 5), (64, 64, 4, 4))  # 4x waste

@@ -66,3 +66,30 @@ def test_numba_disable_jit_runs_the_same_generated_plans_as_python(tmp_path):
     assert r["jitted"]                      # the fused tier's generated module, run as Python
     assert r["stats"]["kernel_compiles"] == 0 and r["stats"]["kernel_loads"] == 0
     assert max(abs(a - b) for a, b in zip(r["cpu"], r["reference"])) < 1e-4
+
+
+GEMM_SCRIPT = r'''
+import json, numpy as np, staticgraph as sg
+import compiler.backends.cpu.nn_conv as nc
+nc.IMPLICIT_MIN_CHANNELS, nc.IMPLICIT_MAX_WASTE = 1, 100.0      # the implicit GEMM conv path
+rng = np.random.default_rng(SEED)
+x, w = rng.standard_normal((2, 3, 6, 7)), rng.standard_normal((4, 3, 3, 3))
+a, b = rng.standard_normal((30, 40)), rng.standard_normal((40, 20))
+X, W = sg.placeholder(sg.float64, x.shape), sg.placeholder(sg.float64, w.shape)
+A, B = sg.placeholder(sg.float64, a.shape), sg.placeholder(sg.float64, b.shape)
+y = sg.nn.conv2d(X, W, padding=1)
+fetches = [y, *sg.gradients(sg.reduce_sum(y * y), [X, W]), A @ B, sg.gradients(sg.reduce_sum(sg.square(A @ B)), [A])[0]]
+feed = {X: x, W: w, A: a, B: b}
+cpu, ref = sg.Session().run(fetches, feed), sg.Session(target="reference").run(fetches, feed)
+print(json.dumps([float(np.abs(u - v).max() / np.abs(v).max()) for u, v in zip(cpu, ref)]))
+'''
+
+
+def test_numba_disable_jit_runs_blas_gemms_and_implicit_convs_as_python(tmp_path, rng):
+    """The kernels' GEMM (``_gemm``: leading dimensions, alpha, beta) has a NumPy fallback."""
+    env = {**os.environ, "STATICGRAPH_CACHE_DIR": str(tmp_path), "PYTHONPATH": str(ROOT), "NUMBA_DISABLE_JIT": "1"}
+    script = GEMM_SCRIPT.replace("SEED", str(int(rng.integers(2 ** 31))))
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    errors = json.loads(out.stdout.strip().splitlines()[-1])
+    assert len(errors) == 5 and max(errors) < 1e-12, errors

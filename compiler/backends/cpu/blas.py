@@ -1,6 +1,7 @@
 """The BLAS the compiled kernels call, and its thread count.
 
-Numba's ``np.dot`` calls SciPy's BLAS (``scipy.linalg.cython_blas``), a different library
+The kernels' GEMMs (``library._gemm``, via Numba's ``numba_xxgemm``, as Numba's ``np.dot``) call
+SciPy's BLAS (``scipy.linalg.cython_blas``), a different library
 from NumPy's in the wheels: limiting NumPy's threads does not reach it, and it is loaded only
 when the first kernel is. ``STATICGRAPH_BLAS_THREADS=N`` sets its thread count when the kernel
 library loads (default: BLAS's own choice, best on an idle machine). On a busy machine with few

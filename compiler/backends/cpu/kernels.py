@@ -27,7 +27,7 @@ Adding a kernel for a new op type ("Conv2D", say), in two places:
    ``conv2d(X, W, Y, M, E, p)``: flat 1-D buffers (inputs, then outputs), the int64 table
    ``M`` (your record starts at ``M[p]``) and the error slots ``E``. It must not allocate
    (write into ``Y``; reshape slices of the flat buffers to get N-d views, e.g.
-   ``X[o:o + n * c * h * w].reshape((n, c, h, w))``; ``np.dot(a, b, out)`` for GEMMs). On bad
+   ``X[o:o + n * c * h * w].reshape((n, c, h, w))``; ``_gemm(...)`` for GEMMs). On bad
    data set ``E[0] = code; E[1] = p; return`` with ``code`` a new entry of ``library.ERRORS``.
 2. The lowering, here::
 

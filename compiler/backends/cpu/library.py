@@ -51,6 +51,7 @@ ELEMENTWISE = {
     "Less": (2, "x0 < x1", ""), "LessEqual": (2, "x0 <= x1", ""), "Greater": (2, "x0 > x1", ""),
     "GreaterEqual": (2, "x0 >= x1", ""), "Equal": (2, "x0 == x1", ""), "NotEqual": (2, "x0 != x1", ""),
     "Where": (3, "x1 if x0 else x2", ""),
+    "SubMul": (3, "x0 - x1 * x2", ""),      # compiler-internal: the write-back of assign_sub(v, a * b)
 }
 
 _HEADER = '''\
@@ -112,6 +113,78 @@ def _ipow(a, b):
         a = a * a
         b >>= 1
     return r
+
+
+from numba import config as _gemm_config
+if _gemm_config.DISABLE_JIT:      # kernels run as Python: the same GEMM through NumPy
+    def _xgemm(ta, tb, m, n, k, alpha, A, ao, lda, B, bo, ldb, beta, C, co, ldc):
+        from numpy.lib.stride_tricks import as_strided
+
+        def mat(X, o, rows, cols, ld, t):
+            v = as_strided(X[o:], (cols, rows) if t else (rows, cols), (ld * X.itemsize, X.itemsize))
+            return v.T if t else v
+        c = as_strided(C[co:], (m, n), (ldc * C.itemsize, C.itemsize), writeable=True)
+        r = alpha * (mat(A, ao, m, k, lda, ta) @ mat(B, bo, k, n, ldb, tb))
+        c[...] = r if beta == 0 else r + beta * c
+        return 0
+else:
+    from llvmlite import ir as _ir
+    from numba import types as _types
+    from numba.core import cgutils as _cgutils
+    from numba.extending import intrinsic as _intrinsic
+
+    @_intrinsic
+    def _xgemm(typingctx, ta, tb, m, n, k, alpha, A, ao, lda, B, bo, ldb, beta, C, co, ldc):
+        """BLAS GEMM (Numba's ``numba_xxgemm``: SciPy's BLAS, as ``np.dot`` uses) on row-major
+        matrices at element offsets of flat float arrays; returns BLAS's status."""
+        if not all(isinstance(a, _types.Array) for a in (A, B, C)) or C.dtype not in (_types.float32, _types.float64) \
+                or A.dtype != C.dtype or B.dtype != C.dtype:
+            return None
+        sig = _types.int32(ta, tb, m, n, k, alpha, A, ao, lda, B, bo, ldb, beta, C, co, ldc)
+
+        def codegen(context, builder, sig, args):
+            st = sig.args
+            intp = context.get_value_type(_types.intp)
+            char = _ir.IntType(8)
+            vp = _cgutils.voidptr_t
+
+            def num(i):
+                return context.cast(builder, args[i], st[i], _types.intp)
+
+            def ptr(i, j):
+                data = context.make_array(st[i])(context, builder, args[i]).data
+                return builder.bitcast(builder.gep(data, [num(j)]), vp)
+
+            def slot(i):
+                v = context.cast(builder, args[i], st[i], C.dtype)
+                return builder.bitcast(_cgutils.alloca_once_value(builder, v), vp)
+
+            def trans(i):
+                flag = builder.icmp_signed("!=", num(i), _ir.Constant(intp, 0))
+                return builder.select(flag, _ir.Constant(char, ord("t")), _ir.Constant(char, ord("n")))
+            fnty = _ir.FunctionType(_ir.IntType(32), [char, char, char, intp, intp, intp, vp, vp, intp,
+                                                      vp, intp, vp, vp, intp])
+            fn = _cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemm")
+            kind = _ir.Constant(char, ord("s" if C.dtype == _types.float32 else "d"))
+            # row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T
+            return builder.call(fn, [kind, trans(1), trans(0), num(3), num(2), num(4), slot(5), ptr(9, 10),
+                                     num(11), ptr(6, 7), num(8), slot(12), ptr(13, 14), num(15)])
+        return sig, codegen
+
+
+@njit(**_JIT)
+def _gemm(ta, tb, m, n, k, alpha, A, ao, lda, B, bo, ldb, beta, C, co, ldc):
+    """C[co:] (m x n, row stride ldc) = alpha * op(A) @ op(B) + beta * C, row-major operands at
+    element offsets of flat float arrays: op(A) is m x k (stored k x m with row stride lda when
+    ``ta``, else m x k), op(B) k x n likewise. beta == 0 never reads C."""
+    if m == 0 or n == 0:
+        return
+    if k == 0:
+        for i in range(m):
+            for j in range(n):
+                C[co + i * ldc + j] = 0 if beta == 0 else beta * C[co + i * ldc + j]
+        return
+    _xgemm(ta, tb, m, n, k, alpha, A, ao, max(lda, 1), B, bo, max(ldb, 1), beta, C, co, max(ldc, 1))
 
 
 @njit(**_JIT)
@@ -304,24 +377,13 @@ def mm_{name}(A, B, Y, M, E, p):
 {post}
 '''
 
-# transposed operands are F-ordered views (``.T`` of the stored matrix): Numba's np.dot passes
-# them to GEMM with a transpose flag, no copy
+# transposed operands go to GEMM as transpose flags: no copy
 _MM_BLAS = '''\
-        a = A[ao:ao + m * k]
-        b = B[bo:bo + k * n]
-        if ta:
-            if tb:
-                np.dot(a.reshape((k, m)).T, b.reshape((n, k)).T, y)
-            else:
-                np.dot(a.reshape((k, m)).T, b.reshape((k, n)), y)
-        elif tb:
-            np.dot(a.reshape((m, k)), b.reshape((n, k)).T, y)
-        else:
-            np.dot(a.reshape((m, k)), b.reshape((k, n)), y)'''
+        _gemm(ta, tb, m, n, k, 1.0, A, ao, m if ta else k, B, bo, k if tb else n, 0.0, Y, yo, n)'''
 
 # STATICGRAPH_BLAS_THREADS=auto: mid-size GEMMs run on one BLAS thread: on a busy machine (more runnable threads than cores) a
 # multi-threaded OpenBLAS call waits for a descheduled worker, tens of ms for a sub-ms GEMM; from
-# BLAS_SMALL multiply-adds (512^3) up the threads pay off. Numba's np.dot calls SciPy's BLAS
+# BLAS_SMALL multiply-adds (512^3) up the threads pay off. The kernels' _gemm calls SciPy's BLAS
 # (scipy.linalg.cython_blas); its thread count is set through the library's exported symbols,
 # resolved by name (``load`` makes them visible), so the kernels stay cacheable.
 # Off by default: on an idle machine two threads make MLP-sized GEMMs ~1.6x faster (measured).

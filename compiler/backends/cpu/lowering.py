@@ -225,11 +225,18 @@ class Lowering:
         for t in prog.schedule.fetches:
             prog.dtypes.setdefault(t, t.dtype)
             prog.fetch_keys.append(self._snapshot(t, assigned, "fetched value"))
-        values = [self._snapshot(v, assigned, "assigned value") for _, v, _, _ in prog.assigns]
+        factors = self._scaled_updates()
+        values = [tuple(self._snapshot(f, assigned, "assigned value") for f in factors[i]) if i in factors
+                  else self._snapshot(v, assigned, "assigned value") for i, (_, v, _, _) in enumerate(prog.assigns)]
         from ...state import check_assign_shape
         for (var, _, mode, op), value in zip(prog.assigns, values):
             self._op = op
             slot = Slot(var)
+            if isinstance(value, tuple):      # var - a * b in one pass (see _scaled_updates)
+                self.check(lambda env, var=var, a=value[0], b=value[1]: check_assign_shape(
+                    var, np.broadcast_shapes(env.shape(a), env.shape(b)), "sub"))
+                self.ew("SubMul", slot, [slot, *value], inplace=False, writeback=True)
+                continue
             self.check(lambda env, var=var, value=value, mode=mode: check_assign_shape(var, env.shape(value), mode))
             if mode == "set":
                 self.ew("Copy", slot, [value], inplace=False, writeback=True)
@@ -241,6 +248,27 @@ class Lowering:
             call.pos, call.index = pos, i + 1
             pos += call.size
         prog.record_size = pos
+
+    def _scaled_updates(self) -> Dict[int, tuple]:
+        """``assign_sub(var, a * b)`` (an SGD step: ``lr * grad``) where nothing else reads the
+        product: drop the product's call, and let the write-back compute ``var - a * b`` in one pass
+        over the variable. Returns {assign index: (a, b)}. The value is the same (a * b was checked
+        to broadcast to the variable when the assign was built; no fused multiply-add)."""
+        prog = self.prog
+        readers: Dict[object, int] = {}
+        for key in [k for c in prog.calls for k in c.args[:-1]] + list(prog.schedule.fetches):
+            readers[key] = readers.get(key, 0) + 1
+        viewed = {prog.root(k) for k in prog.alias}
+        product = {c.args[-1]: c for c in prog.calls if c.kernel == "ew_Mul" and len(c.args) == 3}
+        found = {}
+        for i, (var, value, mode, _) in enumerate(prog.assigns):
+            call = product.get(value)
+            if mode != "sub" or call is None or readers.get(value, 0) or value in viewed:
+                continue
+            readers[value] = 1           # a second assign of the same product keeps it
+            prog.calls.remove(call)
+            found[i] = call.args[:2]
+        return found
 
     def _snapshot(self, key, assigned, why: str):
         root = self.prog.root(key)

@@ -13,13 +13,28 @@ per-group (C/G * prod(K), nb * prod(out)) column matrices, then
 A pointwise conv (1x1(x1) kernel, stride 1, no padding) with at least ``POINTWISE_POSITIONS`` outputs
 per sample runs one sample per chunk and its GEMMs read X / write dX in place: no im2col, no col2im.
 
+An *implicit GEMM* conv (``implicit()``: stride 1, one group, enough channels, little padding) copies
+no receptive fields. A chunk's samples are laid out once as a zero-padded grid, one row per channel
+(C, nb * Dp * Hp * Wp); an output at grid column j reads input column j + offset(tap) for each of
+the K kernel taps, so
+
+- ``conv_fwd``: Ygrid = sum over taps of W_t (O x C) @ Xgrid[:, offset_t:], then Y = Ygrid's outputs;
+- ``conv_bpi``: DXgrid = sum over taps of W_t^T @ DYgrid[:, -offset_t:] (DYgrid: zeros at non-output
+  columns and in a front margin), then dX = DXgrid's inside;
+- ``conv_bpf``: DW_t = DYgrid @ Xgrid[:, offset_t:]^T, summed over chunks;
+
+GEMMs of one block of columns at a time (``BLOCK_ELEMENTS`` outputs, kept in cache across taps).
+The grid's non-output columns cost extra GEMM work, hence ``IMPLICIT_MAX_WASTE``.
+
 Measured and left out (2-core machine shared with other jobs): ``prange`` over (channel, sample)
 planes in im2col/col2im made them 2-4x slower under load (an OpenMP team waits for its slowest
 thread, and OpenBLAS's idle threads spin); one GEMM per sample (nb = 1) is slower than chunks; a
 stride-1 ``conv_bpi`` as the forward conv of dY with the flipped filter was no faster than col2im.
 
 Record (``CONV_SIZE`` ints): 4 element offsets (the kernel's 2 inputs, output, workspace), then
-N, C, D, H, W, O, KD, KH, KW, OD, OH, OW, stride[3], padding[3], dilation[3], groups, nb.
+N, C, D, H, W, O, KD, KH, KW, OD, OH, OW, stride[3], padding[3], dilation[3], groups, nb, block
+(an implicit conv's column block; 0: im2col). GEMMs go through the library's ``_gemm`` (leading
+dimensions, alpha, beta).
 """
 from __future__ import annotations
 
@@ -28,9 +43,12 @@ from typing import List
 
 from .kernels import lowers
 
-CONV_SIZE = 4 + 23
+CONV_SIZE = 4 + 24
 CHUNK_ELEMENTS = 1 << 22      # the im2col columns of one chunk of samples hold at most this many elements
 POINTWISE_POSITIONS = 256     # a pointwise conv with this many outputs per sample skips im2col
+IMPLICIT_MIN_CHANNELS = 16    # implicit GEMM convs: at least this many input and output channels
+IMPLICIT_MAX_WASTE = 1.5      # ... and a padded grid at most this many times the output positions
+BLOCK_ELEMENTS = 1 << 17      # an implicit conv's GEMMs write output blocks of about this many elements
 
 SOURCE = '''
 
@@ -133,12 +151,12 @@ def _conv_rows(A, ao, B, bo, M, q, n0, m, to_rows):
 
 @njit(**_JIT)
 def _group_cols(T, to, WS, so, n0, C, g, R, P, cols, own):
-    """Group g's (R, cols) column matrix: with ``own`` (a pointwise conv, one sample n0) the
-    sample's own planes of T at to, read or written in place; else the im2col workspace at so."""
+    """Group g's (R, cols) column matrix as (array, element offset): with ``own`` (a pointwise conv,
+    one sample n0) the sample's own planes of T at to, read or written in place; else the im2col
+    workspace at so."""
     if own:
-        t0 = to + (n0 * C + g * R) * P
-        return T[t0:t0 + R * P].reshape((R, P))
-    return WS[so + g * R * cols:so + (g + 1) * R * cols].reshape((R, cols))
+        return T, to + (n0 * C + g * R) * P
+    return WS, so + g * R * cols
 
 
 @njit(**_JIT)
@@ -156,6 +174,168 @@ def _conv_pointwise(M, q):
             and M[q + 14] == 1 and M[q + 15] == 0 and M[q + 16] == 0 and M[q + 17] == 0)
 
 
+
+# ---- implicit GEMM (stride 1, one group): no im2col ----
+
+@njit(**_JIT)
+def _grid_dims(M, q):
+    """The padded grid of an implicit conv: Dp, Hp, Wp and the largest tap offset in it."""
+    Dp = M[q + 2] + 2 * M[q + 15]
+    Hp = M[q + 3] + 2 * M[q + 16]
+    Wp = M[q + 4] + 2 * M[q + 17]
+    offmax = ((M[q + 6] - 1) * M[q + 18] * Hp + (M[q + 7] - 1) * M[q + 19]) * Wp + (M[q + 8] - 1) * M[q + 20]
+    return Dp, Hp, Wp, offmax
+
+
+@njit(**_JIT)
+def _tap_offset(M, q, t, Hp, Wp):
+    """Grid offset of kernel tap t (kd, kh, kw): a valid output at grid column j reads column j + offset."""
+    KH = M[q + 7]
+    KW = M[q + 8]
+    return ((t // (KH * KW)) * M[q + 18] * Hp + (t // KW) % KH * M[q + 19]) * Wp + (t % KW) * M[q + 20]
+
+
+@njit(**_JIT)
+def _conv_taps(Wt, wo, T, to, O, C, K, to_taps):
+    """Between W (O, C, K taps) at wo and the per-tap matrices (K, O, C) at to (to_taps: W -> T)."""
+    for o in range(O):
+        for c in range(C):
+            for t in range(K):
+                if to_taps:
+                    T[to + (t * O + o) * C + c] = Wt[wo + (o * C + c) * K + t]
+                else:
+                    Wt[wo + (o * C + c) * K + t] = T[to + (t * O + o) * C + c]
+
+
+@njit(**_JIT)
+def _grid(A, ao, T, to, ld, front, rows, n0, m, e0, e1, e2, p0, p1, p2, g0, g1, g2, put):
+    """Between samples [n0, n0 + m) of A (N, rows, e0, e1, e2) and the grid layout at to: row r
+    (stride ld) holds, after ``front`` elements, each sample's g0 x g1 x g2 plane with A's plane
+    placed at (p0, p1, p2). put: T = A's planes, zeros elsewhere in the row; else A = T's region."""
+    S = g0 * g1 * g2
+    plane = e0 * e1 * e2
+    for r in range(rows):
+        base = to + r * ld
+        if put:
+            for i in range(front):
+                T[np.uint64(base + i)] = 0
+            for i in range(front + m * S, ld):
+                T[np.uint64(base + i)] = 0
+        for s in range(m):
+            a0 = ao + ((n0 + s) * rows + r) * plane
+            t0 = base + front + s * S
+            for d in range(g0):
+                for h in range(g1):
+                    t = t0 + (d * g1 + h) * g2
+                    inside = p0 <= d < p0 + e0 and p1 <= h < p1 + e1
+                    a = a0 + ((d - p0) * e1 + h - p1) * e2
+                    if put:
+                        if not inside:
+                            for w in range(g2):
+                                T[np.uint64(t + w)] = 0
+                            continue
+                        for w in range(p2):
+                            T[np.uint64(t + w)] = 0
+                        for w in range(e2):
+                            T[np.uint64(t + p2 + w)] = A[np.uint64(a + w)]
+                        for w in range(p2 + e2, g2):
+                            T[np.uint64(t + w)] = 0
+                    elif inside:
+                        for w in range(e2):
+                            A[np.uint64(a + w)] = T[np.uint64(t + p2 + w)]
+
+
+@njit(**_JIT)
+def _implicit(M, q):
+    """Taps K, grid Dp, Hp, Wp, plane S, largest tap offset, region size and column block of an
+    implicit conv (regions: per-tap weights K*O*C, then two grids of ``big`` elements)."""
+    C = M[q + 1]
+    O = M[q + 5]
+    K = M[q + 6] * M[q + 7] * M[q + 8]
+    Dp, Hp, Wp, offmax = _grid_dims(M, q)
+    S = Dp * Hp * Wp
+    big = max(C, O) * (M[q + 22] * S + offmax)
+    return K, Hp, Wp, S, offmax, big, M[q + 23]
+
+
+@njit(**_JIT)
+def _conv_fwd_implicit(X, Wt, Y, WS, xo, wo, yo, so, M, q):
+    """Y = Conv(X, W) as sum over taps t of W_t (O x C) @ (the padded input grid shifted by t's
+    offset), column block by column block (the block of output stays in cache across taps)."""
+    N, C, O = M[q], M[q + 1], M[q + 5]
+    K, Hp, Wp, S, offmax, big, LB = _implicit(M, q)
+    wt = so
+    xa = so + K * O * C
+    ya = xa + big
+    _conv_taps(Wt, wo, WS, wt, O, C, K, True)
+    for n0 in range(0, N, M[q + 22]):
+        m = min(M[q + 22], N - n0)
+        L = m * S
+        ld = L + offmax
+        _grid(X, xo, WS, xa, ld, 0, C, n0, m, M[q + 2], M[q + 3], M[q + 4], M[q + 15], M[q + 16], M[q + 17],
+              M[q + 2] + 2 * M[q + 15], Hp, Wp, True)
+        for j0 in range(0, L, LB):
+            lb = min(LB, L - j0)
+            for t in range(K):
+                off = _tap_offset(M, q, t, Hp, Wp)
+                _gemm(0, 0, O, lb, C, 1.0, WS, wt + t * O * C, C, WS, xa + j0 + off, ld,
+                      0.0 if t == 0 else 1.0, WS, ya + j0, L)
+        _grid(Y, yo, WS, ya, L, 0, O, n0, m, M[q + 9], M[q + 10], M[q + 11], 0, 0, 0,
+              M[q + 2] + 2 * M[q + 15], Hp, Wp, False)
+
+
+@njit(**_JIT)
+def _conv_bpi_implicit(DY, Wt, DX, WS, dyo, wo, dxo, so, M, q):
+    """DX = sum over taps t of W_t^T @ (the output-gradient grid shifted back by t's offset; it
+    has offmax zeros in front and zeros at every position that is not an output)."""
+    N, C, O = M[q], M[q + 1], M[q + 5]
+    K, Hp, Wp, S, offmax, big, LB = _implicit(M, q)
+    wt = so
+    ga = so + K * O * C
+    xa = ga + big
+    _conv_taps(Wt, wo, WS, wt, O, C, K, True)
+    for n0 in range(0, N, M[q + 22]):
+        m = min(M[q + 22], N - n0)
+        L = m * S
+        ld = L + offmax
+        _grid(DY, dyo, WS, ga, ld, offmax, O, n0, m, M[q + 9], M[q + 10], M[q + 11], 0, 0, 0,
+              M[q + 2] + 2 * M[q + 15], Hp, Wp, True)
+        for j0 in range(0, L, LB):
+            lb = min(LB, L - j0)
+            for t in range(K):
+                off = _tap_offset(M, q, t, Hp, Wp)
+                _gemm(1, 0, C, lb, O, 1.0, WS, wt + t * O * C, C, WS, ga + offmax - off + j0, ld,
+                      0.0 if t == 0 else 1.0, WS, xa + j0, L)
+        _grid(DX, dxo, WS, xa, L, 0, C, n0, m, M[q + 2], M[q + 3], M[q + 4], M[q + 15], M[q + 16], M[q + 17],
+              M[q + 2] + 2 * M[q + 15], Hp, Wp, False)
+
+
+@njit(**_JIT)
+def _conv_bpf_implicit(X, DY, DW, WS, xo, dyo, dwo, so, M, q):
+    """DW_t = sum over columns of (the output-gradient grid) @ (the input grid shifted by t's
+    offset)^T, accumulated over column blocks and chunks (GEMM's beta), then put back as (O, C, K)."""
+    N, C, O = M[q], M[q + 1], M[q + 5]
+    K, Hp, Wp, S, offmax, big, LB = _implicit(M, q)
+    dwt = so
+    xa = so + K * O * C
+    ga = xa + big
+    for n0 in range(0, N, M[q + 22]):
+        m = min(M[q + 22], N - n0)
+        L = m * S
+        ld = L + offmax
+        _grid(X, xo, WS, xa, ld, 0, C, n0, m, M[q + 2], M[q + 3], M[q + 4], M[q + 15], M[q + 16], M[q + 17],
+              M[q + 2] + 2 * M[q + 15], Hp, Wp, True)
+        _grid(DY, dyo, WS, ga, L, 0, O, n0, m, M[q + 9], M[q + 10], M[q + 11], 0, 0, 0,
+              M[q + 2] + 2 * M[q + 15], Hp, Wp, True)
+        for j0 in range(0, L, LB):
+            lb = min(LB, L - j0)
+            for t in range(K):
+                off = _tap_offset(M, q, t, Hp, Wp)
+                _gemm(0, 1, O, C, lb, 1.0, WS, ga + j0, L, WS, xa + j0 + off, ld,
+                      0.0 if n0 == 0 and j0 == 0 else 1.0, WS, dwt + t * O * C, C)
+    _conv_taps(DW, dwo, WS, dwt, O, C, K, False)
+
+
 @njit(**_JIT)
 def conv_fwd(X, Wt, Y, WS, M, E, p):
     """Y (N, O, *out) = Conv(X, W); WS: im2col columns, then the chunk's output rows. A pointwise
@@ -171,6 +351,9 @@ def conv_fwd(X, Wt, Y, WS, M, E, p):
         for i in range(N * O * P):
             Y[yo + i] = 0
         return
+    if M[q + 23]:
+        _conv_fwd_implicit(X, Wt, Y, WS, xo, wo, yo, so, M, q)
+        return
     direct = _conv_pointwise(M, q)
     ro = so + G * R * nb * P
     for n0 in range(0, N, nb):
@@ -179,14 +362,11 @@ def conv_fwd(X, Wt, Y, WS, M, E, p):
         if m > 1 or not direct:
             _conv_cols(X, xo, WS, so, M, q, n0, m, False)
         for g in range(G):
-            w = Wt[wo + g * Og * R:wo + (g + 1) * Og * R].reshape((Og, R))
-            t = _group_cols(X, xo, WS, so, n0, C, g, R, P, cols, m == 1 and direct)
+            t, to = _group_cols(X, xo, WS, so, n0, C, g, R, P, cols, m == 1 and direct)
             if m == 1:
-                y0 = yo + (n0 * O + g * Og) * P
-                np.dot(w, t, Y[y0:y0 + Og * cols].reshape((Og, cols)))
+                _gemm(0, 0, Og, cols, R, 1.0, Wt, wo + g * Og * R, R, t, to, cols, 0.0, Y, yo + (n0 * O + g * Og) * P, cols)
             else:
-                y0 = ro + g * Og * cols
-                np.dot(w, t, WS[y0:y0 + Og * cols].reshape((Og, cols)))
+                _gemm(0, 0, Og, cols, R, 1.0, Wt, wo + g * Og * R, R, t, to, cols, 0.0, WS, ro + g * Og * cols, cols)
         if m > 1:
             _conv_rows(Y, yo, WS, ro, M, q, n0, m, False)
 
@@ -207,9 +387,11 @@ def conv_bpf(X, DY, DW, WS, M, E, p):
         for i in range(O * R):
             DW[dwo + i] = 0
         return
+    if M[q + 23]:
+        _conv_bpf_implicit(X, DY, DW, WS, xo, dyo, dwo, so, M, q)
+        return
     direct = _conv_pointwise(M, q)
     ro = so + G * R * nb * P
-    tmp = ro + O * nb * P
     for n0 in range(0, N, nb):
         m = min(nb, N - n0)
         cols = m * P
@@ -218,20 +400,10 @@ def conv_bpf(X, DY, DW, WS, M, E, p):
         if m > 1:
             _conv_rows(DY, dyo, WS, ro, M, q, n0, m, True)
         for g in range(G):
-            t = _group_cols(X, xo, WS, so, n0, C, g, R, P, cols, m == 1 and direct)
-            if m == 1:
-                d0 = dyo + (n0 * O + g * Og) * P
-                d = DY[d0:d0 + Og * cols].reshape((Og, cols))
-            else:
-                d = WS[ro + g * Og * cols:ro + (g + 1) * Og * cols].reshape((Og, cols))
-            dw = DW[dwo + g * Og * R:dwo + (g + 1) * Og * R]
-            if n0 == 0:
-                np.dot(d, t.T, dw.reshape((Og, R)))
-            else:
-                acc = WS[tmp:tmp + Og * R]
-                np.dot(d, t.T, acc.reshape((Og, R)))
-                for i in range(Og * R):
-                    dw[i] += acc[i]
+            t, to = _group_cols(X, xo, WS, so, n0, C, g, R, P, cols, m == 1 and direct)
+            d, do = (DY, dyo + (n0 * O + g * Og) * P) if m == 1 else (WS, ro + g * Og * cols)
+            # the first chunk writes DW, later ones add to it (GEMM's beta)
+            _gemm(0, 1, Og, R, cols, 1.0, d, do, cols, t, to, cols, 0.0 if n0 == 0 else 1.0, DW, dwo + g * Og * R, R)
 
 
 @njit(**_JIT)
@@ -249,6 +421,9 @@ def conv_bpi(DY, Wt, DX, WS, M, E, p):
         for i in range(N * C * M[q + 2] * M[q + 3] * M[q + 4]):
             DX[dxo + i] = 0
         return
+    if M[q + 23]:
+        _conv_bpi_implicit(DY, Wt, DX, WS, dyo, wo, dxo, so, M, q)
+        return
     direct = _conv_pointwise(M, q)
     ro = so + G * R * nb * P
     for n0 in range(0, N, nb):
@@ -257,14 +432,9 @@ def conv_bpi(DY, Wt, DX, WS, M, E, p):
         if m > 1:
             _conv_rows(DY, dyo, WS, ro, M, q, n0, m, True)
         for g in range(G):
-            w = Wt[wo + g * Og * R:wo + (g + 1) * Og * R].reshape((Og, R))
-            t = _group_cols(DX, dxo, WS, so, n0, C, g, R, P, cols, m == 1 and direct)
-            if m == 1:
-                d0 = dyo + (n0 * O + g * Og) * P
-                d = DY[d0:d0 + Og * cols].reshape((Og, cols))
-            else:
-                d = WS[ro + g * Og * cols:ro + (g + 1) * Og * cols].reshape((Og, cols))
-            np.dot(w.T, d, t)
+            t, to = _group_cols(DX, dxo, WS, so, n0, C, g, R, P, cols, m == 1 and direct)
+            d, do = (DY, dyo + (n0 * O + g * Og) * P) if m == 1 else (WS, ro + g * Og * cols)
+            _gemm(1, 0, R, cols, Og, 1.0, Wt, wo + g * Og * R, R, d, do, cols, 0.0, t, to, cols)
         if m > 1 or not direct:
             _conv_cols(DX, dxo, WS, so, M, q, n0, m, True)
 '''
@@ -291,23 +461,54 @@ def _chunk(n: int, cols_per_sample: int, pointwise: bool = False, positions: int
     return max(1, min(n, CHUNK_ELEMENTS // max(1, cols_per_sample)))
 
 
+def implicit(attrs: dict, xshape, wshape, yshape) -> bool:
+    """Run as implicit GEMMs: stride 1, one group, a kernel of more than one tap, at least
+    ``IMPLICIT_MIN_CHANNELS`` input and output channels, and a padded input grid at most
+    ``IMPLICIT_MAX_WASTE`` times the output (the GEMMs also compute the grid's non-output columns)."""
+    if attrs["groups"] != 1 or any(s != 1 for s in attrs["stride"]) or math.prod(wshape[2:]) == 1:
+        return False
+    if min(xshape[1], wshape[0]) < IMPLICIT_MIN_CHANNELS:
+        return False
+    grid = math.prod(n + 2 * q for n, q in zip(xshape[2:], attrs["padding"]))
+    return grid <= IMPLICIT_MAX_WASTE * max(1, math.prod(yshape[2:]))
+
+
+def _implicit_chunk(n: int, per_sample: int) -> int:
+    """Samples per chunk of an implicit conv: chunks of about equal size, each grid at most
+    ``CHUNK_ELEMENTS`` elements."""
+    most = max(1, CHUNK_ELEMENTS // max(1, per_sample))
+    chunks = max(1, -(-n // most))
+    return max(1, -(-n // chunks))
+
+
 def _geometry(attrs: dict, xshape, wshape, yshape) -> List[int]:
-    """N, C, D, H, W, O, KD, KH, KW, OD, OH, OW, stride, padding, dilation, groups, nb."""
+    """N, C, D, H, W, O, KD, KH, KW, OD, OH, OW, stride, padding, dilation, groups, nb, and the
+    column block of an implicit conv (0: im2col)."""
     n, c = xshape[:2]
     rows = c * math.prod(wshape[2:])
     positions = math.prod(yshape[2:])
-    nb = _chunk(n, rows * positions, _pointwise(attrs, wshape[2:]), positions)
+    if implicit(attrs, xshape, wshape, yshape):
+        grid = math.prod(d + 2 * q for d, q in zip(xshape[2:], attrs["padding"]))
+        nb, block = _implicit_chunk(n, max(c, wshape[0]) * grid), max(256, BLOCK_ELEMENTS // max(c, wshape[0]))
+    else:
+        nb, block = _chunk(n, rows * positions, _pointwise(attrs, wshape[2:]), positions), 0
     return ([n, c] + _as3(xshape[2:], 1) + [wshape[0]] + _as3(wshape[2:], 1) + _as3(yshape[2:], 1)
             + _as3(attrs["stride"], 1) + _as3(attrs["padding"], 0) + _as3(attrs["dilation"], 1)
-            + [attrs["groups"], nb])
+            + [attrs["groups"], nb, block])
 
 
 def _workspace_size(attrs: dict, xshape, wshape, yshape) -> int:
-    """Columns (C * prod(K) rows by nb * prod(out)), the chunk's output rows (O by nb * prod(out))
-    and one GEMM result (O/G by C/G * prod(K), for the filter gradient)."""
-    nb, positions = _geometry(attrs, xshape, wshape, yshape)[-1], math.prod(yshape[2:])
-    rows, groups = xshape[1] * math.prod(wshape[2:]), attrs["groups"]
-    return (rows + wshape[0]) * nb * positions + (wshape[0] // groups) * (rows // groups)
+    """im2col: columns (C * prod(K) rows by nb * prod(out)) and the chunk's output rows (O by
+    nb * prod(out)); implicit: the per-tap weights and two grids (``_implicit`` in the kernels)."""
+    geometry = _geometry(attrs, xshape, wshape, yshape)
+    nb, block = geometry[-2:]
+    c, o, taps = xshape[1], wshape[0], math.prod(wshape[2:])
+    if block:
+        grid = _as3([d + 2 * q for d, q in zip(xshape[2:], attrs["padding"])], 1)
+        g = geometry     # the kernels' _grid_dims
+        offmax = ((g[6] - 1) * g[18] * grid[1] + (g[7] - 1) * g[19]) * grid[2] + (g[8] - 1) * g[20]
+        return taps * o * c + 2 * max(c, o) * (nb * math.prod(grid) + offmax)
+    return (c * taps + o) * nb * math.prod(yshape[2:])
 
 
 def _lower(b, op, kernel: str, inputs, shapes_of, attrs: dict) -> None:
