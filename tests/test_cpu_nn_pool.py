@@ -4,12 +4,14 @@ grids of window parameters, values and indices, the backward ops (first and seco
 float64 / integers, ties, NaN, windows with no input element, unbatched inputs, a None batch at two sizes
 in one plan, the natively compiled step, and the errors."""
 import itertools
+import math
 
 import numpy as np
 import pytest
 
 import staticgraph as sg
 from helpers import run_cpu_and_reference
+from compiler.backends.cpu import nn_pool
 from compiler.backends.cpu.executable import STATS
 from staticgraph.ops.pool import max_pool_gather, max_pool_grad
 
@@ -115,6 +117,51 @@ def test_max_pool_with_every_window_inside_the_input(nd, shape, k, s, d, ceil_mo
     np.testing.assert_array_equal(cpu[0], want_v)
     np.testing.assert_array_equal(cpu[1], want_i)
     np.testing.assert_array_equal(cpu[1], ref[1])
+
+
+FAST_CASES = [  # (nd, shape, kernel, stride, the path pool_max takes on NaN-free planes)
+    (2, (2, 3, 9, 7), (3, 3), (3, 3), "rows 3x3"), (2, (3, 2, 8, 9), (3, 3), (2, 3), "rows 3x3"),
+    (2, (2, 3, 7, 8), (2, 2), (2, 2), "rows 2x2"), (2, (2, 2, 9, 5), (2, 2), (1, 2), "rows 2x2"),
+    (2, (3, 4, 24, 24), (3, 3), (3, 3), "rows 3x3"), (1, (3, 4, 11), (2,), (2,), "rows 1x2"),
+    (1, (2, 5, 10), (3,), (3,), "rows 1x3"), (3, (2, 2, 4, 6, 7), (1, 3, 3), (2, 3, 3), "rows 3x3"),
+    (2, (2, 3, 9, 7), (3, 3), (3, 2), "full"), (2, (2, 3, 9, 7), (2, 3), (2, 3), "full"),
+    (3, (2, 2, 4, 6, 7), (2, 3, 3), (2, 3, 3), "full"),
+]
+
+
+def _pool_record(plan):
+    lay = next(iter(plan._exe.tier.layouts.values()))
+    call = next(c for c in plan._exe.tier.prog.all_calls if c.kernel == "pool_max")
+    return [int(v) for v in lay.M[call.pos:call.pos + call.size]]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32])
+@pytest.mark.parametrize("nd,shape,k,s,path", FAST_CASES)
+def test_max_pool_fast_rows_path_matches_the_naive_loops(nd, shape, k, s, path, dtype, rng):
+    """The unrolled non-overlapping-rows kernels (and their neighbours that must not take them):
+    ties, -inf / the integer minimum, NaN in some planes only (those run the general path)."""
+    xv = tie_heavy(rng, shape, dtype) if rng.random() < 0.5 else (rng.normal(size=shape) * 4).astype(dtype)
+    planes = xv.reshape(-1, math.prod(shape[-nd:]))
+    low = -np.inf if dtype != np.int32 else np.iinfo(np.int32).min
+    planes[rng.integers(planes.shape[0]), rng.integers(planes.shape[1], size=3)] = low
+    if dtype != np.int32:
+        for c in rng.choice(planes.shape[0], 2, replace=False):
+            planes[c, rng.integers(planes.shape[1], size=2)] = np.nan
+    x = sg.placeholder(dtype, (None,) + shape[1:])
+    v, i = MAX[nd](x, k, s, 0, 1, False, return_indices=True)
+    fetches = [v, i]
+    if dtype != np.int32:
+        fetches.append(sg.gradients(sg.reduce_sum(v * v), [x])[0])          # MaxPoolGrad
+    with sg.Session() as sess:
+        plan = sess.compile(fetches, [x])
+        cpu = plan(xv)
+        assert nn_pool.max_pool_path(_pool_record(plan)) == path
+    with sg.Session(target="reference") as ref:
+        want = ref.run(fetches, {x: xv})
+    want_v, want_i = naive_max_pool(xv, k, s, (0,) * nd, (1,) * nd, False)
+    np.testing.assert_array_equal(cpu[0], want_v)
+    np.testing.assert_array_equal(cpu[1], want_i)
+    assert_close(cpu, want, dtype)
 
 
 def test_nan_propagates_with_the_last_nan_index_and_gradient(rng):

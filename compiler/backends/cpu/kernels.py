@@ -173,6 +173,18 @@ def reduce_record(x: View, axes, y_off: int) -> List[int]:
     return [len(ks)] + _pad(ks) + _pad(kx[0]) + [len(rs)] + _pad(rs) + _pad(rx[0]) + [x.off, y_off, count]
 
 
+def sum_path(rec: Sequence[int]) -> str:
+    """The loop a ``red_Sum*``/``red_Mean`` kernel runs for record ``rec`` (see ``library._REDUCE``):
+    "copy" (nothing reduced), "rows" (leading rows summed into a contiguous row; sums only),
+    "runs" (contiguous runs, vectorized) or "strided"."""
+    nk, kx0, nr = rec[0], rec[1 + MAXR], rec[1 + 2 * MAXR]
+    if rec[-1] == 1 and nk == 1 and kx0 == 1:
+        return "copy"
+    if nk == 1 and nr == 1 and kx0 == 1:
+        return "rows"
+    return "runs" if rec[2 + 3 * MAXR + nr - 1] == 1 else "strided"
+
+
 # -- the builder's environment at plan entry ---------------------------------------------------
 
 class Env:
@@ -304,11 +316,13 @@ def _split_like(op, b):
 
 # -- reductions ---------------------------------------------------------------------------------
 
-def _reduce(b, kernel, x, out, axes_of):
+def _reduce(b, kernel, x, out, axes_of, inplace: bool = False):
+    """A reduction kernel call; ``inplace``: the plan may place ``out`` on ``x``'s buffer when their run-time
+    shapes are equal (nothing reduced: the kernel then does nothing, see ``library._COPY``)."""
     def record(env):
         v = env.view(x)
         return reduce_record(v, axes_of(env), env.off(b.write_key(out)))
-    b.call(kernel, [x], out, record, RED_SIZE)
+    b.call(kernel, [x], out, record, RED_SIZE, inplace=[x] if inplace else ())
 
 
 def _all_axes(x):
@@ -353,7 +367,9 @@ def _sum_to_like(op, b):
         sa, sr = env.shape(a), env.shape(ref)
         lead = len(sa) - len(sr)
         return tuple(range(lead)) + tuple(i + lead for i, d in enumerate(sr) if d == 1 and sa[i + lead] != 1)
-    _reduce(b, "red_SumF" if a.dtype.kind == "f" else "red_SumI", a, out, axes_of)
+    # with a None batch dim the passes cannot tell whether anything is reduced (a bias Add's gradient
+    # w.r.t. its batched operand): when nothing is, the output may share the input's buffer
+    _reduce(b, "red_SumF" if a.dtype.kind == "f" else "red_SumI", a, out, axes_of, inplace=True)
 
 
 # -- matmul -------------------------------------------------------------------------------------

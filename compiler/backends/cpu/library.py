@@ -283,6 +283,7 @@ def red_{name}(X, Y, M, E, p):
         rout *= M[rS + d]
     ni = M[rS + nr - 1]
     si = M[rX + nr - 1]
+{copy}
 {rows}
     for q in range(kout):
         r = q
@@ -301,11 +302,43 @@ def red_{name}(X, Y, M, E, p):
                 i = r % sz
                 r //= sz
                 xc += i * M[rX + d]
-            for j in range(ni):
-                v = X[np.uint64(xc + j * si)]
-{step}
+{inner}
 {final}
 '''
+
+# the inner loop over the last reduced dim: any reduction, any stride
+_INNER = '''\
+            for j in range(ni):
+                v = X[np.uint64(xc + j * si)]
+{step}'''
+
+# sums: a contiguous run is summed by _sum_run (vectorized)
+_SUM_INNER = '''\
+            if si == 1:
+                acc = _sum_run(X, xc, ni, acc)
+            else:
+''' + textwrap.indent(_INNER, "    ")
+
+# acc + the sum of a contiguous run, reassociated (vectorized, several partial sums); only `reassoc`,
+# so NaN and inf propagate as in order
+_SUM_RUN = '''
+@njit(cache=True, error_model="numpy", nogil=True, fastmath={"reassoc"})
+def _sum_run(X, o, n, acc):
+    """acc + X[o] + ... + X[o + n - 1], in any order."""
+    for j in range(n):
+        acc += X[np.uint64(o + j)]
+    return acc
+'''
+
+# nothing to reduce (every reduced dim has size 1: a SumToLike whose operands have the same run-time
+# shape): a copy, or nothing when the plan placed Y on X's buffer (the SumToLike lowering allows it)
+_COPY = '''\
+    if count == 1 and nk == 1 and M[kX] == 1:
+        n = M[kS]
+        if xo != yo or X.ctypes.data != Y.ctypes.data:
+            for j in range(n):
+                Y[np.uint64(yo + j)] = X[np.uint64(xo + j)]
+        return'''
 
 _REDUCTIONS = {
     # name: (init, step, final) - indented source fragments; `acc` accumulates, `k` counts
@@ -326,13 +359,12 @@ _REDUCTIONS = {
 _ROWS = '''\
     if nk == 1 and nr == 1 and M[kX] == 1:
         K = M[kS]
-        y = Y[yo:yo + K]
         for k in range(K):
-            y[k] = 0
+            Y[np.uint64(yo + k)] = 0
         for i in range(ni):
-            x = X[xo + i * si:xo + i * si + K]
+            xr = xo + i * si
             for k in range(K):
-                y[k] += x[k]
+                Y[np.uint64(yo + k)] += X[np.uint64(xr + k)]
         return'''
 
 _MATMUL = '''
@@ -478,9 +510,12 @@ def _sources() -> str:
     parts = [_HEADER.format(maxr=MAXR)]
     for name, (arity, expr, check) in ELEMENTWISE.items():
         parts.append("\n" + _elementwise(name, arity, expr, check))
+    parts.append(_SUM_RUN)
     for name, (init, step, final) in _REDUCTIONS.items():
         rows = _ROWS if name in ("SumF", "SumI") else ""
-        parts.append(_REDUCE.format(name=name, init=init, step=step, final=final, rows=rows))
+        copy = _COPY if name != "ArgMax" else ""
+        inner = (_SUM_INNER if name in ("SumF", "SumI", "Mean") else _INNER).format(step=step)
+        parts.append(_REDUCE.format(name=name, init=init, inner=inner, final=final, rows=rows, copy=copy))
     pre = post = ""
     if BLAS_AUTO and BLAS_THREAD_LIBRARY is not None:
         parts.append(_BLAS_THREADS_HEADER)

@@ -7,6 +7,13 @@ per-plane indices, the first maximum wins, NaN propagates (the window's last NaN
 the dtype's lowest value, a window with no input element yields that value and its would-be first
 index; ``ceil_mode`` windows are clipped; the backward ops skip out-of-plane indices.
 
+Fast path of ``pool_max`` (``_pool_max_rows_<k1>x<k2>``, one per window in ``FAST_WINDOWS``): every
+window inside the input, ``k0 == 1``, no dilation and ``stride == kernel`` along the last axis (e.g.
+LeNet's 3x3 / stride 3): the window is unrolled, the best value and its index stay in registers and a
+row of windows is the innermost, vectorized loop (stride-``k2`` reads). Each plane is first scanned for
+NaN (vectorized): without NaN, "strictly greater wins" starting from the window's first element is
+exactly the general path's rule; a plane with a NaN runs the general path.
+
 Records (int64, at ``M[p]``):
 
 - window ops (``pool_max``, ``pool_avg``, ``pool_avg_grad``): ``WINDOW_SIZE`` ints: x_off, y_off,
@@ -17,12 +24,13 @@ Records (int64, at ``M[p]``):
 from __future__ import annotations
 
 import math
-from typing import List
+from typing import List, Sequence
 
 from .kernels import lowers
 
 WINDOW_SIZE = 23
 PLANE_SIZE = 6
+FAST_WINDOWS = ((2, 2), (3, 3), (1, 2), (1, 3))   # (k1, k2) of the unrolled max-pool kernels
 
 SOURCE = '''
 
@@ -95,6 +103,17 @@ def _pool_max_full(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, k0, k1, k2, 
                                 I[np.uint64(io + ob + e)] = j if take else I[np.uint64(io + ob + e)]
 
 
+{rows}
+@njit(**_JIT)
+def _pool_has_nan(X, o, n):
+    """Whether X[o:o + n] holds a NaN (a vectorized count; folded away for integer dtypes)."""
+    bad = 0
+    for j in range(n):
+        v = X[np.uint64(o + j)]
+        bad += v != v
+    return bad != 0
+
+
 @njit(**_JIT)
 def pool_max(X, V, I, M, E, p):
     """Max pooling with PyTorch's indices (record: see nn_pool.py)."""
@@ -107,6 +126,8 @@ def pool_max(X, V, I, M, E, p):
     low = _pool_lowest(V)
     if (q0 == 0 and q1 == 0 and q2 == 0 and (o0 - 1) * s0 + (k0 - 1) * d0 < n0
             and (o1 - 1) * s1 + (k1 - 1) * d1 < n1 and (o2 - 1) * s2 + (k2 - 1) * d2 < n2):
+        if k0 == 1 and d1 == 1 and d2 == 1 and s2 == k2:
+{fast}
         _pool_max_full(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, k0, k1, k2, s0, s1, s2,
                        d0, d1, d2, plane, oplane, low)
         return
@@ -235,6 +256,63 @@ def pool_max_gather(A, I, Y, M, E, p):
             else:
                 Y[yo + c * pout + j] = 0
 '''
+
+
+_ROWS_TEMPLATE = """
+@njit(**_JIT)
+def _pool_max_rows_K1xK2(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, s0, s1, plane, oplane, low):
+    \"\"\"``pool_max`` of K1xK2 windows, stride K2 along the last axis (see nn_pool.py): per window the
+    best value and index in registers, a row of windows innermost (vectorized); a plane holding a NaN
+    goes through ``_pool_max_full``.\"\"\"
+    for c in range(planes):
+        xb = xo + c * plane
+        if _pool_has_nan(X, xb, plane):
+            _pool_max_full(X, V, I, xb, vo + c * oplane, io + c * oplane, 1, n1, n2, o0, o1, o2, 1, K1, K2,
+                           s0, s1, K2, 1, 1, 1, plane, oplane, low)
+            continue
+        for a in range(o0):
+            for b in range(o1):
+                r0 = (a * s0 * n1 + b * s1) * n2
+                r = xb + r0
+                ob = c * oplane + (a * o1 + b) * o2
+                for e in range(o2):
+                    best = X[np.uint64(r + K2 * e)]
+                    where = r0 + K2 * e
+                    for t1 in range(K1):
+                        for t2 in range(K2):
+                            v = X[np.uint64(r + K2 * e + t1 * n2 + t2)]
+                            take = v > best
+                            best = v if take else best
+                            where = r0 + K2 * e + t1 * n2 + t2 if take else where
+                    V[np.uint64(vo + ob + e)] = best
+                    I[np.uint64(io + ob + e)] = where
+
+"""
+
+_DISPATCH_TEMPLATE = """\
+            if k1 == K1 and k2 == K2:
+                _pool_max_rows_K1xK2(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, s0, s1, plane, oplane, low)
+                return"""
+
+
+def _instantiate(template: str, k1: int, k2: int) -> str:
+    return template.replace("K1", str(k1)).replace("K2", str(k2))
+
+
+SOURCE = SOURCE.replace("{rows}", "".join(_instantiate(_ROWS_TEMPLATE, *w) for w in FAST_WINDOWS)).replace(
+    "{fast}", "\n".join(_instantiate(_DISPATCH_TEMPLATE, *w) for w in FAST_WINDOWS))
+
+
+def max_pool_path(rec: Sequence[int]) -> str:
+    """The loop ``pool_max`` runs for window record ``rec`` on NaN-free planes: "rows <k1>x<k2>" (the
+    unrolled fast path), "full" (every window inside the input) or "general"."""
+    n0, n1, n2, o0, o1, o2, k0, k1, k2, s0, s1, s2, q0, q1, q2, d0, d1, d2 = rec[4:22]
+    if q0 or q1 or q2 or any((o - 1) * s + (k - 1) * d >= n for n, o, k, s, d in
+                             zip((n0, n1, n2), (o0, o1, o2), (k0, k1, k2), (s0, s1, s2), (d0, d1, d2))):
+        return "general"
+    if k0 == 1 and d1 == 1 and d2 == 1 and s2 == k2 and (k1, k2) in FAST_WINDOWS:
+        return f"rows {k1}x{k2}"
+    return "full"
 
 
 def _as3(values, k: int, fill: int) -> List[int]:
