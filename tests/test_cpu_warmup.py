@@ -1,4 +1,5 @@
-"""Warm-up: while a plan's kernels compile in a thread, its runs go to the reference interpreter."""
+"""Warm-up: while a plan's kernels compile in a thread (started by its second run, or wait()), its
+runs go to the reference interpreter."""
 import threading
 
 import numpy as np
@@ -43,7 +44,10 @@ def test_runs_use_the_reference_until_the_kernels_are_ready_then_switch(rng, hel
         sess.run(w.initializer)     # warms up too: the initializer runs on the reference
         plan = sess.compile([loss, train], [x])
         exe = plan._exe
-        got = [plan(b)[0] for b in batches[:2]]
+        got = [plan(batches[0])[0]]
+        assert exe._build_thread is None      # a plan's first run does not share the CPU with the build
+        got.append(plan(batches[1])[0])
+        assert exe._build_thread is not None  # the second starts it
         assert exe.warming_up and exe.warmup_runs == 2
         assert "reference interpreter" in plan.explain()
         held_build.set()
@@ -83,6 +87,8 @@ def test_a_failed_background_build_is_raised_by_the_next_run(rng, monkeypatch):
     x = sg.placeholder(sg.float32, (2,), name="x")
     with sg.Session() as sess:
         plan = sess.compile(x * 3.0, [x])
+        for _ in range(2):       # warm-up runs; the second starts the build
+            np.testing.assert_array_equal(plan(np.ones(2, np.float32)), [3, 3])
         plan._exe._build_thread.join()
         with pytest.raises(InternalError, match="building the cpu plan failed.*numba exploded"):
             plan(np.ones(2, np.float32))

@@ -46,9 +46,9 @@ def jit_after() -> int:
 def warmup_mode() -> str:
     """``STATICGRAPH_WARMUP``: what a new plan does while its kernels are compiled or loaded from
     the disk cache. "reference" (default): runs execute on the reference interpreter (same
-    results up to rounding) while a thread builds the native step, which takes over when ready;
-    "wait": ``compile()`` blocks until the native step is ready. Plans whose kernels this process
-    has already loaded never warm up."""
+    results up to rounding) and, from the plan's second run (or ``plan.wait()``) on, a thread
+    builds the native step, which takes over when ready; "wait": ``compile()`` blocks until the
+    native step is ready. Plans whose kernels this process has already loaded never warm up."""
     mode = os.environ.get("STATICGRAPH_WARMUP", "reference")
     if mode not in ("reference", "wait"):
         raise ValueError(f"STATICGRAPH_WARMUP={mode!r}: expected 'reference' or 'wait'")
@@ -316,6 +316,7 @@ class CpuExecutable:
         self._reference = None      # the reference interpreter, while the base tier is built
         self._build_error = None
         self._build_thread = None
+        self._build_lock = threading.Lock()
         opt = _optimize(sched, fusion=False)
         self.base = Tier(opt.schedule if opt else sched, opt.report if opt else [], "base tier")
         prog = self.base.prog
@@ -323,15 +324,22 @@ class CpuExecutable:
         self._assigned = [v for v, _, _, _ in prog.assigns]
         if warmup_mode() == "reference" and native.enabled() and not native.all_loaded(prog):
             from ..reference import ReferenceExecutable
-            self._reference = ReferenceExecutable(sched)
-            self._build_thread = t = threading.Thread(target=self._build_in_background, daemon=True,
-                                                      name=f"staticgraph-warmup-{self.base.key[:8]}")
-            _THREADS.append(t)
-            t.start()
+            self._reference = ReferenceExecutable(sched)      # the build starts at the second run
         else:
             self.base.build()
         self.compile_seconds = time.perf_counter() - t0
         STATS["plans"] += 1
+
+    def _start_build(self) -> None:
+        """Start building the base tier in a thread (once). Called by the second warm-up run, or
+        ``wait()``: a plan run only once (an initializer) never builds, and the first step does
+        not share the CPU and the GIL with Numba's import and the kernel loads."""
+        with self._build_lock:
+            if self._build_thread is None and not self.base.ready:
+                self._build_thread = t = threading.Thread(target=self._build_in_background, daemon=True,
+                                                          name=f"staticgraph-warmup-{self.base.key[:8]}")
+                _THREADS.append(t)
+                t.start()
 
     def _build_in_background(self) -> None:
         try:
@@ -342,7 +350,9 @@ class CpuExecutable:
             _THREADS[:] = [t for t in _THREADS if t is not threading.current_thread()]
 
     def wait(self) -> None:
-        """Block until the base tier is built (a no-op unless it is being built in a thread)."""
+        """Block until the base tier is built (starting the build if a warm-up has not yet)."""
+        if self._reference is not None:
+            self._start_build()
         t = self._build_thread
         if t is not None:
             t.join()
@@ -513,6 +523,8 @@ class CpuExecutable:
     def _run_reference(self, state, values):
         """A warm-up run on the reference interpreter, under the session lock like a native run
         (its assigns land before the lock is released; fetches are copied before they land)."""
+        if self.warmup_runs >= 1:
+            self._start_build()
         with state.lock:
             self.warmup_runs += 1
             fetched, updates = self._reference.run(state, values)

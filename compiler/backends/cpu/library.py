@@ -115,6 +115,8 @@ def _ipow(a, b):
     return r
 
 
+_CBLAS = {cblas}     # the CBLAS GEMM symbols the kernels call (None: numba_xxgemm)
+
 from numba import config as _gemm_config
 if _gemm_config.DISABLE_JIT:      # kernels run as Python: the same GEMM through NumPy
     def _xgemm(ta, tb, m, n, k, alpha, A, ao, lda, B, bo, ldb, beta, C, co, ldc):
@@ -135,8 +137,9 @@ else:
 
     @_intrinsic
     def _xgemm(typingctx, ta, tb, m, n, k, alpha, A, ao, lda, B, bo, ldb, beta, C, co, ldc):
-        """BLAS GEMM (Numba's ``numba_xxgemm``: SciPy's BLAS, as ``np.dot`` uses) on row-major
-        matrices at element offsets of flat float arrays; returns BLAS's status."""
+        """BLAS GEMM on row-major matrices at element offsets of flat float arrays: NumPy's
+        OpenBLAS by its CBLAS symbols ``_CBLAS`` (see blas.py), else Numba's ``numba_xxgemm``
+        (SciPy's BLAS, as ``np.dot`` uses); returns BLAS's status (0 from CBLAS)."""
         if not all(isinstance(a, _types.Array) for a in (A, B, C)) or C.dtype not in (_types.float32, _types.float64) \
                 or A.dtype != C.dtype or B.dtype != C.dtype:
             return None
@@ -162,6 +165,24 @@ else:
             def trans(i):
                 flag = builder.icmp_signed("!=", num(i), _ir.Constant(intp, 0))
                 return builder.select(flag, _ir.Constant(char, ord("t")), _ir.Constant(char, ord("n")))
+            if _CBLAS is not None:     # NumPy's OpenBLAS: row-major CBLAS, 64-bit integers
+                i32 = _ir.IntType(32)
+                real = context.get_value_type(C.dtype)
+
+                def cblas_trans(i):
+                    flag = builder.icmp_signed("!=", num(i), _ir.Constant(intp, 0))
+                    return builder.select(flag, _ir.Constant(i32, 112), _ir.Constant(i32, 111))
+
+                def value(i):
+                    return context.cast(builder, args[i], st[i], C.dtype)
+                fnty = _ir.FunctionType(_ir.VoidType(), [i32, i32, i32, intp, intp, intp, real, vp, intp,
+                                                         vp, intp, real, vp, intp])
+                fn = _cgutils.get_or_insert_function(builder.module, fnty,
+                                                     _CBLAS[0 if C.dtype == _types.float32 else 1])
+                builder.call(fn, [_ir.Constant(i32, 101), cblas_trans(0), cblas_trans(1), num(2), num(3), num(4),
+                                  value(5), ptr(6, 7), num(8), ptr(9, 10), num(11), value(12), ptr(13, 14),
+                                  num(15)])
+                return _ir.Constant(_ir.IntType(32), 0)
             fnty = _ir.FunctionType(_ir.IntType(32), [char, char, char, intp, intp, intp, vp, vp, intp,
                                                       vp, intp, vp, vp, intp])
             fn = _cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemm")
@@ -415,9 +436,9 @@ _MM_BLAS = '''\
 
 # STATICGRAPH_BLAS_THREADS=auto: mid-size GEMMs run on one BLAS thread: on a busy machine (more runnable threads than cores) a
 # multi-threaded OpenBLAS call waits for a descheduled worker, tens of ms for a sub-ms GEMM; from
-# BLAS_SMALL multiply-adds (512^3) up the threads pay off. The kernels' _gemm calls SciPy's BLAS
-# (scipy.linalg.cython_blas); its thread count is set through the library's exported symbols,
-# resolved by name (``load`` makes them visible), so the kernels stay cacheable.
+# BLAS_SMALL multiply-adds (512^3) up the threads pay off. The thread count of the kernels' BLAS
+# (blas.KERNEL_BLAS) is set through the library's exported symbols, resolved by name (``load``
+# makes them visible), so the kernels stay cacheable.
 # Off by default: on an idle machine two threads make MLP-sized GEMMs ~1.6x faster (measured).
 BLAS_SMALL = 1 << 27
 BLAS_TINY = 1 << 18      # OpenBLAS itself runs GEMMs up to this size on one thread
@@ -431,8 +452,8 @@ if _config.DISABLE_JIT:   # kernels run as Python: leave the threads alone
     def _blas_set_threads(n):
         pass
 else:
-    _blas_get_threads = types.ExternalFunction("scipy_openblas_get_num_threads", types.intc())
-    _blas_set_threads = types.ExternalFunction("scipy_openblas_set_num_threads", types.void(types.intc))
+    _blas_get_threads = types.ExternalFunction("{get}", types.intc())
+    _blas_set_threads = types.ExternalFunction("{set}", types.void(types.intc))
 '''
 _MM_THREADS_PRE = '''\
     nt = _blas_get_threads()
@@ -443,29 +464,6 @@ _MM_THREADS_POST = '''\
     if one:
         _blas_set_threads(nt)'''
 
-
-def blas_thread_library():
-    """Path of SciPy's bundled OpenBLAS when it exports the thread-count symbols, else None
-    (another BLAS: the GEMM kernels then leave its threads alone)."""
-    import ctypes
-    import glob
-    import importlib.util
-    import os
-    spec = importlib.util.find_spec("scipy")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    libs = os.path.join(os.path.dirname(list(spec.submodule_search_locations)[0]), "scipy.libs")
-    for path in sorted(glob.glob(os.path.join(libs, "libscipy_openblas*.so*"))):
-        try:
-            lib = ctypes.CDLL(path)
-            lib.scipy_openblas_get_num_threads, lib.scipy_openblas_set_num_threads
-        except (OSError, AttributeError):
-            continue
-        return path
-    return None
-
-
-BLAS_THREAD_LIBRARY = blas_thread_library()
 
 # float GEMMs of at most this many multiply-adds run as plain loops: a BLAS call costs more than the
 # work (the lecture DAG's 5x5 products), and the loops accumulate in float64
@@ -507,7 +505,8 @@ def _family_sources() -> list:
 
 
 def _sources() -> str:
-    parts = [_HEADER.format(maxr=MAXR)]
+    cblas = blas.KERNEL_BLAS.gemm if blas.KERNEL_BLAS is not None else None
+    parts = [_HEADER.format(maxr=MAXR, cblas=repr(cblas))]
     for name, (arity, expr, check) in ELEMENTWISE.items():
         parts.append("\n" + _elementwise(name, arity, expr, check))
     parts.append(_SUM_RUN)
@@ -517,12 +516,12 @@ def _sources() -> str:
         inner = (_SUM_INNER if name in ("SumF", "SumI", "Mean") else _INNER).format(step=step)
         parts.append(_REDUCE.format(name=name, init=init, inner=inner, final=final, rows=rows, copy=copy))
     pre = post = ""
-    if BLAS_AUTO and BLAS_THREAD_LIBRARY is not None:
-        parts.append(_BLAS_THREADS_HEADER)
+    if BLAS_AUTO and blas.KERNEL_BLAS is not None:
+        parts.append(_BLAS_THREADS_HEADER.format(get=blas.KERNEL_BLAS.get_threads, set=blas.KERNEL_BLAS.set_threads))
         pre, post = _MM_THREADS_PRE.format(tiny=BLAS_TINY, small=BLAS_SMALL), _MM_THREADS_POST
     small = textwrap.indent(_MM_LOOPS, "    ")
-    blas = textwrap.indent(_MM_BLAS, "    ")
-    body = f"        if m * n * k <= {MM_LOOPS_UP_TO}:\n{small}\n        else:\n{blas}"
+    gemm = textwrap.indent(_MM_BLAS, "    ")
+    body = f"        if m * n * k <= {MM_LOOPS_UP_TO}:\n{small}\n        else:\n{gemm}"
     parts.append(_MATMUL.format(name="blas", body=body, pre=pre, post=post))
     parts.append(_MATMUL.format(name="loops", body=_MM_LOOPS, pre="", post=""))
     parts.append(_ONEHOT)
@@ -548,9 +547,9 @@ def load():
         return mod
     import numba
     from compiler.cache import PlanCache, cache_key, install_kernel_cache_locator
-    if BLAS_THREAD_LIBRARY is not None:
+    if blas.KERNEL_BLAS is not None:     # the kernels call its symbols by name
         import llvmlite.binding
-        llvmlite.binding.load_library_permanently(BLAS_THREAD_LIBRARY)
+        llvmlite.binding.load_library_permanently(blas.KERNEL_BLAS.path)
     install_kernel_cache_locator()
     cache = PlanCache()
     key = cache_key("staticgraph-cpu-kernels", SOURCE, numba.__version__)

@@ -48,7 +48,7 @@ CHUNK_ELEMENTS = 1 << 22      # the im2col columns of one chunk of samples hold 
 POINTWISE_POSITIONS = 256     # a pointwise conv with this many outputs per sample skips im2col
 IMPLICIT_MIN_CHANNELS = 16    # implicit GEMM convs: at least this many input and output channels
 IMPLICIT_MAX_WASTE = 1.5      # ... and a padded grid at most this many times the output positions
-BLOCK_ELEMENTS = 1 << 17      # an implicit conv's GEMMs write output blocks of about this many elements
+BLOCK_ELEMENTS = 1 << 19      # an implicit conv's GEMMs write output blocks of about this many elements
 
 SOURCE = '''
 
