@@ -6,8 +6,8 @@ Each (framework, workload) runs in a fresh process (benchmarks/worker.py), inter
 machine noise hits every framework alike; the table shows median step times over all rounds and the
 ratios that hold across machines (staticgraph / PyTorch, staticgraph / NumPy). Every step is a full
 training step (forward, backward, SGD update) in float32. Cold start: a fresh process with an empty
-STATICGRAPH_CACHE_DIR until the first LeNet (batch 64) step has finished; warm start: the same with the
-cache filled. Both with the default STATICGRAPH_WARMUP=reference (the first steps run on the reference
+STATICGRAPH_CACHE_DIR and an empty Python byte-code cache (PYTHONPYCACHEPREFIX) until the first LeNet
+(batch 64) step has finished; warm start: the same with both caches filled. Both with the default STATICGRAPH_WARMUP=reference (the first steps run on the reference
 interpreter while the kernels compile or load in a thread); the time until the native step is ready is
 printed too. Step times are measured on the native step (the workers wait for it). Absolute times
 drift between machines; ratios measured in one run hold.
@@ -48,8 +48,12 @@ def start_times(rounds: int) -> Dict[str, List[float]]:
     """Cold and warm start of staticgraph (LeNet b64), and PyTorch's time to its first step."""
     out: Dict[str, List[float]] = {"cold": [], "warm": [], "cold_native": [], "warm_native": [], "torch_first": []}
     for _ in range(rounds):
-        with tempfile.TemporaryDirectory() as cache:
-            env = {"STATICGRAPH_CACHE_DIR": cache, "SG_BENCH_NO_WAIT": "1"}
+        # cold: empty plan cache and empty Python byte-code cache (every module compiled from source,
+        # NumPy's too); warm: both filled by the cold run, as an installed package has them (this
+        # sandbox sets PYTHONDONTWRITEBYTECODE=1, which makes every process recompile ~0.2 s of sources)
+        with tempfile.TemporaryDirectory() as cache, tempfile.TemporaryDirectory() as pycache:
+            env = {"STATICGRAPH_CACHE_DIR": cache, "SG_BENCH_NO_WAIT": "1", "PYTHONPYCACHEPREFIX": pycache,
+                   "PYTHONDONTWRITEBYTECODE": ""}
             for key in ("cold", "warm"):
                 r = run_worker("staticgraph", "lenet_b64", env, ["--first-step-only"])
                 if r:
