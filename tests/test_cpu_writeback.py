@@ -50,7 +50,7 @@ def test_sgd_updates_run_as_one_pass_and_match_the_reference(rng, dtype):
     for a, b in zip(cpu, ref):
         for u, v in zip(a, b):
             np.testing.assert_allclose(u, v, **tol)
-    assert writeback == ["ew_SubMul", "ew_SubMul"]
+    assert writeback == ["mm_update", "ew_SubMul"]      # the weight's GEMM runs into it; the bias: one pass
     assert not [c for c in calls if c[1].startswith("GradientDescent")]      # no lr * grad kernel
 
 
@@ -98,3 +98,54 @@ def test_a_product_of_the_wrong_run_time_shape_is_a_clear_error():
         assert _kernels(sess, [step], [g])[1] == ["ew_SubMul"]
         with pytest.raises(sg.errors.InvalidArgumentError, match=r"variable 'Variable'.*\(5,\)|\(5,\).*variable 'Variable'"):
             sess.run(step, {g: np.ones(5)})
+
+
+def _dense_net(rng, dtype, n_in, n_out, transpose):
+    w0 = rng.standard_normal((n_out, n_in) if transpose else (n_in, n_out)).astype(dtype) * 0.3
+
+    def build():
+        x = sg.placeholder(dtype, (None, n_in))
+        w = sg.Variable(w0, dtype=dtype)
+        y = x @ sg.transpose(w) if transpose else x @ w
+        loss = sg.reduce_sum(sg.square(sg.tanh(y)))
+        return sg.train.GradientDescentOptimizer(0.05).minimize(loss), [loss], [x]
+    return build
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("transpose", [False, True])
+def test_a_dense_weights_sgd_step_is_one_gemm_into_the_variable(rng, dtype, transpose):
+    n_in, n_out = int(rng.integers(17, 40)), int(rng.integers(9, 30))
+    build = _dense_net(rng, dtype, n_in, n_out, transpose)
+    feeds = [[rng.standard_normal((n, n_in)).astype(dtype)] for n in (13, 31, 20)]
+    cpu, (calls, writeback) = _steps("cpu", build, feeds)
+    ref, _ = _steps("reference", build, feeds)
+    tol = dict(rtol=3e-5, atol=3e-6) if dtype == np.float32 else dict(rtol=1e-11, atol=1e-12)
+    for a, b in zip(cpu, ref):
+        for u, v in zip(a, b):
+            np.testing.assert_allclose(u, v, **tol)
+    assert writeback == ["mm_update"]
+    assert [c[0] for c in calls].count("mm_blas") == 1          # the forward product only
+
+
+def test_gemm_updates_are_skipped_for_tiny_products_and_assigned_operands(rng):
+    w0, a0, b0 = rng.standard_normal((3, 2)), rng.standard_normal((20, 30)) * 0.1, rng.standard_normal((30, 25)) * 0.1
+
+    def tiny():
+        x = sg.placeholder(sg.float64, (2, 3))
+        w = sg.Variable(w0, dtype=sg.float64)
+        return sg.train.GradientDescentOptimizer(0.1).minimize(sg.reduce_sum(sg.square(x @ w))), [], [x]
+
+    def crossed():       # each update's gradient reads the other variable (gemm_fwd_bwd's shape)
+        a = sg.Variable(a0, dtype=sg.float64)
+        b = sg.Variable(b0, dtype=sg.float64)
+        loss = sg.reduce_sum(sg.square(a @ b))
+        return sg.train.GradientDescentOptimizer(0.01).minimize(loss), [loss], []
+    _, (_, writeback) = _steps("cpu", tiny, [[rng.standard_normal((2, 3))]])
+    assert writeback == ["ew_SubMul"]
+    cpu, (_, writeback) = _steps("cpu", crossed, [[], [], []])
+    ref, _ = _steps("reference", crossed, [[], [], []])
+    assert writeback == ["ew_SubMul", "ew_SubMul"]
+    for a, b in zip(cpu, ref):
+        for u, v in zip(a, b):
+            np.testing.assert_allclose(u, v, rtol=1e-12)

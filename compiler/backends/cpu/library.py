@@ -479,6 +479,20 @@ _MM_LOOPS = '''\
                     acc += av * bv
                 y[i, j] = acc'''
 
+# the write-back of an SGD step on a dense layer's weight (lowering._gemm_updates): one GEMM
+# into the variable, alpha = -s, beta = 1
+_MM_UPDATE = '''
+@njit(**_JIT)
+def mm_update(A, B, S, Y, M, E, p):
+    """Y -= S[s] * op(A) @ op(B) in place. Record: a_off, b_off, s_off, y_off, m, k, n, ta, tb."""
+    m = M[p + 4]
+    k = M[p + 5]
+    n = M[p + 6]
+    ta = M[p + 7]
+    tb = M[p + 8]
+    _gemm(ta, tb, m, n, k, -S[M[p + 2]], A, M[p], m if ta else k, B, M[p + 1], k if tb else n, 1.0, Y, M[p + 3], n)
+'''
+
 _ONEHOT = '''
 @njit(**_JIT)
 def onehot(X, Y, M, E, p):
@@ -524,6 +538,7 @@ def _sources() -> str:
     body = f"        if m * n * k <= {MM_LOOPS_UP_TO}:\n{small}\n        else:\n{gemm}"
     parts.append(_MATMUL.format(name="blas", body=body, pre=pre, post=post))
     parts.append(_MATMUL.format(name="loops", body=_MM_LOOPS, pre="", post=""))
+    parts.append(_MM_UPDATE)
     parts.append(_ONEHOT)
     parts.extend(_family_sources())
     return "".join(parts)

@@ -226,12 +226,16 @@ class Lowering:
             prog.dtypes.setdefault(t, t.dtype)
             prog.fetch_keys.append(self._snapshot(t, assigned, "fetched value"))
         factors = self._scaled_updates()
+        gemms = self._gemm_updates(factors, assigned)
         values = [tuple(self._snapshot(f, assigned, "assigned value") for f in factors[i]) if i in factors
                   else self._snapshot(v, assigned, "assigned value") for i, (_, v, _, _) in enumerate(prog.assigns)]
         from ...state import check_assign_shape
-        for (var, _, mode, op), value in zip(prog.assigns, values):
+        for i, ((var, _, mode, op), value) in enumerate(zip(prog.assigns, values)):
             self._op = op
             slot = Slot(var)
+            if i in gemms:                    # var -= s * op(x) @ op(y): one GEMM into the variable
+                self._gemm_update(slot, *gemms[i])
+                continue
             if isinstance(value, tuple):      # var - a * b in one pass (see _scaled_updates)
                 self.check(lambda env, var=var, a=value[0], b=value[1]: check_assign_shape(
                     var, np.broadcast_shapes(env.shape(a), env.shape(b)), "sub"))
@@ -269,6 +273,50 @@ class Lowering:
             prog.calls.remove(call)
             found[i] = call.args[:2]
         return found
+
+    def _gemm_updates(self, factors: Dict[int, tuple], assigned) -> Dict[int, tuple]:
+        """Of the scaled updates, those of a matrix by a scalar times a float matmul's result that
+        nothing else reads (an SGD step on a dense layer's weight): their GEMM moves to the
+        write-back and runs into the variable itself (``var += (-s) * op(x) @ op(y)``, BLAS's
+        alpha and beta = 1; the same value up to rounding: the product is not rounded before
+        scaling). Only where the static shapes are the variable's (rank 2, no batch), the GEMM is
+        not one of the tiny ones run as loops, and x, y are not assigned variables (no snapshot).
+        Returns {assign index: (x, y, s, transpose_a, transpose_b)}; drops the matmul calls."""
+        from .library import MM_LOOPS_UP_TO
+        prog = self.prog
+        readers: Dict[object, int] = {}
+        for key in [k for c in prog.calls for k in c.args[:-1]] + list(prog.schedule.fetches):
+            readers[key] = readers.get(key, 0) + 1
+        viewed = {prog.root(k) for k in prog.alias}
+        gemm = {c.args[-1]: c for c in prog.calls if c.kernel == "mm_blas" and len(c.args) == 3}
+        found = {}
+        for i, (a, b) in factors.items():
+            var = prog.assigns[i][0]
+            s, g = (a, b) if getattr(a, "shape", None) == () else (b, a)
+            call = gemm.get(g)
+            if call is None or getattr(s, "shape", None) != () or readers.get(g, 0) or g in viewed:
+                continue
+            x, y = call.args[:2]
+            shape = tuple(var.outputs[0].shape)
+            if len(shape) != 2 or tuple(g.shape) != shape or len(x.shape) != 2 or len(y.shape) != 2:
+                continue
+            if any(isinstance(prog.root(t), Slot) and prog.root(t).var in assigned for t in (x, y, s)):
+                continue
+            ta, tb = bool(call.op.attrs.get("transpose_a")), bool(call.op.attrs.get("transpose_b"))
+            k = x.shape[0] if ta else x.shape[1]
+            if k is not None and shape[0] * shape[1] * k <= MM_LOOPS_UP_TO:
+                continue
+            prog.calls.remove(call)
+            found[i] = (x, y, s, ta, tb)
+        return found
+
+    def _gemm_update(self, slot, x, y, s, ta: bool, tb: bool) -> None:
+        def record(env):
+            sx, sy = env.shape(x), env.shape(y)
+            m, k = (sx[1], sx[0]) if ta else sx
+            n = sy[0] if tb else sy[1]
+            return [env.off(x), env.off(y), env.off(s), env.off(slot), m, k, n, int(ta), int(tb)]
+        self.prog.writeback.append(Call("mm_update", (x, y, s, slot), record, 9, self._op))
 
     def _snapshot(self, key, assigned, why: str):
         root = self.prog.root(key)
