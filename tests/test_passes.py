@@ -692,3 +692,21 @@ def test_reoptimising_keeps_user_origins(rng):
     user = set(sg.get_default_graph().get_operations())
     assert all(origin(op) in user for op in twice.ops if op.type == "Variable")
     assert {origin(op.inputs[0].op) for op in twice.assigns} == {v.op for v in sg.global_variables()}
+
+
+@pytest.mark.parametrize("pool", ["max", "avg"])
+def test_bias_gradients_through_conv_and_pool_backward_ops_drop_the_identity_reduction(rng, pool):
+    """The gradient of ``conv(x) + bias`` in the conv output is ``SumToLike(g, conv)``; with a None
+    batch only the shape sources of the pool/conv backward ops (shaped like their ``*_like``
+    input) prove it reduces nothing. The bias's own SumToLike stays."""
+    x = sg.placeholder(sg.float64, (None, 2, 7, 7))
+    conv = sg.nn.Conv2d(2, 3, 3, dtype=sg.float64)
+    conv2 = sg.nn.Conv2d(3, 2, 2, dtype=sg.float64)
+    pooling = sg.nn.functional.max_pool2d if pool == "max" else sg.nn.functional.avg_pool2d
+    y = conv2(sg.tanh(pooling(conv(x), kernel_size=2)))
+    loss = sg.reduce_sum(sg.square(y))
+    grads = sg.gradients(loss, [conv.bias, conv.weight, conv2.bias, x])
+    opt = check_same(grads, feeds=[x], feed_values=lambda s: [rng.normal(size=(2 + s, 2, 7, 7))], steps=2)
+    sums = [op for op in opt.schedule.ops if op.type == "SumToLike"]
+    assert len(sums) == 2, [op.name for op in sums]             # one per bias: the real reductions
+    assert all(tuple(op.outputs[0].shape) in ((3, 1, 1), (2, 1, 1)) for op in sums)

@@ -43,6 +43,8 @@ UNARY_ELEMENTWISE = frozenset({"Neg", "Exp", "Log", "Sin", "Cos", "Tanh", "Sigmo
 BROADCASTING = frozenset({"Add", "Sub", "Mul", "Div", "Pow", "Maximum", "Minimum", "Less", "LessEqual",
                           "Greater", "GreaterEqual", "Equal", "NotEqual", "Where"})
 SHAPE_FROM_REF = frozenset({"BroadcastLike", "SumToLike", "ReshapeLike"})
+# backward ops shaped like a shape-only input: op type -> its position
+SHAPED_LIKE = {"MaxPoolGrad": 2, "AvgPoolGrad": 1, "ConvBackpropInput": 2, "ConvBackpropFilter": 2}
 RESHAPES = frozenset({"Reshape", "ReshapeLike"})
 
 # (op type, operand position of x, the neutral constant)
@@ -189,7 +191,8 @@ _RULES = {"Mul": _neutral, "Add": _neutral, "Sub": _neutral, "Div": _neutral,
 class ShapeSources:
     """For each tensor of the sweep, the earliest tensor whose run-time shape provably equals its
     own, built op by op in program order: unary elementwise ops and casts keep their input's
-    source, the ``*Like`` ops take their ``ref``'s, and a broadcasting op whose output is statically
+    source, the ``*Like`` ops take their ``ref``'s, the pool and conv backward ops
+    (``SHAPED_LIKE``) their shape-only input's, and a broadcasting op whose output is statically
     shaped like an operand ``x`` takes ``x``'s source when every other operand has ``x``'s source or
     a fully known shape. A fed tensor is its own source (a feed may have any compatible shape)."""
 
@@ -208,6 +211,8 @@ class ShapeSources:
             nxt = op.inputs[0]
         elif op.type in SHAPE_FROM_REF:
             nxt = op.inputs[1]
+        elif op.type in SHAPED_LIKE:
+            nxt = op.inputs[SHAPED_LIKE[op.type]]
         elif op.type in BROADCASTING:
             nxt = self._broadcast_source(op)
         else:
