@@ -28,6 +28,13 @@ def _steps(target, build, feeds, steps=3):
     return out, kernels
 
 
+def _assert_match(cpu, ref, **tol):
+    """Every fetch of every step, and the final variables, agree."""
+    for a, b in zip(cpu, ref):
+        for u, v in zip(a, b):
+            np.testing.assert_allclose(u, v, **tol)
+
+
 def _sgd_net(rng, dtype):
     w0 = rng.standard_normal((5, 4)).astype(dtype)
     b0 = rng.standard_normal(4).astype(dtype)
@@ -47,9 +54,7 @@ def test_sgd_updates_run_as_one_pass_and_match_the_reference(rng, dtype):
     cpu, (calls, writeback) = _steps("cpu", build, feeds)
     ref, _ = _steps("reference", build, feeds)
     tol = dict(rtol=2e-5, atol=2e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-13)
-    for a, b in zip(cpu, ref):
-        for u, v in zip(a, b):
-            np.testing.assert_allclose(u, v, **tol)
+    _assert_match(cpu, ref, **tol)
     assert writeback == ["mm_update", "ew_SubMul"]      # the weight's GEMM runs into it; the bias: one pass
     assert not [c for c in calls if c[1].startswith("GradientDescent")]      # no lr * grad kernel
 
@@ -65,9 +70,7 @@ def test_a_fetched_product_keeps_its_kernel(rng):
     feeds = [[rng.standard_normal(6)] for _ in range(3)]
     cpu, (calls, writeback) = _steps("cpu", build, feeds)
     ref, _ = _steps("reference", build, feeds)
-    for a, b in zip(cpu, ref):
-        for u, v in zip(a, b):
-            np.testing.assert_allclose(u, v, rtol=1e-13)
+    _assert_match(cpu, ref, rtol=1e-13)
     assert ("ew_Mul", "multiply") in calls and writeback == ["ew_Sub"]
 
 
@@ -81,9 +84,7 @@ def test_updates_reading_each_others_variable_see_old_values(rng):
     feeds = [[0.5], [-1.5], [2.0]]
     cpu, (_, writeback) = _steps("cpu", build, feeds)
     ref, _ = _steps("reference", build, feeds)
-    for x, y in zip(cpu, ref):
-        for u, v in zip(x, y):
-            np.testing.assert_allclose(u, v, rtol=1e-13)
+    _assert_match(cpu, ref, rtol=1e-13)
     assert writeback.count("ew_SubMul") == 2
 
 
@@ -121,9 +122,7 @@ def test_a_dense_weights_sgd_step_is_one_gemm_into_the_variable(rng, dtype, tran
     cpu, (calls, writeback) = _steps("cpu", build, feeds)
     ref, _ = _steps("reference", build, feeds)
     tol = dict(rtol=3e-5, atol=3e-6) if dtype == np.float32 else dict(rtol=1e-11, atol=1e-12)
-    for a, b in zip(cpu, ref):
-        for u, v in zip(a, b):
-            np.testing.assert_allclose(u, v, **tol)
+    _assert_match(cpu, ref, **tol)
     assert writeback == ["mm_update"]
     assert [c[0] for c in calls].count("mm_blas") == 1          # the forward product only
 
@@ -146,6 +145,4 @@ def test_gemm_updates_are_skipped_for_tiny_products_and_assigned_operands(rng):
     cpu, (_, writeback) = _steps("cpu", crossed, [[], [], []])
     ref, _ = _steps("reference", crossed, [[], [], []])
     assert writeback == ["ew_SubMul", "ew_SubMul"]
-    for a, b in zip(cpu, ref):
-        for u, v in zip(a, b):
-            np.testing.assert_allclose(u, v, rtol=1e-12)
+    _assert_match(cpu, ref, rtol=1e-12)

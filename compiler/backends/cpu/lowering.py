@@ -253,16 +253,21 @@ class Lowering:
             pos += call.size
         prog.record_size = pos
 
+    def _readers(self) -> tuple:
+        """How many main calls (and fetches) read each key, and the keys some view is taken of."""
+        prog = self.prog
+        readers: Dict[object, int] = {}
+        for key in [k for c in prog.calls for k in c.args[:-1]] + list(prog.schedule.fetches):
+            readers[key] = readers.get(key, 0) + 1
+        return readers, {prog.root(k) for k in prog.alias}
+
     def _scaled_updates(self) -> Dict[int, tuple]:
         """``assign_sub(var, a * b)`` (an SGD step: ``lr * grad``) where nothing else reads the
         product: drop the product's call, and let the write-back compute ``var - a * b`` in one pass
         over the variable. Returns {assign index: (a, b)}. The value is the same (a * b was checked
         to broadcast to the variable when the assign was built; no fused multiply-add)."""
         prog = self.prog
-        readers: Dict[object, int] = {}
-        for key in [k for c in prog.calls for k in c.args[:-1]] + list(prog.schedule.fetches):
-            readers[key] = readers.get(key, 0) + 1
-        viewed = {prog.root(k) for k in prog.alias}
+        readers, viewed = self._readers()
         product = {c.args[-1]: c for c in prog.calls if c.kernel == "ew_Mul" and len(c.args) == 3}
         found = {}
         for i, (var, value, mode, _) in enumerate(prog.assigns):
@@ -284,10 +289,7 @@ class Lowering:
         Returns {assign index: (x, y, s, transpose_a, transpose_b)}; drops the matmul calls."""
         from .library import MM_LOOPS_UP_TO
         prog = self.prog
-        readers: Dict[object, int] = {}
-        for key in [k for c in prog.calls for k in c.args[:-1]] + list(prog.schedule.fetches):
-            readers[key] = readers.get(key, 0) + 1
-        viewed = {prog.root(k) for k in prog.alias}
+        readers, viewed = self._readers()
         gemm = {c.args[-1]: c for c in prog.calls if c.kernel == "mm_blas" and len(c.args) == 3}
         found = {}
         for i, (a, b) in factors.items():

@@ -259,55 +259,38 @@ def _implicit(M, q):
 
 
 @njit(**_JIT)
-def _conv_fwd_implicit(X, Wt, Y, WS, xo, wo, yo, so, M, q):
-    """Y = Conv(X, W) as sum over taps t of W_t (O x C) @ (the padded input grid shifted by t's
-    offset), column block by column block (the block of output stays in cache across taps)."""
+def _conv_implicit_taps(A, ao, Z, zo, Wt, wo, WS, so, M, q, back):
+    """The forward conv (``back`` False: Z = Y from A = X) or its input gradient (True: Z = dX
+    from A = dY) as sums over kernel taps t of GEMMs with the per-tap weights W_t (O x C), column
+    block by column block (the block of Z's grid stays in cache across taps):
+
+    - forward: Ygrid = sum_t W_t @ Xgrid[:, offset_t:] (X placed at the padding);
+    - input gradient: DXgrid = sum_t W_t^T @ DYgrid[:, -offset_t:] (dY at the grid's origin after
+      offmax zeros in front; zeros at every position that is not an output)."""
     N, C, O = M[q], M[q + 1], M[q + 5]
     K, Hp, Wp, S, offmax, big, LB = _implicit(M, q)
-    wt = so
-    xa = so + K * O * C
-    ya = xa + big
-    _conv_taps(Wt, wo, WS, wt, O, C, K, True)
-    for n0 in range(0, N, M[q + 22]):
-        m = min(M[q + 22], N - n0)
-        L = m * S
-        ld = L + offmax
-        _grid(X, xo, WS, xa, ld, 0, C, n0, m, M[q + 2], M[q + 3], M[q + 4], M[q + 15], M[q + 16], M[q + 17],
-              M[q + 2] + 2 * M[q + 15], Hp, Wp, True)
-        for j0 in range(0, L, LB):
-            lb = min(LB, L - j0)
-            for t in range(K):
-                off = _tap_offset(M, q, t, Hp, Wp)
-                _gemm(0, 0, O, lb, C, 1.0, WS, wt + t * O * C, C, WS, xa + j0 + off, ld,
-                      0.0 if t == 0 else 1.0, WS, ya + j0, L)
-        _grid(Y, yo, WS, ya, L, 0, O, n0, m, M[q + 9], M[q + 10], M[q + 11], 0, 0, 0,
-              M[q + 2] + 2 * M[q + 15], Hp, Wp, False)
-
-
-@njit(**_JIT)
-def _conv_bpi_implicit(DY, Wt, DX, WS, dyo, wo, dxo, so, M, q):
-    """DX = sum over taps t of W_t^T @ (the output-gradient grid shifted back by t's offset; it
-    has offmax zeros in front and zeros at every position that is not an output)."""
-    N, C, O = M[q], M[q + 1], M[q + 5]
-    K, Hp, Wp, S, offmax, big, LB = _implicit(M, q)
+    Dp = M[q + 2] + 2 * M[q + 15]
     wt = so
     ga = so + K * O * C
-    xa = ga + big
+    za = ga + big
+    x_side = (C, M[q + 2], M[q + 3], M[q + 4], M[q + 15], M[q + 16], M[q + 17])    # rows, extents, place
+    y_side = (O, M[q + 9], M[q + 10], M[q + 11], 0, 0, 0)
+    src, dst = (y_side, x_side) if back else (x_side, y_side)
+    front = offmax if back else 0
     _conv_taps(Wt, wo, WS, wt, O, C, K, True)
     for n0 in range(0, N, M[q + 22]):
         m = min(M[q + 22], N - n0)
         L = m * S
         ld = L + offmax
-        _grid(DY, dyo, WS, ga, ld, offmax, O, n0, m, M[q + 9], M[q + 10], M[q + 11], 0, 0, 0,
-              M[q + 2] + 2 * M[q + 15], Hp, Wp, True)
+        _grid(A, ao, WS, ga, ld, front, src[0], n0, m, src[1], src[2], src[3], src[4], src[5], src[6],
+              Dp, Hp, Wp, True)
         for j0 in range(0, L, LB):
             lb = min(LB, L - j0)
             for t in range(K):
                 off = _tap_offset(M, q, t, Hp, Wp)
-                _gemm(1, 0, C, lb, O, 1.0, WS, wt + t * O * C, C, WS, ga + offmax - off + j0, ld,
-                      0.0 if t == 0 else 1.0, WS, xa + j0, L)
-        _grid(DX, dxo, WS, xa, L, 0, C, n0, m, M[q + 2], M[q + 3], M[q + 4], M[q + 15], M[q + 16], M[q + 17],
-              M[q + 2] + 2 * M[q + 15], Hp, Wp, False)
+                _gemm(1 if back else 0, 0, dst[0], lb, src[0], 1.0, WS, wt + t * O * C, C, WS,
+                      ga + j0 + (offmax - off if back else off), ld, 0.0 if t == 0 else 1.0, WS, za + j0, L)
+        _grid(Z, zo, WS, za, L, 0, dst[0], n0, m, dst[1], dst[2], dst[3], dst[4], dst[5], dst[6], Dp, Hp, Wp, False)
 
 
 @njit(**_JIT)
@@ -352,7 +335,7 @@ def conv_fwd(X, Wt, Y, WS, M, E, p):
             Y[yo + i] = 0
         return
     if M[q + 23]:
-        _conv_fwd_implicit(X, Wt, Y, WS, xo, wo, yo, so, M, q)
+        _conv_implicit_taps(X, xo, Y, yo, Wt, wo, WS, so, M, q, False)
         return
     direct = _conv_pointwise(M, q)
     ro = so + G * R * nb * P
@@ -422,7 +405,7 @@ def conv_bpi(DY, Wt, DX, WS, M, E, p):
             DX[dxo + i] = 0
         return
     if M[q + 23]:
-        _conv_bpi_implicit(DY, Wt, DX, WS, dyo, wo, dxo, so, M, q)
+        _conv_implicit_taps(DY, dyo, DX, dxo, Wt, wo, WS, so, M, q, True)
         return
     direct = _conv_pointwise(M, q)
     ro = so + G * R * nb * P
