@@ -313,11 +313,11 @@ class Lowering:
         return found
 
     def _gemm_update(self, slot, x, y, s, ta: bool, tb: bool) -> None:
-        def record(env):
-            sx, sy = env.shape(x), env.shape(y)
-            m, k = (sx[1], sx[0]) if ta else sx
-            n = sy[0] if tb else sy[1]
-            return [env.off(x), env.off(y), env.off(s), env.off(slot), m, k, n, int(ta), int(tb)]
+        from .kernels import mm_record
+
+        def record(env):      # mm_record's tail: a_off, b_off, y_off, m, k, n, ta, tb (no batch dims)
+            a_off, b_off, y_off, *mkn_flags = mm_record(env, x, y, slot, ta, tb)[-8:]
+            return [a_off, b_off, env.off(s), y_off, *mkn_flags]
         self.prog.writeback.append(Call("mm_update", (x, y, s, slot), record, 9, self._op))
 
     def _snapshot(self, key, assigned, why: str):
