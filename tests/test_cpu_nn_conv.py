@@ -91,6 +91,24 @@ def test_chunked_im2col_paths(chunk, rng, monkeypatch):
             np.testing.assert_allclose(a, b, **tol(np.float64))
 
 
+@pytest.mark.parametrize("layout", ["batch-minor", "sample-major"])
+@pytest.mark.parametrize("d, case", GRID)
+def test_im2col_layouts_over_chunks(d, case, layout, rng, monkeypatch):
+    """Both im2col column layouts, 5 samples in chunks of 2 (the last chunk of one sample always
+    goes sample-major), every stride, padding, dilation and group case, in float64."""
+    c, o, spatial, kernel, stride, padding, dilation, groups = case
+    monkeypatch.setattr(nn_conv, "MINOR_ROW", 10 ** 9 if layout == "batch-minor" else 0)
+    attrs = _attrs(d, stride, padding, dilation, groups)
+    ys = naive_conv(np.zeros((1, c) + spatial), np.zeros((o, c // groups) + kernel), **attrs).shape
+    attrs = {k: v if k == "groups" or isinstance(v, tuple) else (v,) * d for k, v in attrs.items()}
+    per_sample = c * int(np.prod(kernel)) * int(np.prod(ys[2:]))
+    monkeypatch.setattr(nn_conv, "CHUNK_ELEMENTS", 2 * per_sample + per_sample // 2)
+    geometry = nn_conv._geometry(attrs, (5, c) + spatial, (o, c // groups) + kernel, (5,) + ys[1:])
+    assert geometry[-3:] == [2, 0, int(layout == "batch-minor")]
+    kernels = _check_against_reference_and_naive(d, case, np.float64, 5, rng)[-1]
+    assert kernels == ["conv_bpf", "conv_bpi", "conv_fwd"]
+
+
 @pytest.mark.parametrize("d", [1, 2, 3])
 def test_empty_batch(d, rng):
     c, o, spatial, kernel, stride, padding, dilation, groups = CASES[d][1]
@@ -209,7 +227,8 @@ def test_implicit_gemm_convs_match_naive_loops(d, case, blocks, dtype, rng, monk
     assert nn_conv.implicit(attrs, xs, ws, (n,) + ys[1:])
     geometry = nn_conv._geometry(attrs, xs, ws, (n,) + ys[1:])
     if blocks != "one column block":
-        assert geometry[-1] == 256 and geometry[-2] < n          # really several blocks and chunks
+        nb, block, batch_minor = geometry[-3:]
+        assert block == 256 and nb < n and not batch_minor       # really several blocks and chunks
     x, w, dy, naive, cpu, kernels = _check_against_reference_and_naive(d, full, dtype, n, rng)
     assert kernels == ["conv_bpf", "conv_bpi", "conv_fwd"]
 

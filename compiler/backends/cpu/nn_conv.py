@@ -43,12 +43,13 @@ from typing import List
 
 from .kernels import lowers
 
-CONV_SIZE = 4 + 24
+CONV_SIZE = 4 + 25
 CHUNK_ELEMENTS = 1 << 22      # the im2col columns of one chunk of samples hold at most this many elements
 POINTWISE_POSITIONS = 256     # a pointwise conv with this many outputs per sample skips im2col
 IMPLICIT_MIN_CHANNELS = 16    # implicit GEMM convs: at least this many input and output channels
 IMPLICIT_MAX_WASTE = 1.5      # ... and a padded grid at most this many times the output positions
 BLOCK_ELEMENTS = 1 << 19      # an implicit conv's GEMMs write output blocks of about this many elements
+MINOR_ROW = 16                # im2col output rows shorter than this run batch-minor (see the module doc)
 
 SOURCE = '''
 
@@ -70,10 +71,12 @@ def _conv_range(n_out, k, s, pad, dil, size):
 
 
 @njit(**_JIT)
-def _conv_cols(X, xo, T, to, M, q, n0, m, scatter):
-    """im2col of samples [n0, n0 + m) of X (N, C, D, H, W) at xo into T at to, as rows
-    (c, kd, kh, kw) by columns (sample, od, oh, ow); with scatter, the reverse: X's planes of these
-    samples = col2im(T) (each channel's planes zeroed just before its rows are added)."""
+def _conv_cols(X, xo, T, to, M, q, n0, m, scatter, u):
+    """im2col of samples [n0, n0 + m) into T at to, as rows (c, kd, kh, kw) by m * P columns; with
+    scatter, the reverse: X's planes of these samples = col2im(T) (each channel's planes zeroed just
+    before its rows are added). u == 1: X is (N, C, D, H, W) at xo and the columns are (sample, od,
+    oh, ow); u == m (batch-minor): X is the chunk as (C, D, H, W, m) at xo and the columns are (od,
+    oh, ow, sample), so each position moves u contiguous values (runs of OW * u at stride 1)."""
     C = M[q + 1]
     D = M[q + 2]
     H = M[q + 3]
@@ -90,11 +93,12 @@ def _conv_cols(X, xo, T, to, M, q, n0, m, scatter):
     P = OD * OH * OW
     cols = m * P
     plane = D * H * Wd
+    ms = m if u == 1 else 1
     for c in range(C):
         if scatter:
-            for s in range(m):
-                xb = xo + ((n0 + s) * C + c) * plane
-                for i in range(plane):
+            for s in range(ms):
+                xb = xo + ((n0 + s) * C + c) * plane if u == 1 else xo + c * plane * u
+                for i in range(plane * u):
                     X[np.uint64(xb + i)] = 0
         for kd in range(KD):
             lod, hid, ofd = _conv_range(OD, kd, sd, M[q + 15], M[q + 18], D)
@@ -103,50 +107,73 @@ def _conv_cols(X, xo, T, to, M, q, n0, m, scatter):
                 for kw in range(KW):
                     low, hiw, ofw = _conv_range(OW, kw, sw, M[q + 17], M[q + 20], Wd)
                     row = to + (((c * KD + kd) * KH + kh) * KW + kw) * cols
-                    for s in range(m):
-                        xb = xo + ((n0 + s) * C + c) * plane
+                    for s in range(ms):
+                        xb = xo + ((n0 + s) * C + c) * plane if u == 1 else xo + c * plane * u
                         tb = row + s * P
                         for od in range(OD):
                             for oh in range(OH):
-                                t = tb + (od * OH + oh) * OW
+                                t = tb + (od * OH + oh) * OW * u
                                 if od < lod or od >= hid or oh < loh or oh >= hih:
                                     if not scatter:
-                                        for ow in range(OW):
-                                            T[np.uint64(t + ow)] = 0
+                                        for i in range(OW * u):
+                                            T[np.uint64(t + i)] = 0
                                     continue
-                                xr = xb + ((od * sd + ofd) * H + oh * sh + ofh) * Wd + ofw
+                                xr = xb + (((od * sd + ofd) * H + oh * sh + ofh) * Wd + ofw) * u
                                 if scatter:
-                                    for ow in range(low, hiw):
-                                        X[np.uint64(xr + ow * sw)] += T[np.uint64(t + ow)]
-                                else:
-                                    for ow in range(low):
-                                        T[np.uint64(t + ow)] = 0
                                     if sw == 1:
-                                        for ow in range(low, hiw):
-                                            T[np.uint64(t + ow)] = X[np.uint64(xr + ow)]
+                                        for i in range(low * u, hiw * u):
+                                            X[np.uint64(xr + i)] += T[np.uint64(t + i)]
                                     else:
                                         for ow in range(low, hiw):
-                                            T[np.uint64(t + ow)] = X[np.uint64(xr + ow * sw)]
-                                    for ow in range(hiw, OW):
-                                        T[np.uint64(t + ow)] = 0
+                                            for i in range(u):
+                                                X[np.uint64(xr + ow * sw * u + i)] += T[np.uint64(t + ow * u + i)]
+                                else:
+                                    for i in range(low * u):
+                                        T[np.uint64(t + i)] = 0
+                                    if sw == 1:
+                                        for i in range(low * u, hiw * u):
+                                            T[np.uint64(t + i)] = X[np.uint64(xr + i)]
+                                    else:
+                                        for ow in range(low, hiw):
+                                            for i in range(u):
+                                                T[np.uint64(t + ow * u + i)] = X[np.uint64(xr + ow * sw * u + i)]
+                                    for i in range(hiw * u, OW * u):
+                                        T[np.uint64(t + i)] = 0
 
 
 @njit(**_JIT)
-def _conv_rows(A, ao, B, bo, M, q, n0, m, to_rows):
-    """Between (N, O, P) at ao and the chunk layout (O, m, P) at bo: to_rows copies samples
-    [n0, n0 + m) of A into B, else B's chunk back into A."""
-    O = M[q + 5]
-    P = M[q + 9] * M[q + 10] * M[q + 11]
+def _conv_rows(A, ao, B, bo, O, P, n0, m, to_rows, minor):
+    """Between samples [n0, n0 + m) of A (N, O, P) at ao and the chunk layout at bo: (O, m, P), or
+    (O, P, m) with minor. to_rows copies A's samples into B, else B's chunk back into A."""
+    ss = 1 if minor else P
+    si = m if minor else 1
     for s in range(m):
         for o in range(O):
             a = ao + ((n0 + s) * O + o) * P
-            b = bo + (o * m + s) * P
+            b = bo + o * m * P + s * ss
             if to_rows:
                 for i in range(P):
-                    B[np.uint64(b + i)] = A[np.uint64(a + i)]
+                    B[np.uint64(b + i * si)] = A[np.uint64(a + i)]
             else:
                 for i in range(P):
-                    A[np.uint64(a + i)] = B[np.uint64(b + i)]
+                    A[np.uint64(a + i)] = B[np.uint64(b + i * si)]
+
+
+@njit(**_JIT)
+def _chunk_cols(X, xo, WS, so, xt, M, q, n0, m, minor, direct, scatter):
+    """im2col (with scatter: col2im) between samples [n0, n0 + m) of X and the columns at so:
+    batch-minor through the chunk transposed to (C, *in, m) at xt, or straight; nothing for a
+    pointwise conv of one sample (its GEMMs use X's planes in place)."""
+    C = M[q + 1]
+    plane = M[q + 2] * M[q + 3] * M[q + 4]
+    if minor:
+        if not scatter:
+            _conv_rows(X, xo, WS, xt, C, plane, n0, m, True, True)
+        _conv_cols(WS, xt, WS, so, M, q, n0, m, scatter, m)
+        if scatter:
+            _conv_rows(X, xo, WS, xt, C, plane, n0, m, False, True)
+    elif m > 1 or not direct:
+        _conv_cols(X, xo, WS, so, M, q, n0, m, scatter, 1)
 
 
 @njit(**_JIT)
@@ -339,11 +366,12 @@ def conv_fwd(X, Wt, Y, WS, M, E, p):
         return
     direct = _conv_pointwise(M, q)
     ro = so + G * R * nb * P
+    xt = ro + O * nb * P
     for n0 in range(0, N, nb):
         m = min(nb, N - n0)
         cols = m * P
-        if m > 1 or not direct:
-            _conv_cols(X, xo, WS, so, M, q, n0, m, False)
+        minor = M[q + 24] != 0 and m > 1
+        _chunk_cols(X, xo, WS, so, xt, M, q, n0, m, minor, direct, False)
         for g in range(G):
             t, to = _group_cols(X, xo, WS, so, n0, C, g, R, P, cols, m == 1 and direct)
             if m == 1:
@@ -351,7 +379,7 @@ def conv_fwd(X, Wt, Y, WS, M, E, p):
             else:
                 _gemm(0, 0, Og, cols, R, 1.0, Wt, wo + g * Og * R, R, t, to, cols, 0.0, WS, ro + g * Og * cols, cols)
         if m > 1:
-            _conv_rows(Y, yo, WS, ro, M, q, n0, m, False)
+            _conv_rows(Y, yo, WS, ro, O, P, n0, m, False, minor)
 
 
 @njit(**_JIT)
@@ -375,13 +403,14 @@ def conv_bpf(X, DY, DW, WS, M, E, p):
         return
     direct = _conv_pointwise(M, q)
     ro = so + G * R * nb * P
+    xt = ro + O * nb * P
     for n0 in range(0, N, nb):
         m = min(nb, N - n0)
         cols = m * P
-        if m > 1 or not direct:
-            _conv_cols(X, xo, WS, so, M, q, n0, m, False)
+        minor = M[q + 24] != 0 and m > 1
+        _chunk_cols(X, xo, WS, so, xt, M, q, n0, m, minor, direct, False)
         if m > 1:
-            _conv_rows(DY, dyo, WS, ro, M, q, n0, m, True)
+            _conv_rows(DY, dyo, WS, ro, O, P, n0, m, True, minor)
         for g in range(G):
             t, to = _group_cols(X, xo, WS, so, n0, C, g, R, P, cols, m == 1 and direct)
             d, do = (DY, dyo + (n0 * O + g * Og) * P) if m == 1 else (WS, ro + g * Og * cols)
@@ -409,17 +438,18 @@ def conv_bpi(DY, Wt, DX, WS, M, E, p):
         return
     direct = _conv_pointwise(M, q)
     ro = so + G * R * nb * P
+    xt = ro + O * nb * P
     for n0 in range(0, N, nb):
         m = min(nb, N - n0)
         cols = m * P
+        minor = M[q + 24] != 0 and m > 1
         if m > 1:
-            _conv_rows(DY, dyo, WS, ro, M, q, n0, m, True)
+            _conv_rows(DY, dyo, WS, ro, O, P, n0, m, True, minor)
         for g in range(G):
             t, to = _group_cols(DX, dxo, WS, so, n0, C, g, R, P, cols, m == 1 and direct)
             d, do = (DY, dyo + (n0 * O + g * Og) * P) if m == 1 else (WS, ro + g * Og * cols)
             _gemm(1, 0, R, cols, Og, 1.0, Wt, wo + g * Og * R, R, d, do, cols, 0.0, t, to, cols)
-        if m > 1 or not direct:
-            _conv_cols(DX, dxo, WS, so, M, q, n0, m, True)
+        _chunk_cols(DX, dxo, WS, so, xt, M, q, n0, m, minor, direct, True)
 '''
 
 
@@ -464,9 +494,15 @@ def _implicit_chunk(n: int, per_sample: int) -> int:
     return max(1, -(-n // chunks))
 
 
+def minor(yshape, nb: int) -> bool:
+    """Run im2col batch-minor: chunks of several samples whose output rows are shorter than
+    ``MINOR_ROW`` (per-row overhead would dominate a copy of a few elements)."""
+    return nb > 1 and yshape[-1] < MINOR_ROW
+
+
 def _geometry(attrs: dict, xshape, wshape, yshape) -> List[int]:
-    """N, C, D, H, W, O, KD, KH, KW, OD, OH, OW, stride, padding, dilation, groups, nb, and the
-    column block of an implicit conv (0: im2col)."""
+    """N, C, D, H, W, O, KD, KH, KW, OD, OH, OW, stride, padding, dilation, groups, nb, the column
+    block of an implicit conv (0: im2col) and whether im2col runs batch-minor."""
     n, c = xshape[:2]
     rows = c * math.prod(wshape[2:])
     positions = math.prod(yshape[2:])
@@ -477,21 +513,21 @@ def _geometry(attrs: dict, xshape, wshape, yshape) -> List[int]:
         nb, block = _chunk(n, rows * positions, _pointwise(attrs, wshape[2:]), positions), 0
     return ([n, c] + _as3(xshape[2:], 1) + [wshape[0]] + _as3(wshape[2:], 1) + _as3(yshape[2:], 1)
             + _as3(attrs["stride"], 1) + _as3(attrs["padding"], 0) + _as3(attrs["dilation"], 1)
-            + [attrs["groups"], nb, block])
+            + [attrs["groups"], nb, block, int(not block and minor(yshape, nb))])
 
 
 def _workspace_size(attrs: dict, xshape, wshape, yshape) -> int:
     """im2col: columns (C * prod(K) rows by nb * prod(out)) and the chunk's output rows (O by
     nb * prod(out)); implicit: the per-tap weights and two grids (``_implicit`` in the kernels)."""
     geometry = _geometry(attrs, xshape, wshape, yshape)
-    nb, block = geometry[-2:]
+    nb, block, batch_minor = geometry[-3:]
     c, o, taps = xshape[1], wshape[0], math.prod(wshape[2:])
     if block:
         grid = _as3([d + 2 * q for d, q in zip(xshape[2:], attrs["padding"])], 1)
         g = geometry     # the kernels' _grid_dims
         offmax = ((g[6] - 1) * g[18] * grid[1] + (g[7] - 1) * g[19]) * grid[2] + (g[8] - 1) * g[20]
         return taps * o * c + 2 * max(c, o) * (nb * math.prod(grid) + offmax)
-    return (c * taps + o) * nb * math.prod(yshape[2:])
+    return (c * taps + o) * nb * math.prod(yshape[2:]) + batch_minor * c * nb * math.prod(xshape[2:])
 
 
 def _lower(b, op, kernel: str, inputs, shapes_of, attrs: dict) -> None:
