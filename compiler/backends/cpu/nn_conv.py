@@ -10,6 +10,11 @@ per-group (C/G * prod(K), nb * prod(out)) column matrices, then
 - ``conv_bpi``: cols[g] = W[g]^T @ dY[g], then col2im scatter-adds the columns into dX (each
   (sample, channel) plane zeroed just before, while it is in cache).
 
+*Batch-minor* im2col (``minor()``: output rows shorter than ``MINOR_ROW``, several samples per chunk):
+the chunk is first transposed to (C, *in, m) and the columns are ordered (*out, sample), so each
+column row is built from runs of OW * m contiguous values instead of OW; the chunk's output rows
+come back through the same transpose. LeNet's conv2 (8x8 -> 4x4): each of its kernels ~1.5x faster.
+
 A pointwise conv (1x1(x1) kernel, stride 1, no padding) with at least ``POINTWISE_POSITIONS`` outputs
 per sample runs one sample per chunk and its GEMMs read X / write dX in place: no im2col, no col2im.
 
@@ -33,7 +38,7 @@ stride-1 ``conv_bpi`` as the forward conv of dY with the flipped filter was no f
 
 Record (``CONV_SIZE`` ints): 4 element offsets (the kernel's 2 inputs, output, workspace), then
 N, C, D, H, W, O, KD, KH, KW, OD, OH, OW, stride[3], padding[3], dilation[3], groups, nb, block
-(an implicit conv's column block; 0: im2col). GEMMs go through the library's ``_gemm`` (leading
+(an implicit conv's column block; 0: im2col), batch-minor (0/1). GEMMs go through the library's ``_gemm`` (leading
 dimensions, alpha, beta).
 """
 from __future__ import annotations
