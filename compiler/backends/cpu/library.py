@@ -238,6 +238,13 @@ def loop_kernel(fname: str, n_in: int, n_out: int, body: list, decorate: bool = 
         L += [f"    s{o}0 = M[r{o} + nd - 1]", f"    s{o}1 = M[r{o} + nd]"]
     fast = " and ".join([f"s{o}1 == 1" for o in ys] + [f"0 <= s{o}1 <= 1" for o in xs])
     L += [f"    fast = {fast}"]
+    if n_in:
+        # in place (the plan put Y0 on X0's buffer): the loop then reads x0 through Y0 itself, so
+        # LLVM sees a distance-0 dependence and vectorizes; through X0 its overlap check fails
+        L += ["    alias = fast and X0.ctypes.data == Y0.ctypes.data and sX01 == 1",
+              "    for d in range(nd + 1):",
+              "        if M[rX0 + d] != M[rY0 + d]:",
+              "            alias = False"]
     # a row buffer only for an input broadcast along the inner dim; otherwise an empty view (no allocation)
     L += [f"    T{k} = np.empty(n1, X{k}.dtype) if fast and sX{k}1 == 0 else X{k}[:0]" for k in range(n_in)]
     L += [f"    t{k} = -1" for k in range(n_in)]          # the offset T<k> was last filled from
@@ -262,10 +269,18 @@ def loop_kernel(fname: str, n_in: int, n_out: int, body: list, decorate: bool = 
               f"                    if t{k} != cX{k}:", f"                        v{k} = X{k}[cX{k}]",
               "                        for j in range(n1):", f"                            T{k}[j] = v{k}",
               f"                        t{k} = cX{k}", f"                    S{k} = T{k}", f"                    o{k} = 0"]
-    L += ["                for j in range(n1):"]
-    L += [f"                    x{k} = S{k}[np.uint64(o{k} + j)]" for k in range(n_in)]
-    L += ["                    " + stmt for stmt in body]
-    L += [f"                    Y{k}[np.uint64(cY{k} + j)] = y{k}" for k in range(n_out)]
+    def fast_loop(indent: str, x0: str) -> list:
+        lines = ["for j in range(n1):"]
+        lines += [f"    x{k} = S{k}[np.uint64(o{k} + j)]" for k in range(n_in)]
+        lines[1:2] = [f"    x0 = {x0}"] if n_in else []
+        lines += ["    " + stmt for stmt in body]
+        lines += [f"    Y{k}[np.uint64(cY{k} + j)] = y{k}" for k in range(n_out)]
+        return [indent + line for line in lines]
+    if n_in:
+        L += ["                if alias:"] + fast_loop(" " * 20, "Y0[np.uint64(cY0 + j)]")
+        L += ["                else:"] + fast_loop(" " * 20, "S0[np.uint64(o0 + j)]")
+    else:
+        L += fast_loop(" " * 16, "")
     L += ["            else:", "                for j in range(n1):"]
     L += [f"                    x{k} = X{k}[np.uint64(cX{k} + j * sX{k}1)]" for k in range(n_in)]
     L += ["                    " + stmt for stmt in body]
