@@ -104,7 +104,7 @@ def test_im2col_layouts_over_chunks(d, case, layout, rng, monkeypatch):
     per_sample = c * int(np.prod(kernel)) * int(np.prod(ys[2:]))
     monkeypatch.setattr(nn_conv, "CHUNK_ELEMENTS", 2 * per_sample + per_sample // 2)
     geometry = nn_conv._geometry(attrs, (5, c) + spatial, (o, c // groups) + kernel, (5,) + ys[1:])
-    assert geometry[-3:] == [2, 0, int(layout == "batch-minor")]
+    assert geometry[-5:-2] == [2, 0, int(layout == "batch-minor")]
     kernels = _check_against_reference_and_naive(d, case, np.float64, 5, rng)[-1]
     assert kernels == ["conv_bpf", "conv_bpi", "conv_fwd"]
 
@@ -227,7 +227,7 @@ def test_implicit_gemm_convs_match_naive_loops(d, case, blocks, dtype, rng, monk
     assert nn_conv.implicit(attrs, xs, ws, (n,) + ys[1:])
     geometry = nn_conv._geometry(attrs, xs, ws, (n,) + ys[1:])
     if blocks != "one column block":
-        nb, block, batch_minor = geometry[-3:]
+        nb, block, batch_minor = geometry[-5:-2]
         assert block == 256 and nb < n and not batch_minor       # really several blocks and chunks
     x, w, dy, naive, cpu, kernels = _check_against_reference_and_naive(d, full, dtype, n, rng)
     assert kernels == ["conv_bpf", "conv_bpi", "conv_fwd"]
@@ -240,3 +240,83 @@ def test_implicit_gemm_is_chosen_for_wide_stride_1_convs_only():
     assert not nn_conv.implicit(dict(conv, groups=2), (32, 64, 32, 32), (64, 32, 3, 3), (32, 64, 32, 32))
     assert not nn_conv.implicit(conv, (32, 1, 28, 28), (32, 1, 5, 5), (32, 32, 26, 26))         # one channel
     assert not nn_conv.implicit(dict(conv, padding=(0, 0)), (64, 32, 8, 8), (64, 32, 5, 5), (64, 64, 4, 4))  # 4x waste
+
+
+# -- the conv + bias fusion (nn_conv.fuse_bias) ---------------------------------------------------
+
+def _bias_plan_kernels(fetches, feeds):
+    with sg.Session() as sess:
+        sess.run(sg.global_variables_initializer())
+        return [c.kernel for c in sess.compile(fetches, feeds)._exe.base.prog.calls]
+
+
+BIASED = [  # (C, O, spatial, kernel, padding, n, the conv kernel's path)
+    (3, 4, (5, 6), 3, 1, 3, "batch-minor"), (2, 5, (20, 19), 3, 0, 2, "sample-major"),
+    (4, 3, (17, 16), 1, 0, 2, "pointwise in place"), (16, 16, (10, 12), 3, 1, 2, "implicit"),
+]
+
+
+def _path(attrs, xs, ws, ys) -> str:
+    nb, block, batch_minor = nn_conv._geometry(attrs, xs, ws, ys)[-5:-2]
+    if block:
+        return "implicit"
+    if nb == 1 and nn_conv._pointwise(attrs, ws[2:]):
+        return "pointwise in place"
+    return "batch-minor" if batch_minor else "sample-major"
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("c, o, spatial, kernel, padding, n, path", BIASED)
+def test_conv_with_bias_variable_runs_as_one_kernel_and_trains_like_the_reference(
+        c, o, spatial, kernel, padding, n, path, dtype, rng):
+    """nn.Conv2d's Add of its bias joins the conv kernel (every path of it); the forward value, the
+    gradients and two SGD steps match the reference backend."""
+    attrs = dict(stride=(1, 1), padding=(padding,) * 2, dilation=(1, 1), groups=1)
+    out = tuple(s + 2 * padding - kernel + 1 for s in spatial)
+    assert _path(attrs, (n, c) + spatial, (o, c, kernel, kernel), (n, o) + out) == path
+    x = rng.standard_normal((n, c) + spatial).astype(dtype)
+    X = sg.placeholder(dtype, (None, c) + spatial)
+    conv = sg.nn.Conv2d(c, o, kernel, padding=padding, dtype=sg.float32 if dtype == np.float32 else sg.float64)
+    y = conv(X)
+    loss = sg.reduce_sum(sg.square(sg.relu(y)))
+    train = sg.train.GradientDescentOptimizer(1e-3).minimize(loss)
+    grads = sg.gradients(loss, [conv.weight, conv.bias, X])
+    kernels = _bias_plan_kernels([loss] + grads, [X])
+    assert "conv_fwd" in kernels and "ew_Add" not in kernels
+    init = [rng.standard_normal(v.shape).astype(dtype) for v in (conv.weight, conv.bias)]
+    results = {}
+    for target in ("cpu", "reference"):
+        with sg.Session(target=target) as sess:
+            sess.run([v.assign(a) for v, a in zip((conv.weight, conv.bias), init)])
+            results[target] = [sess.run([y, loss] + grads, {X: x})]
+            for _ in range(2):
+                sess.run(train, {X: x})
+            results[target].append(sess.run([conv.weight, conv.bias]))
+    for got, want in zip(results["cpu"], results["reference"]):
+        for a, b in zip(got, want):     # float32: sums of a few hundred terms, to their rounding
+            scale = float(np.max(np.abs(b))) if dtype == np.float32 else 1.0
+            np.testing.assert_allclose(a, b, rtol=tol(dtype)["rtol"], atol=tol(dtype)["atol"] * scale)
+
+
+def test_bias_is_not_fused_where_the_conv_output_is_read_or_the_bias_is_not_a_channel_vector(rng):
+    x = rng.standard_normal((2, 3, 6, 5)).astype(np.float32)
+    X = sg.placeholder(sg.float32, x.shape)
+    w = sg.Variable(rng.standard_normal((4, 3, 3, 3)).astype(np.float32))
+    per_channel = sg.Variable(rng.standard_normal((4, 1, 1)).astype(np.float32))
+    conv = sg.nn.conv2d(X, w)
+    cases = {
+        "conv output also fetched": ([conv + per_channel, conv], True),
+        "bias along the last axis": ([conv + sg.Variable(rng.standard_normal((3,)).astype(np.float32))], True),
+        "bias computed in the step": ([conv + per_channel * 2.0], True),
+        "fused": ([conv + per_channel], False),
+        "fused, bias first": ([per_channel + conv], False),
+    }
+    for what, (fetches, keeps_add) in cases.items():
+        assert ("ew_Add" in _bias_plan_kernels(fetches, [X])) == keeps_add, what
+        cpu, ref = {}, {}
+        for target, out in (("cpu", cpu), ("reference", ref)):
+            with sg.Session(target=target) as sess:
+                sess.run(sg.global_variables_initializer())
+                out["v"] = sess.run(fetches + [w], {X: x})
+        for a, b in zip(cpu["v"], ref["v"]):
+            np.testing.assert_allclose(a, b, **tol(np.float32))

@@ -76,6 +76,16 @@ def lowers(*types: str):
     return deco
 
 
+CALL_REWRITES: List[Callable] = []
+
+
+def rewrites_calls(fn):
+    """Register ``fn(lowering)``, run on the lowered main calls before the write-back is planned
+    (e.g. to fold a call into the one that produces its input)."""
+    CALL_REWRITES.append(fn)
+    return fn
+
+
 def origin(op: Operation) -> Operation:
     """The user-graph op that ``op`` stands for (passes copy ops and record ``origin``)."""
     return getattr(op, "origin", None) or op

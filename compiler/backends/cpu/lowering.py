@@ -16,7 +16,7 @@ from staticgraph.graph import Operation
 from staticgraph.shapes import fmt
 
 from ...schedule import Schedule
-from .kernels import EW_SIZE, LOWERINGS, Env, View, ew_record
+from .kernels import CALL_REWRITES, EW_SIZE, LOWERINGS, Env, View, ew_record
 
 
 class FusionMismatch(Exception):
@@ -64,6 +64,11 @@ class Call:
     inplace: tuple = ()        # input keys the output may overwrite element for element
     pos: int = 0               # record position in M
     index: int = 0             # time of the call (1-based)
+    n_in: Optional[int] = None      # how many of args are inputs (None: all but the last)
+
+    @property
+    def inputs(self) -> tuple:
+        return self.args[:self.n_in] if self.n_in is not None else self.args[:-1]
 
 
 @dataclass
@@ -128,7 +133,7 @@ class Lowering:
         key = self.write_key(out) if not isinstance(out, (Slot, Scratch)) else out
         extra = tuple(self.write_key(t) if not isinstance(t, (Slot, Scratch)) else t for t in extra)
         self.prog.calls.append(Call(kernel, tuple(inputs) + (key,) + extra, record, size, self._op,
-                                    tuple(inplace)))
+                                    tuple(inplace), n_in=len(inputs)))
 
     def workspace(self, dtype, shape_fn: Callable[[Env], tuple], why: str = "workspace") -> Scratch:
         """A scratch buffer for one call (pass it in ``extra``); ``shape_fn(env)`` gives its shape
@@ -170,7 +175,7 @@ class Lowering:
             views = [env.view(k) for k in outs]
             return ew_record(views[0], [env.view(t) for t in ins], views[1:])
         self.prog.calls.append(Call(name, tuple(ins) + tuple(outs), record, loop_record_size(len(ins) + len(outs)),
-                                    self._op))
+                                    self._op, n_in=len(ins)))
 
     def fill(self, out, value: int) -> None:
         key = self.write_key(out)
@@ -221,6 +226,8 @@ class Lowering:
     def _finish(self) -> None:
         """Snapshots where write-back would clobber a read, then the write-back calls."""
         prog = self.prog
+        for rewrite in CALL_REWRITES:
+            rewrite(self)
         assigned = {var for var, _, _, _ in prog.assigns}
         for t in prog.schedule.fetches:
             prog.dtypes.setdefault(t, t.dtype)
@@ -257,7 +264,7 @@ class Lowering:
         """How many main calls (and fetches) read each key, and the keys some view is taken of."""
         prog = self.prog
         readers: Dict[object, int] = {}
-        for key in [k for c in prog.calls for k in c.args[:-1]] + list(prog.schedule.fetches):
+        for key in [k for c in prog.calls for k in c.inputs] + list(prog.schedule.fetches):
             readers[key] = readers.get(key, 0) + 1
         return readers, {prog.root(k) for k in prog.alias}
 

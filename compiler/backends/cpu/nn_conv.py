@@ -38,7 +38,9 @@ stride-1 ``conv_bpi`` as the forward conv of dY with the flipped filter was no f
 
 Record (``CONV_SIZE`` ints): 4 element offsets (the kernel's 2 inputs, output, workspace), then
 N, C, D, H, W, O, KD, KH, KW, OD, OH, OW, stride[3], padding[3], dilation[3], groups, nb, block
-(an implicit conv's column block; 0: im2col), batch-minor (0/1). GEMMs go through the library's ``_gemm`` (leading
+(an implicit conv's column block; 0: im2col), batch-minor (0/1), then (forward only) whether a
+per-channel bias is added and its offset in the weight's array (``fuse_bias``: a conv followed by
+the Add of a bias vector runs as one kernel). GEMMs go through the library's ``_gemm`` (leading
 dimensions, alpha, beta).
 """
 from __future__ import annotations
@@ -46,9 +48,9 @@ from __future__ import annotations
 import math
 from typing import List
 
-from .kernels import lowers
+from .kernels import lowers, rewrites_calls
 
-CONV_SIZE = 4 + 25
+CONV_SIZE = 4 + 27
 CHUNK_ELEMENTS = 1 << 22      # the im2col columns of one chunk of samples hold at most this many elements
 POINTWISE_POSITIONS = 256     # a pointwise conv with this many outputs per sample skips im2col
 IMPLICIT_MIN_CHANNELS = 16    # implicit GEMM convs: at least this many input and output channels
@@ -179,6 +181,17 @@ def _chunk_cols(X, xo, WS, so, xt, M, q, n0, m, minor, direct, scatter):
             _conv_rows(X, xo, WS, xt, C, plane, n0, m, False, True)
     elif m > 1 or not direct:
         _conv_cols(X, xo, WS, so, M, q, n0, m, scatter, 1)
+
+
+@njit(**_JIT)
+def _conv_bias(Y, yo, Bv, bo, n0, m, O, P):
+    """Y's planes of samples [n0, n0 + m) += the per-channel bias Bv[bo:bo + O] (a fused bias add)."""
+    for s in range(m):
+        for o in range(O):
+            v = Bv[np.uint64(bo + o)]
+            base = yo + ((n0 + s) * O + o) * P
+            for i in range(P):
+                Y[np.uint64(base + i)] += v
 
 
 @njit(**_JIT)
@@ -365,9 +378,14 @@ def conv_fwd(X, Wt, Y, WS, M, E, p):
     if R == 0:
         for i in range(N * O * P):
             Y[yo + i] = 0
+        if M[q + 25]:
+            _conv_bias(Y, yo, Wt, M[q + 26], 0, N, O, P)
         return
+    bias = M[q + 25] != 0      # + the per-channel bias at M[q + 26] of Wt's array (a fused Add)
     if M[q + 23]:
         _conv_implicit_taps(X, xo, Y, yo, Wt, wo, WS, so, M, q, False)
+        if bias:
+            _conv_bias(Y, yo, Wt, M[q + 26], 0, N, O, P)
         return
     direct = _conv_pointwise(M, q)
     ro = so + G * R * nb * P
@@ -385,6 +403,8 @@ def conv_fwd(X, Wt, Y, WS, M, E, p):
                 _gemm(0, 0, Og, cols, R, 1.0, Wt, wo + g * Og * R, R, t, to, cols, 0.0, WS, ro + g * Og * cols, cols)
         if m > 1:
             _conv_rows(Y, yo, WS, ro, O, P, n0, m, False, minor)
+        if bias:
+            _conv_bias(Y, yo, Wt, M[q + 26], n0, m, O, P)
 
 
 @njit(**_JIT)
@@ -518,14 +538,14 @@ def _geometry(attrs: dict, xshape, wshape, yshape) -> List[int]:
         nb, block = _chunk(n, rows * positions, _pointwise(attrs, wshape[2:]), positions), 0
     return ([n, c] + _as3(xshape[2:], 1) + [wshape[0]] + _as3(wshape[2:], 1) + _as3(yshape[2:], 1)
             + _as3(attrs["stride"], 1) + _as3(attrs["padding"], 0) + _as3(attrs["dilation"], 1)
-            + [attrs["groups"], nb, block, int(not block and minor(yshape, nb))])
+            + [attrs["groups"], nb, block, int(not block and minor(yshape, nb)), 0, 0])
 
 
 def _workspace_size(attrs: dict, xshape, wshape, yshape) -> int:
     """im2col: columns (C * prod(K) rows by nb * prod(out)) and the chunk's output rows (O by
     nb * prod(out)); implicit: the per-tap weights and two grids (``_implicit`` in the kernels)."""
     geometry = _geometry(attrs, xshape, wshape, yshape)
-    nb, block, batch_minor = geometry[-3:]
+    nb, block, batch_minor = geometry[-5:-2]
     c, o, taps = xshape[1], wshape[0], math.prod(wshape[2:])
     if block:
         grid = _as3([d + 2 * q for d, q in zip(xshape[2:], attrs["padding"])], 1)
@@ -538,13 +558,19 @@ def _workspace_size(attrs: dict, xshape, wshape, yshape) -> int:
 def _lower(b, op, kernel: str, inputs, shapes_of, attrs: dict) -> None:
     """One conv kernel call. ``shapes_of(env)``: the shapes of the convolution's input, weight and
     (forward) output."""
-    out = op.outputs[0]
     ws = b.workspace(inputs[0].dtype, lambda env: (_workspace_size(attrs, *shapes_of(env)),), "im2col columns")
+    out = op.outputs[0]
+    b.call(kernel, list(inputs), out, _record(attrs, shapes_of, *inputs, b.write_key(out), ws), CONV_SIZE, extra=[ws])
 
+
+def _record(attrs: dict, shapes_of, a, w, out, ws, bias=None):
+    """The record function of a conv kernel call (``bias``: a forward conv's fused bias)."""
     def record(env):
-        offs = [env.off(inputs[0]), env.off(inputs[1]), env.off(b.write_key(out)), env.off(ws)]
-        return offs + _geometry(attrs, *shapes_of(env))
-    b.call(kernel, list(inputs), out, record, CONV_SIZE, extra=[ws])
+        rec = [env.off(a), env.off(w), env.off(out), env.off(ws)] + _geometry(attrs, *shapes_of(env))
+        if bias is not None:
+            rec[-2:] = [1, env.off(bias)]
+        return rec
+    return record
 
 
 @lowers("Conv")
@@ -564,3 +590,41 @@ def _conv_backprop_input(op, b):
 def _conv_backprop_filter(op, b):
     x, dy, w_like = op.inputs
     _lower(b, op, "conv_bpf", [x, dy], lambda env: (env.shape(x), env.shape(w_like), env.shape(dy)), op.attrs)
+
+
+def _channel_vector(bias_shape, y_shape) -> bool:
+    """A bias of static shape ``bias_shape`` adds one value per channel of a conv output of static
+    shape ``y_shape`` (N, O, *spatial): (O, 1, ..., 1), possibly with leading 1s."""
+    if bias_shape is None or y_shape is None or len(bias_shape) > len(y_shape) or y_shape[1] is None:
+        return False
+    full = (1,) * (len(y_shape) - len(bias_shape)) + tuple(bias_shape)
+    return full[0] == 1 and full[1] == y_shape[1] and all(d == 1 for d in full[2:])
+
+
+@rewrites_calls
+def fuse_bias(lowering) -> None:
+    """``Add(conv(x, w), bias)`` with a per-channel bias vector that lives in the weight's array
+    (a layer's variables), where nothing else reads the conv's output: the conv kernel adds the
+    bias to each chunk of its output while it is in cache and writes the Add's output; the Add's
+    call (a pass over the whole output) is dropped. Reads see old values as before: the bias is a
+    variable, and the write-back runs after every main call."""
+    prog = lowering.prog
+    readers, viewed = lowering._readers()
+    adds = {}
+    for call in prog.calls:
+        if call.kernel == "ew_Add" and call.inplace == call.args[:2]:     # plain views of both inputs
+            for i in (0, 1):
+                adds.setdefault(call.args[i], []).append((call, call.args[1 - i]))
+    for conv in [c for c in prog.calls if c.kernel == "conv_fwd"]:
+        w, y = conv.args[1], conv.args[2]
+        if readers.get(y, 0) != 1 or y in viewed or len(adds.get(y, ())) != 1:
+            continue
+        add, bias = adds[y][0]
+        if (bias is y or not _channel_vector(getattr(bias, "shape", None), getattr(y, "shape", None))
+                or prog.space(bias) != "S" or prog.array_name(bias) != prog.array_name(w)):
+            continue
+        x, out, ws = conv.args[0], add.args[-1], conv.args[3]
+        shapes_of = lambda env, x=x, w=w, y=y: (env.shape(x), env.shape(w), env.shape(y))   # noqa: E731
+        conv.record = _record(conv.op.attrs, shapes_of, x, w, out, ws, bias)
+        conv.args = (x, w, out, ws)
+        prog.calls.remove(add)
