@@ -252,7 +252,7 @@ def _bias_plan_kernels(fetches, feeds):
 
 BIASED = [  # (C, O, spatial, kernel, padding, n, the conv kernel's path)
     (3, 4, (5, 6), 3, 1, 3, "batch-minor"), (2, 5, (20, 19), 3, 0, 2, "sample-major"),
-    (4, 3, (17, 16), 1, 0, 2, "pointwise in place"), (16, 16, (10, 12), 3, 1, 2, "implicit"),
+    (4, 3, (17, 16), 1, 0, 2, "pointwise in place"), (16, 16, (20, 22), 5, 2, 2, "implicit"),
 ]
 
 

@@ -48,6 +48,7 @@ from __future__ import annotations
 import math
 from typing import List
 
+from . import nn_winograd
 from .kernels import lowers, rewrites_calls
 
 CONV_SIZE = 4 + 27
@@ -577,19 +578,28 @@ def _record(attrs: dict, shapes_of, a, w, out, ws, bias=None):
 def _conv(op, b):
     x, w = op.inputs
     y = op.outputs[0]
-    _lower(b, op, "conv_fwd", [x, w], lambda env: (env.shape(x), env.shape(w), env.shape(y)), op.attrs)
+    shapes_of = lambda env: (env.shape(x), env.shape(w), env.shape(y))
+    if nn_winograd.applies(op.attrs, w.shape, x.dtype):
+        return nn_winograd.lower(b, op, "wino_fwd", [x, w], shapes_of, op.attrs)
+    _lower(b, op, "conv_fwd", [x, w], shapes_of, op.attrs)
 
 
 @lowers("ConvBackpropInput")
 def _conv_backprop_input(op, b):
     dy, w, x_like = op.inputs
-    _lower(b, op, "conv_bpi", [dy, w], lambda env: (env.shape(x_like), env.shape(w), env.shape(dy)), op.attrs)
+    shapes_of = lambda env: (env.shape(x_like), env.shape(w), env.shape(dy))
+    if nn_winograd.applies(op.attrs, w.shape, dy.dtype):
+        return nn_winograd.lower(b, op, "wino_bpi", [dy, w], shapes_of, op.attrs)
+    _lower(b, op, "conv_bpi", [dy, w], shapes_of, op.attrs)
 
 
 @lowers("ConvBackpropFilter")
 def _conv_backprop_filter(op, b):
     x, dy, w_like = op.inputs
-    _lower(b, op, "conv_bpf", [x, dy], lambda env: (env.shape(x), env.shape(w_like), env.shape(dy)), op.attrs)
+    shapes_of = lambda env: (env.shape(x), env.shape(w_like), env.shape(dy))
+    if nn_winograd.applies(op.attrs, w_like.shape, x.dtype):
+        return nn_winograd.lower(b, op, "wino_bpf", [x, dy], shapes_of, op.attrs)
+    _lower(b, op, "conv_bpf", [x, dy], shapes_of, op.attrs)
 
 
 def _channel_vector(bias_shape, y_shape) -> bool:

@@ -1,0 +1,165 @@
+"""The Winograd F(2x2, 3x3) cpu kernels (wino_fwd, wino_bpi, wino_bpf): which convs a plan runs
+with them, and their results against naive loops, the reference backend and the adjoint identities
+on odd sizes, H != W, paddings 0-2, odd batches, several tile blocks, float32 and float64; a batch
+size change in one plan; and the kernels run as Python under NUMBA_DISABLE_JIT."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import compiler.backends.cpu.nn_winograd as nn_winograd
+import staticgraph as sg
+from helpers import run_cpu_and_reference
+from test_nn_conv import naive_conv
+
+ROOT = Path(__file__).resolve().parent.parent
+K = nn_winograd.MIN_CHANNELS
+CONV = dict(stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1)
+# relative to the magnitude of the terms (the same sums over |x|, |w|, |dy|): float64 near its
+# rounding; float32 at F(2,3)'s (the transforms add up to 4 x 4 and 3 x 3 terms per value)
+REL = {np.float64: 1e-10, np.float32: 2e-5}
+
+
+def _graph(n, c, o, h, w, pad, dtype, batch=None):
+    X = sg.placeholder(dtype, (batch if batch is not None else n, c, h, w))
+    W = sg.placeholder(dtype, (o, c, 3, 3))
+    y = sg.nn.conv2d(X, W, padding=pad)
+    DY = sg.placeholder(dtype, (batch if batch is not None else n, o) + tuple(y.shape[2:]))
+    gx, gw = sg.gradients(y, [X, W], grad_ys=DY)
+    return (X, W, DY), [y, gx, gw]
+
+
+def _kernels(fetches, feeds):
+    """The kernels the cpu plan calls (lowered only: the reference warm-up leaves them uncompiled)."""
+    os.environ["STATICGRAPH_WARMUP"], before = "reference", os.environ.get("STATICGRAPH_WARMUP")
+    try:
+        with sg.Session() as sess:
+            return sorted(c.kernel for c in sess.compile(fetches, list(feeds))._exe.base.prog.calls)
+    finally:
+        if before is None:
+            del os.environ["STATICGRAPH_WARMUP"]
+        else:
+            os.environ["STATICGRAPH_WARMUP"] = before
+
+
+
+def _check(rng, n, c, o, h, w, pad, dtype):
+    """cpu forward and both gradients vs the reference backend (and the forward vs naive loops),
+    within REL of the terms' magnitude; both gradients pinned by the adjoint identities."""
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    wt = rng.standard_normal((o, c, 3, 3)).astype(dtype)
+    naive = naive_conv(x.astype(np.float64), wt.astype(np.float64), padding=pad)
+    dy = rng.standard_normal(naive.shape).astype(dtype)
+    feeds, fetches = _graph(n, c, o, h, w, pad, dtype)
+    assert _kernels(fetches, feeds) == ["wino_bpf", "wino_bpi", "wino_fwd"]
+    cpu, ref = run_cpu_and_reference(fetches, dict(zip(feeds, (x, wt, dy))))
+    with sg.Session(target="reference") as sess:        # the terms' magnitudes
+        mags = sess.run(fetches, dict(zip(feeds, (np.abs(x).astype(np.float64), np.abs(wt).astype(np.float64),
+                                                  np.abs(dy).astype(np.float64)))))
+    for got, want, mag in zip(cpu, ref, mags):
+        assert got.dtype == dtype and got.shape == want.shape
+        assert np.all(np.abs(got.astype(np.float64) - want) <= REL[dtype] * (mag + 1e-300)), \
+            float(np.max(np.abs(got - want) / (mag + 1e-300)))
+    assert np.all(np.abs(cpu[0] - naive) <= REL[dtype] * (mags[0] + 1e-300))
+    lhs = float(np.sum(dy.astype(np.float64) * naive))
+    scale = float(np.sum(np.abs(dy.astype(np.float64)) * mags[0]))
+    for grad, operand in ((cpu[1], x), (cpu[2], wt)):
+        np.testing.assert_allclose(np.sum(grad.astype(np.float64) * operand), lhs, rtol=0, atol=REL[dtype] * scale)
+
+
+def test_chooser_takes_3x3_stride_1_convs_with_enough_channels():
+    assert nn_winograd.applies(CONV, (K, K, 3, 3), np.float32)
+    assert nn_winograd.applies(dict(CONV, padding=(0, 2)), (64, 64, 3, 3), np.float64)
+    assert not nn_winograd.applies(CONV, (K - 1, K, 3, 3), np.float32)      # too few output channels
+    assert not nn_winograd.applies(CONV, (K, K - 1, 3, 3), np.float32)      # too few input channels
+    assert not nn_winograd.applies(dict(CONV, stride=(2, 1)), (K, K, 3, 3), np.float32)
+    assert not nn_winograd.applies(dict(CONV, dilation=(1, 2)), (K, K, 3, 3), np.float32)
+    assert not nn_winograd.applies(dict(CONV, groups=2), (K, K // 2, 3, 3), np.float32)
+    assert not nn_winograd.applies(CONV, (K, K, 5, 5), np.float32)
+    assert not nn_winograd.applies(CONV, (K, K, 3, 1), np.float32)
+    assert not nn_winograd.applies(dict(CONV, stride=(1,), padding=(1,), dilation=(1,)), (K, K, 3), np.float32)
+    assert not nn_winograd.applies(CONV, (None, K, 3, 3), np.float32)        # no static weight shape
+    assert not nn_winograd.applies(CONV, (K, K, 3, 3), np.float16)
+
+
+def test_plans_use_winograd_only_where_it_applies():
+    feeds, fetches = _graph(2, K, K, 6, 5, 1, np.float32)
+    assert _kernels(fetches, feeds) == ["wino_bpf", "wino_bpi", "wino_fwd"]
+    sg.reset_default_graph()
+    feeds, fetches = _graph(2, K - 1, K, 6, 5, 1, np.float32)
+    assert _kernels(fetches, feeds) == ["conv_bpf", "conv_bpi", "conv_fwd"]
+    sg.reset_default_graph()
+    X = sg.placeholder(np.float32, (2, K, 7, 7))
+    W = sg.placeholder(np.float32, (K, K, 3, 3))
+    y = sg.nn.conv2d(X, W, stride=2, padding=1)
+    assert _kernels([y], [X, W]) == ["conv_fwd"]
+
+
+SHAPES = [  # n, c, o, h, w, pad
+    (1, K, K, 1, 1, 1), (3, K, K + 3, 2, 3, 1), (2, K + 1, K, 5, 7, 0), (1, K, K, 13, 5, 2),
+    (5, K, K, 3, 13, 2), (2, K, K, 7, 2, 1), (3, K + 2, K + 1, 6, 9, 1),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "n%d-c%d-o%d-%dx%d-p%d" % s)
+def test_winograd_matches_reference_and_naive(shape, dtype, rng):
+    _check(rng, *shape, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_several_tile_blocks(dtype, rng, monkeypatch):
+    """One tile row per block (blocks straddle samples), and blocks of a few rows."""
+    for tiles in (1, 9):
+        monkeypatch.setattr(nn_winograd, "BLOCK_TILES", tiles)
+        assert nn_winograd._rows_per_block(3, 7, 5) == max(1, tiles // 4)
+        _check(rng, 3, K, K + 1, 7, 5, 1, dtype)
+        sg.reset_default_graph()
+
+
+def test_new_batch_size_in_the_same_plan(rng):
+    """The record and workspace follow the fed batch size (one plan, two shape signatures)."""
+    c, o, h, w = K, K, 5, 6
+    feeds, fetches = _graph(None, c, o, h, w, 1, np.float64, batch=None)
+    wt = rng.standard_normal((o, c, 3, 3))
+    with sg.Session() as sess:
+        plan = sess.compile(fetches, list(feeds))
+        for n in (3, 1, 4):
+            x = rng.standard_normal((n, c, h, w))
+            dy = rng.standard_normal((n, o, h, w))
+            got = plan(x, wt, dy)
+            with sg.Session(target="reference") as ref:
+                want = ref.run(fetches, dict(zip(feeds, (x, wt, dy))))
+            for a, b in zip(got, want):
+                np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10 * np.abs(b).max())
+
+
+SCRIPT = r'''
+import numpy as np, staticgraph as sg
+rng = np.random.default_rng(%d)
+x = rng.standard_normal((2, 16, 3, 5)); w = rng.standard_normal((16, 16, 3, 3))
+X = sg.placeholder(sg.float64, x.shape); W = sg.placeholder(sg.float64, w.shape)
+y = sg.nn.conv2d(X, W, padding=1)
+dy = rng.standard_normal(y.shape)
+gx, gw = sg.gradients(y, [X, W], grad_ys=dy)
+out = {}
+for target in ("cpu", "reference"):
+    with sg.Session(target=target) as s:
+        out[target] = s.run([y, gx, gw], {X: x, W: w})
+        if target == "cpu":
+            kernels = sorted(c.kernel for c in s.compile([y, gx, gw], [X, W])._exe.base.prog.calls)
+assert kernels == ["wino_bpf", "wino_bpi", "wino_fwd"], kernels
+for a, b in zip(out["cpu"], out["reference"]):
+    assert np.allclose(a, b, rtol=1e-10, atol=1e-10 * np.abs(b).max()), np.abs(a - b).max()
+print("ok")
+'''
+
+
+def test_kernels_run_as_python_without_jit(tmp_path, rng):
+    env = {**os.environ, "NUMBA_DISABLE_JIT": "1", "STATICGRAPH_CACHE_DIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", SCRIPT % int(rng.integers(1 << 30))], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
