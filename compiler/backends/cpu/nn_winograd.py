@@ -371,6 +371,41 @@ def _wino_layout(M, p):
 
 
 @njit(**_JIT)
+def _wino_blocks(A, ao, B, bo_, Z, zo, WS, M, p, direction):
+    """The block loop of the three kernels, their GEMMs on at most ``__THREADS__`` BLAS threads:
+    direction 0 (forward: A = X, Z = Y), 1 (input gradient: A = dY, Z = dX) or 2 (filter
+    gradient: A = X, B = dY; dU accumulates over blocks in U's place)."""
+    _, _, _, q, uo, vo, mo, bo = _wino_layout(M, p)
+    N, C, H, Wd, O, OH, OW, ph, pw, rb, TH, TW, Wp = _wino_dims(M, q)
+    nt = _wino_get_threads()
+    if nt > __THREADS__:
+        _wino_set_threads(__THREADS__)
+    for r0 in range(0, N * TH, rb):
+        nr = min(rb, N * TH - r0)
+        tb = nr * (TW + 1)
+        if direction != 1:
+            _wino_tiles_in(A, ao, WS, vo, bo, M, q, r0, nr)
+        if direction == 1:
+            _wino_grad_tiles(A, ao, WS, mo, bo, M, q, r0, nr)
+        elif direction == 2:
+            _wino_grad_tiles(B, bo_, WS, mo, bo, M, q, r0, nr)
+        for xi in range(16):
+            u, v, m = uo + xi * O * C, vo + xi * C * tb, mo + xi * O * tb
+            if direction == 0:
+                _gemm(0, 0, O, tb, C, 1.0, WS, u, C, WS, v, tb, 0.0, WS, m, tb)
+            elif direction == 1:
+                _gemm(1, 0, C, tb, O, 1.0, WS, u, C, WS, m, tb, 0.0, WS, v, tb)
+            else:
+                _gemm(0, 1, O, C, tb, 1.0, WS, m, tb, WS, v, tb, 0.0 if r0 == 0 else 1.0, WS, u, C)
+        if direction == 0:
+            _wino_tiles_out(Z, zo, WS, mo, bo, M, q, r0, nr)
+        elif direction == 1:
+            _wino_scatter(Z, zo, WS, vo, bo, M, q, r0, nr)
+    if nt > __THREADS__:
+        _wino_set_threads(nt)
+
+
+@njit(**_JIT)
 def wino_fwd(X, Wt, Y, WS, M, E, p):
     """Y (N, O, OH, OW) = Conv(X, W) for a 3x3 filter, stride 1, by Winograd F(2x2, 3x3)."""
     xo, wo, yo, q, uo, vo, mo, bo = _wino_layout(M, p)
@@ -378,18 +413,7 @@ def wino_fwd(X, Wt, Y, WS, M, E, p):
     if N * TH * TW == 0:
         return
     _wino_weights(Wt, wo, WS, uo, O, C)
-    nt = _wino_get_threads()
-    if nt > __THREADS__:
-        _wino_set_threads(__THREADS__)
-    for r0 in range(0, N * TH, rb):
-        nr = min(rb, N * TH - r0)
-        tb = nr * (TW + 1)
-        _wino_tiles_in(X, xo, WS, vo, bo, M, q, r0, nr)
-        for xi in range(16):
-            _gemm(0, 0, O, tb, C, 1.0, WS, uo + xi * O * C, C, WS, vo + xi * C * tb, tb, 0.0, WS, mo + xi * O * tb, tb)
-        _wino_tiles_out(Y, yo, WS, mo, bo, M, q, r0, nr)
-    if nt > __THREADS__:
-        _wino_set_threads(nt)
+    _wino_blocks(X, xo, X, xo, Y, yo, WS, M, p, 0)
 
 
 @njit(**_JIT)
@@ -402,18 +426,7 @@ def wino_bpi(DY, Wt, DX, WS, M, E, p):
             DX[dxo + i] = 0
         return
     _wino_weights(Wt, wo, WS, uo, O, C)
-    nt = _wino_get_threads()
-    if nt > __THREADS__:
-        _wino_set_threads(__THREADS__)
-    for r0 in range(0, N * TH, rb):
-        nr = min(rb, N * TH - r0)
-        tb = nr * (TW + 1)
-        _wino_grad_tiles(DY, dyo, WS, mo, bo, M, q, r0, nr)
-        for xi in range(16):
-            _gemm(1, 0, C, tb, O, 1.0, WS, uo + xi * O * C, C, WS, mo + xi * O * tb, tb, 0.0, WS, vo + xi * C * tb, tb)
-        _wino_scatter(DX, dxo, WS, vo, bo, M, q, r0, nr)
-    if nt > __THREADS__:
-        _wino_set_threads(nt)
+    _wino_blocks(DY, dyo, DY, dyo, DX, dxo, WS, M, p, 1)
 
 
 @njit(**_JIT)
@@ -426,19 +439,7 @@ def wino_bpf(X, DY, DW, WS, M, E, p):
         for i in range(O * C * 9):
             DW[dwo + i] = 0
         return
-    nt = _wino_get_threads()
-    if nt > __THREADS__:
-        _wino_set_threads(__THREADS__)
-    for r0 in range(0, N * TH, rb):
-        nr = min(rb, N * TH - r0)
-        tb = nr * (TW + 1)
-        _wino_tiles_in(X, xo, WS, vo, bo, M, q, r0, nr)
-        _wino_grad_tiles(DY, dyo, WS, mo, bo, M, q, r0, nr)
-        for xi in range(16):
-            _gemm(0, 1, O, C, tb, 1.0, WS, mo + xi * O * tb, tb, WS, vo + xi * C * tb, tb,
-                  0.0 if r0 == 0 else 1.0, WS, uo + xi * O * C, C)
-    if nt > __THREADS__:
-        _wino_set_threads(nt)
+    _wino_blocks(X, xo, DY, dyo, X, xo, WS, M, p, 2)
     _wino_filter_back(DW, dwo, WS, uo, O, C)
 '''
 
