@@ -70,6 +70,20 @@ def _check(rng, n, c, o, h, w, pad, dtype):
         np.testing.assert_allclose(np.sum(grad.astype(np.float64) * operand), lhs, rtol=0, atol=REL[dtype] * scale)
 
 
+@pytest.fixture(autouse=True)
+def _any_width(monkeypatch):
+    """The correctness tests run Winograd on planes of every width, down to 1."""
+    monkeypatch.setattr(nn_winograd, "MIN_WIDTH", 1)
+
+
+def test_chooser_skips_narrow_planes(monkeypatch):
+    monkeypatch.setattr(nn_winograd, "MIN_WIDTH", 8)
+    assert nn_winograd.applies(CONV, (K, K, 3, 3), np.float32, (None, K, 32, 8))       # pad 1: 8 wide
+    assert not nn_winograd.applies(CONV, (K, K, 3, 3), np.float32, (None, K, 32, 7))
+    assert not nn_winograd.applies(CONV, (K, K, 3, 3), np.float32, (None, K, 32, None))  # width unknown
+    assert not nn_winograd.applies(CONV, (K, K, 3, 3), np.float32, (None, K, 4, 4))      # the demo's conv2
+
+
 def test_chooser_takes_3x3_stride_1_convs_with_enough_channels():
     assert nn_winograd.applies(CONV, (K, K, 3, 3), np.float32)
     assert nn_winograd.applies(dict(CONV, padding=(0, 2)), (64, 64, 3, 3), np.float64)
@@ -139,6 +153,8 @@ def test_new_batch_size_in_the_same_plan(rng):
 
 SCRIPT = r'''
 import numpy as np, staticgraph as sg
+from compiler.backends.cpu import nn_winograd
+nn_winograd.MIN_WIDTH = 1       # odd, narrow planes (as in the in-process tests)
 rng = np.random.default_rng(%d)
 x = rng.standard_normal((2, 16, 3, 5)); w = rng.standard_normal((16, 16, 3, 3))
 X = sg.placeholder(sg.float64, x.shape); W = sg.placeholder(sg.float64, w.shape)

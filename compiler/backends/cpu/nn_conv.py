@@ -580,7 +580,7 @@ def _conv(op, b):
     x, w = op.inputs
     y = op.outputs[0]
     shapes_of = lambda env: (env.shape(x), env.shape(w), env.shape(y))
-    if nn_winograd.applies(op.attrs, w.shape, x.dtype):
+    if nn_winograd.applies(op.attrs, w.shape, x.dtype, x.shape):
         return nn_winograd.lower(b, op, "wino_fwd", [x, w], shapes_of, op.attrs)
     _lower(b, op, "conv_fwd", [x, w], shapes_of, op.attrs)
 
@@ -589,7 +589,7 @@ def _conv(op, b):
 def _conv_backprop_input(op, b):
     dy, w, x_like = op.inputs
     shapes_of = lambda env: (env.shape(x_like), env.shape(w), env.shape(dy))
-    if nn_winograd.applies(op.attrs, w.shape, dy.dtype):
+    if nn_winograd.applies(op.attrs, w.shape, dy.dtype, x_like.shape):
         return nn_winograd.lower(b, op, "wino_bpi", [dy, w], shapes_of, op.attrs)
     _lower(b, op, "conv_bpi", [dy, w], shapes_of, op.attrs)
 
@@ -598,7 +598,7 @@ def _conv_backprop_input(op, b):
 def _conv_backprop_filter(op, b):
     x, dy, w_like = op.inputs
     shapes_of = lambda env: (env.shape(x), env.shape(w_like), env.shape(dy))
-    if nn_winograd.applies(op.attrs, w_like.shape, x.dtype):
+    if nn_winograd.applies(op.attrs, w_like.shape, x.dtype, x.shape):
         return nn_winograd.lower(b, op, "wino_bpf", [x, dy], shapes_of, op.attrs)
     _lower(b, op, "conv_bpf", [x, dy], shapes_of, op.attrs)
 

@@ -39,6 +39,8 @@ import numpy as np
 
 WINO_SIZE = 4 + 10
 MIN_CHANNELS = 16       # input and output channels at least this: the 16 GEMMs pay for the transforms
+MIN_WIDTH = 8           # output planes at least this wide (a tile row: W/2 tiles + 1 spare; not measured
+                        # below conv_block's 32: the demo's 4x4 planes keep im2col, and its compiles)
 BLOCK_TILES = 512       # tiles per block (whole tile rows, at least one; measured: 256 - 1024 on conv_block)
 # The kernels' GEMMs run on this many BLAS threads at most: 16 GEMMs per block synchronise OpenBLAS's
 # threads hundreds of times a call, and on a busy machine each wait for a descheduled worker costs
@@ -457,16 +459,19 @@ SOURCE = _source()
 
 # -- lowering side ---------------------------------------------------------------------------------
 
-def applies(attrs: dict, wshape, dtype) -> bool:
+def applies(attrs: dict, wshape, dtype, xshape=None) -> bool:
     """Winograd F(2x2, 3x3) serves this conv: 2-d, a static 3x3 filter of at least ``MIN_CHANNELS``
-    input and output channels, stride 1, dilation 1, one group, float32 or float64 (any padding).
-    ``STATICGRAPH_WINOGRAD=0`` turns it off."""
+    input and output channels, stride 1, dilation 1, one group, float32 or float64 (any padding),
+    and (given the input's static shape ``xshape``) an output at least ``MIN_WIDTH`` wide: narrow
+    planes waste the spare tile column and the GEMMs get short. ``STATICGRAPH_WINOGRAD=0`` turns it off."""
     if os.environ.get("STATICGRAPH_WINOGRAD", "1") == "0":      # off: the generic conv kernels (A/B timing)
         return False
     wshape = tuple(wshape) if wshape is not None else ()
     if len(wshape) != 4 or any(d is None for d in wshape) or tuple(wshape[2:]) != (3, 3):
         return False
     if attrs["groups"] != 1 or any(s != 1 for s in attrs["stride"]) or any(d != 1 for d in attrs["dilation"]):
+        return False
+    if xshape is not None and (len(xshape) != 4 or xshape[3] is None or xshape[3] + 2 * attrs["padding"][1] - 2 < MIN_WIDTH):
         return False
     return np.dtype(dtype) in (np.float32, np.float64) and min(wshape[:2]) >= MIN_CHANNELS
 
