@@ -304,10 +304,12 @@ def test_bias_is_not_fused_where_the_conv_output_is_read_or_the_bias_is_not_a_ch
     w = sg.Variable(rng.standard_normal((4, 3, 3, 3)).astype(np.float32))
     per_channel = sg.Variable(rng.standard_normal((4, 1, 1)).astype(np.float32))
     conv = sg.nn.conv2d(X, w)
+    out_var = sg.Variable(np.zeros((2, 4, 4, 3), np.float32))
     cases = {
         "conv output also fetched": ([conv + per_channel, conv], True),
         "bias along the last axis": ([conv + sg.Variable(rng.standard_normal((3,)).astype(np.float32))], True),
         "bias computed in the step": ([conv + per_channel * 2.0], True),
+        "conv output also assigned": ([conv + per_channel, sg.assign(out_var, conv)], True),
         "fused": ([conv + per_channel], False),
         "fused, bias first": ([per_channel + conv], False),
     }
@@ -317,6 +319,6 @@ def test_bias_is_not_fused_where_the_conv_output_is_read_or_the_bias_is_not_a_ch
         for target, out in (("cpu", cpu), ("reference", ref)):
             with sg.Session(target=target) as sess:
                 sess.run(sg.global_variables_initializer())
-                out["v"] = sess.run(fetches + [w], {X: x})
+                out["v"] = [v for v in sess.run(fetches + [w], {X: x}) if v is not None] + [sess.run(out_var)]
         for a, b in zip(cpu["v"], ref["v"]):
             np.testing.assert_allclose(a, b, **tol(np.float32))

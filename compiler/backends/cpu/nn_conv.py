@@ -621,6 +621,7 @@ def fuse_bias(lowering) -> None:
     variable, and the write-back runs after every main call."""
     prog = lowering.prog
     readers, viewed = lowering._readers()
+    assigned = {value for _, value, _, _ in prog.assigns}      # read by the write-back
     adds = {}
     for call in prog.calls:
         if call.kernel == "ew_Add" and call.inplace == call.args[:2]:     # plain views of both inputs
@@ -628,7 +629,7 @@ def fuse_bias(lowering) -> None:
                 adds.setdefault(call.args[i], []).append((call, call.args[1 - i]))
     for conv in [c for c in prog.calls if c.kernel == "conv_fwd"]:
         w, y = conv.args[1], conv.args[2]
-        if readers.get(y, 0) != 1 or y in viewed or len(adds.get(y, ())) != 1:
+        if readers.get(y, 0) != 1 or y in viewed or y in assigned or len(adds.get(y, ())) != 1:
             continue
         add, bias = adds[y][0]
         if (bias is y or not _channel_vector(getattr(bias, "shape", None), getattr(y, "shape", None))
