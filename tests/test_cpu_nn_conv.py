@@ -72,10 +72,13 @@ def test_forward_and_both_gradients_match_reference_and_naive(d, case, dtype, rn
     np.testing.assert_allclose(np.sum(cpu[2] * w64), lhs, rtol=0, atol=atol)
 
 
+@pytest.mark.parametrize("workers", [1, 3])
 @pytest.mark.parametrize("chunk", [1, 3, 7])
-def test_chunked_im2col_paths(chunk, rng, monkeypatch):
+def test_chunked_im2col_paths(chunk, workers, rng, monkeypatch):
     """7 samples in chunks of 1, of 3 (3 + 3 + 1: the last one goes straight to the output) and
-    all at once, with small and larger outputs, groups, padding and stride."""
+    all at once, with small and larger outputs, groups, padding and stride; on one worker, and on
+    three (chunks t, t + 3, ... on worker t: uneven shares; the filter gradient's partial sums)."""
+    monkeypatch.setenv("STATICGRAPH_KERNEL_THREADS", str(workers))
     for spatial, kernel, padding, groups in (((6, 5), (3, 2), 1, 2), ((17, 16), (3, 3), 1, 1)):
         sg.reset_default_graph()
         x = rng.standard_normal((7, 4) + spatial)
@@ -84,27 +87,31 @@ def test_chunked_im2col_paths(chunk, rng, monkeypatch):
         dy = rng.standard_normal(naive_conv(x, w, **attrs).shape)
         per_sample = 4 * int(np.prod(kernel)) * dy[0, 0].size
         monkeypatch.setattr(nn_conv, "CHUNK_ELEMENTS", chunk * per_sample + per_sample // 2)
-        assert nn_conv._chunk(7, per_sample) == chunk
+        assert nn_conv._chunk(7, per_sample, 1) == chunk
+        nb = nn_conv._chunk(7, per_sample, workers)
+        assert nb <= chunk and -(-7 // nb) >= workers          # fits, and a chunk for every worker
         (X, W, DY), fetches = _conv_and_grads(2, x, w, dy, **attrs)
         cpu, ref = run_cpu_and_reference(fetches, {X: x, W: w, DY: dy})
         for a, b in zip(cpu, ref):
             np.testing.assert_allclose(a, b, **tol(np.float64))
 
 
-@pytest.mark.parametrize("layout", ["batch-minor", "sample-major"])
+@pytest.mark.parametrize("layout", ["batch-minor", "sample-major", "one sample"])
 @pytest.mark.parametrize("d, case", GRID)
 def test_im2col_layouts_over_chunks(d, case, layout, rng, monkeypatch):
     """Both im2col column layouts, 5 samples in chunks of 2 (the last chunk of one sample always
-    goes sample-major), every stride, padding, dilation and group case, in float64."""
+    goes sample-major), and one sample per chunk (GEMMs on the operands' planes in place), every
+    stride, padding, dilation and group case, in float64 (on the default workers)."""
     c, o, spatial, kernel, stride, padding, dilation, groups = case
     monkeypatch.setattr(nn_conv, "MINOR_ROW", 10 ** 9 if layout == "batch-minor" else 0)
+    monkeypatch.setattr(nn_conv, "SAMPLE_COLUMNS", 1 if layout == "one sample" else 10 ** 9)
     attrs = _attrs(d, stride, padding, dilation, groups)
     ys = naive_conv(np.zeros((1, c) + spatial), np.zeros((o, c // groups) + kernel), **attrs).shape
     attrs = {k: v if k == "groups" or isinstance(v, tuple) else (v,) * d for k, v in attrs.items()}
     per_sample = c * int(np.prod(kernel)) * int(np.prod(ys[2:]))
     monkeypatch.setattr(nn_conv, "CHUNK_ELEMENTS", 2 * per_sample + per_sample // 2)
     geometry = nn_conv._geometry(attrs, (5, c) + spatial, (o, c // groups) + kernel, (5,) + ys[1:])
-    assert geometry[-5:-2] == [2, 0, int(layout == "batch-minor")]
+    assert geometry[-7:-4] == [1 if layout == "one sample" else 2, 0, int(layout == "batch-minor")]
     kernels = _check_against_reference_and_naive(d, case, np.float64, 5, rng)[-1]
     assert kernels == ["conv_bpf", "conv_bpi", "conv_fwd"]
 
@@ -195,7 +202,9 @@ POINTWISE = [  # 1x1(x1) kernels, stride 1, no padding: GEMMs on the operands in
 def test_pointwise_convs_with_and_without_the_in_place_path(d, case, in_place, dtype, rng, monkeypatch):
     positions = int(np.prod(case[2]))
     monkeypatch.setattr(nn_conv, "POINTWISE_POSITIONS", 1 if in_place else 10 ** 9)
-    assert nn_conv._chunk(5, case[0] * positions, True, positions) == (1 if in_place else 5)
+    attrs = dict(stride=(1,) * d, padding=(0,) * d, dilation=(1,) * d, groups=case[-1])
+    one = nn_conv._one_sample(attrs, (case[1], case[0]) + case[3], (5, case[1]) + case[2], case[0] * positions)
+    assert nn_conv._chunk(5, case[0] * positions, 1, one) == (1 if in_place else 5)
     kernels = _check_against_reference_and_naive(d, case, dtype, int(rng.integers(1, 4)), rng)[-1]
     assert kernels == ["conv_bpf", "conv_bpi", "conv_fwd"]
 
@@ -227,7 +236,7 @@ def test_implicit_gemm_convs_match_naive_loops(d, case, blocks, dtype, rng, monk
     assert nn_conv.implicit(attrs, xs, ws, (n,) + ys[1:])
     geometry = nn_conv._geometry(attrs, xs, ws, (n,) + ys[1:])
     if blocks != "one column block":
-        nb, block, batch_minor = geometry[-5:-2]
+        nb, block, batch_minor = geometry[-7:-4]
         assert block == 256 and nb < n and not batch_minor       # really several blocks and chunks
     x, w, dy, naive, cpu, kernels = _check_against_reference_and_naive(d, full, dtype, n, rng)
     assert kernels == ["conv_bpf", "conv_bpi", "conv_fwd"]
@@ -245,9 +254,18 @@ def test_implicit_gemm_is_chosen_for_wide_stride_1_convs_only():
 # -- the conv + bias fusion (nn_conv.fuse_bias) ---------------------------------------------------
 
 def _bias_plan_kernels(fetches, feeds):
+    return [c.kernel for c in _plan_calls(fetches, feeds)]
+
+
+def _plan_calls(fetches, feeds):
     with sg.Session() as sess:
         sess.run(sg.global_variables_initializer())
-        return [c.kernel for c in sess.compile(fetches, feeds)._exe.base.prog.calls]
+        return sess.compile(fetches, feeds)._exe.base.prog.calls
+
+
+def _bias_grad_fused(fetches, feeds) -> bool:
+    """A conv_bpf call of the plan writes a bias gradient (its BG operand is not its own output)."""
+    return any(c.kernel == "conv_bpf" and c.args[4] is not c.args[2] for c in _plan_calls(fetches, feeds))
 
 
 BIASED = [  # (C, O, spatial, kernel, padding, n, the conv kernel's path)
@@ -257,7 +275,7 @@ BIASED = [  # (C, O, spatial, kernel, padding, n, the conv kernel's path)
 
 
 def _path(attrs, xs, ws, ys) -> str:
-    nb, block, batch_minor = nn_conv._geometry(attrs, xs, ws, ys)[-5:-2]
+    nb, block, batch_minor = nn_conv._geometry(attrs, xs, ws, ys)[-7:-4]
     if block:
         return "implicit"
     if nb == 1 and nn_conv._pointwise(attrs, ws[2:]):
@@ -283,6 +301,7 @@ def test_conv_with_bias_variable_runs_as_one_kernel_and_trains_like_the_referenc
     grads = sg.gradients(loss, [conv.weight, conv.bias, X])
     kernels = _bias_plan_kernels([loss] + grads, [X])
     assert "conv_fwd" in kernels and "ew_Add" not in kernels
+    assert _bias_grad_fused([loss] + grads, [X])      # the bias gradient summed inside conv_bpf
     init = [rng.standard_normal(v.shape).astype(dtype) for v in (conv.weight, conv.bias)]
     results = {}
     for target in ("cpu", "reference"):
@@ -322,3 +341,31 @@ def test_bias_is_not_fused_where_the_conv_output_is_read_or_the_bias_is_not_a_ch
                 out["v"] = [v for v in sess.run(fetches + [w], {X: x}) if v is not None] + [sess.run(out_var)]
         for a, b in zip(cpu["v"], ref["v"]):
             np.testing.assert_allclose(a, b, **tol(np.float32))
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_bias_gradient_is_summed_in_the_filter_gradient_kernel_for_channel_vectors_only(workers, rng, monkeypatch):
+    """dW and db of conv + bias against the reference: a per-channel bias's gradient is summed by
+    conv_bpf (odd batch over 1 or 3 workers, one-sample and multi-sample chunks); a bias along
+    the last axis keeps its own reduction."""
+    monkeypatch.setenv("STATICGRAPH_KERNEL_THREADS", str(workers))
+    for sample_columns in (1, 10 ** 9):
+        monkeypatch.setattr(nn_conv, "SAMPLE_COLUMNS", sample_columns)
+        for bias_shape, fused in (((4, 1, 1), True), ((4,), True), ((6,), False)):
+            sg.reset_default_graph()
+            x = rng.standard_normal((5, 3, 9, 8))
+            X = sg.placeholder(sg.float64, x.shape)
+            w = sg.Variable(rng.standard_normal((4, 3, 3, 3)), dtype=sg.float64)
+            b = sg.Variable(rng.standard_normal(bias_shape), dtype=sg.float64)
+            y = sg.nn.conv2d(X, w)                            # (5, 4, 7, 6)
+            z = y + (sg.reshape(b, (1, 4, 1, 1)) if bias_shape == (4,) else b)
+            loss = sg.reduce_sum(sg.square(z) * rng.standard_normal((7, 6)))
+            grads = sg.gradients(loss, [w, b])
+            assert _bias_grad_fused(grads, [X]) == fused, bias_shape
+            got = {}
+            for target in ("cpu", "reference"):
+                with sg.Session(target=target) as sess:
+                    sess.run(sg.global_variables_initializer())
+                    got[target] = sess.run(grads, {X: x})
+            for a, r in zip(got["cpu"], got["reference"]):
+                np.testing.assert_allclose(a, r, rtol=1e-10, atol=1e-10 * np.abs(r).max())

@@ -134,6 +134,18 @@ def test_several_tile_blocks(dtype, rng, monkeypatch):
         sg.reset_default_graph()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_tile_blocks_split_over_workers(workers, dtype, rng, monkeypatch):
+    """5 samples over 1-3 workers (uneven shares of samples, a few blocks each: a sample's tile
+    rows stay on one worker); the filter gradient sums the workers' partial dU."""
+    monkeypatch.setenv("STATICGRAPH_KERNEL_THREADS", str(workers))
+    monkeypatch.setattr(nn_winograd, "BLOCK_TILES", 9)
+    geometry = nn_winograd._geometry(CONV, (5, K, 7, 5), (K + 1, K, 3, 3), (5, K + 1, 7, 5))
+    assert geometry[-3:-1] == [2, workers]       # tile rows per block, workers
+    _check(rng, 5, K, K + 1, 7, 5, 1, dtype)
+
+
 def test_new_batch_size_in_the_same_plan(rng):
     """The record and workspace follow the fed batch size (one plan, two shape signatures)."""
     c, o, h, w = K, K, 5, 6
@@ -175,7 +187,8 @@ print("ok")
 
 
 def test_kernels_run_as_python_without_jit(tmp_path, rng):
-    env = {**os.environ, "NUMBA_DISABLE_JIT": "1", "STATICGRAPH_CACHE_DIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "NUMBA_DISABLE_JIT": "1", "STATICGRAPH_CACHE_DIR": str(tmp_path), "PYTHONPATH": str(ROOT),
+           "STATICGRAPH_KERNEL_THREADS": "2"}     # as Python, the two workers run one after the other
     out = subprocess.run([sys.executable, "-c", SCRIPT % int(rng.integers(1 << 30))], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]

@@ -30,7 +30,7 @@ from staticgraph.shapes import fmt, is_compatible
 
 from ...memory import Arena, Buffer, plan_memory
 from ...schedule import Schedule
-from . import codegen, library, native
+from . import codegen, library, native, threads
 from .kernels import Env
 from .lowering import FusionMismatch, Lowering, Program, Scratch, Slot
 
@@ -328,7 +328,13 @@ class CpuExecutable:
         else:
             self.base.build()
         self.compile_seconds = time.perf_counter() - t0
+        threads.track(self)
         STATS["plans"] += 1
+
+    def drop_layouts(self) -> None:
+        """Plan every shape signature again at its next run (a forked child: ``threads``)."""
+        self._layout_version = -1
+        self._hot = None
 
     def _start_build(self) -> None:
         """Start building the base tier in a thread (once). Called by the second warm-up run, or

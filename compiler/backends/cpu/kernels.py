@@ -62,6 +62,7 @@ import numpy as np
 
 from staticgraph.graph import Operation
 
+from . import threads
 from .library import MAXR
 
 LOWERINGS: Dict[str, Callable] = {}
@@ -165,7 +166,7 @@ EW_SIZE = {k: 1 + MAXR + (k + 1) * (MAXR + 1) for k in range(1, 4)}
 def loop_record_size(n_operands: int) -> int:
     return 1 + MAXR + n_operands * (MAXR + 1)
 RED_SIZE = 1 + 2 * MAXR + 1 + 2 * MAXR + 3
-MM_SIZE = 1 + 4 * MAXR + 8
+MM_SIZE = 1 + 4 * MAXR + 9
 
 
 def reduce_record(x: View, axes, y_off: int) -> List[int]:
@@ -390,7 +391,8 @@ def _swap_last(shape) -> tuple:
 
 def mm_record(env, a, b_, out, ta: bool = False, tb: bool = False) -> List[int]:
     """The record of ``mm_*`` (see ``library._MATMUL``): ``a``/``b_`` are contiguous; ``ta``/``tb``
-    read an operand (rank >= 2) as its transpose in the last two axes (BLAS transpose flags)."""
+    read an operand (rank >= 2) as its transpose in the last two axes (BLAS transpose flags); the
+    last entry: the workers a large GEMM is split over (``threads.kernel_threads()``)."""
     sa, sb = env.shape(a), env.shape(b_)
     a2 = (1,) + sa if len(sa) == 1 else (_swap_last(sa) if ta else sa)
     b2 = sb + (1,) if len(sb) == 1 else (_swap_last(sb) if tb else sb)
@@ -404,7 +406,7 @@ def mm_record(env, a, b_, out, ta: bool = False, tb: bool = False) -> List[int]:
     if len(batch) > MAXR:
         raise ValueError(f"matmul with more than {MAXR} batch dimensions")
     return ([len(batch)] + _pad(batch) + _pad(abs_) + _pad(bbs) + _pad(ybs)
-            + [env.off(a), env.off(b_), env.off(out), m, k, n, int(ta), int(tb)])
+            + [env.off(a), env.off(b_), env.off(out), m, k, n, int(ta), int(tb), threads.kernel_threads()])
 
 
 @lowers("MatMul", "TransposedMatMul")

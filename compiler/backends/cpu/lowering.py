@@ -322,10 +322,10 @@ class Lowering:
     def _gemm_update(self, slot, x, y, s, ta: bool, tb: bool) -> None:
         from .kernels import mm_record
 
-        def record(env):      # mm_record's tail: a_off, b_off, y_off, m, k, n, ta, tb (no batch dims)
-            a_off, b_off, y_off, *mkn_flags = mm_record(env, x, y, slot, ta, tb)[-8:]
+        def record(env):      # mm_record's tail: a_off, b_off, y_off, m, k, n, ta, tb, workers (no batch dims)
+            a_off, b_off, y_off, *mkn_flags = mm_record(env, x, y, slot, ta, tb)[-9:]
             return [a_off, b_off, env.off(s), y_off, *mkn_flags]
-        self.prog.writeback.append(Call("mm_update", (x, y, s, slot), record, 9, self._op))
+        self.prog.writeback.append(Call("mm_update", (x, y, s, slot), record, 10, self._op))
 
     def _snapshot(self, key, assigned, why: str):
         root = self.prog.root(key)

@@ -149,6 +149,9 @@ def run_entry():
 
 def _load_runtime() -> list:
     from numba import types
+    from numba.np.ufunc.parallel import _launch_threads
+    _launch_threads()     # registers the parallel runtime's symbols, which cached parallel wrappers
+                          # (threads.py) link against when loaded (cfuncs do not do it on load)
     arr = types.Array(types.int64, 1, "C")
 
     def compile_run(module):     # inside the entry's compiling() block, so its files are sealed

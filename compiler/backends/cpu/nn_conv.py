@@ -17,6 +17,8 @@ come back through the same transpose. LeNet's conv2 (8x8 -> 4x4): each of its ke
 
 A pointwise conv (1x1(x1) kernel, stride 1, no padding) with at least ``POINTWISE_POSITIONS`` outputs
 per sample runs one sample per chunk and its GEMMs read X / write dX in place: no im2col, no col2im.
+So do sample-major convs with at least ``SAMPLE_COLUMNS`` column elements per sample (``_one_sample``):
+their GEMMs write Y and read dY in place, and a sample's columns stay in L2.
 
 An *implicit GEMM* conv (``implicit()``: stride 1, one group, enough channels, little padding) copies
 no receptive fields. A chunk's samples are laid out once as a zero-padded grid, one row per channel
@@ -38,7 +40,8 @@ stride-1 ``conv_bpi`` as the forward conv of dY with the flipped filter was no f
 
 Record (``CONV_SIZE`` ints): 4 element offsets (the kernel's 2 inputs, output, workspace), then
 N, C, D, H, W, O, KD, KH, KW, OD, OH, OW, stride[3], padding[3], dilation[3], groups, nb, block
-(an implicit conv's column block; 0: im2col), batch-minor (0/1), then (forward only) whether a
+(an implicit conv's column block; 0: im2col), batch-minor (0/1), workers T and the workspace of
+each (``threads.py``: im2col chunks t, t + T, ... run on worker t), then (forward only) whether a
 per-channel bias is added and its offset in the weight's array (``fuse_bias``: a conv followed by
 the Add of a bias vector runs as one kernel). GEMMs go through the library's ``_gemm`` (leading
 dimensions, alpha, beta).
@@ -48,10 +51,10 @@ from __future__ import annotations
 import math
 from typing import List
 
-from . import nn_winograd
+from . import nn_winograd, threads
 from .kernels import lowers, rewrites_calls
 
-CONV_SIZE = 4 + 27
+CONV_SIZE = 4 + 29
 CHUNK_ELEMENTS = 1 << 19      # the im2col columns of one chunk of samples hold at most this many elements (2 MB in
                               # float32: cache-sized; LeNet b256 ~70 -> ~52 ms, b64 ~18 -> ~13 ms against 1 << 22)
 POINTWISE_POSITIONS = 256     # a pointwise conv with this many outputs per sample skips im2col
@@ -59,6 +62,7 @@ IMPLICIT_MIN_CHANNELS = 16    # implicit GEMM convs: at least this many input an
 IMPLICIT_MAX_WASTE = 1.5      # ... and a padded grid at most this many times the output positions
 BLOCK_ELEMENTS = 1 << 19      # an implicit conv's GEMMs write output blocks of about this many elements
 MINOR_ROW = 16                # im2col output rows shorter than this run batch-minor (see the module doc)
+SAMPLE_COLUMNS = 1 << 13      # sample-major convs with this many column elements per sample: one sample per chunk
 
 SOURCE = '''
 
@@ -207,6 +211,12 @@ def _group_cols(T, to, WS, so, n0, C, g, R, P, cols, own):
 
 
 @njit(**_JIT)
+def _conv_offsets(M, p):
+    """A conv record's element offsets (the kernel's 2 inputs, output, workspace) and where its geometry starts."""
+    return M[p], M[p + 1], M[p + 2], M[p + 3], p + 4
+
+
+@njit(**_JIT)
 def _conv_dims(M, q):
     """N, C, O, G, nb, R = C/G * prod(K), P = prod(out)."""
     G = M[q + 21]
@@ -335,7 +345,7 @@ def _conv_implicit_taps(A, ao, Z, zo, Wt, wo, WS, so, M, q, back):
             lb = min(LB, L - j0)
             for t in range(K):
                 off = _tap_offset(M, q, t, Hp, Wp)
-                _gemm(1 if back else 0, 0, dst[0], lb, src[0], 1.0, WS, wt + t * O * C, C, WS,
+                _gemm_par(M[q + 25], 1 if back else 0, 0, dst[0], lb, src[0], 1.0, WS, wt + t * O * C, C, WS,
                       ga + j0 + (offmax - off if back else off), ld, 0.0 if t == 0 else 1.0, WS, za + j0, L)
         _grid(Z, zo, WS, za, L, 0, dst[0], n0, m, dst[1], dst[2], dst[3], dst[4], dst[5], dst[6], Dp, Hp, Wp, False)
 
@@ -361,77 +371,75 @@ def _conv_bpf_implicit(X, DY, DW, WS, xo, dyo, dwo, so, M, q):
             lb = min(LB, L - j0)
             for t in range(K):
                 off = _tap_offset(M, q, t, Hp, Wp)
-                _gemm(0, 1, O, C, lb, 1.0, WS, ga + j0, L, WS, xa + j0 + off, ld,
+                _gemm_par(M[q + 25], 0, 1, O, C, lb, 1.0, WS, ga + j0, L, WS, xa + j0 + off, ld,
                       0.0 if n0 == 0 and j0 == 0 else 1.0, WS, dwt + t * O * C, C)
     _conv_taps(DW, dwo, WS, dwt, O, C, K, False)
 
 
 @njit(**_JIT)
-def conv_fwd(X, Wt, Y, WS, M, E, p):
-    """Y (N, O, *out) = Conv(X, W); WS: im2col columns, then the chunk's output rows. A pointwise
-    conv with one sample per chunk reads X in place."""
-    xo = M[p]
-    wo = M[p + 1]
-    yo = M[p + 2]
-    so = M[p + 3]
-    q = p + 4
+def _fwd_chunks(X, xo, Wt, wo, Y, yo, WS, so, M, q, t, T):
+    """Chunks t, t + T, ... of an im2col forward conv, in the worker's workspace at so: columns,
+    then the chunk's output rows (a pointwise conv with one sample per chunk reads X in place)."""
     N, C, O, G, nb, R, P = _conv_dims(M, q)
     Og = O // G
-    if R == 0:
-        for i in range(N * O * P):
-            Y[yo + i] = 0
-        if M[q + 25]:
-            _conv_bias(Y, yo, Wt, M[q + 26], 0, N, O, P)
-        return
-    bias = M[q + 25] != 0      # + the per-channel bias at M[q + 26] of Wt's array (a fused Add)
-    if M[q + 23]:
-        _conv_implicit_taps(X, xo, Y, yo, Wt, wo, WS, so, M, q, False)
-        if bias:
-            _conv_bias(Y, yo, Wt, M[q + 26], 0, N, O, P)
-        return
     direct = _conv_pointwise(M, q)
     ro = so + G * R * nb * P
     xt = ro + O * nb * P
-    for n0 in range(0, N, nb):
+    for n0 in range(t * nb, N, T * nb):
         m = min(nb, N - n0)
         cols = m * P
         minor = M[q + 24] != 0 and m > 1
         _chunk_cols(X, xo, WS, so, xt, M, q, n0, m, minor, direct, False)
         for g in range(G):
-            t, to = _group_cols(X, xo, WS, so, n0, C, g, R, P, cols, m == 1 and direct)
+            t_, to = _group_cols(X, xo, WS, so, n0, C, g, R, P, cols, m == 1 and direct)
             if m == 1:
-                _gemm(0, 0, Og, cols, R, 1.0, Wt, wo + g * Og * R, R, t, to, cols, 0.0, Y, yo + (n0 * O + g * Og) * P, cols)
+                _gemm(0, 0, Og, cols, R, 1.0, Wt, wo + g * Og * R, R, t_, to, cols, 0.0, Y, yo + (n0 * O + g * Og) * P, cols)
             else:
-                _gemm(0, 0, Og, cols, R, 1.0, Wt, wo + g * Og * R, R, t, to, cols, 0.0, WS, ro + g * Og * cols, cols)
+                _gemm(0, 0, Og, cols, R, 1.0, Wt, wo + g * Og * R, R, t_, to, cols, 0.0, WS, ro + g * Og * cols, cols)
         if m > 1:
             _conv_rows(Y, yo, WS, ro, O, P, n0, m, False, minor)
-        if bias:
-            _conv_bias(Y, yo, Wt, M[q + 26], n0, m, O, P)
+        if M[q + 27]:      # + the per-channel bias at M[q + 28] of Wt's array (a fused Add)
+            _conv_bias(Y, yo, Wt, M[q + 28], n0, m, O, P)
 
 
 @njit(**_JIT)
-def conv_bpf(X, DY, DW, WS, M, E, p):
-    """DW (O, C/G, *K) = ConvBackpropFilter(X, DY); WS: columns, chunk rows of DY, a GEMM result."""
-    xo = M[p]
-    dyo = M[p + 1]
-    dwo = M[p + 2]
-    so = M[p + 3]
-    q = p + 4
+def _bias_sums(DY, dyo, WS, bs, n0, m, O, P):
+    """WS[bs:bs + O * P] += the (O, P) planes of dY's samples [n0, n0 + m): every element its own
+    accumulator, so the loop vectorizes (``_bias_grad`` sums the planes' positions at the end)."""
+    for s in range(m):
+        base = dyo + (n0 + s) * O * P
+        for i in range(O * P):
+            WS[np.uint64(bs + i)] += DY[np.uint64(base + i)]
+
+
+@njit(**_JIT)
+def _bias_grad(BG, bgo, WS, bs, parts, O, P):
+    """BG[bgo + o] = the sum of ``parts`` (O, P) accumulators at bs, bs + O * P, ... over parts and
+    positions (float64)."""
+    for o in range(O):
+        acc = 0.0
+        for t in range(parts):
+            base = bs + t * O * P + o * P
+            for i in range(P):
+                acc += WS[np.uint64(base + i)]
+        BG[np.uint64(bgo + o)] = acc
+
+
+@njit(**_JIT)
+def _bpf_chunks(X, xo, DY, dyo, DW, dwo, WS, so, bs, M, q, t, T):
+    """Chunks t, t + T, ... of an im2col filter gradient, summed into DW at dwo (the worker's first
+    chunk writes it, later ones add: GEMM's beta); workspace at so: columns, chunk rows of DY. With
+    bs >= 0 (a fused bias gradient), the worker's per-channel sums of dY go to WS[bs:bs + O], each
+    chunk's while it is in cache."""
     N, C, O, G, nb, R, P = _conv_dims(M, q)
     Og = O // G
-    if R == 0:
-        return
-    if N == 0:
-        for i in range(O * R):
-            DW[dwo + i] = 0
-        return
-    if M[q + 23]:
-        _conv_bpf_implicit(X, DY, DW, WS, xo, dyo, dwo, so, M, q)
-        return
     direct = _conv_pointwise(M, q)
     ro = so + G * R * nb * P
     xt = ro + O * nb * P
-    for n0 in range(0, N, nb):
+    if bs >= 0:
+        for i in range(O * P):
+            WS[np.uint64(bs + i)] = 0
+    for n0 in range(t * nb, N, T * nb):
         m = min(nb, N - n0)
         cols = m * P
         minor = M[q + 24] != 0 and m > 1
@@ -439,44 +447,141 @@ def conv_bpf(X, DY, DW, WS, M, E, p):
         if m > 1:
             _conv_rows(DY, dyo, WS, ro, O, P, n0, m, True, minor)
         for g in range(G):
-            t, to = _group_cols(X, xo, WS, so, n0, C, g, R, P, cols, m == 1 and direct)
+            t_, to = _group_cols(X, xo, WS, so, n0, C, g, R, P, cols, m == 1 and direct)
             d, do = (DY, dyo + (n0 * O + g * Og) * P) if m == 1 else (WS, ro + g * Og * cols)
-            # the first chunk writes DW, later ones add to it (GEMM's beta)
-            _gemm(0, 1, Og, R, cols, 1.0, d, do, cols, t, to, cols, 0.0 if n0 == 0 else 1.0, DW, dwo + g * Og * R, R)
+            _gemm(0, 1, Og, R, cols, 1.0, d, do, cols, t_, to, cols, 0.0 if n0 == t * nb else 1.0, DW, dwo + g * Og * R, R)
+        if bs >= 0:
+            _bias_sums(DY, dyo, WS, bs, n0, m, O, P)
 
 
 @njit(**_JIT)
-def conv_bpi(DY, Wt, DX, WS, M, E, p):
-    """DX (N, C, *S) = ConvBackpropInput(DY, W); WS: columns, then chunk rows of DY. A pointwise
-    conv with one sample per chunk writes DX in place (no col2im)."""
-    dyo = M[p]
-    wo = M[p + 1]
-    dxo = M[p + 2]
-    so = M[p + 3]
-    q = p + 4
+def _bpi_chunks(DY, dyo, Wt, wo, DX, dxo, WS, so, M, q, t, T):
+    """Chunks t, t + T, ... of an im2col input gradient (workspace at so: columns, chunk rows of
+    DY); a pointwise conv with one sample per chunk writes DX in place (no col2im)."""
     N, C, O, G, nb, R, P = _conv_dims(M, q)
     Og = O // G
-    if R == 0 or Og == 0:
+    direct = _conv_pointwise(M, q)
+    ro = so + G * R * nb * P
+    xt = ro + O * nb * P
+    for n0 in range(t * nb, N, T * nb):
+        m = min(nb, N - n0)
+        cols = m * P
+        minor = M[q + 24] != 0 and m > 1
+        if m > 1:
+            _conv_rows(DY, dyo, WS, ro, O, P, n0, m, True, minor)
+        for g in range(G):
+            t_, to = _group_cols(DX, dxo, WS, so, n0, C, g, R, P, cols, m == 1 and direct)
+            d, do = (DY, dyo + (n0 * O + g * Og) * P) if m == 1 else (WS, ro + g * Og * cols)
+            _gemm(1, 0, R, cols, Og, 1.0, Wt, wo + g * Og * R, R, d, do, cols, 0.0, t_, to, cols)
+        _chunk_cols(DX, dxo, WS, so, xt, M, q, n0, m, minor, direct, True)
+
+
+@njit(**_PJIT)
+def conv_fwd(X, Wt, Y, WS, M, E, p):
+    """Y (N, O, *out) = Conv(X, W): implicit GEMMs, or im2col chunks over the record's workers."""
+    xo, wo, yo, so, q = _conv_offsets(M, p)
+    N, C, O, G, nb, R, P = _conv_dims(M, q)
+    if R == 0:
+        for i in range(N * O * P):
+            Y[yo + i] = 0
+        if M[q + 27]:
+            _conv_bias(Y, yo, Wt, M[q + 28], 0, N, O, P)
+        return
+    if M[q + 23]:
+        _conv_implicit_taps(X, xo, Y, yo, Wt, wo, WS, so, M, q, False)
+        if M[q + 27]:
+            _conv_bias(Y, yo, Wt, M[q + 28], 0, N, O, P)
+        return
+    T, size = M[q + 25], M[q + 26]
+    if T == 1:
+        _fwd_chunks(X, xo, Wt, wo, Y, yo, WS, so, M, q, np.int64(0), np.int64(1))
+        return
+    nt = _blas_at_most(1)
+    for u in prange(T):
+        t = np.int64(u)     # prange's index is unsigned: callees typed for int64 are reused
+        _fwd_chunks(X, xo, Wt, wo, Y, yo, WS, so + t * size, M, q, t, T)
+    _blas_restore(1, nt)
+
+
+@njit(**_PJIT)
+def _bpf_workers(X, xo, DY, dyo, DW, dwo, WS, so, parts, sums, M, q):
+    """The im2col filter gradient's chunks over the record's T > 1 workers: worker 0 sums into DW,
+    worker t > 0 into WS at parts + t * O * R; with sums >= 0, worker t's bias sums at
+    sums + t * O * P."""
+    N, C, O, G, nb, R, P = _conv_dims(M, q)
+    T, size = M[q + 25], M[q + 26]
+    nt = _blas_at_most(1)
+    for u in prange(T):
+        t = np.int64(u)     # prange's index is unsigned: callees typed for int64 are reused
+        bs = sums + t * O * P if sums >= 0 else -1
+        if t == 0:
+            _bpf_chunks(X, xo, DY, dyo, DW, dwo, WS, so, bs, M, q, t, T)
+        else:
+            _bpf_chunks(X, xo, DY, dyo, WS, parts + t * O * R, WS, so + t * size, bs, M, q, t, T)
+    _blas_restore(1, nt)
+
+
+@njit(**_JIT)
+def conv_bpf(X, DY, DW, WS, BG, M, E, p):
+    """DW (O, C/G, *K) = ConvBackpropFilter(X, DY): implicit GEMMs, or im2col chunks over the
+    record's workers (worker 0 sums into DW, the others into their regions after the T
+    workspaces; then DW += those partial sums). With a fused bias gradient (``fuse_bias_grad``;
+    record: flag, offset in BG's array), BG[offset:offset + O] = dY summed over all but channels:
+    per chunk while it is in cache on the im2col path (the workers' sums after the partial DWs)."""
+    xo, dyo, dwo, so, q = _conv_offsets(M, p)
+    N, C, O, G, nb, R, P = _conv_dims(M, q)
+    T, size = M[q + 25], M[q + 26]
+    regions = 1 if M[q + 23] else T
+    sums = so + regions * size + (regions - 1) * O * R
+    bias = M[q + 27] != 0
+    if R == 0 or N == 0 or M[q + 23]:
+        if N == 0:
+            for i in range(O * R):
+                DW[dwo + i] = 0
+        elif R != 0:
+            _conv_bpf_implicit(X, DY, DW, WS, xo, dyo, dwo, so, M, q)
+        if bias:
+            for i in range(O * P):
+                WS[sums + i] = 0
+            _bias_sums(DY, dyo, WS, sums, 0, N, O, P)
+            _bias_grad(BG, M[q + 28], WS, sums, 1, O, P)
+        return
+    if T == 1:
+        _bpf_chunks(X, xo, DY, dyo, DW, dwo, WS, so, sums if bias else -1, M, q, np.int64(0), np.int64(1))
+    else:
+        parts = so + T * size - O * R     # worker t > 0 sums into parts + t * O * R
+        _bpf_workers(X, xo, DY, dyo, DW, dwo, WS, so, parts, sums if bias else -1, M, q)
+        for t in range(1, T):
+            for i in range(O * R):
+                DW[dwo + i] += WS[parts + t * O * R + i]
+    if bias:
+        _bias_grad(BG, M[q + 28], WS, sums, T, O, P)
+
+
+@njit(**_PJIT)
+def conv_bpi(DY, Wt, DX, WS, M, E, p):
+    """DX (N, C, *S) = ConvBackpropInput(DY, W): implicit GEMMs, or im2col chunks over the record's
+    workers (each chunk's col2im writes only its own samples of DX)."""
+    dyo, wo, dxo, so, q = _conv_offsets(M, p)
+    N, C, O, G, nb, R, P = _conv_dims(M, q)
+    if R == 0 or O // G == 0:
         for i in range(N * C * M[q + 2] * M[q + 3] * M[q + 4]):
             DX[dxo + i] = 0
         return
     if M[q + 23]:
         _conv_implicit_taps(DY, dyo, DX, dxo, Wt, wo, WS, so, M, q, True)
         return
-    direct = _conv_pointwise(M, q)
-    ro = so + G * R * nb * P
-    xt = ro + O * nb * P
-    for n0 in range(0, N, nb):
-        m = min(nb, N - n0)
-        cols = m * P
-        minor = M[q + 24] != 0 and m > 1
-        if m > 1:
-            _conv_rows(DY, dyo, WS, ro, O, P, n0, m, True, minor)
-        for g in range(G):
-            t, to = _group_cols(DX, dxo, WS, so, n0, C, g, R, P, cols, m == 1 and direct)
-            d, do = (DY, dyo + (n0 * O + g * Og) * P) if m == 1 else (WS, ro + g * Og * cols)
-            _gemm(1, 0, R, cols, Og, 1.0, Wt, wo + g * Og * R, R, d, do, cols, 0.0, t, to, cols)
-        _chunk_cols(DX, dxo, WS, so, xt, M, q, n0, m, minor, direct, True)
+    # the same worker dispatch as conv_fwd's, on purpose not shared: one helper calling either
+    # chunk loop links (and compiles) both into each kernel (measured: conv_fwd 41 -> 53 s)
+    T, size = M[q + 25], M[q + 26]
+    if T == 1:
+        _bpi_chunks(DY, dyo, Wt, wo, DX, dxo, WS, so, M, q, np.int64(0), np.int64(1))
+        return
+    nt = _blas_at_most(1)
+    for u in prange(T):
+        t = np.int64(u)     # prange's index is unsigned: callees typed for int64 are reused
+        _bpi_chunks(DY, dyo, Wt, wo, DX, dxo, WS, so + t * size, M, q, t, T)
+    _blas_restore(1, nt)
 '''
 
 
@@ -492,13 +597,29 @@ def _pointwise(attrs: dict, kernel) -> bool:
     return all(k == 1 for k in kernel) and all(s == 1 for s in attrs["stride"]) and not any(attrs["padding"])
 
 
-def _chunk(n: int, cols_per_sample: int, pointwise: bool = False, positions: int = 0) -> int:
-    """Samples per chunk: as many as fit ``CHUNK_ELEMENTS`` columns (fewer, larger GEMMs), at least
-    one; a pointwise conv with at least ``POINTWISE_POSITIONS`` outputs per sample runs one sample
-    per chunk, its GEMMs reading and writing the operands in place (no im2col, no row copies)."""
-    if pointwise and positions >= POINTWISE_POSITIONS:
+def _one_sample(attrs: dict, wshape, yshape, cols_per_sample: int) -> bool:
+    """Run one sample per chunk: its GEMMs then read and write the operands' planes in place (no
+    chunk row copies; a pointwise conv copies no columns either). For a pointwise conv with at
+    least ``POINTWISE_POSITIONS`` outputs per sample, and for a sample-major one (output rows of
+    at least ``MINOR_ROW``) with at least ``SAMPLE_COLUMNS`` column elements per sample (measured:
+    LeNet's conv1, 25 x 576 per sample, forward and filter gradient ~1.3x faster than 36-sample
+    chunks, its columns staying in L2)."""
+    positions = math.prod(yshape[2:])
+    if _pointwise(attrs, wshape[2:]):
+        return positions >= POINTWISE_POSITIONS
+    return yshape[-1] >= MINOR_ROW and cols_per_sample >= SAMPLE_COLUMNS
+
+
+def _chunk(n: int, cols_per_sample: int, workers: int, one_sample: bool = False) -> int:
+    """Samples per chunk: one (``one_sample``), else chunks of about equal size whose columns fit
+    ``CHUNK_ELEMENTS`` (fewer, larger GEMMs), at least one sample, and at least one chunk per
+    worker where there are enough samples."""
+    if one_sample:
         return 1
-    return max(1, min(n, CHUNK_ELEMENTS // max(1, cols_per_sample)))
+    most = max(1, min(n, CHUNK_ELEMENTS // max(1, cols_per_sample)))
+    chunks = max(1, min(n, workers), -(-n // most))
+    chunks = -(-chunks // workers) * workers if chunks > workers else chunks      # a multiple of the workers
+    return max(1, -(-n // chunks))
 
 
 def implicit(attrs: dict, xshape, wshape, yshape) -> bool:
@@ -529,44 +650,56 @@ def minor(yshape, nb: int) -> bool:
 
 def _geometry(attrs: dict, xshape, wshape, yshape) -> List[int]:
     """N, C, D, H, W, O, KD, KH, KW, OD, OH, OW, stride, padding, dilation, groups, nb, the column
-    block of an implicit conv (0: im2col) and whether im2col runs batch-minor."""
+    block of an implicit conv (0: im2col), whether im2col runs batch-minor, the workers T and each
+    one's workspace, then the fused bias (none: 0, 0)."""
     n, c = xshape[:2]
-    rows = c * math.prod(wshape[2:])
+    o, taps = wshape[0], math.prod(wshape[2:])
     positions = math.prod(yshape[2:])
+    grid = _as3([d + 2 * q for d, q in zip(xshape[2:], attrs["padding"])], 1)
     if implicit(attrs, xshape, wshape, yshape):
-        grid = math.prod(d + 2 * q for d, q in zip(xshape[2:], attrs["padding"]))
-        nb, block = _implicit_chunk(n, max(c, wshape[0]) * grid), max(256, BLOCK_ELEMENTS // max(c, wshape[0]))
+        nb, block = _implicit_chunk(n, max(c, o) * math.prod(grid)), max(256, BLOCK_ELEMENTS // max(c, o))
+        workers = threads.kernel_threads()      # each GEMM split over them (_gemm_par)
     else:
-        nb, block = _chunk(n, rows * positions, _pointwise(attrs, wshape[2:]), positions), 0
-    return ([n, c] + _as3(xshape[2:], 1) + [wshape[0]] + _as3(wshape[2:], 1) + _as3(yshape[2:], 1)
-            + _as3(attrs["stride"], 1) + _as3(attrs["padding"], 0) + _as3(attrs["dilation"], 1)
-            + [attrs["groups"], nb, block, int(not block and minor(yshape, nb)), 0, 0])
-
-
-def _workspace_size(attrs: dict, xshape, wshape, yshape) -> int:
-    """im2col: columns (C * prod(K) rows by nb * prod(out)) and the chunk's output rows (O by
-    nb * prod(out)); implicit: the per-tap weights and two grids (``_implicit`` in the kernels)."""
-    geometry = _geometry(attrs, xshape, wshape, yshape)
-    nb, block, batch_minor = geometry[-5:-2]
-    c, o, taps = xshape[1], wshape[0], math.prod(wshape[2:])
-    if block:
-        grid = _as3([d + 2 * q for d, q in zip(xshape[2:], attrs["padding"])], 1)
-        g = geometry     # the kernels' _grid_dims
+        workers = threads.kernel_threads()
+        per_sample = c * taps * positions
+        nb, block = _chunk(n, per_sample, workers, _one_sample(attrs, wshape, yshape, per_sample)), 0
+        workers = max(1, min(workers, -(-n // nb)))
+    batch_minor = int(not block and minor(yshape, nb))
+    g = ([n, c] + _as3(xshape[2:], 1) + [o] + _as3(wshape[2:], 1) + _as3(yshape[2:], 1)
+         + _as3(attrs["stride"], 1) + _as3(attrs["padding"], 0) + _as3(attrs["dilation"], 1)
+         + [attrs["groups"], nb, block, batch_minor])
+    if block:     # the per-tap weights and two grids (the kernels' _grid_dims and _implicit)
         offmax = ((g[6] - 1) * g[18] * grid[1] + (g[7] - 1) * g[19]) * grid[2] + (g[8] - 1) * g[20]
-        return taps * o * c + 2 * max(c, o) * (nb * math.prod(grid) + offmax)
-    return (c * taps + o) * nb * math.prod(yshape[2:]) + batch_minor * c * nb * math.prod(xshape[2:])
+        size = taps * o * c + 2 * max(c, o) * (nb * math.prod(grid) + offmax)
+    else:         # a worker's columns (C * prod(K) rows by nb * prod(out)), chunk output rows, transposed chunk
+        size = (c * taps + o) * nb * positions + batch_minor * c * nb * math.prod(xshape[2:])
+    return g + [workers, size, 0, 0]
+
+
+def _workspace_size(attrs: dict, xshape, wshape, yshape, kernel: str) -> int:
+    """Each im2col worker's region, and (``conv_bpf``) the partial filter gradients of workers
+    1.. T-1 and each worker's (O, P) bias sums (``fuse_bias_grad``); an implicit conv's one
+    region (its workers split each GEMM)."""
+    g = _geometry(attrs, xshape, wshape, yshape)
+    regions, size = (1 if g[-6] else g[-4]), g[-3]
+    if kernel != "conv_bpf":
+        return regions * size
+    partial = wshape[0] * (xshape[1] // attrs["groups"]) * math.prod(wshape[2:])
+    return regions * size + (regions - 1) * partial + g[-4] * wshape[0] * math.prod(yshape[2:])   # + bias sums
 
 
 def _lower(b, op, kernel: str, inputs, shapes_of, attrs: dict) -> None:
     """One conv kernel call. ``shapes_of(env)``: the shapes of the convolution's input, weight and
     (forward) output."""
-    ws = b.workspace(inputs[0].dtype, lambda env: (_workspace_size(attrs, *shapes_of(env)),), "im2col columns")
+    ws = b.workspace(inputs[0].dtype, lambda env: (_workspace_size(attrs, *shapes_of(env), kernel),), "im2col columns")
     out = op.outputs[0]
-    b.call(kernel, list(inputs), out, _record(attrs, shapes_of, *inputs, b.write_key(out), ws), CONV_SIZE, extra=[ws])
+    extra = [ws, out] if kernel == "conv_bpf" else [ws]     # conv_bpf's BG: a fused bias gradient's buffer
+    b.call(kernel, list(inputs), out, _record(attrs, shapes_of, *inputs, b.write_key(out), ws), CONV_SIZE, extra=extra)
 
 
 def _record(attrs: dict, shapes_of, a, w, out, ws, bias=None):
-    """The record function of a conv kernel call (``bias``: a forward conv's fused bias)."""
+    """The record function of a conv kernel call (``bias``: a forward conv's fused bias, or the
+    buffer of a filter gradient's fused bias gradient)."""
     def record(env):
         rec = [env.off(a), env.off(w), env.off(out), env.off(ws)] + _geometry(attrs, *shapes_of(env))
         if bias is not None:
@@ -640,3 +773,32 @@ def fuse_bias(lowering) -> None:
         conv.record = _record(conv.op.attrs, shapes_of, x, w, out, ws, bias)
         conv.args = (x, w, out, ws)
         prog.calls.remove(add)
+
+
+@rewrites_calls
+def fuse_bias_grad(lowering) -> None:
+    """``SumToLike(dy, bias)`` of a per-channel bias (a conv layer's bias gradient) where ``dy`` is
+    also a ``conv_bpf``'s output gradient: the filter-gradient kernel sums each chunk of dy while
+    it is in cache (``_bias_sums``) and writes the bias gradient; the reduction's call (a pass over
+    all of dy, from memory at large batches) is dropped. Only where no call before the conv's reads
+    the bias gradient (the write moves to the conv's call)."""
+    prog = lowering.prog
+    sums = {}
+    for call in prog.calls:
+        if call.kernel == "red_SumF":
+            sums.setdefault(call.args[0], []).append(call)
+    for i, conv in enumerate(list(prog.calls)):
+        if conv.kernel != "conv_bpf" or conv.args[4] is not conv.args[2]:     # not fused yet
+            continue
+        x, dy, dw, ws = conv.args[:4]
+        for red in sums.get(dy, ()):
+            bg = red.args[-1]
+            if red not in prog.calls or not _channel_vector(getattr(bg, "shape", None), getattr(dy, "shape", None)):
+                continue
+            if any(bg in c.inputs for c in prog.calls[:prog.calls.index(conv)]):
+                continue
+            shapes_of = lambda env, x=x, dy=dy, dw=dw: (env.shape(x), env.shape(dw), env.shape(dy))   # noqa: E731
+            conv.record = _record(conv.op.attrs, shapes_of, x, dy, dw, ws, bg)
+            conv.args = (x, dy, dw, ws, bg)
+            prog.calls.remove(red)
+            break

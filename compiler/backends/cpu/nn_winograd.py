@@ -29,7 +29,8 @@ Measured (2 shared cores, conv_block: 32x64x32x32, 64 -> 64): GEMMs ~15 ms per k
 ~6-7 ms; blocks of 256 tiles were ~15% slower than 512, 1024 ~8% (V, Mx of 2 MB each: L3).
 
 Record (``WINO_SIZE`` ints): 4 element offsets (the kernel's 2 inputs, output, workspace), then
-N, C, H, W, O, OH, OW, pad_h, pad_w and the tile rows per block.
+N, C, H, W, O, OH, OW, pad_h, pad_w, the tile rows per block, the workers T and each one's
+workspace region (``threads.py``: worker t runs the blocks of samples [t N / T, (t + 1) N / T)).
 """
 from __future__ import annotations
 
@@ -37,7 +38,9 @@ import os
 
 import numpy as np
 
-WINO_SIZE = 4 + 10
+from . import threads
+
+WINO_SIZE = 4 + 12
 MIN_CHANNELS = 16       # input and output channels at least this: the 16 GEMMs pay for the transforms
 MIN_WIDTH = 8           # output planes at least this wide (a tile row: W/2 tiles + 1 spare; not measured
                         # below conv_block's 32: the demo's 4x4 planes keep im2col, and its compiles)
@@ -51,18 +54,6 @@ ROW_BUFFERS = 40        # the transforms' buffers: this many runs of a block's t
 _SOURCE = '''
 
 # ---- Winograd F(2x2, 3x3) (nn_winograd.py) ----
-
-from numba import config as _wino_config, types as _wino_types
-_WINO_BLAS = (__GET__, __SET__)     # the getter and setter of the kernels' BLAS threads (None: unknown)
-if _wino_config.DISABLE_JIT or _WINO_BLAS[0] is None:      # no BLAS thread control: leave them alone
-    def _wino_get_threads():
-        return 1
-
-    def _wino_set_threads(n):
-        pass
-else:
-    _wino_get_threads = _wino_types.ExternalFunction(_WINO_BLAS[0], _wino_types.intc())
-    _wino_set_threads = _wino_types.ExternalFunction(_WINO_BLAS[1], _wino_types.void(_wino_types.intc))
 
 @njit(**_JIT)
 def _wino_dims(M, q):
@@ -362,7 +353,8 @@ def _wino_scatter(DX, dxo, WS, vo, bo, M, q, r0, nr):
 
 @njit(**_JIT)
 def _wino_layout(M, p):
-    """Element offsets of the record's operands and of the workspace regions U, V, M and rows."""
+    """Element offsets of the record's operands and of the workspace regions: U, then worker 0's
+    V, M and rows (worker t's: + t * the record's region size)."""
     q = p + 4
     N, C, H, Wd, O, OH, OW, ph, pw, rb, TH, TW, Wp = _wino_dims(M, q)
     uo = M[p + 3]
@@ -373,17 +365,22 @@ def _wino_layout(M, p):
 
 
 @njit(**_JIT)
-def _wino_blocks(A, ao, B, bo_, Z, zo, WS, M, p, direction):
-    """The block loop of the three kernels, their GEMMs on at most ``__THREADS__`` BLAS threads:
-    direction 0 (forward: A = X, Z = Y), 1 (input gradient: A = dY, Z = dX) or 2 (filter
-    gradient: A = X, B = dY; dU accumulates over blocks in U's place)."""
+def _wino_rows(A, ao, B, bo_, Z, zo, WS, M, p, direction, t, T):
+    """Worker t of T: the tile rows of samples [t N / T, (t + 1) N / T) in blocks, in the worker's
+    regions; direction 0 (forward: A = X, Z = Y), 1 (input gradient: A = dY, Z = dX; a sample's
+    tile rows run in order on one worker, as the scatter needs) or 2 (filter gradient: A = X,
+    B = dY; dU summed over the worker's blocks in U's place (worker 0) or its own dU region)."""
     _, _, _, q, uo, vo, mo, bo = _wino_layout(M, p)
     N, C, H, Wd, O, OH, OW, ph, pw, rb, TH, TW, Wp = _wino_dims(M, q)
-    nt = _wino_get_threads()
-    if nt > __THREADS__:
-        _wino_set_threads(__THREADS__)
-    for r0 in range(0, N * TH, rb):
-        nr = min(rb, N * TH - r0)
+    shift = t * M[q + 11]
+    vo += shift
+    mo += shift
+    bo += shift
+    du = uo if direction != 2 or t == 0 else uo + 16 * O * C + T * M[q + 11] + (t - 1) * 16 * O * C
+    lo = (t * N) // T * TH
+    hi = ((t + 1) * N) // T * TH
+    for r0 in range(lo, hi, rb):
+        nr = min(rb, hi - r0)
         tb = nr * (TW + 1)
         if direction != 1:
             _wino_tiles_in(A, ao, WS, vo, bo, M, q, r0, nr)
@@ -392,19 +389,40 @@ def _wino_blocks(A, ao, B, bo_, Z, zo, WS, M, p, direction):
         elif direction == 2:
             _wino_grad_tiles(B, bo_, WS, mo, bo, M, q, r0, nr)
         for xi in range(16):
-            u, v, m = uo + xi * O * C, vo + xi * C * tb, mo + xi * O * tb
+            u, v, m = du + xi * O * C, vo + xi * C * tb, mo + xi * O * tb
             if direction == 0:
                 _gemm(0, 0, O, tb, C, 1.0, WS, u, C, WS, v, tb, 0.0, WS, m, tb)
             elif direction == 1:
                 _gemm(1, 0, C, tb, O, 1.0, WS, u, C, WS, m, tb, 0.0, WS, v, tb)
             else:
-                _gemm(0, 1, O, C, tb, 1.0, WS, m, tb, WS, v, tb, 0.0 if r0 == 0 else 1.0, WS, u, C)
+                _gemm(0, 1, O, C, tb, 1.0, WS, m, tb, WS, v, tb, 0.0 if r0 == lo else 1.0, WS, u, C)
         if direction == 0:
             _wino_tiles_out(Z, zo, WS, mo, bo, M, q, r0, nr)
         elif direction == 1:
             _wino_scatter(Z, zo, WS, vo, bo, M, q, r0, nr)
-    if nt > __THREADS__:
-        _wino_set_threads(nt)
+
+
+@njit(**_PJIT)
+def _wino_blocks(A, ao, B, bo_, Z, zo, WS, M, p, direction):
+    """The block loop of the three kernels over the record's workers (``_wino_rows``), their GEMMs
+    on at most ``__THREADS__`` BLAS threads; the filter gradient's partial dU summed into U after."""
+    q = p + 4
+    T = M[q + 10]
+    nt = _blas_at_most(__THREADS__)
+    if T == 1:
+        _wino_rows(A, ao, B, bo_, Z, zo, WS, M, p, direction, np.int64(0), np.int64(1))
+    else:
+        for u in prange(T):
+            t = np.int64(u)     # prange's index is unsigned: callees typed for int64 are reused
+            _wino_rows(A, ao, B, bo_, Z, zo, WS, M, p, direction, t, T)
+        if direction == 2:
+            uo = M[p + 3]
+            n = 16 * M[q + 4] * M[q + 1]
+            parts = uo + n + T * M[q + 11]
+            for t in range(1, T):
+                for i in range(n):
+                    WS[uo + i] += WS[parts + (t - 1) * n + i]
+    _blas_restore(__THREADS__, nt)
 
 
 @njit(**_JIT)
@@ -446,15 +464,7 @@ def wino_bpf(X, DY, DW, WS, M, E, p):
 '''
 
 
-def _source() -> str:
-    from . import blas
-    kb = blas.KERNEL_BLAS
-    get, put = (kb.get_threads, kb.set_threads) if kb is not None else (None, None)
-    return (_SOURCE.replace("__GET__", repr(get)).replace("__SET__", repr(put))
-            .replace("__THREADS__", str(BLAS_THREADS)))
-
-
-SOURCE = _source()
+SOURCE = _SOURCE.replace("__THREADS__", str(BLAS_THREADS))
 
 
 # -- lowering side ---------------------------------------------------------------------------------
@@ -483,17 +493,23 @@ def _rows_per_block(n: int, oh: int, ow: int) -> int:
 
 
 def _geometry(attrs: dict, xshape, wshape, yshape) -> list:
-    """N, C, H, W, O, OH, OW, pad_h, pad_w, tile rows per block (the kernels' ``_wino_dims``)."""
+    """N, C, H, W, O, OH, OW, pad_h, pad_w, tile rows per block (the kernels' ``_wino_dims``), the
+    workers T (``threads.py``; at most one per sample) and each one's region: V, M and rows."""
     n, c, h, w = xshape
     oh, ow = yshape[2:]
-    return [n, c, h, w, wshape[0], oh, ow, *attrs["padding"], _rows_per_block(n, oh, ow)]
+    rb = _rows_per_block(n, oh, ow)
+    tb = rb * ((ow + 1) // 2 + 1)
+    workers = max(1, min(threads.kernel_threads(), n))
+    return [n, c, h, w, wshape[0], oh, ow, *attrs["padding"], rb, workers,
+            16 * (c + wshape[0]) * tb + ROW_BUFFERS * (tb + 2)]
 
 
 def workspace_size(attrs: dict, xshape, wshape, yshape) -> int:
-    """U (16 O C), a block's V (16 C tb) and Mx (16 O tb), row buffers (tb: the block's tile columns)."""
-    n, c, h, w, o, oh, ow, ph, pw, rb = _geometry(attrs, xshape, wshape, yshape)
-    tb = rb * ((ow + 1) // 2 + 1)
-    return 16 * o * c + 16 * (c + o) * tb + ROW_BUFFERS * (tb + 2)
+    """U (16 O C), each worker's block V (16 C tb), Mx (16 O tb) and row buffers (tb: a block's tile
+    columns), then the other workers' partial dU (16 O C each)."""
+    g = _geometry(attrs, xshape, wshape, yshape)
+    workers, region = g[-2:]
+    return 16 * g[4] * g[1] * workers + workers * region
 
 
 def lower(b, op, kernel: str, inputs, shapes_of, attrs: dict) -> None:

@@ -1,0 +1,77 @@
+"""Worker threads of the parallel CPU kernels (conv chunks, Winograd tile blocks).
+
+A parallel kernel splits its chunks of work over T workers with a ``prange(T)`` (Numba's threading
+layer); each worker has its own region of the kernel's workspace and runs its GEMMs on one BLAS
+thread (``_blas_at_most(1)``), so the im2col copies, transforms and GEMMs of both halves run at
+once instead of one core copying while BLAS splits each small GEMM. T is part of the kernel's
+record, written at plan entry (``kernel_threads()``); with T = 1 the kernel runs its chunks
+serially and never touches the threading layer.
+
+T is 1 when ``STATICGRAPH_KERNEL_THREADS=1``, when Numba has no thread-safe threading layer
+(OpenMP or TBB: plans may run in several Python threads at once, and Numba's ``workqueue`` layer
+aborts on concurrent launches), and in a process forked from this one: GNU OpenMP cannot run in a
+forked child (Numba terminates it), so a child drops the layouts it inherited and plans again
+with one worker.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import weakref
+
+_FORKED = [False]
+_EXECUTABLES: "weakref.WeakSet" = weakref.WeakSet()
+
+
+def _setting() -> int:
+    """``STATICGRAPH_KERNEL_THREADS`` as a positive int, 0 when unset."""
+    value = os.environ.get("STATICGRAPH_KERNEL_THREADS", "").strip()
+    if not value:
+        return 0
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"STATICGRAPH_KERNEL_THREADS={value!r}: expected a positive integer")
+    return int(value)
+
+
+def _threadsafe_layer() -> bool:
+    """Numba will pick a thread-safe threading layer (TBB or OpenMP), without launching it."""
+    import numba
+    layer = numba.config.THREADING_LAYER
+    if layer in ("tbb", "omp", "safe", "threadsafe"):     # Numba raises at launch if it has none of them
+        return True
+    if layer == "workqueue":
+        return False
+    for pool in ("tbbpool", "omppool"):                    # "default" / "forksafe": the first that loads
+        try:
+            importlib.import_module(f"numba.np.ufunc.{pool}")
+            return True
+        except (ImportError, OSError):
+            continue
+    return False
+
+
+def kernel_threads() -> int:
+    """Workers a parallel kernel may use (see the module doc): ``STATICGRAPH_KERNEL_THREADS``, else
+    Numba's thread count (``NUMBA_NUM_THREADS``: the machine's cores)."""
+    if _FORKED[0]:
+        return 1
+    import numba
+    explicit = _setting()
+    if numba.config.DISABLE_JIT:      # kernels run as Python: workers run one after another
+        return explicit or 1
+    n = explicit or numba.config.NUMBA_NUM_THREADS
+    return n if n == 1 or _threadsafe_layer() else 1
+
+
+def track(executable) -> None:
+    """Remember a compiled executable, so that a forked child can drop its layouts."""
+    _EXECUTABLES.add(executable)
+
+
+def _after_fork_in_child() -> None:
+    _FORKED[0] = True
+    for exe in list(_EXECUTABLES):
+        exe.drop_layouts()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

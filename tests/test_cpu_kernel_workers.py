@@ -1,0 +1,124 @@
+"""Kernel workers (compiler/backends/cpu/threads.py): the worker count, large GEMMs split over
+workers (``_gemm_par``: bands of rows or of columns, transposed operands, batches, the SGD
+write-back GEMM), against NumPy and the reference backend for 1-3 workers; and a forked child,
+which must run its inherited plans on one worker (GNU OpenMP cannot run in a forked child)."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numba
+import numpy as np
+import pytest
+
+import staticgraph as sg
+from compiler.backends.cpu import threads
+from helpers import run_cpu_and_reference
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_worker_count_setting(monkeypatch):
+    monkeypatch.setenv("STATICGRAPH_KERNEL_THREADS", "3")
+    assert threads.kernel_threads() == 3
+    monkeypatch.setattr(numba.config, "THREADING_LAYER", "workqueue")     # not thread-safe: one worker
+    assert threads.kernel_threads() == 1
+    monkeypatch.setattr(numba.config, "THREADING_LAYER", "omp")
+    assert threads.kernel_threads() == 3
+    monkeypatch.setattr(threads, "_FORKED", [True])
+    assert threads.kernel_threads() == 1
+    monkeypatch.setattr(threads, "_FORKED", [False])
+    monkeypatch.delenv("STATICGRAPH_KERNEL_THREADS")
+    assert threads.kernel_threads() == numba.config.NUMBA_NUM_THREADS
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv("STATICGRAPH_KERNEL_THREADS", bad)
+        with pytest.raises(ValueError, match=f"STATICGRAPH_KERNEL_THREADS='{bad}': expected a positive integer"):
+            threads.kernel_threads()
+
+
+# (batch dims, m, k, n): every product has at least library.PAR_GEMM (2^18) multiply-adds, so
+# the GEMMs split; m >= n splits rows, m < n columns (not multiples of 16: a short last band)
+MATMULS = [((), 301, 37, 41), ((), 19, 61, 307), ((2,), 67, 45, 70), ((), 130, 40, 130)]
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("batch, m, k, n", MATMULS)
+def test_split_gemms_match_numpy_and_reference(batch, m, k, n, dtype, workers, rng, monkeypatch):
+    """y = a @ b and its gradients (dy @ b^T, a^T @ dy: both transpose flags) on 1-3 workers."""
+    monkeypatch.setenv("STATICGRAPH_KERNEL_THREADS", str(workers))
+    a = rng.standard_normal(batch + (m, k)).astype(dtype)
+    b = rng.standard_normal(batch + (k, n)).astype(dtype)
+    dy = rng.standard_normal(batch + (m, n)).astype(dtype)
+    A, B = sg.placeholder(dtype, a.shape), sg.placeholder(dtype, b.shape)
+    y = sg.matmul(A, B)
+    ga, gb = sg.gradients(y, [A, B], grad_ys=dy)
+    with sg.Session() as sess:
+        plan = sess.compile([y, ga, gb], [A, B])
+        records = plan._exe.base.prog.calls
+        assert sorted(c.kernel for c in records) == ["mm_blas"] * 3
+        cpu = plan(a, b)
+    _, ref = run_cpu_and_reference([y, ga, gb], {A: a, B: b})
+    want = [a.astype(np.float64) @ b, dy.astype(np.float64) @ np.swapaxes(b, -1, -2),
+            np.swapaxes(a, -1, -2).astype(np.float64) @ dy]
+    rtol = 1e-4 if dtype == np.float32 else 1e-12
+    for got, r, w in zip(cpu, ref, want):
+        assert got.dtype == dtype
+        np.testing.assert_allclose(got, w, rtol=rtol, atol=rtol * np.abs(w).max())
+        np.testing.assert_allclose(got, r, rtol=rtol, atol=rtol * np.abs(w).max())
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_sgd_write_back_gemm_split_over_workers(workers, rng, monkeypatch):
+    """A dense layer's SGD step (W -= lr * x^T dy as one split GEMM into the variable), two steps
+    against the reference backend."""
+    monkeypatch.setenv("STATICGRAPH_KERNEL_THREADS", str(workers))
+    x = rng.standard_normal((64, 101))
+    w0 = rng.standard_normal((101, 53))
+    got = {}
+    for target in ("cpu", "reference"):
+        sg.reset_default_graph()
+        X = sg.placeholder(sg.float64, x.shape)
+        W = sg.Variable(w0, dtype=sg.float64)
+        loss = sg.reduce_sum(sg.square(sg.matmul(X, W)))
+        train = sg.train.GradientDescentOptimizer(1e-4).minimize(loss)
+        with sg.Session(target=target) as sess:
+            sess.run(sg.global_variables_initializer())
+            if target == "cpu":
+                plan = sess.compile([train, loss], [X])
+                assert "mm_update" in [c.kernel for c in plan._exe.base.prog.writeback]
+            losses = [sess.run([train, loss], {X: x})[1] for _ in range(2)]
+            got[target] = losses + [sess.run(W)]
+    for a, b in zip(got["cpu"], got["reference"]):
+        np.testing.assert_allclose(a, b, rtol=1e-11)
+
+
+FORK_SCRIPT = r'''
+import os, numpy as np, staticgraph as sg
+rng = np.random.default_rng(%d)
+x = rng.standard_normal((6, 3, 12, 12)); w = rng.standard_normal((8, 3, 5, 5))
+X = sg.placeholder(sg.float64, x.shape); W = sg.placeholder(sg.float64, w.shape)
+y = sg.nn.conv2d(X, W)
+gx, gw = sg.gradients(sg.reduce_sum(sg.square(y)), [X, W])
+sess = sg.Session()
+plan = sess.compile([y, gx, gw], [X, W])
+parent = plan(x, w)           # im2col chunks on 2 workers: the parent uses the threading layer
+rec = [c for c in plan._exe.base.prog.calls if c.kernel == "conv_fwd"]
+assert rec, "no conv_fwd call"
+pid = os.fork()
+if pid == 0:
+    child = plan(x, w)        # the inherited plan, planned again on one worker
+    ok = all(np.allclose(a, b, rtol=1e-12, atol=1e-12) for a, b in zip(child, parent))
+    os._exit(0 if ok else 3)
+_, status = os.waitpid(pid, 0)
+print("child", os.waitstatus_to_exitcode(status))
+'''
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_forked_child_runs_inherited_plans_on_one_worker(tmp_path, rng):
+    env = {**os.environ, "STATICGRAPH_KERNEL_THREADS": "2", "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-c", FORK_SCRIPT % int(rng.integers(1 << 30))], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "child 0" in out.stdout, out.stdout + out.stderr[-2000:]
