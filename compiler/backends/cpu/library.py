@@ -517,13 +517,10 @@ def _gemm_par(T, ta, tb, m, n, k, alpha, A, ao, lda, B, bo, ldb, beta, C, co, ld
     _blas_restore(1, nt)
 '''
 _MM_THREADS_PRE = '''\
-    nt = _blas_get_threads()
-    one = nt > 1 and {tiny} < m * n * k < {small}
-    if one:
-        _blas_set_threads(1)'''
+    lim = 1 if {tiny} < m * n * k < {small} else 1 << 30     # mid-size: one thread
+    nt = _blas_at_most(lim)'''
 _MM_THREADS_POST = '''\
-    if one:
-        _blas_set_threads(nt)'''
+    _blas_restore(lim, nt)'''
 
 
 # float GEMMs of at most this many multiply-adds run as plain loops: a BLAS call costs more than the

@@ -429,8 +429,8 @@ def _bias_grad(BG, bgo, WS, bs, parts, O, P):
 def _bpf_chunks(X, xo, DY, dyo, DW, dwo, WS, so, bs, M, q, t, T):
     """Chunks t, t + T, ... of an im2col filter gradient, summed into DW at dwo (the worker's first
     chunk writes it, later ones add: GEMM's beta); workspace at so: columns, chunk rows of DY. With
-    bs >= 0 (a fused bias gradient), the worker's per-channel sums of dY go to WS[bs:bs + O], each
-    chunk's while it is in cache."""
+    bs >= 0 (a fused bias gradient), the worker's sums of dY's (O, P) planes go to WS[bs:bs + O * P],
+    each chunk's while it is in cache."""
     N, C, O, G, nb, R, P = _conv_dims(M, q)
     Og = O // G
     direct = _conv_pointwise(M, q)
@@ -787,7 +787,7 @@ def fuse_bias_grad(lowering) -> None:
     for call in prog.calls:
         if call.kernel == "red_SumF":
             sums.setdefault(call.args[0], []).append(call)
-    for i, conv in enumerate(list(prog.calls)):
+    for conv in list(prog.calls):
         if conv.kernel != "conv_bpf" or conv.args[4] is not conv.args[2]:     # not fused yet
             continue
         x, dy, dw, ws = conv.args[:4]
