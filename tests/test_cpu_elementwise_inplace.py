@@ -11,7 +11,9 @@ import staticgraph as sg
 from compiler.backends.cpu import kernels, library
 from helpers import run_cpu_and_reference
 
-SHAPES = [((5, 7, 33), (7, 1)), ((3, 1, 17), (1,)), ((2, 9), (2, 1)), ((4, 6, 8), (4, 6, 8)), ((11,), ())]
+CHUNK = library.ROW_CHUNK       # inner dims longer than this run in chunks (a broadcast's row buffer)
+SHAPES = [((5, 7, 33), (7, 1)), ((3, 1, 17), (1,)), ((2, 9), (2, 1)), ((4, 6, 8), (4, 6, 8)), ((11,), ()),
+          ((2, 3 * CHUNK + 5), ()), ((3, CHUNK + 7), (3, 1)), ((2 * CHUNK + 3,), (2 * CHUNK + 3,))]
 
 
 def _record(out_shape, views):

@@ -1,4 +1,4 @@
-"""The Winograd F(2x2, 3x3) cpu kernels (wino_fwd, wino_bpi, wino_bpf): which convs a plan runs
+"""The Winograd F(4x4, 3x3) cpu kernels (wino_fwd, wino_bpi, wino_bpf): which convs a plan runs
 with them, and their results against naive loops, the reference backend and the adjoint identities
 on odd sizes, H != W, paddings 0-2, odd batches, several tile blocks, float32 and float64; a batch
 size change in one plan; and the kernels run as Python under NUMBA_DISABLE_JIT."""
@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 K = nn_winograd.MIN_CHANNELS
 CONV = dict(stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1)
 # relative to the magnitude of the terms (the same sums over |x|, |w|, |dy|): float64 near its
-# rounding; float32 at F(2,3)'s (the transforms add up to 4 x 4 and 3 x 3 terms per value)
+# rounding; float32 a few ulps of the largest transformed values (F(4x4, 3x3)'s coefficients reach 8
+# and 1/24; measured at most ~1e-6 on 64-channel tiles)
 REL = {np.float64: 1e-10, np.float32: 2e-5}
 
 
@@ -68,6 +69,32 @@ def _check(rng, n, c, o, h, w, pad, dtype):
     scale = float(np.sum(np.abs(dy.astype(np.float64)) * mags[0]))
     for grad, operand in ((cpu[1], x), (cpu[2], wt)):
         np.testing.assert_allclose(np.sum(grad.astype(np.float64) * operand), lhs, rtol=0, atol=REL[dtype] * scale)
+
+
+@pytest.mark.parametrize("m", sorted(nn_winograd.MATRICES))
+def test_transform_matrices_compute_the_correlation(m, rng):
+    """A^T [(G g G^T) * (B^T d B)] A of every F(m x m, 3 x 3) in MATRICES is the 3x3 correlation of
+    an (m + 2)^2 tile, and the 3-term B^T / A^T rows the kernels' passes unroll are what they read."""
+    BT, G, AT = nn_winograd.MATRICES[m]
+    assert BT.shape == (m + 2, m + 2) and G.shape == (m + 2, 3) and AT.shape == (m, m + 2)
+    for _ in range(5):
+        d, g = rng.standard_normal((m + 2, m + 2)), rng.standard_normal((3, 3))
+        want = np.array([[np.sum(d[i:i + 3, j:j + 3] * g) for j in range(m)] for i in range(m)])
+        np.testing.assert_allclose(AT @ ((G @ g @ G.T) * (BT @ d @ BT.T)) @ AT.T, want, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("which", [0, 2])
+def test_generated_passes_match_the_matrices(which):
+    """``_pass`` emits one ``_lcK`` call per row of a matrix, with one (source, coefficient slot)
+    term per nonzero: the slots hold the nonzeros (``_wino_consts`` writes ``_COEFS``)."""
+    mat = nn_winograd.MATRICES[nn_winograd.TILE][which]
+    lines = nn_winograd._pass(mat, lambda i: f"d{i}", lambda j: f"s{j}").splitlines()
+    assert len(lines) == mat.shape[0]
+    for i, (row, line) in enumerate(zip(mat, lines)):
+        head, *terms = line.strip().rstrip(")").split(", s")
+        assert head == f"_lc{np.count_nonzero(row)}(WS, d{i}, tb"
+        got = {int(t.split(",")[0]): nn_winograd._COEFS[int(t.split("ko + ")[1])] for t in terms}
+        assert got == {j: v for j, v in enumerate(row) if v != 0}
 
 
 @pytest.fixture(autouse=True)
@@ -129,7 +156,7 @@ def test_several_tile_blocks(dtype, rng, monkeypatch):
     """One tile row per block (blocks straddle samples), and blocks of a few rows."""
     for tiles in (1, 9):
         monkeypatch.setattr(nn_winograd, "BLOCK_TILES", tiles)
-        assert nn_winograd._rows_per_block(3, 7, 5) == max(1, tiles // 4)
+        assert nn_winograd._rows_per_block(3, 7, 5) == max(1, tiles // (-(-5 // nn_winograd.TILE) + 1))
         _check(rng, 3, K, K + 1, 7, 5, 1, dtype)
         sg.reset_default_graph()
 
@@ -142,7 +169,7 @@ def test_tile_blocks_split_over_workers(workers, dtype, rng, monkeypatch):
     monkeypatch.setenv("STATICGRAPH_KERNEL_THREADS", str(workers))
     monkeypatch.setattr(nn_winograd, "BLOCK_TILES", 9)
     geometry = nn_winograd._geometry(CONV, (5, K, 7, 5), (K + 1, K, 3, 3), (5, K + 1, 7, 5))
-    assert geometry[-3:-1] == [2, workers]       # tile rows per block, workers
+    assert geometry[-3:-1] == [9 // (-(-5 // nn_winograd.TILE) + 1), workers]     # tile rows per block, workers
     _check(rng, 5, K, K + 1, 7, 5, 1, dtype)
 
 

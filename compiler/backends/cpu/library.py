@@ -246,8 +246,11 @@ def loop_kernel(fname: str, n_in: int, n_out: int, body: list, decorate: bool = 
               "    for d in range(nd + 1):",
               "        if M[rX0 + d] != M[rY0 + d]:",
               "            alias = False"]
-    # a row buffer only for an input broadcast along the inner dim; otherwise an empty view (no allocation)
-    L += [f"    T{k} = np.empty(n1, X{k}.dtype) if fast and sX{k}1 == 0 else X{k}[:0]" for k in range(n_in)]
+    # a row buffer only for an input broadcast along the inner dim (at most ROW_CHUNK long: the fast
+    # loop runs the inner dim in chunks; a scalar spread over a whole collapsed 8 MB operand cost an
+    # 8 MB allocation and fill per call); otherwise an empty view (no allocation)
+    L += [f"    nb = min(n1, {ROW_CHUNK})"]
+    L += [f"    T{k} = np.empty(nb, X{k}.dtype) if fast and sX{k}1 == 0 else X{k}[:0]" for k in range(n_in)]
     L += [f"    t{k} = -1" for k in range(n_in)]          # the offset T<k> was last filled from
     L += ["    outer = 1", "    for d in range(nd - 2):", "        outer *= M[p + 1 + d]",
           "    for q in range(outer):", "        r = q"]
@@ -268,18 +271,22 @@ def loop_kernel(fname: str, n_in: int, n_out: int, body: list, decorate: bool = 
     for k in range(n_in):
         L += [f"                S{k} = X{k}", f"                o{k} = cX{k}", f"                if sX{k}1 == 0:",
               f"                    if t{k} != cX{k}:", f"                        v{k} = X{k}[cX{k}]",
-              "                        for j in range(n1):", f"                            T{k}[j] = v{k}",
-              f"                        t{k} = cX{k}", f"                    S{k} = T{k}", f"                    o{k} = 0"]
+              "                        for j in range(nb):", f"                            T{k}[j] = v{k}",
+              f"                        t{k} = cX{k}", f"                    S{k} = T{k}", f"                    o{k} = 0",
+              f"                    e{k} = 0", "                else:", f"                    e{k} = 1"]
+
     def fast_loop(indent: str, x0: str) -> list:
-        lines = ["for j in range(n1):"]
-        lines += [f"    x{k} = S{k}[np.uint64(o{k} + j)]" for k in range(n_in)]
-        lines[1:2] = [f"    x0 = {x0}"] if n_in else []
-        lines += ["    " + stmt for stmt in body]
-        lines += [f"    Y{k}[np.uint64(cY{k} + j)] = y{k}" for k in range(n_out)]
+        lines = [f"for j0 in range(0, n1, {ROW_CHUNK}):"]
+        lines += [f"    u{k} = o{k} + e{k} * j0" for k in range(n_in)] + [f"    w{k} = cY{k} + j0" for k in range(n_out)]
+        lines += ["    for j in range(min(nb, n1 - j0)):"]
+        loads = [f"        x{k} = S{k}[np.uint64(u{k} + j)]" for k in range(n_in)]
+        lines += ([f"        x0 = {x0}"] + loads[1:]) if n_in else []
+        lines += ["        " + stmt for stmt in body]
+        lines += [f"        Y{k}[np.uint64(w{k} + j)] = y{k}" for k in range(n_out)]
         return [indent + line for line in lines]
     if n_in:
-        L += ["                if alias:"] + fast_loop(" " * 20, "Y0[np.uint64(cY0 + j)]")
-        L += ["                else:"] + fast_loop(" " * 20, "S0[np.uint64(o0 + j)]")
+        L += ["                if alias:"] + fast_loop(" " * 20, "Y0[np.uint64(w0 + j)]")
+        L += ["                else:"] + fast_loop(" " * 20, "S0[np.uint64(u0 + j)]")
     else:
         L += fast_loop(" " * 16, "")
     L += ["            else:", "                for j in range(n1):"]
@@ -522,6 +529,9 @@ _MM_THREADS_PRE = '''\
 _MM_THREADS_POST = '''\
     _blas_restore(lim, nt)'''
 
+
+# the elementwise loops run their inner dim in chunks of this many elements (the row buffer's length)
+ROW_CHUNK = 4096
 
 # float GEMMs of at most this many multiply-adds run as plain loops: a BLAS call costs more than the
 # work (the lecture DAG's 5x5 products), and the loops accumulate in float64

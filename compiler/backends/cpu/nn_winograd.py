@@ -1,36 +1,45 @@
-"""Winograd F(2x2, 3x3) CPU kernels for 2-d 3x3 convolutions (stride 1, dilation 1, one group).
+"""Winograd F(4x4, 3x3) CPU kernels for 2-d 3x3 convolutions (stride 1, dilation 1, one group).
 
-Each 2x2 output tile is computed from a 4x4 input tile in a transformed space where the 3x3
-correlation becomes 16 elementwise products, summed over channels by 16 GEMMs (2.25x fewer
-multiplies than im2col's)::
+Each m x m output tile (m = ``TILE``) is computed from an a x a input tile (a = m + 2) in a
+transformed space where the 3x3 correlation becomes a^2 elementwise products, summed over channels
+by a^2 GEMMs (F(4x4, 3x3): 36 GEMMs for 16 outputs, 4x fewer multiplies than im2col's 9 per output;
+F(2x2, 3x3): 16 for 4, 2.25x fewer)::
 
     Y tile = A^T [ (G g G^T) (.) (B^T d B) ] A
 
-with B^T = [[1,0,-1,0],[0,1,1,0],[0,-1,1,0],[0,1,0,-1]], G = [[1,0,0],[.5,.5,.5],[.5,-.5,.5],[0,0,1]],
-A^T = [[1,1,1,0],[0,1,-1,-1]] (cross-correlation, as Conv computes). Tile (ty, tx) of sample n reads
-input rows 2ty - pad_h .. +3 and columns 2tx - pad_w .. +3 (zeros outside the input). Tiles are
-processed in blocks of whole tile rows ((n, ty) pairs, ``BLOCK_TILES`` tiles at most) so a block's
-transformed tiles stay in cache across its 16 GEMMs:
+with the matrices of ``MATRICES`` (Lavin & Gray's points 0, +-1, +-2; cross-correlation, as Conv
+computes). Tile (ty, tx) of sample n reads input rows m ty - pad_h .. + a - 1 and the same columns
+(zeros outside the input). Tiles are processed in blocks of whole tile rows ((n, ty) pairs,
+``BLOCK_TILES`` tiles at most) so a block's transformed tiles stay in cache across its GEMMs:
 
 - ``wino_fwd``: U[xi] (O x C) = G g G^T; per block V[xi] (C x tb) = B^T d B, Mx[xi] = U[xi] @ V[xi],
-  Y tile = A^T Mx A (cropped at odd edges);
+  Y tile = A^T Mx A (cropped at the edges);
 - ``wino_bpi`` (the exact adjoint): dM[xi] = A dY A^T (dY zero past the edge), dV[xi] = U[xi]^T @ dM[xi],
-  dX += B dV B^T over the overlapping 4x4 tiles (cropped to the input);
+  dX += B dV B^T over the overlapping a x a windows (cropped to the input);
 - ``wino_bpf``: dU[xi] = sum over blocks of dM[xi] @ V[xi]^T, then dW = G^T dU G.
 
-A block's tile columns are (tile row, tx) with tx in [0, TW]: one spare column per tile row
-(tx = TW; 1/TW more GEMM work) makes the transforms long unit- or 2-strided runs over the whole
-block, one store stream per loop (LLVM vectorises a loop over one buffer only when it needs few
-runtime alias checks); spare output-gradient columns are zero, so dU and dX ignore them. Transforms
-are adds (and halvings for the weights). Workspace: U (16 O C), the block's V / dV (16 C tb),
-Mx / dM (16 O tb) and ``ROW_BUFFERS`` runs of tb for the transforms.
+Layout: a block's tile columns are (tile row, tx) with tx in [0, TW] (tx = TW: one spare column per
+tile row, zero in every output gradient, so dU and dX ignore it); padded rows are m (TW + 1) wide, so
+column m tx + j of a padded row is element tx + j // m of its phase j % m. Each transform is two
+passes of linear combinations over runs of a block's tile columns (one ``_lcK`` call per
+transformed row or column: one store stream and K unit- or m-strided load streams, which LLVM
+vectorises), generated from the matrices (``_pass``); their coefficients are read from the
+workspace (written by ``_wino_consts`` in the array's dtype, so float32 stays float32); output
+rows are interleaved from m phase runs (``_ilv``). The weight transforms are scalar, in float64.
 
-Measured (2 shared cores, conv_block: 32x64x32x32, 64 -> 64): GEMMs ~15 ms per kernel, transforms
-~6-7 ms; blocks of 256 tiles were ~15% slower than 512, 1024 ~8% (V, Mx of 2 MB each: L3).
+Measured (kernels called directly, 2 shared cores, conv_block: 32x64x32x32, 64 -> 64, float32):
+F(4x4, 3x3) against the F(2x2, 3x3) it replaced, interleaved runs, two workers: forward 8.7-13.1 vs
+11.5-15.9 ms, input gradient 10.1-15.5 vs 13.0-18.0, filter gradient 9.0-15.0 vs 11.6-17.3 (~20%
+faster; the machine's speed drifts between runs). One worker, forward: GEMMs 11.1 ms (61 GFLOP/s,
+NumPy's own speed for these shapes), input transform 3.6, output transform 2.2 (F(2x2): GEMMs ~16,
+transforms ~7.4). The input / output copies of short rows (32 wide) and the phase splits dominate
+the transforms; blocks of 256 tiles beat 128 and 512 (V and Mx then ~2.3 MB each per worker).
 
 Record (``WINO_SIZE`` ints): 4 element offsets (the kernel's 2 inputs, output, workspace), then
 N, C, H, W, O, OH, OW, pad_h, pad_w, the tile rows per block, the workers T and each one's
 workspace region (``threads.py``: worker t runs the blocks of samples [t N / T, (t + 1) N / T)).
+Workspace: the coefficients (``NK``), U (a^2 O C), each worker's region (V: a^2 C tb, Mx / dM:
+a^2 O tb, the transforms' planes and runs), then the other workers' partial dU.
 """
 from __future__ import annotations
 
@@ -40,43 +49,100 @@ import numpy as np
 
 from . import threads
 
+# B^T (a x a), G (a x 3), A^T (m x a) of F(m x m, 3 x 3)
+MATRICES = {
+    2: (np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], float),
+        np.array([[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]]),
+        np.array([[1, 1, 1, 0], [0, 1, -1, -1]], float)),
+    4: (np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+                  [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], float),
+        np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+                  [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]]),
+        np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]], float)),
+}
+TILE = 4                # m: the output tile side
 WINO_SIZE = 4 + 12
-MIN_CHANNELS = 16       # input and output channels at least this: the 16 GEMMs pay for the transforms
-MIN_WIDTH = 8           # output planes at least this wide (a tile row: W/2 tiles + 1 spare; not measured
-                        # below conv_block's 32: the demo's 4x4 planes keep im2col, and its compiles)
-BLOCK_TILES = 512       # tiles per block (whole tile rows, at least one; measured: 256 - 1024 on conv_block)
-# The kernels' GEMMs run on this many BLAS threads at most: 16 GEMMs per block synchronise OpenBLAS's
+MIN_CHANNELS = 16       # input and output channels at least this: the GEMMs pay for the transforms
+MIN_WIDTH = 8           # output planes at least this wide (the demo's 4x4 planes keep im2col, and its compiles)
+BLOCK_TILES = 256       # tiles per block (whole tile rows, at least one; measured on conv_block: 128 - 512)
+# The kernels' GEMMs run on this many BLAS threads at most: many GEMMs per block synchronise OpenBLAS's
 # threads hundreds of times a call, and on a busy machine each wait for a descheduled worker costs
 # ms (measured on conv_block under load: 2 threads 0.5-2 s per kernel, 1 thread 26-38 ms).
 BLAS_THREADS = 1
-ROW_BUFFERS = 40        # the transforms' buffers: this many runs of a block's tile columns
 
-_SOURCE = '''
+_BT, _G, _AT = MATRICES[TILE]
+_M, _A = TILE, TILE + 2
+_OV = _A - _M                                  # columns (rows) a tile shares with the next one
+_COEFS = sorted({float(v) for v in np.concatenate([_BT.ravel(), _AT.ravel(), [1.0]]) if v != 0})
+_KI = {v: i for i, v in enumerate(_COEFS)}
+NK = -(-len(_COEFS) // 16) * 16                # the coefficients' slots at the workspace's start
 
-# ---- Winograd F(2x2, 3x3) (nn_winograd.py) ----
+
+def _runs() -> int:
+    """Runs (of tb + 2) the transforms use beyond their planes (the scatter's: phases, shifts, rows)."""
+    return 2 * _A * _M + _OV
+
+
+def _pass(mat, dst, src, extra=None, ind=12) -> str:
+    """Lines dst(i) = sum_j mat[i, j] src(j) (+ extra(i)) over runs of tb, one ``_lcK`` call per row i
+    of ``mat``; coefficients from the workspace (at ko)."""
+    lines = []
+    for i in range(mat.shape[0]):
+        terms = [(src(j), f"ko + {_KI[float(mat[i, j])]}") for j in range(mat.shape[1]) if mat[i, j] != 0]
+        terms += extra(i) if extra else []
+        args = ", ".join(f"{s}, {k}" for s, k in terms)
+        lines.append(" " * ind + f"_lc{len(terms)}(WS, {dst(i)}, tb, {args})")
+    return "\n".join(lines)
+
+
+def _lc_source(k: int) -> str:
+    args = ", ".join(f"a{j}, k{j}" for j in range(k))
+    loads = "".join(f"    c{j} = A[np.uint64(k{j})]\n" for j in range(k))
+    expr = " + ".join(f"c{j} * A[np.uint64(a{j} + i)]" for j in range(k))
+    return f'''
+@njit(**_JIT)
+def _lc{k}(A, d, n, {args}):
+    """A[d + i] = sum of c_j A[a_j + i] (i < n; c_j = A[k_j])."""
+{loads}    for i in range(n):
+        A[np.uint64(d + i)] = {expr}
+'''
+
+
+def _ilv_source() -> str:
+    ilv = "".join(f"        Z[np.uint64(d + {_M} * i + {p})] = A[np.uint64(s + {p} * S + i)]\n" for p in range(_M))
+    dil = "".join(f"        Z[np.uint64(d + {p} * S + i)] = A[np.uint64(s + {_M} * i + {p})]\n" for p in range(_M))
+    return f'''
+@njit(**_JIT)
+def _ilv(Z, d, A, s, S, n):
+    """Z[d + m i + p] = A[s + p S + i] (i < n, p < m): m phase runs interleaved into a plane. Called
+    with Z = A (the workspace): as two arguments LLVM vectorises the loop (3x faster, measured)."""
+    for i in range(n):
+{ilv}
 
 @njit(**_JIT)
-def _wino_dims(M, q):
-    """N, C, H, W, O, OH, OW, pad_h, pad_w, tile rows per block, TH, TW, padded row width."""
-    OH = M[q + 5]
-    OW = M[q + 6]
-    TH = (OH + 1) // 2
-    TW = (OW + 1) // 2
-    return M[q], M[q + 1], M[q + 2], M[q + 3], M[q + 4], OH, OW, M[q + 7], M[q + 8], M[q + 9], TH, TW, 2 * TW + 2
+def _dil(Z, d, A, s, S, n):
+    """Z[d + p S + i] = A[s + m i + p] (i < n, p < m): a plane split into m phase runs (Z = A, as in ``_ilv``)."""
+    for i in range(n):
+{dil}'''
 
 
-@njit(**_JIT)
-def _g3(a, b, c):
-    """G (a, b, c): the 4 weight-transform values of 3 taps."""
-    return a, 0.5 * (a + b + c), 0.5 * (a - b + c), c
+def _lin(coefs, names) -> str:
+    """A scalar linear combination (float64 literals) of ``names``."""
+    return " + ".join(f"({c!r}) * {v}" for c, v in zip(coefs, names) if c != 0) or "0.0"
 
 
-@njit(**_JIT)
-def _gt4(a, b, c, d):
-    """G^T (a, b, c, d): the 3 tap gradients of 4 transformed values."""
-    return a + 0.5 * (b + c), 0.5 * (b - c), 0.5 * (b + c) + d
-
-
+def _weights_source() -> str:
+    """U[xi] = G g G^T and dW = G^T dU G per (o, c): straight-line scalar code from G."""
+    a, G = _A, _G
+    fwd = "".join(f"            g{j}{k} = Wt[g + {3 * j + k}]\n" for j in range(3) for k in range(3))
+    fwd += "".join(f"            t{i}{k} = {_lin(G[i], [f'g{j}{k}' for j in range(3)])}\n" for i in range(a) for k in range(3))
+    fwd += "".join(f"            WS[u + {i * a + l} * S] = {_lin(G[l], [f't{i}{k}' for k in range(3)])}\n"
+                   for i in range(a) for l in range(a))
+    back = "".join(f"            r{j}{l} = {_lin(G[:, j], [f'WS[u + {i * a + l} * S]' for i in range(a)])}\n"
+                   for j in range(3) for l in range(a))
+    back += "".join(f"            DW[g + {3 * j + k}] = {_lin(G[:, k], [f'r{j}{l}' for l in range(a)])}\n"
+                    for j in range(3) for k in range(3))
+    return f'''
 @njit(**_JIT)
 def _wino_weights(Wt, wo, WS, uo, O, C):
     """U[xi] (O x C) at uo = G g G^T of each 3x3 filter g = W[o, c]."""
@@ -84,107 +150,60 @@ def _wino_weights(Wt, wo, WS, uo, O, C):
     for o in range(O):
         for c in range(C):
             g = wo + (o * C + c) * 9
-            s00, s10, s20, s30 = _g3(Wt[g], Wt[g + 3], Wt[g + 6])
-            s01, s11, s21, s31 = _g3(Wt[g + 1], Wt[g + 4], Wt[g + 7])
-            s02, s12, s22, s32 = _g3(Wt[g + 2], Wt[g + 5], Wt[g + 8])
             u = uo + o * C + c
-            WS[u], WS[u + S], WS[u + 2 * S], WS[u + 3 * S] = _g3(s00, s01, s02)
-            WS[u + 4 * S], WS[u + 5 * S], WS[u + 6 * S], WS[u + 7 * S] = _g3(s10, s11, s12)
-            WS[u + 8 * S], WS[u + 9 * S], WS[u + 10 * S], WS[u + 11 * S] = _g3(s20, s21, s22)
-            WS[u + 12 * S], WS[u + 13 * S], WS[u + 14 * S], WS[u + 15 * S] = _g3(s30, s31, s32)
-
+{fwd}
 
 @njit(**_JIT)
 def _wino_filter_back(DW, dwo, WS, uo, O, C):
-    """dW[o, c] = G^T dU G of the 4x4 matrices dU[xi] (O x C) at uo."""
+    """dW[o, c] = G^T dU G of the matrices dU[xi] (O x C) at uo."""
     S = O * C
     for o in range(O):
         for c in range(C):
             u = uo + o * C + c
-            r00, r10, r20 = _gt4(WS[u], WS[u + 4 * S], WS[u + 8 * S], WS[u + 12 * S])
-            r01, r11, r21 = _gt4(WS[u + S], WS[u + 5 * S], WS[u + 9 * S], WS[u + 13 * S])
-            r02, r12, r22 = _gt4(WS[u + 2 * S], WS[u + 6 * S], WS[u + 10 * S], WS[u + 14 * S])
-            r03, r13, r23 = _gt4(WS[u + 3 * S], WS[u + 7 * S], WS[u + 11 * S], WS[u + 15 * S])
             g = dwo + (o * C + c) * 9
-            DW[g], DW[g + 1], DW[g + 2] = _gt4(r00, r01, r02, r03)
-            DW[g + 3], DW[g + 4], DW[g + 5] = _gt4(r10, r11, r12, r13)
-            DW[g + 6], DW[g + 7], DW[g + 8] = _gt4(r20, r21, r22, r23)
-
-
-# Loops over runs of a block's tile columns; one store stream each (LLVM vectorises a loop over a
-# buffer only when few runtime alias checks are needed), unit or constant strides.
+{back}
 
 @njit(**_JIT)
-def _wr_cp(A, d, a, n, sa):
-    for k in range(n):
-        A[np.uint64(d + k)] = A[np.uint64(a + sa * k)]
+def _wino_consts(WS, ko):
+    """The transforms' coefficients at ko, in the workspace's dtype."""
+''' + "".join(f"    WS[ko + {i}] = {v!r}\n" for i, v in enumerate(_COEFS))
 
 
-@njit(**_JIT)
-def _wr_neg(A, d, a, n, sa):
-    for k in range(n):
-        A[np.uint64(d + k)] = -A[np.uint64(a + sa * k)]
+_TEMPLATE = '''
 
+# ---- Winograd F(__M__x__M__, 3x3) (nn_winograd.py) ----
 
 @njit(**_JIT)
-def _wr_add(A, d, a, b, n, sa):
-    for k in range(n):
-        A[np.uint64(d + k)] = A[np.uint64(a + sa * k)] + A[np.uint64(b + sa * k)]
+def _wino_dims(M, q):
+    """N, C, H, W, O, OH, OW, pad_h, pad_w, tile rows per block, TH, TW, padded row width."""
+    OH = M[q + 5]
+    OW = M[q + 6]
+    TH = (OH + __M__ - 1) // __M__
+    TW = (OW + __M__ - 1) // __M__
+    return M[q], M[q + 1], M[q + 2], M[q + 3], M[q + 4], OH, OW, M[q + 7], M[q + 8], M[q + 9], TH, TW, __M__ * (TW + 1)
 
 
 @njit(**_JIT)
-def _wr_sub(A, d, a, b, n, sa):
-    for k in range(n):
-        A[np.uint64(d + k)] = A[np.uint64(a + sa * k)] - A[np.uint64(b + sa * k)]
-
-
-@njit(**_JIT)
-def _wr_add3(A, d, a, b, c, n):
-    for k in range(n):
-        A[np.uint64(d + k)] = A[np.uint64(a + k)] + A[np.uint64(b + k)] + A[np.uint64(c + k)]
-
-
-@njit(**_JIT)
-def _wr_sub3(A, d, a, b, c, n):
-    """a - b - c."""
-    for k in range(n):
-        A[np.uint64(d + k)] = A[np.uint64(a + k)] - A[np.uint64(b + k)] - A[np.uint64(c + k)]
-
-
-@njit(**_JIT)
-def _wr_mix3(A, d, a, b, c, n):
-    """a - b + c."""
-    for k in range(n):
-        A[np.uint64(d + k)] = A[np.uint64(a + k)] - A[np.uint64(b + k)] + A[np.uint64(c + k)]
-
-
-@njit(**_JIT)
-def _wr_ilv(A, d, e, o, n):
-    """Interleave: d[2k] = e[k], d[2k + 1] = o[k]."""
-    for k in range(n):
-        A[np.uint64(d + 2 * k)] = A[np.uint64(e + k)]
-        A[np.uint64(d + 2 * k + 1)] = A[np.uint64(o + k)]
-
-
-@njit(**_JIT)
-def _wino_tiles_in(X, xo, WS, vo, bo, M, q, r0, nr):
-    """V[xi] (C x tb) at vo = B^T d B of the input tiles of tile rows [r0, r0 + nr); a block's
-    tile columns are (tile row, tx) with tx in [0, TW] (tx = TW: a spare column, ignored).
-    Per channel: 4 planes of zero-padded input rows (row i of each tile row's tiles; 2 TW + 2 wide)
-    at bo, their row combinations B^T d split into even / odd columns, then the column ones."""
+def _wino_tiles_in(X, xo, WS, vo, bo, ko, M, q, r0, nr):
+    """V[xi] (C x tb) at vo = B^T d B of the input tiles of tile rows [r0, r0 + nr). Per channel:
+    a planes of zero-padded input rows (row i of each tile row's tiles) at bo, their row
+    combinations B^T d as m phase runs each (m-strided), then the column ones (phase j % m,
+    shifted by j // m tiles)."""
     N, C, H, Wd, O, OH, OW, ph, pw, rb, TH, TW, Wp = _wino_dims(M, q)
-    Wh = TW + 1
-    tb = nr * Wh
+    tb = nr * (TW + 1)
     S = tb + 2
-    te = bo + 8 * tb          # TE_i at te + 2 i S, TO_i at te + (2 i + 1) S
+    pl = nr * Wp
+    R = bo + __A__ * pl       # row combination i, phase p at R + (i m + p) S; plane i's phases at D
+    D = R + __A__ * __M__ * S
+    L = C * tb
     for c in range(C):
         for r in range(r0, r0 + nr):
             n = r // TH
             ty = r % TH
             xb = xo + (n * C + c) * H * Wd
-            for i in range(4):
-                h = 2 * ty - ph + i
-                rw = bo + i * 2 * tb + (r - r0) * Wp
+            for i in range(__A__):
+                h = __M__ * ty - ph + i
+                rw = bo + i * pl + (r - r0) * Wp
                 if h < 0 or h >= H:
                     for x in range(Wp):
                         WS[np.uint64(rw + x)] = 0
@@ -196,172 +215,138 @@ def _wino_tiles_in(X, xo, WS, vo, bo, M, q, r0, nr):
                     WS[np.uint64(rw + pw + x)] = X[np.uint64(xr + x)]
                 for x in range(pw + Wd, Wp):
                     WS[np.uint64(rw + x)] = 0
-        R0 = bo
-        R1 = bo + 2 * tb
-        R2 = bo + 4 * tb
-        R3 = bo + 6 * tb
-        for par in range(2):
-            t = te + par * S
-            _wr_sub(WS, t, R0 + par, R2 + par, tb, 2)
-            _wr_add(WS, t + 2 * S, R1 + par, R2 + par, tb, 2)
-            _wr_sub(WS, t + 4 * S, R2 + par, R1 + par, tb, 2)
-            _wr_sub(WS, t + 6 * S, R1 + par, R3 + par, tb, 2)
-        for i in range(4):
-            e = te + 2 * i * S
-            o = e + S
-            WS[np.uint64(e + tb)] = 0
-            WS[np.uint64(o + tb)] = 0
-            v = vo + (4 * i * C + c) * tb
-            _wr_sub(WS, v, e, e + 1, tb, 1)
-            _wr_add(WS, v + C * tb, o, e + 1, tb, 1)
-            _wr_sub(WS, v + 2 * C * tb, e + 1, o, tb, 1)
-            _wr_sub(WS, v + 3 * C * tb, o, o + 1, tb, 1)
+        for i in range(__A__):
+            _dil(WS, D + i * __M__ * S, WS, bo + i * pl, S, tb)
+        for p in range(__M__):
+__IN_ROWS__
+        for i in range(__A__ * __M__):
+            WS[np.uint64(R + i * S + tb)] = 0
+        for u in range(__A__):
+            v = vo + c * tb + u * __A__ * L
+__IN_COLS__
 
 
 @njit(**_JIT)
-def _wino_tiles_out(Y, yo, WS, mo, bo, M, q, r0, nr):
+def _wino_tiles_out(Y, yo, WS, mo, bo, ko, M, q, r0, nr):
     """Output tiles A^T Mx A of tile rows [r0, r0 + nr) from Mx[xi] (O x tb) at mo: per output
-    channel the column combinations, the row ones as even / odd output columns, two interleaved
-    planes of output rows, then the rows cropped to OH x OW."""
+    channel the row combinations (Z), the column ones as m phase runs per output row,
+    interleaved into planes of output rows, then the rows cropped to OH x OW."""
     N, C, H, Wd, O, OH, OW, ph, pw, rb, TH, TW, Wp = _wino_dims(M, q)
-    Wh = TW + 1
-    tb = nr * Wh
+    tb = nr * (TW + 1)
+    S = tb + 2
+    pl = nr * Wp
+    R = bo + __M__ * pl       # Z[i][j] at R + (i a + j) S; phase p of output row i at R + (m a + i m + p) S
     L = O * tb
-    ab = bo + 4 * tb          # A_j, B_j at ab + j tb, ab + (4 + j) tb; then even / odd rows
-    ev = ab + 8 * tb
     for o in range(O):
-        m = mo + o * tb
-        for j in range(4):
-            _wr_add3(WS, ab + j * tb, m + j * L, m + (4 + j) * L, m + (8 + j) * L, tb)
-            _wr_sub3(WS, ab + (4 + j) * tb, m + (4 + j) * L, m + (8 + j) * L, m + (12 + j) * L, tb)
-        for i in range(2):
-            a = ab + 4 * i * tb
-            _wr_add3(WS, ev + 2 * i * tb, a, a + tb, a + 2 * tb, tb)
-            _wr_sub3(WS, ev + (2 * i + 1) * tb, a + tb, a + 2 * tb, a + 3 * tb, tb)
-            _wr_ilv(WS, bo + 2 * i * tb, ev + 2 * i * tb, ev + (2 * i + 1) * tb, tb)
+        mx = mo + o * tb
+        for u in range(__A__):
+__OUT_ROWS__
+        for u in range(__M__):
+__OUT_COLS__
+            _ilv(WS, bo + u * pl, WS, R + (__M__ * __A__ + u * __M__) * S, S, tb)
         for r in range(r0, r0 + nr):
             n = r // TH
             ty = r % TH
-            for i in range(min(2, OH - 2 * ty)):
-                yr = yo + ((n * O + o) * OH + 2 * ty + i) * OW
-                rw = bo + 2 * i * tb + (r - r0) * Wp
+            for i in range(min(__M__, OH - __M__ * ty)):
+                yr = yo + ((n * O + o) * OH + __M__ * ty + i) * OW
+                rw = bo + i * pl + (r - r0) * Wp
                 for x in range(OW):
                     Y[np.uint64(yr + x)] = WS[np.uint64(rw + x)]
 
 
 @njit(**_JIT)
-def _wino_grad_tiles(DY, dyo, WS, mo, bo, M, q, r0, nr):
-    """dM[xi] (O x tb) at mo = A g A^T of the 2x2 output-gradient tiles g of tile rows
-    [r0, r0 + nr) (zeros past OH x OW, so the spare columns are zero): per output channel two
-    planes of output rows, their row combinations A g as even / odd columns, then the column ones."""
+def _wino_grad_tiles(DY, dyo, WS, mo, bo, ko, M, q, r0, nr):
+    """dM[xi] (O x tb) at mo = A g A^T of the m x m output-gradient tiles g of tile rows
+    [r0, r0 + nr) (zeros past OH x OW, so the spare columns are zero): per output channel m
+    planes of output rows, their row combinations A g as m phase runs, then the column ones."""
     N, C, H, Wd, O, OH, OW, ph, pw, rb, TH, TW, Wp = _wino_dims(M, q)
-    Wh = TW + 1
-    tb = nr * Wh
+    tb = nr * (TW + 1)
+    S = tb + 2
+    pl = nr * Wp
+    R = bo + __M__ * pl       # row combination i, phase p at R + (i m + p) S; plane i's phases at D
+    D = R + __A__ * __M__ * S
     L = O * tb
-    g = bo + 4 * tb           # even / odd columns of the 4 rows of A g: g + (2 i + par) tb
     for o in range(O):
         for r in range(r0, r0 + nr):
             n = r // TH
             ty = r % TH
-            for i in range(2):
-                rw = bo + i * 2 * tb + (r - r0) * Wp
-                if 2 * ty + i >= OH:
+            for i in range(__M__):
+                rw = bo + i * pl + (r - r0) * Wp
+                if __M__ * ty + i >= OH:
                     for x in range(Wp):
                         WS[np.uint64(rw + x)] = 0
                     continue
-                yr = dyo + ((n * O + o) * OH + 2 * ty + i) * OW
+                yr = dyo + ((n * O + o) * OH + __M__ * ty + i) * OW
                 for x in range(OW):
                     WS[np.uint64(rw + x)] = DY[np.uint64(yr + x)]
                 for x in range(OW, Wp):
                     WS[np.uint64(rw + x)] = 0
-        G0 = bo
-        G1 = bo + 2 * tb
-        for par in range(2):
-            _wr_cp(WS, g + par * tb, G0 + par, tb, 2)
-            _wr_add(WS, g + (2 + par) * tb, G0 + par, G1 + par, tb, 2)
-            _wr_sub(WS, g + (4 + par) * tb, G0 + par, G1 + par, tb, 2)
-            _wr_neg(WS, g + (6 + par) * tb, G1 + par, tb, 2)
-        m = mo + o * tb
-        for i in range(4):
-            e = g + 2 * i * tb
-            od = e + tb
-            d = m + 4 * i * L
-            _wr_cp(WS, d, e, tb, 1)
-            _wr_add(WS, d + L, e, od, tb, 1)
-            _wr_sub(WS, d + 2 * L, e, od, tb, 1)
-            _wr_neg(WS, d + 3 * L, od, tb, 1)
+        for i in range(__M__):
+            _dil(WS, D + i * __M__ * S, WS, bo + i * pl, S, tb)
+        for p in range(__M__):
+__G_ROWS__
+        mx = mo + o * tb
+        for u in range(__A__):
+__G_COLS__
 
 
 @njit(**_JIT)
-def _wino_scatter(DX, dxo, WS, vo, bo, M, q, r0, nr):
+def _wino_scatter(DX, dxo, WS, vo, bo, ko, M, q, r0, nr):
     """dX from dV[xi] (C x tb) at vo for tile rows [r0, r0 + nr) (spare columns zero): each tile's
-    B dV B^T added into the 4x4 input window it came from. Per channel: the column combinations
-    of the 4 rows as even / odd padded columns, summed over the overlapping tiles; the row
-    combinations; 4 interleaved planes; then the rows go to dX, stored into the rows no earlier
-    tile row touched (tile rows run in order), else added."""
+    B dV B^T added into the a x a window it came from. Per channel and transformed row: the column
+    combinations as m phase runs, the last __OV__ columns shifted by one tile and added to the first
+    phases (overlapping tiles); the row combinations; a interleaved planes; then the rows go to dX,
+    stored into the rows no earlier tile row touched (a sample's tile rows run in order), else added."""
     N, C, H, Wd, O, OH, OW, ph, pw, rb, TH, TW, Wp = _wino_dims(M, q)
-    Wh = TW + 1
-    tb = nr * Wh
+    tb = nr * (TW + 1)
     S = tb + 2
+    pl = nr * Wp
+    R = bo + __A__ * pl       # phase p of row i at R + (i m + p) S; shifted runs at H0; rows at Q
+    H0 = R + __A__ * __M__ * S
+    Q = H0 + __OV__ * S
     L = C * tb
-    x0 = max(0, pw)
     x1 = min(Wp, Wd + pw)
-    pq = bo + 8 * tb          # per row i: P at pq + 4 i S, Q (shifted by one) + S, E + 2 S, O + 3 S
-    rr = pq + 16 * S          # row combinations: R1 even / odd, R2 even / odd
     for c in range(C):
-        v = vo + c * tb
-        for i in range(4):
-            vi = v + 4 * i * L
-            P = pq + 4 * i * S
-            Q = P + S
-            E = P + 2 * S
-            Od = P + 3 * S
-            _wr_mix3(WS, P, vi + L, vi + 2 * L, vi + 3 * L, tb)
-            WS[np.uint64(Q)] = 0
-            _wr_mix3(WS, Q + 1, vi + L, vi, vi + 2 * L, tb)
-            _wr_add(WS, E, vi, Q, tb, 1)
-            WS[np.uint64(Od)] = WS[np.uint64(P)]
-            _wr_sub(WS, Od + 1, P + 1, vi + 3 * L, tb - 1, 1)
-        for par in range(2):
-            h0 = pq + (2 + par) * S
-            _wr_mix3(WS, rr + par * S, h0 + 4 * S, h0 + 8 * S, h0 + 12 * S, tb)
-            _wr_mix3(WS, rr + (2 + par) * S, h0 + 4 * S, h0, h0 + 8 * S, tb)
-        _wr_ilv(WS, bo, pq + 2 * S, pq + 3 * S, tb)
-        _wr_ilv(WS, bo + 2 * tb, rr, rr + S, tb)
-        _wr_ilv(WS, bo + 4 * tb, rr + 2 * S, rr + 3 * S, tb)
-        _wr_ilv(WS, bo + 6 * tb, pq + 14 * S, pq + 15 * S, tb)
+        for u in range(__A__):
+            vu = vo + c * tb + u * __A__ * L
+__S_SHIFT__
+            for t in range(__OV__):
+                WS[np.uint64(H0 + t * S)] = 0
+__S_COLS__
+        for p in range(__M__):
+__S_ROWS__
+        for i in range(__A__):
+            _ilv(WS, bo + i * pl, WS, Q + i * __M__ * S, S, tb)
         for r in range(r0, r0 + nr):
             n = r // TH
             ty = r % TH
             xb = dxo + (n * C + c) * H * Wd - pw
-            for i in range(4):
-                h = 2 * ty + i - ph
+            for i in range(__A__):
+                h = __M__ * ty + i - ph
                 if h < 0 or h >= H:
                     continue
                 xr = xb + h * Wd
-                ti = bo + 2 * i * tb + (r - r0) * Wp
-                if i == 3:
-                    for x in range(x0, x1):
-                        DX[np.uint64(xr + x)] = -WS[np.uint64(ti + x)]
-                elif i < 2 and ty > 0:
-                    for x in range(x0, x1):
+                ti = bo + i * pl + (r - r0) * Wp
+                if i < __OV__ and ty > 0:
+                    for x in range(pw, x1):
                         DX[np.uint64(xr + x)] += WS[np.uint64(ti + x)]
                 else:
-                    for x in range(x0, x1):
+                    for x in range(pw, x1):
                         DX[np.uint64(xr + x)] = WS[np.uint64(ti + x)]
 
 
 @njit(**_JIT)
 def _wino_layout(M, p):
-    """Element offsets of the record's operands and of the workspace regions: U, then worker 0's
-    V, M and rows (worker t's: + t * the record's region size)."""
+    """Element offsets of the record's operands and of the workspace regions: the coefficients,
+    U, then worker 0's V, M and planes (worker t's: + t * the record's region size)."""
     q = p + 4
     N, C, H, Wd, O, OH, OW, ph, pw, rb, TH, TW, Wp = _wino_dims(M, q)
-    uo = M[p + 3]
-    vo = uo + 16 * O * C
-    mo = vo + 16 * C * rb * (TW + 1)
-    bo = mo + 16 * O * rb * (TW + 1)
-    return M[p], M[p + 1], M[p + 2], q, uo, vo, mo, bo
+    ko = M[p + 3]
+    uo = ko + __NK__
+    vo = uo + __AA__ * O * C
+    mo = vo + __AA__ * C * rb * (TW + 1)
+    bo = mo + __AA__ * O * rb * (TW + 1)
+    return M[p], M[p + 1], M[p + 2], q, ko, uo, vo, mo, bo
 
 
 @njit(**_JIT)
@@ -370,25 +355,25 @@ def _wino_rows(A, ao, B, bo_, Z, zo, WS, M, p, direction, t, T):
     regions; direction 0 (forward: A = X, Z = Y), 1 (input gradient: A = dY, Z = dX; a sample's
     tile rows run in order on one worker, as the scatter needs) or 2 (filter gradient: A = X,
     B = dY; dU summed over the worker's blocks in U's place (worker 0) or its own dU region)."""
-    _, _, _, q, uo, vo, mo, bo = _wino_layout(M, p)
+    _, _, _, q, ko, uo, vo, mo, bo = _wino_layout(M, p)
     N, C, H, Wd, O, OH, OW, ph, pw, rb, TH, TW, Wp = _wino_dims(M, q)
     shift = t * M[q + 11]
     vo += shift
     mo += shift
     bo += shift
-    du = uo if direction != 2 or t == 0 else uo + 16 * O * C + T * M[q + 11] + (t - 1) * 16 * O * C
+    du = uo if direction != 2 or t == 0 else uo + __AA__ * O * C + T * M[q + 11] + (t - 1) * __AA__ * O * C
     lo = (t * N) // T * TH
     hi = ((t + 1) * N) // T * TH
     for r0 in range(lo, hi, rb):
         nr = min(rb, hi - r0)
         tb = nr * (TW + 1)
         if direction != 1:
-            _wino_tiles_in(A, ao, WS, vo, bo, M, q, r0, nr)
+            _wino_tiles_in(A, ao, WS, vo, bo, ko, M, q, r0, nr)
         if direction == 1:
-            _wino_grad_tiles(A, ao, WS, mo, bo, M, q, r0, nr)
+            _wino_grad_tiles(A, ao, WS, mo, bo, ko, M, q, r0, nr)
         elif direction == 2:
-            _wino_grad_tiles(B, bo_, WS, mo, bo, M, q, r0, nr)
-        for xi in range(16):
+            _wino_grad_tiles(B, bo_, WS, mo, bo, ko, M, q, r0, nr)
+        for xi in range(__AA__):
             u, v, m = du + xi * O * C, vo + xi * C * tb, mo + xi * O * tb
             if direction == 0:
                 _gemm(0, 0, O, tb, C, 1.0, WS, u, C, WS, v, tb, 0.0, WS, m, tb)
@@ -397,15 +382,15 @@ def _wino_rows(A, ao, B, bo_, Z, zo, WS, M, p, direction, t, T):
             else:
                 _gemm(0, 1, O, C, tb, 1.0, WS, m, tb, WS, v, tb, 0.0 if r0 == lo else 1.0, WS, u, C)
         if direction == 0:
-            _wino_tiles_out(Z, zo, WS, mo, bo, M, q, r0, nr)
+            _wino_tiles_out(Z, zo, WS, mo, bo, ko, M, q, r0, nr)
         elif direction == 1:
-            _wino_scatter(Z, zo, WS, vo, bo, M, q, r0, nr)
+            _wino_scatter(Z, zo, WS, vo, bo, ko, M, q, r0, nr)
 
 
 @njit(**_PJIT)
 def _wino_blocks(A, ao, B, bo_, Z, zo, WS, M, p, direction):
     """The block loop of the three kernels over the record's workers (``_wino_rows``), their GEMMs
-    on at most ``__THREADS__`` BLAS threads; the filter gradient's partial dU summed into U after."""
+    on at most __THREADS__ BLAS threads; the filter gradient's partial dU summed into U after."""
     q = p + 4
     T = M[q + 10]
     nt = _blas_at_most(__THREADS__)
@@ -416,8 +401,8 @@ def _wino_blocks(A, ao, B, bo_, Z, zo, WS, M, p, direction):
             t = np.int64(u)     # prange's index is unsigned: callees typed for int64 are reused
             _wino_rows(A, ao, B, bo_, Z, zo, WS, M, p, direction, t, T)
         if direction == 2:
-            uo = M[p + 3]
-            n = 16 * M[q + 4] * M[q + 1]
+            uo = M[p + 3] + __NK__
+            n = __AA__ * M[q + 4] * M[q + 1]
             parts = uo + n + T * M[q + 11]
             for t in range(1, T):
                 for i in range(n):
@@ -427,11 +412,12 @@ def _wino_blocks(A, ao, B, bo_, Z, zo, WS, M, p, direction):
 
 @njit(**_JIT)
 def wino_fwd(X, Wt, Y, WS, M, E, p):
-    """Y (N, O, OH, OW) = Conv(X, W) for a 3x3 filter, stride 1, by Winograd F(2x2, 3x3)."""
-    xo, wo, yo, q, uo, vo, mo, bo = _wino_layout(M, p)
+    """Y (N, O, OH, OW) = Conv(X, W) for a 3x3 filter, stride 1, by Winograd F(__M__x__M__, 3x3)."""
+    xo, wo, yo, q, ko, uo, vo, mo, bo = _wino_layout(M, p)
     N, C, H, Wd, O, OH, OW, ph, pw, rb, TH, TW, Wp = _wino_dims(M, q)
     if N * TH * TW == 0:
         return
+    _wino_consts(WS, ko)
     _wino_weights(Wt, wo, WS, uo, O, C)
     _wino_blocks(X, xo, X, xo, Y, yo, WS, M, p, 0)
 
@@ -439,12 +425,13 @@ def wino_fwd(X, Wt, Y, WS, M, E, p):
 @njit(**_JIT)
 def wino_bpi(DY, Wt, DX, WS, M, E, p):
     """DX (N, C, H, W) = ConvBackpropInput(DY, W) for a 3x3 filter, stride 1: the adjoint of wino_fwd."""
-    dyo, wo, dxo, q, uo, vo, mo, bo = _wino_layout(M, p)
+    dyo, wo, dxo, q, ko, uo, vo, mo, bo = _wino_layout(M, p)
     N, C, H, Wd, O, OH, OW, ph, pw, rb, TH, TW, Wp = _wino_dims(M, q)
     if N * TH * TW == 0:
         for i in range(N * C * H * Wd):
             DX[dxo + i] = 0
         return
+    _wino_consts(WS, ko)
     _wino_weights(Wt, wo, WS, uo, O, C)
     _wino_blocks(DY, dyo, DY, dyo, DX, dxo, WS, M, p, 1)
 
@@ -453,24 +440,54 @@ def wino_bpi(DY, Wt, DX, WS, M, E, p):
 def wino_bpf(X, DY, DW, WS, M, E, p):
     """DW (O, C, 3, 3) = ConvBackpropFilter(X, DY) for a 3x3 filter, stride 1: dU[xi] summed over
     tile blocks (GEMM's beta), then G^T dU G."""
-    xo, dyo, dwo, q, uo, vo, mo, bo = _wino_layout(M, p)
+    xo, dyo, dwo, q, ko, uo, vo, mo, bo = _wino_layout(M, p)
     N, C, H, Wd, O, OH, OW, ph, pw, rb, TH, TW, Wp = _wino_dims(M, q)
     if N * TH * TW == 0:
         for i in range(O * C * 9):
             DW[dwo + i] = 0
         return
+    _wino_consts(WS, ko)
     _wino_blocks(X, xo, DY, dyo, X, xo, WS, M, p, 2)
     _wino_filter_back(DW, dwo, WS, uo, O, C)
 '''
 
 
-SOURCE = _SOURCE.replace("__THREADS__", str(BLAS_THREADS))
+def _source() -> str:
+    """The kernels' source: the template with the transforms' passes generated from ``MATRICES``."""
+    m, a, BT, AT = _M, _A, _BT, _AT
+    passes = {
+        # forward input: rows (m-strided from the planes), then columns (phase j % m, shifted j // m)
+        "__IN_ROWS__": _pass(BT, lambda i: f"R + ({i} * {m} + p) * S", lambda j: f"D + ({j} * {m} + p) * S"),
+        "__IN_COLS__": _pass(BT, lambda j: f"v + {j} * L", lambda jj: f"R + (u * {m} + {jj % m}) * S + {jj // m}"),
+        # forward output: Z[i][u] = sum AT[i, i'] Mx[i' a + u]; phase p of row u = sum AT[p, j] Z[u][j]
+        "__OUT_ROWS__": _pass(AT, lambda i: f"R + ({i} * {a} + u) * S", lambda i2: f"mx + ({i2} * {a} + u) * L"),
+        "__OUT_COLS__": _pass(AT, lambda p: f"R + ({m * a} + u * {m} + {p}) * S", lambda j: f"R + (u * {a} + {j}) * S"),
+        # output gradient: rows A g (m-strided), then columns
+        "__G_ROWS__": _pass(AT.T, lambda i: f"R + ({i} * {m} + p) * S", lambda i: f"D + ({i} * {m} + p) * S"),
+        "__G_COLS__": _pass(AT.T, lambda j: f"mx + (u * {a} + {j}) * L", lambda p: f"R + (u * {m} + {p}) * S"),
+        # input gradient: columns (the last ones shifted by a tile), then rows
+        "__S_SHIFT__": _pass(BT.T[m:], lambda t: f"H0 + {t} * S + 1", lambda j: f"vu + {j} * L"),
+        "__S_COLS__": _pass(BT.T[:m], lambda p: f"R + (u * {m} + {p}) * S", lambda j: f"vu + {j} * L",
+                            extra=lambda p: [(f"H0 + {p} * S", f"ko + {_KI[1.0]}")] if p < _OV else []),
+        "__S_ROWS__": _pass(BT.T, lambda i: f"Q + ({i} * {m} + p) * S", lambda i2: f"R + ({i2} * {m} + p) * S"),
+    }
+    src = _TEMPLATE
+    for key, text in passes.items():
+        src = src.replace(key, text)
+    for key, value in (("__M__", m), ("__A__", a), ("__AA__", a * a), ("__OV__", _OV), ("__NK__", NK),
+                       ("__THREADS__", BLAS_THREADS)):
+        src = src.replace(key, str(value))
+    widths = sorted({int(line.split("_lc")[1].split("(")[0]) for line in src.splitlines() if "_lc" in line and "(WS" in line})
+    return "".join(_lc_source(k) for k in widths) + _ilv_source() + _weights_source() + src
+
+
+SOURCE = _source()
 
 
 # -- lowering side ---------------------------------------------------------------------------------
 
 def applies(attrs: dict, wshape, dtype, xshape=None) -> bool:
-    """Winograd F(2x2, 3x3) serves this conv: 2-d, a static 3x3 filter of at least ``MIN_CHANNELS``
+    """Winograd serves this conv: 2-d, a static 3x3 filter of at least ``MIN_CHANNELS``
     input and output channels, stride 1, dilation 1, one group, float32 or float64 (any padding),
     and (given the input's static shape ``xshape``) an output at least ``MIN_WIDTH`` wide: narrow
     planes waste the spare tile column and the GEMMs get short. ``STATICGRAPH_WINOGRAD=0`` turns it off."""
@@ -486,30 +503,32 @@ def applies(attrs: dict, wshape, dtype, xshape=None) -> bool:
     return np.dtype(dtype) in (np.float32, np.float64) and min(wshape[:2]) >= MIN_CHANNELS
 
 
+def _tiles(size: int) -> int:
+    return -(-size // TILE)
+
+
 def _rows_per_block(n: int, oh: int, ow: int) -> int:
     """Tile rows per block: ``BLOCK_TILES`` tiles at most, at least one row, at most all rows."""
-    th, tw = (oh + 1) // 2, (ow + 1) // 2
-    return max(1, min(n * th, BLOCK_TILES // (tw + 1)))
+    return max(1, min(n * _tiles(oh), BLOCK_TILES // (_tiles(ow) + 1)))
 
 
 def _geometry(attrs: dict, xshape, wshape, yshape) -> list:
     """N, C, H, W, O, OH, OW, pad_h, pad_w, tile rows per block (the kernels' ``_wino_dims``), the
-    workers T (``threads.py``; at most one per sample) and each one's region: V, M and rows."""
+    workers T (``threads.py``; at most one per sample) and each one's region: V, M, planes and runs."""
     n, c, h, w = xshape
     oh, ow = yshape[2:]
     rb = _rows_per_block(n, oh, ow)
-    tb = rb * ((ow + 1) // 2 + 1)
+    tb = rb * (_tiles(ow) + 1)
     workers = max(1, min(threads.kernel_threads(), n))
     return [n, c, h, w, wshape[0], oh, ow, *attrs["padding"], rb, workers,
-            16 * (c + wshape[0]) * tb + ROW_BUFFERS * (tb + 2)]
+            _A * _A * (c + wshape[0]) * tb + _A * TILE * tb + _runs() * (tb + 2)]
 
 
 def workspace_size(attrs: dict, xshape, wshape, yshape) -> int:
-    """U (16 O C), each worker's block V (16 C tb), Mx (16 O tb) and row buffers (tb: a block's tile
-    columns), then the other workers' partial dU (16 O C each)."""
+    """The coefficients, U (a^2 O C), each worker's region, then the other workers' partial dU."""
     g = _geometry(attrs, xshape, wshape, yshape)
     workers, region = g[-2:]
-    return 16 * g[4] * g[1] * workers + workers * region
+    return NK + _A * _A * g[4] * g[1] * workers + workers * region
 
 
 def lower(b, op, kernel: str, inputs, shapes_of, attrs: dict) -> None:
@@ -522,5 +541,3 @@ def lower(b, op, kernel: str, inputs, shapes_of, attrs: dict) -> None:
         offs = [env.off(inputs[0]), env.off(inputs[1]), env.off(b.write_key(out)), env.off(ws)]
         return offs + _geometry(attrs, *shapes_of(env))
     b.call(kernel, list(inputs), out, record, WINO_SIZE, extra=[ws])
-
-
