@@ -1,7 +1,8 @@
 """Kernel workers (compiler/backends/cpu/threads.py): the worker count, large GEMMs split over
 workers (``_gemm_par``: bands of rows or of columns, transposed operands, batches, the SGD
-write-back GEMM), against NumPy and the reference backend for 1-3 workers; and a forked child,
-which must run its inherited plans on one worker (GNU OpenMP cannot run in a forked child)."""
+write-back GEMM), pooling calls split into shares of planes that the step loop runs on the workers
+(``Lowering.split_call``), against NumPy and the reference backend for 1-3 workers; and a forked
+child, which must run its inherited plans on one worker (GNU OpenMP cannot run in a forked child)."""
 import os
 import subprocess
 import sys
@@ -93,6 +94,57 @@ def test_sgd_write_back_gemm_split_over_workers(workers, rng, monkeypatch):
         np.testing.assert_allclose(a, b, rtol=1e-11)
 
 
+POOLS = [  # input shape, pooling (planes not a multiple of the shares; one plane: empty shares)
+    ((5, 7, 47, 43), dict(kernel_size=3, stride=2, padding=1)), ((1, 1, 30, 31), dict(kernel_size=2)),
+    ((3, 4, 9, 8, 7), dict(kernel_size=2, stride=1)),
+]
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+@pytest.mark.parametrize("shape, kw", POOLS, ids=["2d-pad", "one-plane", "3d"])
+def test_pooling_shares_on_workers_match_the_reference(shape, kw, workers, rng, monkeypatch):
+    """Max and average pooling and their gradients as ``workers`` shares of their planes, run as a
+    worker group by the step loop (every size: ``GROUP_WORK`` = 0) or one after the other (1 worker)."""
+    from compiler.backends.cpu import lowering
+    monkeypatch.setenv("STATICGRAPH_KERNEL_THREADS", str(workers))
+    monkeypatch.setattr(lowering, "GROUP_WORK", 0)
+    pool = sg.nn.max_pool3d if len(shape) == 5 else sg.nn.max_pool2d
+    avg = sg.nn.avg_pool3d if len(shape) == 5 else sg.nn.avg_pool2d
+    x = sg.placeholder(sg.float64, shape)
+    y, a = pool(x, **kw), avg(x, **kw)
+    gx, = sg.gradients(sg.reduce_sum(y * y) + sg.reduce_sum(a * a * a), [x])
+    xv = rng.standard_normal(shape)
+    cpu, ref = run_cpu_and_reference([y, a, gx], {x: xv})
+    for got, want in zip(cpu, ref):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    with sg.Session() as sess:
+        plan = sess.compile([y, a, gx], [x])
+        plan(xv)
+        calls = [c for c in plan._exe.base.prog.calls if c.kernel.startswith("pool")]
+        lay = next(iter(plan._exe.tier.layouts.values()))
+        timed = [r[3] for r in plan._exe.profile(sess._state, [xv], runs=1) if r[3].startswith("pool")]
+    assert sorted(timed) == ["pool_avg", "pool_avg_grad", "pool_max", "pool_max_grad"]     # a group: one row
+    assert sorted({c.kernel for c in calls}) == ["pool_avg", "pool_avg_grad", "pool_max", "pool_max_grad"]
+    assert all(c.share == ((i % workers, workers) if workers > 1 else ()) for i, c in enumerate(calls))
+    flags = [int(lay.M[c.pos + c.size - 1]) for c in calls if c.share[:1] in ((0,), ())]
+    assert flags == [int(workers > 1)] * 4
+
+
+def test_small_pools_run_their_shares_one_after_the_other(rng, monkeypatch):
+    """Below ``GROUP_WORK`` elements the layout leaves a group's flag 0: no worker launch."""
+    monkeypatch.setenv("STATICGRAPH_KERNEL_THREADS", "2")
+    x = sg.placeholder(sg.float32, (2, 3, 8, 8))
+    y = sg.nn.max_pool2d(x, 2)
+    with sg.Session() as sess:
+        plan = sess.compile([y], [x])
+        xv = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)
+        np.testing.assert_array_equal(plan(xv)[0], xv.reshape(2, 3, 4, 2, 4, 2).max(axis=(3, 5)))
+        (c0, c1) = [c for c in plan._exe.base.prog.calls if c.kernel == "pool_max"]
+        lay = next(iter(plan._exe.tier.layouts.values()))
+        assert "[share 2/2]" in plan.explain()
+    assert (c0.share, c1.share) == ((0, 2), (1, 2)) and lay.M[c0.pos + c0.size - 1] == 0
+
+
 FORK_SCRIPT = r'''
 import os, numpy as np, staticgraph as sg
 rng = np.random.default_rng(%d)
@@ -100,14 +152,20 @@ x = rng.standard_normal((6, 3, 12, 12)); w = rng.standard_normal((8, 3, 5, 5))
 X = sg.placeholder(sg.float64, x.shape); W = sg.placeholder(sg.float64, w.shape)
 y = sg.nn.conv2d(X, W)
 gx, gw = sg.gradients(sg.reduce_sum(sg.square(y)), [X, W])
+P = sg.placeholder(sg.float64, (4, 8, 90, 90))          # a max pool big enough for its worker group
+pv = rng.standard_normal(P.shape)
+pooled = sg.nn.max_pool2d(P, 3)
+gp, = sg.gradients(sg.reduce_sum(sg.square(pooled)), [P])
 sess = sg.Session()
-plan = sess.compile([y, gx, gw], [X, W])
-parent = plan(x, w)           # im2col chunks on 2 workers: the parent uses the threading layer
+plan = sess.compile([y, gx, gw, pooled, gp], [X, W, P])
+parent = plan(x, w, pv)       # im2col chunks and the pool group on 2 workers: the parent uses the threading layer
 rec = [c for c in plan._exe.base.prog.calls if c.kernel == "conv_fwd"]
 assert rec, "no conv_fwd call"
+lay = next(iter(plan._exe.tier.layouts.values()))
+assert [int(lay.M[c.pos + c.size - 1]) for c in plan._exe.base.prog.calls if c.share[:1] == (0,)] == [1, 1]
 pid = os.fork()
 if pid == 0:
-    child = plan(x, w)        # the inherited plan, planned again on one worker
+    child = plan(x, w, pv)    # the inherited plan, planned again on one worker
     ok = all(np.allclose(a, b, rtol=1e-12, atol=1e-12) for a, b in zip(child, parent))
     os._exit(0 if ok else 3)
 _, status = os.waitpid(pid, 0)

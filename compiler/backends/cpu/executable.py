@@ -502,7 +502,8 @@ class CpuExecutable:
 
     def profile(self, state, values, runs: int = 10) -> List[tuple]:
         """Run ``runs`` real steps one kernel call at a time; return one
-        ``(seconds per run, op type, op name, kernel, user line)`` per call, in schedule order."""
+        ``(seconds per run, op type, op name, kernel, user line)`` per call, in schedule order (a split
+        call's shares as one call: their group, timed as the step runs it)."""
         self.run(state, values)                       # plan the layout, leave the warm-up
         tier, lay = self.layout(state, values)
         step = tier.native
@@ -518,13 +519,15 @@ class CpuExecutable:
                     view[...] = fn(state, lay.env)
                 lay.E[0] = 0
                 for i, row in enumerate(rows):
+                    if not row.size:          # a later share of a group: run with share 0
+                        continue
                     t0 = time.perf_counter()
                     step.run(step.F, lay.B, row)
                     totals[i] += time.perf_counter() - t0
                 if lay.E[0]:
                     raise self._error(tier, lay)
         return [(totals[i] / runs, c.op.type if c.op else "", c.op.name if c.op else "", c.kernel,
-                 c.op.defined_at if c.op else "") for i, c in enumerate(tier.prog.all_calls)]
+                 c.op.defined_at if c.op else "") for i, c in enumerate(tier.prog.all_calls) if rows[i].size]
 
     def _run_reference(self, state, values):
         """A warm-up run on the reference interpreter, under the session lock like a native run
@@ -581,8 +584,9 @@ class CpuExecutable:
         for c in prog.all_calls:
             op = c.op
             outs = c.args[-1]
+            share = f" [share {c.share[0] + 1}/{c.share[1]}]" if c.share else ""
             lines.append(f"    {c.kernel:<14} {op.type + ' ' + repr(op.name) if op else '':<36} -> "
-                         f"{getattr(outs, 'name', outs)}    # {op.defined_at if op else ''}")
+                         f"{getattr(outs, 'name', outs)}{share}    # {op.defined_at if op else ''}")
         for sig, lay in tier.layouts.items():
             a = lay.arena
             lines.append(f"  buffers for feed shapes {sig}: {len(a.offsets)} buffers in "

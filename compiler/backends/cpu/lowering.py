@@ -7,6 +7,7 @@ space "S" (variable storage) or "A" (the plan's arena).
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -65,6 +66,7 @@ class Call:
     pos: int = 0               # record position in M
     index: int = 0             # time of the call (1-based)
     n_in: Optional[int] = None      # how many of args are inputs (None: all but the last)
+    share: tuple = ()               # (t, G): share t of a call split in G (``Lowering.split_call``)
 
     @property
     def inputs(self) -> tuple:
@@ -104,6 +106,10 @@ class Program:
         return self.calls + self.writeback
 
 
+# a split call's shares run on the workers from this many elements of work (a launch costs ~10 us)
+GROUP_WORK = 1 << 16
+
+
 class Lowering:
     """The builder a kernel registry entry talks to (see ``kernels.py``)."""
 
@@ -134,6 +140,28 @@ class Lowering:
         extra = tuple(self.write_key(t) if not isinstance(t, (Slot, Scratch)) else t for t in extra)
         self.prog.calls.append(Call(kernel, tuple(inputs) + (key,) + extra, record, size, self._op,
                                     tuple(inplace), n_in=len(inputs)))
+
+    def split_call(self, kernel: str, inputs: Sequence, out, record: Callable[[Env, int, int], list], size: int,
+                   work: Callable[[Env], int], extra: Sequence = ()) -> None:
+        """``kernel`` as G = ``threads.shares()`` calls, share t doing its part of the work
+        (``record(env, t, G)``: e.g. planes [t P / G, (t + 1) P / G)). The native step loop runs
+        them on the kernel workers when the layout's flag says so (``kernel_threads()`` > 1 and
+        ``work(env)`` elements at least ``GROUP_WORK``), else one after the other; each share's
+        record carries one more int, the flag (read in share 0's). For kernels that report no
+        errors and whose shares write disjoint parts of their outputs."""
+        from .threads import kernel_threads, shares
+        g = shares()
+        if g == 1:
+            return self.call(kernel, inputs, out, lambda env: record(env, 0, 1) + [0], size + 1, extra=extra)
+        key = self.write_key(out) if not isinstance(out, (Slot, Scratch)) else out
+        extra = tuple(self.write_key(t) if not isinstance(t, (Slot, Scratch)) else t for t in extra)
+
+        def share(env, t):
+            flag = int(t == 0 and kernel_threads() > 1 and work(env) >= GROUP_WORK)
+            return record(env, t, g) + [flag]
+        for t in range(g):
+            self.prog.calls.append(Call(kernel, tuple(inputs) + (key,) + extra, functools.partial(share, t=t),
+                                        size + 1, self._op, n_in=len(inputs), share=(t, g)))
 
     def workspace(self, dtype, shape_fn: Callable[[Env], tuple], why: str = "workspace") -> Scratch:
         """A scratch buffer for one call (pass it in ``extra``); ``shape_fn(env)`` gives its shape

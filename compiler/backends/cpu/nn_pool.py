@@ -339,45 +339,77 @@ def _plane_record(env, a, idx, y, a_like, spatial_dims: int) -> List[int]:
             math.prod(sa[-spatial_dims:]), math.prod(si[-spatial_dims:])]
 
 
+def _share(rec: List[int], planes_at: int, sizes: Sequence[int], t: int, g: int) -> List[int]:
+    """Share t of g of a record over ``rec[planes_at]`` planes: planes [t P / g, (t + 1) P / g), each
+    of the record's first offsets moved by that many planes of its buffer (``sizes``: elements per plane)."""
+    planes = rec[planes_at]
+    lo, hi = t * planes // g, (t + 1) * planes // g
+    return [o + lo * n for o, n in zip(rec, sizes)] + rec[len(sizes):planes_at] + [hi - lo] + rec[planes_at + 1:]
+
+
+def _window_split(env, attrs: dict, x, y, offsets, k: int, sizes: str, t: int, g: int, include: bool = False):
+    """Share t of g of a window kernel's record; ``sizes``: per offset, "x" or "y" (the buffer's planes
+    are ``x``-shaped or ``y``-shaped) or "-" (unused)."""
+    rec = _window_record(env, attrs, x, y, offsets, k, include)
+    px, py = math.prod(env.shape(x)[-k:]), math.prod(env.shape(y)[-k:])
+    return _share(rec, 3, [px if s == "x" else py if s == "y" else 0 for s in sizes], t, g)
+
+
+def _work(*keys):
+    return lambda env: sum(math.prod(env.shape(k)) for k in keys)
+
+
+# Each pooling call is split into shares of its planes (``Lowering.split_call``), which the step
+# loop runs on the kernel workers: the kernels stay serial (a ``prange`` inside them cost 15-20 s of
+# compile for pool_max); shares write disjoint planes.
+
 @lowers("MaxPool")
 def _max_pool(op, b):
     x = op.inputs[0]
     values, indices = op.outputs
     k = len(op.attrs["kernel_size"])
-    b.call("pool_max", [x], values,
-           lambda env: _window_record(env, op.attrs, x, values, [env.off(x), env.off(b.write_key(values)),
-                                                                  env.off(b.write_key(indices))], k),
-           WINDOW_SIZE, extra=[indices])
+    b.split_call("pool_max", [x], values,
+                 lambda env, t, g: _window_split(env, op.attrs, x, values, [
+                     env.off(x), env.off(b.write_key(values)), env.off(b.write_key(indices))], k, "xyy", t, g),
+                 WINDOW_SIZE, _work(x), extra=[indices])
 
 
 @lowers("AvgPool")
 def _avg_pool(op, b):
     x, y = op.inputs[0], op.outputs[0]
     k = len(op.attrs["kernel_size"])
-    b.call("pool_avg", [x], y,
-           lambda env: _window_record(env, op.attrs, x, y, [env.off(x), env.off(b.write_key(y)), 0], k,
-                                      op.attrs["count_include_pad"]),
-           WINDOW_SIZE)
+    b.split_call("pool_avg", [x], y,
+                 lambda env, t, g: _window_split(env, op.attrs, x, y, [env.off(x), env.off(b.write_key(y)), 0], k,
+                                                 "xy-", t, g, op.attrs["count_include_pad"]),
+                 WINDOW_SIZE, _work(x))
 
 
 @lowers("AvgPoolGrad")
 def _avg_pool_grad(op, b):
-    g, like = op.inputs
+    g_, like = op.inputs
     y = op.outputs[0]
     k = len(op.attrs["kernel_size"])
-    b.call("pool_avg_grad", [g], y,   # reads g at x_off, writes the input-shaped y at y_off
-           lambda env: _window_record(env, op.attrs, like, g, [env.off(g), env.off(b.write_key(y)), 0], k,
-                                      op.attrs["count_include_pad"]),
-           WINDOW_SIZE)
+    b.split_call("pool_avg_grad", [g_], y,   # reads g at x_off, writes the input-shaped y at y_off
+                 lambda env, t, g: _window_split(env, op.attrs, like, g_, [env.off(g_), env.off(b.write_key(y)), 0],
+                                                 k, "yx-", t, g, op.attrs["count_include_pad"]),
+                 WINDOW_SIZE, _work(like))
+
+
+def _plane_split(env, a, idx, y, a_like, spatial_dims: int, sizes: str, t: int, g: int) -> List[int]:
+    """Share t of g of a plane kernel's record; ``sizes`` as in ``_window_split`` ("i": input planes,
+    "o": output planes)."""
+    rec = _plane_record(env, a, idx, y, a_like, spatial_dims)
+    return _share(rec, 3, [rec[4] if s == "i" else rec[5] for s in sizes], t, g)
 
 
 @lowers("MaxPoolGrad")
 def _max_pool_grad(op, b):
-    g, idx, like = op.inputs
+    g_, idx, like = op.inputs
     y = op.outputs[0]
     dims = op.attrs["spatial_dims"]
-    b.call("pool_max_grad", [g, idx], y,
-           lambda env: _plane_record(env, g, idx, b.write_key(y), like, dims), PLANE_SIZE)
+    b.split_call("pool_max_grad", [g_, idx], y,
+                 lambda env, t, g: _plane_split(env, g_, idx, b.write_key(y), like, dims, "ooi", t, g),
+                 PLANE_SIZE, _work(like))
 
 
 @lowers("MaxPoolGather")
@@ -385,5 +417,6 @@ def _max_pool_gather(op, b):
     a, idx = op.inputs
     y = op.outputs[0]
     dims = op.attrs["spatial_dims"]
-    b.call("pool_max_gather", [a, idx], y,
-           lambda env: _plane_record(env, a, idx, b.write_key(y), a, dims), PLANE_SIZE)
+    b.split_call("pool_max_gather", [a, idx], y,
+                 lambda env, t, g: _plane_split(env, a, idx, b.write_key(y), a, dims, "ioo", t, g),
+                 PLANE_SIZE, _work(idx))

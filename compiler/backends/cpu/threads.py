@@ -1,4 +1,5 @@
-"""Worker threads of the parallel CPU kernels (conv chunks, Winograd tile blocks).
+"""Worker threads of the parallel CPU kernels (conv chunks, Winograd tile blocks) and of the step
+loop's call groups (``Lowering.split_call``: a kernel call split into shares of its planes).
 
 A parallel kernel splits its chunks of work over T workers with a ``prange(T)`` (Numba's threading
 layer); each worker has its own region of the kernel's workspace and runs its GEMMs on one BLAS
@@ -61,6 +62,17 @@ def kernel_threads() -> int:
         return explicit or 1
     n = explicit or numba.config.NUMBA_NUM_THREADS
     return n if n == 1 or _threadsafe_layer() else 1
+
+
+MAX_SHARES = 16
+
+
+def shares() -> int:
+    """How many calls a splittable kernel call becomes at lowering (``Lowering.split_call``):
+    ``STATICGRAPH_KERNEL_THREADS``, else the machine's cores, at most ``MAX_SHARES``. Answered
+    without importing Numba (lowering runs before the warm-up is over); whether a layout runs the
+    shares on the workers is ``kernel_threads()``'s call, at plan entry."""
+    return max(1, min(MAX_SHARES, _setting() or os.cpu_count() or 1))
 
 
 def track(executable) -> None:
