@@ -145,6 +145,40 @@ def test_small_pools_run_their_shares_one_after_the_other(rng, monkeypatch):
     assert (c0.share, c1.share) == ((0, 2), (1, 2)) and lay.M[c0.pos + c0.size - 1] == 0
 
 
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_elementwise_shares_on_workers_match_numpy(workers, rng, monkeypatch):
+    """Elementwise calls on unknown-batch shapes split along their longest loop dim (broadcast
+    operands, an in-place chain, a column broadcast whose split dim is the outer one), run as
+    worker groups (every size: ``EW_GROUP_WORK`` = 0) or one after the other."""
+    from compiler.backends.cpu import lowering
+    monkeypatch.setenv("STATICGRAPH_KERNEL_THREADS", str(workers))
+    monkeypatch.setattr(lowering, "EW_GROUP_WORK", 0)
+    x = sg.placeholder(sg.float64, (None, 7, 33))
+    col = sg.placeholder(sg.float64, (None, 1, 1))
+    row = sg.placeholder(sg.float64, (33,))
+    y = sg.tanh(sg.relu(x * 2.0 + row) - col)
+    z = sg.maximum(x, col) / (1.0 + sg.exp(-x))
+    xv, cv, rv = rng.standard_normal((5, 7, 33)), rng.standard_normal((5, 1, 1)), rng.standard_normal(33)
+    with sg.Session() as sess:
+        plan = sess.compile([y, z], [x, col, row])
+        got = plan(xv, cv, rv)
+        calls = [c for c in plan._exe.base.prog.calls if c.kernel.startswith("ew_")]
+        lay = next(iter(plan._exe.tier.layouts.values()))
+    np.testing.assert_allclose(got[0], np.tanh(np.maximum(xv * 2.0 + rv, 0) - cv), rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(got[1], np.maximum(xv, cv) / (1.0 + np.exp(-xv)), rtol=1e-13, atol=1e-13)
+    assert calls and all(c.share == ((i % workers, workers) if workers > 1 else ()) for i, c in enumerate(calls))
+    assert {int(lay.M[c.pos + c.size - 1]) for c in calls if c.share[:1] in ((0,), ())} == {int(workers > 1)}
+    assert len({c.index for c in calls}) == len(calls) // workers       # a group's shares are one time
+
+
+def test_small_static_elementwise_calls_stay_whole(monkeypatch):
+    monkeypatch.setenv("STATICGRAPH_KERNEL_THREADS", "2")
+    x = sg.placeholder(sg.float32, (5, 5))
+    with sg.Session() as sess:
+        plan = sess.compile([sg.exp(x) + x], [x])
+    assert [c.share for c in plan._exe.base.prog.calls] == [(), ()]
+
+
 FORK_SCRIPT = r'''
 import os, numpy as np, staticgraph as sg
 rng = np.random.default_rng(%d)

@@ -163,6 +163,25 @@ def ew_record(out: View, ins: Sequence[View], more_outs: Sequence[View] = ()) ->
 EW_SIZE = {k: 1 + MAXR + (k + 1) * (MAXR + 1) for k in range(1, 4)}
 
 
+def loop_elements(rec: List[int]) -> int:
+    """The elements an elementwise record's loop runs over."""
+    return int(np.prod(rec[1:1 + rec[0]], dtype=np.int64))
+
+
+def ew_share(rec: List[int], t: int, g: int) -> List[int]:
+    """Share t of g of an elementwise record: its longest loop dim cut to [t n / g, (t + 1) n / g),
+    every operand's offset moved by that many steps of its stride (0 for a broadcast)."""
+    nd = rec[0]
+    d = max(range(nd), key=lambda i: rec[1 + i])
+    n = rec[1 + d]
+    lo, hi = t * n // g, (t + 1) * n // g
+    out = list(rec)
+    out[1 + d] = hi - lo
+    for base in range(1 + MAXR, len(rec), MAXR + 1):
+        out[base] += lo * rec[base + 1 + d]
+    return out
+
+
 def loop_record_size(n_operands: int) -> int:
     return 1 + MAXR + n_operands * (MAXR + 1)
 RED_SIZE = 1 + 2 * MAXR + 1 + 2 * MAXR + 3

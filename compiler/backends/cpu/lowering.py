@@ -17,7 +17,8 @@ from staticgraph.graph import Operation
 from staticgraph.shapes import fmt
 
 from ...schedule import Schedule
-from .kernels import CALL_REWRITES, EW_SIZE, LOWERINGS, Env, View, ew_record
+from .kernels import CALL_REWRITES, EW_SIZE, LOWERINGS, Env, View, ew_record, ew_share, loop_elements
+from .library import ELEMENTWISE
 
 
 class FusionMismatch(Exception):
@@ -106,8 +107,10 @@ class Program:
         return self.calls + self.writeback
 
 
-# a split call's shares run on the workers from this many elements of work (a launch costs ~10 us)
+# a split call's shares run on the workers from this many elements of work (a launch costs ~10 us);
+# elementwise loops (~1 ns per element) from more
 GROUP_WORK = 1 << 16
+EW_GROUP_WORK = 1 << 18
 
 
 class Lowering:
@@ -149,19 +152,42 @@ class Lowering:
         ``work(env)`` elements at least ``GROUP_WORK``), else one after the other; each share's
         record carries one more int, the flag (read in share 0's). For kernels that report no
         errors and whose shares write disjoint parts of their outputs."""
-        from .threads import kernel_threads, shares
-        g = shares()
-        if g == 1:
-            return self.call(kernel, inputs, out, lambda env: record(env, 0, 1) + [0], size + 1, extra=extra)
         key = self.write_key(out) if not isinstance(out, (Slot, Scratch)) else out
         extra = tuple(self.write_key(t) if not isinstance(t, (Slot, Scratch)) else t for t in extra)
+        self._shares(kernel, tuple(inputs) + (key,) + extra, record, size, work, GROUP_WORK, len(inputs), ())
+
+    def _shares(self, kernel: str, args: tuple, record, size: int, work, least: int, n_in, inplace: tuple) -> list:
+        """The G calls of ``split_call`` (their flag set from ``least`` elements of ``work``), appended."""
+        from .threads import kernel_threads, shares
+        g = shares()
 
         def share(env, t):
-            flag = int(t == 0 and kernel_threads() > 1 and work(env) >= GROUP_WORK)
+            flag = int(g > 1 and t == 0 and kernel_threads() > 1 and work(env) >= least)
             return record(env, t, g) + [flag]
-        for t in range(g):
-            self.prog.calls.append(Call(kernel, tuple(inputs) + (key,) + extra, functools.partial(share, t=t),
-                                        size + 1, self._op, n_in=len(inputs), share=(t, g)))
+        calls = [Call(kernel, args, functools.partial(share, t=t), size + 1, self._op, inplace,
+                      n_in=n_in, share=(t, g) if g > 1 else ()) for t in range(g)]
+        self.prog.calls.extend(calls)
+        return calls
+
+    def _split_elementwise(self) -> None:
+        """Every main elementwise call of a kernel with no error check becomes a ``split_call``
+        along its longest loop dim (``kernels.ew_share``), run on the workers from ``EW_GROUP_WORK``
+        elements (calls whose static output shape is smaller stay whole: no per-step cost for small
+        graphs). After the call rewrites, which match single elementwise calls."""
+        prog = self.prog
+        calls, prog.calls = prog.calls, []
+        for call in calls:
+            name = call.kernel[3:] if call.kernel.startswith("ew_") else None
+            shape = getattr(call.args[-1], "shape", None)
+            small = shape is None or (None not in tuple(shape) and int(np.prod(tuple(shape))) < EW_GROUP_WORK)
+            if name not in ELEMENTWISE or ELEMENTWISE[name][2] or small:      # small: static shapes below the bar
+                prog.calls.append(call)
+                continue
+            self._op = call.op
+            self._shares(call.kernel, call.args, lambda env, t, g, rec=call.record: ew_share(rec(env), t, g),
+                         call.size, lambda env, rec=call.record: loop_elements(rec(env)), EW_GROUP_WORK,
+                         call.n_in, call.inplace)
+        self._op = None
 
     def workspace(self, dtype, shape_fn: Callable[[Env], tuple], why: str = "workspace") -> Scratch:
         """A scratch buffer for one call (pass it in ``extra``); ``shape_fn(env)`` gives its shape
@@ -282,9 +308,10 @@ class Lowering:
             else:
                 self.ew("Add" if mode == "add" else "Sub", slot, [slot, value], inplace=False, writeback=True)
         self._op = None
+        self._split_elementwise()
         pos = 0
-        for i, call in enumerate(prog.all_calls):
-            call.pos, call.index = pos, i + 1
+        for i, call in enumerate(prog.all_calls):     # a group's shares are one time (they run at once)
+            call.pos, call.index = pos, (prog.all_calls[i - 1].index if call.share[:1] not in ((), (0,)) else i + 1)
             pos += call.size
         prog.record_size = pos
 
