@@ -126,7 +126,7 @@ def test_pooling_shares_on_workers_match_the_reference(shape, kw, workers, rng, 
     assert sorted(timed) == ["pool_avg", "pool_avg_grad", "pool_max", "pool_max_grad"]     # a group: one row
     assert sorted({c.kernel for c in calls}) == ["pool_avg", "pool_avg_grad", "pool_max", "pool_max_grad"]
     assert all(c.share == ((i % workers, workers) if workers > 1 else ()) for i, c in enumerate(calls))
-    flags = [int(lay.M[c.pos + c.size - 1]) for c in calls if c.share[:1] in ((0,), ())]
+    flags = [int(lay.M[c.pos + c.size - 1]) for c in calls if c.leads]
     assert flags == [int(workers > 1)] * 4
 
 
@@ -167,7 +167,7 @@ def test_elementwise_shares_on_workers_match_numpy(workers, rng, monkeypatch):
     np.testing.assert_allclose(got[0], np.tanh(np.maximum(xv * 2.0 + rv, 0) - cv), rtol=1e-13, atol=1e-13)
     np.testing.assert_allclose(got[1], np.maximum(xv, cv) / (1.0 + np.exp(-xv)), rtol=1e-13, atol=1e-13)
     assert calls and all(c.share == ((i % workers, workers) if workers > 1 else ()) for i, c in enumerate(calls))
-    assert {int(lay.M[c.pos + c.size - 1]) for c in calls if c.share[:1] in ((0,), ())} == {int(workers > 1)}
+    assert {int(lay.M[c.pos + c.size - 1]) for c in calls if c.leads} == {int(workers > 1)}
     assert len({c.index for c in calls}) == len(calls) // workers       # a group's shares are one time
 
 
@@ -196,7 +196,7 @@ parent = plan(x, w, pv)       # im2col chunks and the pool group on 2 workers: t
 rec = [c for c in plan._exe.base.prog.calls if c.kernel == "conv_fwd"]
 assert rec, "no conv_fwd call"
 lay = next(iter(plan._exe.tier.layouts.values()))
-assert [int(lay.M[c.pos + c.size - 1]) for c in plan._exe.base.prog.calls if c.share[:1] == (0,)] == [1, 1]
+assert [int(lay.M[c.pos + c.size - 1]) for c in plan._exe.base.prog.calls if c.share and c.leads] == [1, 1]
 pid = os.fork()
 if pid == 0:
     child = plan(x, w, pv)    # the inherited plan, planned again on one worker

@@ -70,6 +70,11 @@ class Call:
     share: tuple = ()               # (t, G): share t of a call split in G (``Lowering.split_call``)
 
     @property
+    def leads(self) -> bool:
+        """A call of its own or the first share of a group (the later shares join its row and time)."""
+        return not self.share or self.share[0] == 0
+
+    @property
     def inputs(self) -> tuple:
         return self.args[:self.n_in] if self.n_in is not None else self.args[:-1]
 
@@ -156,18 +161,16 @@ class Lowering:
         extra = tuple(self.write_key(t) if not isinstance(t, (Slot, Scratch)) else t for t in extra)
         self._shares(kernel, tuple(inputs) + (key,) + extra, record, size, work, GROUP_WORK, len(inputs), ())
 
-    def _shares(self, kernel: str, args: tuple, record, size: int, work, least: int, n_in, inplace: tuple) -> list:
-        """The G calls of ``split_call`` (their flag set from ``least`` elements of ``work``), appended."""
+    def _shares(self, kernel: str, args: tuple, record, size: int, work, least: int, n_in, inplace: tuple) -> None:
+        """Append the G calls of ``split_call`` (their flag set from ``least`` elements of ``work``)."""
         from .threads import kernel_threads, shares
         g = shares()
 
         def share(env, t):
             flag = int(g > 1 and t == 0 and kernel_threads() > 1 and work(env) >= least)
             return record(env, t, g) + [flag]
-        calls = [Call(kernel, args, functools.partial(share, t=t), size + 1, self._op, inplace,
-                      n_in=n_in, share=(t, g) if g > 1 else ()) for t in range(g)]
-        self.prog.calls.extend(calls)
-        return calls
+        self.prog.calls.extend(Call(kernel, args, functools.partial(share, t=t), size + 1, self._op, inplace,
+                                    n_in=n_in, share=(t, g) if g > 1 else ()) for t in range(g))
 
     def _split_elementwise(self) -> None:
         """Every main elementwise call of a kernel with no error check becomes a ``split_call``
@@ -311,7 +314,7 @@ class Lowering:
         self._split_elementwise()
         pos = 0
         for i, call in enumerate(prog.all_calls):     # a group's shares are one time (they run at once)
-            call.pos, call.index = pos, (prog.all_calls[i - 1].index if call.share[:1] not in ((), (0,)) else i + 1)
+            call.pos, call.index = pos, (i + 1 if call.leads else prog.all_calls[i - 1].index)
             pos += call.size
         prog.record_size = pos
 

@@ -347,13 +347,14 @@ class NativeStep:
                 self.kernels.append((f"{call.kernel}({', '.join(key[1])})", time.perf_counter() - t1))
             args = [index[prog.array_name(k)] for k in call.args] + [index["M"], index["E"]]
             start = len(rows)
-            if call.share and call.share[0] == 0:      # a group header (see run): its flag ends share 0's record
-                rows += [-1, call.share[1], 3 + len(args), index["M"], call.pos + call.size - 1]
-            if call.share:                              # the whole group is share 0's row (profile() times it)
-                g = call.share[1]
-                self.rows.append((start, start + 5 + g * (3 + len(args))) if call.share[0] == 0 else (start, start))
-            else:
+            if not call.share:
                 self.rows.append((start, start + 3 + len(args)))
+            elif call.leads:                            # a group header (see run): its flag ends share 0's record;
+                g = call.share[1]                       # the whole group is share 0's row (profile() times it)
+                rows += [-1, g, 3 + len(args), index["M"], call.pos + call.size - 1]
+                self.rows.append((start, start + 5 + g * (3 + len(args))))
+            else:
+                self.rows.append((start, start))
             rows += [slots[key], len(args), call.pos] + args
         self.F = np.array(addresses or [0], np.int64)
         self.C = np.array(rows, np.int64)
