@@ -169,10 +169,12 @@ def loop_elements(rec: List[int]) -> int:
 
 
 def ew_share(rec: List[int], t: int, g: int) -> List[int]:
-    """Share t of g of an elementwise record: its longest loop dim cut to [t n / g, (t + 1) n / g),
-    every operand's offset moved by that many steps of its stride (0 for a broadcast)."""
+    """Share t of g of an elementwise record: its outermost loop dim of at least g (else its longest)
+    cut to [t n / g, (t + 1) n / g), every operand's offset moved by that many steps of its stride
+    (0 for a broadcast). Outer first keeps the vectorised inner rows whole (splitting an MLP's
+    (128, 256) rows in half made its step ~15% slower)."""
     nd = rec[0]
-    d = max(range(nd), key=lambda i: rec[1 + i])
+    d = next((i for i in range(nd) if rec[1 + i] >= g), max(range(nd), key=lambda i: rec[1 + i]))
     n = rec[1 + d]
     lo, hi = t * n // g, (t + 1) * n // g
     out = list(rec)

@@ -174,7 +174,7 @@ class Lowering:
 
     def _split_elementwise(self) -> None:
         """Every main elementwise call of a kernel with no error check becomes a ``split_call``
-        along its longest loop dim (``kernels.ew_share``), run on the workers from ``EW_GROUP_WORK``
+        along its outermost loop dim (``kernels.ew_share``), run on the workers from ``EW_GROUP_WORK``
         elements (calls whose static output shape is smaller stay whole: no per-step cost for small
         graphs). After the call rewrites, which match single elementwise calls."""
         prog = self.prog
