@@ -578,7 +578,7 @@ def onehot(X, Y, M, E, p):
 
 # Op families whose kernels live in their own file ``nn_<family>.py`` beside this one: each holds
 # its template source (``SOURCE``, appended to the library) and its ``@lowers`` registrations.
-FAMILIES = ("conv", "pool", "softmax", "winograd")
+FAMILIES = ("conv", "pool", "softmax", "winograd", "conv_pool")
 
 
 def _family_sources() -> list:

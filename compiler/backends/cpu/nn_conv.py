@@ -49,7 +49,8 @@ dimensions, alpha, beta).
 from __future__ import annotations
 
 import math
-from typing import List
+from dataclasses import dataclass
+from typing import Callable, List
 
 from . import nn_winograd, threads
 from .kernels import lowers, rewrites_calls
@@ -694,18 +695,29 @@ def _lower(b, op, kernel: str, inputs, shapes_of, attrs: dict) -> None:
     ws = b.workspace(inputs[0].dtype, lambda env: (_workspace_size(attrs, *shapes_of(env), kernel),), "im2col columns")
     out = op.outputs[0]
     extra = [ws, out] if kernel == "conv_bpf" else [ws]     # conv_bpf's BG: a fused bias gradient's buffer
-    b.call(kernel, list(inputs), out, _record(attrs, shapes_of, *inputs, b.write_key(out), ws), CONV_SIZE, extra=extra)
+    b.call(kernel, list(inputs), out, ConvRecord(attrs, shapes_of, *inputs, b.write_key(out), ws), CONV_SIZE, extra=extra)
 
 
-def _record(attrs: dict, shapes_of, a, w, out, ws, bias=None):
-    """The record function of a conv kernel call (``bias``: a forward conv's fused bias, or the
-    buffer of a filter gradient's fused bias gradient)."""
-    def record(env):
-        rec = [env.off(a), env.off(w), env.off(out), env.off(ws)] + _geometry(attrs, *shapes_of(env))
-        if bias is not None:
-            rec[-2:] = [1, env.off(bias)]
+@dataclass(frozen=True, eq=False)
+class ConvRecord:
+    """The record function of a conv kernel call: offsets of its inputs ``a``, ``w``, output
+    ``out`` and workspace ``ws``, then the geometry (``shapes_of(env)``: the convolution's input,
+    weight and output shapes); ``bias``: a forward conv's fused bias, or the buffer of a filter
+    gradient's fused bias gradient. Call rewrites ``replace`` its keys."""
+    attrs: dict
+    shapes_of: Callable
+    a: object
+    w: object
+    out: object
+    ws: object
+    bias: object = None
+
+    def __call__(self, env) -> List[int]:
+        rec = [env.off(self.a), env.off(self.w), env.off(self.out), env.off(self.ws)]
+        rec += _geometry(self.attrs, *self.shapes_of(env))
+        if self.bias is not None:
+            rec[-2:] = [1, env.off(self.bias)]
         return rec
-    return record
 
 
 @lowers("Conv")
@@ -770,7 +782,7 @@ def fuse_bias(lowering) -> None:
             continue
         x, out, ws = conv.args[0], add.args[-1], conv.args[3]
         shapes_of = lambda env, x=x, w=w, y=y: (env.shape(x), env.shape(w), env.shape(y))   # noqa: E731
-        conv.record = _record(conv.op.attrs, shapes_of, x, w, out, ws, bias)
+        conv.record = ConvRecord(conv.op.attrs, shapes_of, x, w, out, ws, bias)
         conv.args = (x, w, out, ws)
         prog.calls.remove(add)
 
@@ -798,7 +810,7 @@ def fuse_bias_grad(lowering) -> None:
             if any(bg in c.inputs for c in prog.calls[:prog.calls.index(conv)]):
                 continue
             shapes_of = lambda env, x=x, dy=dy, dw=dw: (env.shape(x), env.shape(dw), env.shape(dy))   # noqa: E731
-            conv.record = _record(conv.op.attrs, shapes_of, x, dy, dw, ws, bg)
+            conv.record = ConvRecord(conv.op.attrs, shapes_of, x, dy, dw, ws, bg)
             conv.args = (x, dy, dw, ws, bg)
             prog.calls.remove(red)
             break

@@ -116,6 +116,17 @@ def _pool_has_nan(X, o, n):
 
 
 @njit(**_JIT)
+def _pool_max_inside(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, k0, k1, k2, s0, s1, s2,
+                     d0, d1, d2, plane, oplane, low):
+    """``pool_max`` when every window lies inside the input: an unrolled row path where the window
+    has one (``FAST_WINDOWS``), else ``_pool_max_full``."""
+    if k0 == 1 and d1 == 1 and d2 == 1 and s2 == k2:
+{fast}
+    _pool_max_full(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, k0, k1, k2, s0, s1, s2,
+                   d0, d1, d2, plane, oplane, low)
+
+
+@njit(**_JIT)
 def pool_max(X, V, I, M, E, p):
     """Max pooling with PyTorch's indices (record: see nn_pool.py)."""
     xo = M[p]
@@ -127,10 +138,8 @@ def pool_max(X, V, I, M, E, p):
     low = _pool_lowest(V)
     if (q0 == 0 and q1 == 0 and q2 == 0 and (o0 - 1) * s0 + (k0 - 1) * d0 < n0
             and (o1 - 1) * s1 + (k1 - 1) * d1 < n1 and (o2 - 1) * s2 + (k2 - 1) * d2 < n2):
-        if k0 == 1 and d1 == 1 and d2 == 1 and s2 == k2:
-{fast}
-        _pool_max_full(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, k0, k1, k2, s0, s1, s2,
-                       d0, d1, d2, plane, oplane, low)
+        _pool_max_inside(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, k0, k1, k2, s0, s1, s2,
+                         d0, d1, d2, plane, oplane, low)
         return
     for c in range(planes):
         xb = xo + c * plane
@@ -291,9 +300,9 @@ def _pool_max_rows_K1xK2(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, s0, s1
 """
 
 _DISPATCH_TEMPLATE = """\
-            if k1 == K1 and k2 == K2:
-                _pool_max_rows_K1xK2(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, s0, s1, plane, oplane, low)
-                return"""
+        if k1 == K1 and k2 == K2:
+            _pool_max_rows_K1xK2(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, s0, s1, plane, oplane, low)
+            return"""
 
 
 def _instantiate(template: str, k1: int, k2: int) -> str:

@@ -1,0 +1,256 @@
+"""A convolution fused with the max pooling that reads it (``fuse_pool``), forward and backward.
+
+LeNet's first layer at batch 256 writes a 19 MB conv output that only a max pooling reads, and its
+backward writes a 19 MB pooling gradient that only the conv's filter gradient reads: four passes
+over memory that cost more than the convolution's arithmetic (``plan.profile()``, b256: conv 4.7 ms,
+MaxPool 3.0, MaxPoolGrad 3.2, filter gradient 5.9). Where a conv runs one sample per chunk
+(``nn_conv._one_sample``: a sample's columns and output fit in L2), the fused kernels keep each
+sample's (O, P) output in the worker's workspace:
+
+- ``conv_pool_fwd``: columns, GEMM into the workspace (+ the fused bias), then max pooling of the
+  sample's planes into the pooled values V and indices I (``_pool_max_inside``: ``pool_max``'s own
+  loops, so the same first-maximum and NaN rules). The conv output is never written.
+- ``conv_pool_bpf``: the sample's output gradient is rebuilt in the workspace from the pooled
+  gradient and I (what MaxPoolGrad writes for that sample), then the filter gradient's GEMM and the
+  fused bias-gradient sums read it there. The pooling gradient is never written.
+
+Applies to im2col convs with one sample per chunk whose output is read only by a max pooling over
+all its spatial dims with every window inside the input (no padding, no clipped ``ceil_mode``
+window); the backward half where the pooling gradient is read only by that filter gradient (not
+by the input gradient). The kernels split samples over workers like ``conv_fwd``/``conv_bpf``
+(the same record and workspace), so they reuse the conv family's helpers.
+
+Record: the conv kernel's (``nn_conv.ConvRecord``: 4 offsets, geometry, fused bias), then
+(forward) the indices' offset, the pooled dims o0-o2, kernel, stride and dilation (3 each);
+(backward) the indices' offset and the pooled plane size.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import Callable
+
+from . import nn_conv, nn_pool
+from .kernels import Env, rewrites_calls
+
+FWD_SIZE = nn_conv.CONV_SIZE + 13
+BPF_SIZE = nn_conv.CONV_SIZE + 2
+
+SOURCE = '''
+
+# ---- conv + max pooling (compiler/backends/cpu/nn_conv_pool.py) ----
+
+@njit(**_JIT)
+def _conv_pool_samples(X, xo, Wt, wo, V, vo, I, io, WS, so, M, q, t, T):
+    """Samples t, t + T, ...: the sample's columns at so, its (O, P) conv output after them (+ the
+    bias), then its O planes max-pooled into V and I."""
+    N, C, O, G, nb, R, P = _conv_dims(M, q)
+    Og = O // G
+    direct = _conv_pointwise(M, q)
+    ys = so + G * R * P
+    u = q + 30
+    o0, o1, o2 = M[u], M[u + 1], M[u + 2]
+    oplane = o0 * o1 * o2
+    low = _pool_lowest(V)
+    for n in range(t, N, T):
+        _chunk_cols(X, xo, WS, so, so, M, q, n, 1, False, direct, False)
+        for g in range(G):
+            t_, to = _group_cols(X, xo, WS, so, n, C, g, R, P, P, direct)
+            _gemm(0, 0, Og, P, R, 1.0, Wt, wo + g * Og * R, R, t_, to, P, 0.0, WS, ys + g * Og * P, P)
+        if M[q + 27]:
+            _conv_bias(WS, ys, Wt, M[q + 28], 0, 1, O, P)
+        _pool_max_inside(WS, V, I, ys, vo + n * O * oplane, io + n * O * oplane, O, M[q + 10], M[q + 11],
+                         o0, o1, o2, M[u + 3], M[u + 4], M[u + 5], M[u + 6], M[u + 7], M[u + 8],
+                         M[u + 9], M[u + 10], M[u + 11], P, oplane, low)
+
+
+@njit(**_PJIT)
+def conv_pool_fwd(X, Wt, V, I, WS, M, E, p):
+    """V, I = MaxPool(Conv(X, W)) (values, indices), one sample at a time over the record's workers."""
+    xo, wo, vo, so, q = _conv_offsets(M, p)
+    io = M[q + 29]
+    T, size = M[q + 25], M[q + 26]
+    if T == 1:
+        _conv_pool_samples(X, xo, Wt, wo, V, vo, I, io, WS, so, M, q, np.int64(0), np.int64(1))
+        return
+    nt = _blas_at_most(1)
+    for u in prange(T):
+        t = np.int64(u)     # prange's index is unsigned: callees typed for int64 are reused
+        _conv_pool_samples(X, xo, Wt, wo, V, vo, I, io, WS, so + t * size, M, q, t, T)
+    _blas_restore(1, nt)
+
+
+@njit(**_JIT)
+def _unpool_sample(Gp, go, I, io, S, so, n, O, P, oplane):
+    """S[so:so + O * P] = sample n's conv output gradient: zeros, plus its pooled gradient's planes
+    added at their indices I (out-of-plane ones skipped: ``pool_max_grad`` for one sample)."""
+    for i in range(O * P):
+        S[np.uint64(so + i)] = 0
+    for o in range(O):
+        b = (n * O + o) * oplane
+        for j in range(oplane):
+            idx = I[np.uint64(io + b + j)]
+            if idx >= 0 and idx < P:
+                S[np.uint64(so + o * P + idx)] += Gp[np.uint64(go + b + j)]
+
+
+@njit(**_JIT)
+def _pool_bpf_samples(X, xo, Gp, go, I, io, DW, dwo, WS, so, bs, M, q, t, T):
+    """Samples t, t + T, ... of the filter gradient summed into DW at dwo (the first sample writes
+    it); the sample's output gradient rebuilt after its columns at so; with bs >= 0 its planes
+    also summed into the bias accumulators at bs (``_bias_sums``)."""
+    N, C, O, G, nb, R, P = _conv_dims(M, q)
+    Og = O // G
+    direct = _conv_pointwise(M, q)
+    ds = so + G * R * P
+    oplane = M[q + 30]
+    if bs >= 0:
+        for i in range(O * P):
+            WS[np.uint64(bs + i)] = 0
+    for n in range(t, N, T):
+        _chunk_cols(X, xo, WS, so, so, M, q, n, 1, False, direct, False)
+        _unpool_sample(Gp, go, I, io, WS, ds, n, O, P, oplane)
+        for g in range(G):
+            t_, to = _group_cols(X, xo, WS, so, n, C, g, R, P, P, direct)
+            _gemm(0, 1, Og, R, P, 1.0, WS, ds + g * Og * P, P, t_, to, P, 0.0 if n == t else 1.0, DW, dwo + g * Og * R, R)
+        if bs >= 0:
+            _bias_sums(WS, ds, WS, bs, 0, 1, O, P)
+
+
+@njit(**_PJIT)
+def _pool_bpf_workers(X, xo, Gp, go, I, io, DW, dwo, WS, so, parts, sums, M, q):
+    """``_pool_bpf_samples`` over the record's T > 1 workers (regions as in ``_bpf_workers``)."""
+    N, C, O, G, nb, R, P = _conv_dims(M, q)
+    T, size = M[q + 25], M[q + 26]
+    nt = _blas_at_most(1)
+    for u in prange(T):
+        t = np.int64(u)     # prange's index is unsigned: callees typed for int64 are reused
+        bs = sums + t * O * P if sums >= 0 else -1
+        if t == 0:
+            _pool_bpf_samples(X, xo, Gp, go, I, io, DW, dwo, WS, so, bs, M, q, t, T)
+        else:
+            _pool_bpf_samples(X, xo, Gp, go, I, io, WS, parts + t * O * R, WS, so + t * size, bs, M, q, t, T)
+    _blas_restore(1, nt)
+
+
+@njit(**_JIT)
+def conv_pool_bpf(X, Gp, I, DW, WS, BG, M, E, p):
+    """DW = ConvBackpropFilter(X, MaxPoolGrad(Gp, I)) without the pooling gradient in memory (and
+    the fused bias gradient into BG, as ``conv_bpf``)."""
+    xo, go, dwo, so, q = _conv_offsets(M, p)
+    io = M[q + 29]
+    N, C, O, G, nb, R, P = _conv_dims(M, q)
+    T, size = M[q + 25], M[q + 26]
+    sums = so + T * size + (T - 1) * O * R
+    bias = M[q + 27] != 0
+    if N == 0:
+        for i in range(O * R):
+            DW[dwo + i] = 0
+        if bias:
+            for i in range(O * P):
+                WS[sums + i] = 0
+    elif T == 1:
+        _pool_bpf_samples(X, xo, Gp, go, I, io, DW, dwo, WS, so, sums if bias else -1, M, q, np.int64(0), np.int64(1))
+    else:
+        parts = so + T * size - O * R     # worker t > 0 sums into parts + t * O * R
+        _pool_bpf_workers(X, xo, Gp, go, I, io, DW, dwo, WS, so, parts, sums if bias else -1, M, q)
+        for t in range(1, T):
+            for i in range(O * R):
+                DW[dwo + i] += WS[parts + t * O * R + i]
+    if bias:
+        _bias_grad(BG, M[q + 28], WS, sums, max(T, 1) if N else 1, O, P)
+'''
+
+
+def _static(shape) -> bool:
+    return shape is not None and None not in tuple(shape)[1:]
+
+
+def _one_sample_im2col(conv_op, x, w, y) -> bool:
+    """A conv call that runs im2col one sample per chunk at any batch size (static shapes but the
+    batch; ``x``, ``w``, ``y``: the convolution's input, weight and output tensors)."""
+    if not (_static(x.shape) and _static(w.shape) and _static(y.shape)):
+        return False
+    xs, ws, ys = (1, *x.shape[1:]), tuple(w.shape), (1, *y.shape[1:])
+    if nn_conv.implicit(conv_op.attrs, xs, ws, ys) or not math.prod(ws[1:]) or not ws[0]:
+        return False
+    per_sample = xs[1] // conv_op.attrs["groups"] * math.prod(ws[2:]) * math.prod(ys[2:])
+    return nn_conv._one_sample(conv_op.attrs, ws, ys, per_sample)
+
+
+def _windows_inside(pool_op) -> bool:
+    """A max pooling over all its input's spatial dims, no padding, every window inside the input."""
+    (y,), pooled = pool_op.inputs, pool_op.outputs[0]
+    attrs, k = pool_op.attrs, len(pool_op.attrs["kernel_size"])
+    if k != len(y.shape) - 2 or any(attrs["padding"]) or not _static(pooled.shape):
+        return False
+    dilation = attrs.get("dilation", (1,) * k)
+    return all((o - 1) * s + (kk - 1) * d < n for n, o, kk, s, d in
+               zip(y.shape[2:], pooled.shape[2:], attrs["kernel_size"], attrs["stride"], dilation))
+
+
+def _only_readers(prog, readers, viewed, key, calls) -> bool:
+    """``calls`` are all that read ``key`` (no fetch, view or write-back reads it)."""
+    assigned = {value for _, value, _, _ in prog.assigns}
+    return readers.get(key, 0) == len(calls) and key not in viewed and key not in assigned
+
+
+def _with_tail(conv_record: nn_conv.ConvRecord, tail: Callable[[Env], list]) -> Callable[[Env], list]:
+    return lambda env: conv_record(env) + tail(env)
+
+
+def _pool_tail(pool_op, pooled, indices) -> Callable[[Env], list]:
+    """The forward record's tail: the indices' offset, then the pooled dims, kernel, stride, dilation."""
+    k = len(pool_op.attrs["kernel_size"])
+    dilation = pool_op.attrs.get("dilation", (1,) * k)
+    fixed = [v for a in (pool_op.attrs["kernel_size"], pool_op.attrs["stride"], dilation)
+             for v in nn_pool._as3(a, k, 1)]
+    return lambda env: [env.off(indices)] + nn_pool._as3(env.shape(pooled)[2:], k, 1) + fixed
+
+
+def _shares_of(prog, kernel: str, arg: int) -> dict:
+    """{args[arg] key: the calls of ``kernel`` (the shares of one op) that have it there}."""
+    found = {}
+    for call in prog.calls:
+        if call.kernel == kernel:
+            found.setdefault(call.args[arg], []).append(call)
+    return {k: v for k, v in found.items() if len({c.op for c in v}) == 1}
+
+
+@rewrites_calls
+def fuse_pool(lowering) -> None:
+    """A one-sample im2col ``conv_fwd`` whose output only a max pooling reads becomes one
+    ``conv_pool_fwd`` call (the pooling's calls are dropped); a one-sample im2col ``conv_bpf``
+    whose output gradient only it reads, written by a ``pool_max_grad``, becomes ``conv_pool_bpf``
+    (the pooling gradient's calls are dropped). After ``fuse_bias`` and ``fuse_bias_grad``,
+    whose fused forms both kernels keep."""
+    prog = lowering.prog
+    readers, viewed = lowering._readers()
+    pools = _shares_of(prog, "pool_max", 0)
+    for conv in [c for c in prog.calls if c.kernel == "conv_fwd"]:
+        x, w, y, ws = conv.args
+        shares = pools.get(y)
+        if not shares or not _only_readers(prog, readers, viewed, y, shares):
+            continue
+        pool_op, (values, indices) = shares[0].op, shares[0].args[1:3]
+        if not (_one_sample_im2col(conv.op, *conv.op.inputs, conv.op.outputs[0]) and _windows_inside(pool_op)):
+            continue
+        conv.record = _with_tail(replace(conv.record, out=values), _pool_tail(pool_op, values, indices))
+        conv.kernel, conv.size, conv.n_in, conv.args = "conv_pool_fwd", FWD_SIZE, 2, (x, w, values, indices, ws)
+        for share in shares:
+            prog.calls.remove(share)
+    grads = _shares_of(prog, "pool_max_grad", 2)
+    for conv in [c for c in prog.calls if c.kernel == "conv_bpf"]:
+        x, dy, dw, ws, bg = conv.args
+        shares = grads.get(dy)
+        if not shares or not _only_readers(prog, readers, viewed, dy, [conv]):
+            continue
+        g, idx = shares[0].args[:2]
+        x_, dy_, w_ = conv.op.inputs
+        if shares[0].op.attrs["spatial_dims"] != len(dy_.shape) - 2 or not _one_sample_im2col(conv.op, x_, w_, dy_):
+            continue
+        conv.record = _with_tail(replace(conv.record, w=g),
+                                 lambda env, idx=idx, g=g: [env.off(idx), math.prod(env.shape(g)[2:])])
+        conv.kernel, conv.size, conv.n_in, conv.args = "conv_pool_bpf", BPF_SIZE, 3, (x, g, idx, dw, ws, bg)
+        for share in shares:
+            prog.calls.remove(share)
