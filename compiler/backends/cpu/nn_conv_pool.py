@@ -119,7 +119,9 @@ def _pool_bpf_samples(X, xo, Gp, go, I, io, DW, dwo, WS, so, bs, M, q, t, T):
 
 @njit(**_PJIT)
 def _pool_bpf_workers(X, xo, Gp, go, I, io, DW, dwo, WS, so, parts, sums, M, q):
-    """``_pool_bpf_samples`` over the record's T > 1 workers (regions as in ``_bpf_workers``)."""
+    """``_pool_bpf_samples`` over the record's T > 1 workers (regions as in ``_bpf_workers``). The
+    same dispatch as ``_bpf_workers``, on purpose not shared: a helper calling either chunk loop
+    links (and compiles) both into each kernel (see ``conv_bpi``)."""
     N, C, O, G, nb, R, P = _conv_dims(M, q)
     T, size = M[q + 25], M[q + 26]
     nt = _blas_at_most(1)
