@@ -583,7 +583,7 @@ class CpuExecutable:
         lines.append("  calls:")
         for c in prog.all_calls:
             op = c.op
-            outs = c.args[-1]
+            outs = c.args[len(c.inputs)]      # the first output (workspaces and more outputs follow)
             share = f" [share {c.share[0] + 1}/{c.share[1]}]" if c.share else ""
             lines.append(f"    {c.kernel:<14} {op.type + ' ' + repr(op.name) if op else '':<36} -> "
                          f"{getattr(outs, 'name', outs)}{share}    # {op.defined_at if op else ''}")
