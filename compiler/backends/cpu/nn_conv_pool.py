@@ -88,20 +88,6 @@ def conv_pool_fwd(X, Wt, V, I, WS, M, E, p):
 
 
 @njit(**_JIT)
-def _unpool_sample(Gp, go, I, io, S, so, n, O, P, oplane):
-    """S[so:so + O * P] = sample n's conv output gradient: zeros, plus its pooled gradient's planes
-    added at their indices I (out-of-plane ones skipped: ``pool_max_grad`` for one sample)."""
-    for i in range(O * P):
-        S[np.uint64(so + i)] = 0
-    for o in range(O):
-        b = (n * O + o) * oplane
-        for j in range(oplane):
-            idx = I[np.uint64(io + b + j)]
-            if idx >= 0 and idx < P:
-                S[np.uint64(so + o * P + idx)] += Gp[np.uint64(go + b + j)]
-
-
-@njit(**_JIT)
 def _pool_bpf_samples(X, xo, Gp, go, I, io, DW, dwo, WS, so, bs, M, q, t, T):
     """Samples t, t + T, ... of the filter gradient summed into DW at dwo (the first sample writes
     it); the sample's output gradient rebuilt after its columns at so; with bs >= 0 its planes
@@ -116,7 +102,7 @@ def _pool_bpf_samples(X, xo, Gp, go, I, io, DW, dwo, WS, so, bs, M, q, t, T):
             WS[np.uint64(bs + i)] = 0
     for n in range(t, N, T):
         _chunk_cols(X, xo, WS, so, so, M, q, n, 1, False, direct, False)
-        _unpool_sample(Gp, go, I, io, WS, ds, n, O, P, oplane)
+        _pool_unpool(Gp, go + n * O * oplane, I, io + n * O * oplane, WS, ds, O, P, oplane)     # MaxPoolGrad
         for g in range(G):
             t_, to = _group_cols(X, xo, WS, so, n, C, g, R, P, P, direct)
             _gemm(0, 1, Og, R, P, 1.0, WS, ds + g * Og * P, P, t_, to, P, 0.0 if n == t else 1.0, DW, dwo + g * Og * R, R)
@@ -167,7 +153,7 @@ def conv_pool_bpf(X, Gp, I, DW, WS, BG, M, E, p):
             for i in range(O * R):
                 DW[dwo + i] += WS[parts + t * O * R + i]
     if bias:
-        _bias_grad(BG, M[q + 28], WS, sums, max(T, 1) if N else 1, O, P)
+        _bias_grad(BG, M[q + 28], WS, sums, T if N else 1, O, P)
 '''
 
 
@@ -191,11 +177,10 @@ def _windows_inside(pool_op) -> bool:
     """A max pooling over all its input's spatial dims, no padding, every window inside the input."""
     (y,), pooled = pool_op.inputs, pool_op.outputs[0]
     attrs, k = pool_op.attrs, len(pool_op.attrs["kernel_size"])
-    if k != len(y.shape) - 2 or any(attrs["padding"]) or not _static(pooled.shape):
+    if k != len(y.shape) - 2 or not _static(y.shape) or not _static(pooled.shape):
         return False
-    dilation = attrs.get("dilation", (1,) * k)
-    return all((o - 1) * s + (kk - 1) * d < n for n, o, kk, s, d in
-               zip(y.shape[2:], pooled.shape[2:], attrs["kernel_size"], attrs["stride"], dilation))
+    return nn_pool.windows_inside(y.shape[2:], pooled.shape[2:], attrs["kernel_size"], attrs["stride"],
+                                  attrs["padding"], attrs.get("dilation", (1,) * k))
 
 
 def _only_readers(prog, readers, viewed, key, calls) -> bool:

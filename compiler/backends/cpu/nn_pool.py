@@ -234,12 +234,12 @@ def pool_avg_grad(G, Y, M, E, p):
 @njit(**_JIT)
 def pool_max_grad(G, I, Y, M, E, p):
     """Y = zeros, then G added at the per-plane indices I (out-of-plane ones skipped)."""
-    go = M[p]
-    io = M[p + 1]
-    yo = M[p + 2]
-    planes = M[p + 3]
-    pin = M[p + 4]
-    pout = M[p + 5]
+    _pool_unpool(G, M[p], I, M[p + 1], Y, M[p + 2], M[p + 3], M[p + 4], M[p + 5])
+
+
+@njit(**_JIT)
+def _pool_unpool(G, go, I, io, Y, yo, planes, pin, pout):
+    """Y[yo:] (planes of pin) = zeros, then G's planes (of pout) added at their indices I."""
     for j in range(planes * pin):
         Y[np.uint64(yo + j)] = 0
     for c in range(planes):
@@ -317,12 +317,17 @@ def max_pool_path(rec: Sequence[int]) -> str:
     """The loop ``pool_max`` runs for window record ``rec`` on NaN-free planes: "rows <k1>x<k2>" (the
     unrolled fast path), "full" (every window inside the input) or "general"."""
     n0, n1, n2, o0, o1, o2, k0, k1, k2, s0, s1, s2, q0, q1, q2, d0, d1, d2 = rec[4:22]
-    if q0 or q1 or q2 or any((o - 1) * s + (k - 1) * d >= n for n, o, k, s, d in
-                             zip((n0, n1, n2), (o0, o1, o2), (k0, k1, k2), (s0, s1, s2), (d0, d1, d2))):
+    if not windows_inside((n0, n1, n2), (o0, o1, o2), (k0, k1, k2), (s0, s1, s2), (q0, q1, q2), (d0, d1, d2)):
         return "general"
     if k0 == 1 and d1 == 1 and d2 == 1 and s2 == k2 and (k1, k2) in FAST_WINDOWS:
         return f"rows {k1}x{k2}"
     return "full"
+
+
+def windows_inside(n, o, k, s, q, d) -> bool:
+    """No padding and every window inside the input, per axis: input n, output o, kernel k, stride s,
+    padding q, dilation d (``pool_max``'s "inside" paths)."""
+    return not any(q) and all((oi - 1) * si + (ki - 1) * di < ni for ni, oi, ki, si, di in zip(n, o, k, s, d))
 
 
 def _as3(values, k: int, fill: int) -> List[int]:
