@@ -11,7 +11,7 @@ sample's (O, P) output in the worker's workspace:
   sample's planes into the pooled values V and indices I (``_pool_max_inside``: ``pool_max``'s own
   loops, so the same first-maximum and NaN rules). The conv output is never written.
 - ``conv_pool_bpf``: the sample's output gradient is rebuilt in the workspace from the pooled
-  gradient and I (what MaxPoolGrad writes for that sample), then the filter gradient's GEMM and the
+  gradient and I (``_pool_unpool``: ``pool_max_grad``'s own loop, for that sample), then the filter gradient's GEMM and the
   fused bias-gradient sums read it there. The pooling gradient is never written.
 
 Applies to im2col convs with one sample per chunk whose output is read only by a max pooling over
