@@ -1,8 +1,9 @@
 """Shared fixtures: every test builds into a fresh default graph.
 
 The compile cache of the whole pytest session lives in one temporary folder
-(``STATICGRAPH_TEST_CACHE_DIR`` to keep one across sessions), so identical
-graphs hit it within a run and the user's home is never touched.
+(``STATICGRAPH_TEST_CACHE_DIR`` to keep one across sessions), shared by the
+pytest-xdist workers, so identical graphs hit it within a run and the user's
+home is never touched.
 """
 import os
 import shutil
@@ -11,7 +12,16 @@ import tempfile
 import numpy as np
 import pytest
 
-_CACHE_DIR = os.environ.get("STATICGRAPH_TEST_CACHE_DIR") or tempfile.mkdtemp(prefix="staticgraph-test-cache-")
+# pytest-xdist's workers (setup.cfg: ``-n``) inherit the folder of the process that made it (its
+# pid in _OWNER), so every worker loads what another compiled; only that process deletes it.
+_OWNER = "STATICGRAPH_TEST_CACHE_OWNER"
+if os.environ.get("STATICGRAPH_TEST_CACHE_DIR"):
+    _CACHE_DIR = os.environ["STATICGRAPH_TEST_CACHE_DIR"]
+elif os.environ.get(_OWNER) and os.environ.get("STATICGRAPH_CACHE_DIR"):
+    _CACHE_DIR = os.environ["STATICGRAPH_CACHE_DIR"]
+else:
+    _CACHE_DIR = tempfile.mkdtemp(prefix="staticgraph-test-cache-")
+    os.environ[_OWNER] = str(os.getpid())
 os.environ["STATICGRAPH_CACHE_DIR"] = _CACHE_DIR
 # Plans run their base tier (native, unfused); the fused tier compiles one kernel per fused group,
 # so the suite builds it only where a test asks (tests/test_cpu_*.py: ``plan.jit()`` or
@@ -39,5 +49,5 @@ def target(request):
 
 
 def pytest_sessionfinish(session, exitstatus):
-    if not os.environ.get("STATICGRAPH_TEST_CACHE_DIR"):
+    if not os.environ.get("STATICGRAPH_TEST_CACHE_DIR") and os.environ.get(_OWNER) == str(os.getpid()):
         shutil.rmtree(_CACHE_DIR, ignore_errors=True)
