@@ -3,8 +3,10 @@
     python benchmarks/run.py [--rounds 3] [--workloads mlp,lenet_b64] [--frameworks numpy,torch,staticgraph]
 
 Each (framework, workload) runs in a fresh process (benchmarks/worker.py), interleaved over rounds so
-machine noise hits every framework alike; the table shows median step times over all rounds and the
-ratios that hold across machines (staticgraph / PyTorch, staticgraph / NumPy). Every step is a full
+machine noise hits every framework alike (the frameworks' order alternates between rounds); the table
+shows median step times over all rounds and the ratios that hold across machines (staticgraph /
+PyTorch, staticgraph / NumPy): the median over rounds of each round's ratio (the processes of one
+round ran minutes apart at most, so a slow phase of the machine cancels out), with the rounds' range. Every step is a full
 training step (forward, backward, SGD update) in float32. Cold start: a fresh process with an empty
 STATICGRAPH_CACHE_DIR and an empty Python byte-code cache (PYTHONPYCACHEPREFIX) until the first LeNet
 (batch 64) step has finished; warm start: the same with both caches filled. Both with the default STATICGRAPH_WARMUP=reference (the first steps run on the reference
@@ -85,32 +87,43 @@ def main() -> None:
     print(f"OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}  cpus={os.cpu_count()}  "
           f"python {platform.python_version()}  frameworks: {', '.join(frameworks)}")
     times: Dict[tuple, List[float]] = {}
-    extra: Dict[tuple, dict] = {}
+    rounds: Dict[tuple, Dict[int, dict]] = {}       # (framework, workload) -> round -> its result
     for r in range(args.rounds):
         for w in workloads:
-            for f in frameworks:
+            for f in (frameworks if r % 2 == 0 else frameworks[::-1]):
                 res = run_worker(f, w, extra=["--min-time", args.min_time])
                 if res:
                     times.setdefault((f, w), []).extend(res["times"])
-                    extra[(f, w)] = res
+                    res["median"] = statistics.median(res["times"])
+                    rounds.setdefault((f, w), {})[r] = res
         print(f"round {r + 1}/{args.rounds} done", file=sys.stderr)
 
     med = {k: statistics.median(v) for k, v in times.items()}
-    head = f"| workload | {' | '.join(frameworks)} | sg / torch | sg / numpy | target (sg/torch) | sg GFLOP/s |"
+
+    def ratio(w: str, other: str, value=lambda a, b: a["median"] / b["median"], fmt="{:.2f}") -> str:
+        """The median over rounds of staticgraph's per-round ratio to ``other``, with the range."""
+        mine, theirs = rounds.get(("staticgraph", w), {}), rounds.get((other, w), {})
+        per_round = sorted(value(mine[r], theirs[r]) for r in mine if r in theirs)
+        if not per_round:
+            return "-"
+        spread = f" ({fmt.format(per_round[0])}-{fmt.format(per_round[-1])})" if len(per_round) > 1 else ""
+        return fmt.format(statistics.median(per_round)) + spread
+    head = (f"| workload | {' | '.join(frameworks)} | sg / torch (rounds' range) | sg / numpy (range) "
+            f"| target (sg/torch) | sg GFLOP/s |")
     print("\nmedian step time (forward + backward + SGD update, float32)\n")
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
     for w in workloads:
         sg_t, torch_t, np_t = med.get(("staticgraph", w)), med.get(("torch", w)), med.get(("numpy", w))
         cells = [fmt_ms(med.get((f, w))) for f in frameworks]
-        r_torch = f"{sg_t / torch_t:.2f}" if sg_t and torch_t else "-"
-        r_np = f"{sg_t / np_t:.2f}" if sg_t and np_t else "-"
-        flops = (extra.get(("staticgraph", w)) or {}).get("flops")
+        r_torch, r_np = ratio(w, "torch"), ratio(w, "numpy")
+        flops = next(iter(rounds.get(("staticgraph", w), {}).values()), {}).get("flops")
         gf = f"{flops / sg_t / 1e9:.1f}" if flops and sg_t else "-"
         tgt = f"<= {TARGETS[w]}" if w in TARGETS else ""
-        if w == "gemm_fwd_bwd" and ("numpy", w) in extra and flops and sg_t:
-            mm = extra[("numpy", w)]["matmul_gflops"]
-            tgt = f">= 90% of NumPy matmul ({mm:.1f} GFLOP/s): {100 * flops / sg_t / 1e9 / mm:.0f}%"
+        if w == "gemm_fwd_bwd" and flops and ("numpy", w) in rounds:
+            share = ratio(w, "numpy", lambda a, b: 100 * flops / a["median"] / 1e9 / b["matmul_gflops"], "{:.0f}%")
+            mm = statistics.median(res["matmul_gflops"] for res in rounds[("numpy", w)].values())
+            tgt = f">= 90% of NumPy matmul ({mm:.1f} GFLOP/s): {share}"
         print(f"| {w} | {' | '.join(cells)} | {r_torch} | {r_np} | {tgt} | {gf} |")
 
     if not args.no_start and "staticgraph" in frameworks:
