@@ -61,6 +61,12 @@ from numba import njit, prange
 
 MAXR = {maxr}
 _JIT = dict(cache=True, error_model="numpy", nogil=True)
+# Constant arguments of the kernels' helper calls: NumPy scalars are typed int64 / bool, where a
+# bare 0, 1, True or False is a literal type that Numba compiles (and links) one more
+# specialisation of the callee for.
+NT, TR = np.int64(0), np.int64(1)       # GEMM operands as they are / transposed
+ZERO, ONE = np.int64(0), np.int64(1)
+OFF, ON = np.bool_(False), np.bool_(True)
 _PJIT = dict(_JIT, parallel=True)     # kernels with a ``prange`` over worker threads (see threads.py)
 
 
@@ -510,7 +516,7 @@ def _gemm_par(T, ta, tb, m, n, k, alpha, A, ao, lda, B, bo, ldb, beta, C, co, ld
     step = (size + T - 1) // T
     if not rows:
         step = (step + 15) // 16 * 16
-    nt = _blas_at_most(1)
+    nt = _blas_at_most(ONE)
     for u in prange(T):
         t = np.int64(u)     # prange's index is unsigned: callees typed for int64 are reused
         lo = min(size, t * step)
@@ -521,7 +527,7 @@ def _gemm_par(T, ta, tb, m, n, k, alpha, A, ao, lda, B, bo, ldb, beta, C, co, ld
         else:
             _gemm(ta, tb, m, hi - lo, k, alpha, A, ao, lda, B, bo + (lo * ldb if tb else lo), ldb,
                   beta, C, co + lo, ldc)
-    _blas_restore(1, nt)
+    _blas_restore(ONE, nt)
 '''
 _MM_THREADS_PRE = '''\
     lim = 1 if {tiny} < m * n * k < {small} else 1 << 30     # mid-size: one thread

@@ -182,12 +182,12 @@ def _chunk_cols(X, xo, WS, so, xt, M, q, n0, m, minor, direct, scatter):
     plane = M[q + 2] * M[q + 3] * M[q + 4]
     if minor:
         if not scatter:
-            _conv_rows(X, xo, WS, xt, C, plane, n0, m, True, True)
+            _conv_rows(X, xo, WS, xt, C, plane, n0, m, ON, ON)
         _conv_cols(WS, xt, WS, so, M, q, n0, m, scatter, m)
         if scatter:
-            _conv_rows(X, xo, WS, xt, C, plane, n0, m, False, True)
+            _conv_rows(X, xo, WS, xt, C, plane, n0, m, OFF, ON)
     elif m > 1 or not direct:
-        _conv_cols(X, xo, WS, so, M, q, n0, m, scatter, 1)
+        _conv_cols(X, xo, WS, so, M, q, n0, m, scatter, ONE)
 
 
 @njit(**_JIT)
@@ -346,9 +346,9 @@ def _conv_implicit_taps(A, ao, Z, zo, Wt, wo, WS, so, M, q, back):
             lb = min(LB, L - j0)
             for t in range(K):
                 off = _tap_offset(M, q, t, Hp, Wp)
-                _gemm_par(M[q + 25], 1 if back else 0, 0, dst[0], lb, src[0], 1.0, WS, wt + t * O * C, C, WS,
+                _gemm_par(M[q + 25], TR if back else NT, NT, dst[0], lb, src[0], 1.0, WS, wt + t * O * C, C, WS,
                       ga + j0 + (offmax - off if back else off), ld, 0.0 if t == 0 else 1.0, WS, za + j0, L)
-        _grid(Z, zo, WS, za, L, 0, dst[0], n0, m, dst[1], dst[2], dst[3], dst[4], dst[5], dst[6], Dp, Hp, Wp, False)
+        _grid(Z, zo, WS, za, L, ZERO, dst[0], n0, m, dst[1], dst[2], dst[3], dst[4], dst[5], dst[6], Dp, Hp, Wp, OFF)
 
 
 @njit(**_JIT)
@@ -364,15 +364,15 @@ def _conv_bpf_implicit(X, DY, DW, WS, xo, dyo, dwo, so, M, q):
         m = min(M[q + 22], N - n0)
         L = m * S
         ld = L + offmax
-        _grid(X, xo, WS, xa, ld, 0, C, n0, m, M[q + 2], M[q + 3], M[q + 4], M[q + 15], M[q + 16], M[q + 17],
+        _grid(X, xo, WS, xa, ld, ZERO, C, n0, m, M[q + 2], M[q + 3], M[q + 4], M[q + 15], M[q + 16], M[q + 17],
               M[q + 2] + 2 * M[q + 15], Hp, Wp, True)
-        _grid(DY, dyo, WS, ga, L, 0, O, n0, m, M[q + 9], M[q + 10], M[q + 11], 0, 0, 0,
+        _grid(DY, dyo, WS, ga, L, ZERO, O, n0, m, M[q + 9], M[q + 10], M[q + 11], ZERO, ZERO, ZERO,
               M[q + 2] + 2 * M[q + 15], Hp, Wp, True)
         for j0 in range(0, L, LB):
             lb = min(LB, L - j0)
             for t in range(K):
                 off = _tap_offset(M, q, t, Hp, Wp)
-                _gemm_par(M[q + 25], 0, 1, O, C, lb, 1.0, WS, ga + j0, L, WS, xa + j0 + off, ld,
+                _gemm_par(M[q + 25], NT, TR, O, C, lb, 1.0, WS, ga + j0, L, WS, xa + j0 + off, ld,
                       0.0 if n0 == 0 and j0 == 0 else 1.0, WS, dwt + t * O * C, C)
     _conv_taps(DW, dwo, WS, dwt, O, C, K, False)
 
@@ -394,11 +394,11 @@ def _fwd_chunks(X, xo, Wt, wo, Y, yo, WS, so, M, q, t, T):
         for g in range(G):
             t_, to = _group_cols(X, xo, WS, so, n0, C, g, R, P, cols, m == 1 and direct)
             if m == 1:
-                _gemm(0, 0, Og, cols, R, 1.0, Wt, wo + g * Og * R, R, t_, to, cols, 0.0, Y, yo + (n0 * O + g * Og) * P, cols)
+                _gemm(NT, NT, Og, cols, R, 1.0, Wt, wo + g * Og * R, R, t_, to, cols, 0.0, Y, yo + (n0 * O + g * Og) * P, cols)
             else:
-                _gemm(0, 0, Og, cols, R, 1.0, Wt, wo + g * Og * R, R, t_, to, cols, 0.0, WS, ro + g * Og * cols, cols)
+                _gemm(NT, NT, Og, cols, R, 1.0, Wt, wo + g * Og * R, R, t_, to, cols, 0.0, WS, ro + g * Og * cols, cols)
         if m > 1:
-            _conv_rows(Y, yo, WS, ro, O, P, n0, m, False, minor)
+            _conv_rows(Y, yo, WS, ro, O, P, n0, m, OFF, minor)
         if M[q + 27]:      # + the per-channel bias at M[q + 28] of Wt's array (a fused Add)
             _conv_bias(Y, yo, Wt, M[q + 28], n0, m, O, P)
 
@@ -446,11 +446,11 @@ def _bpf_chunks(X, xo, DY, dyo, DW, dwo, WS, so, bs, M, q, t, T):
         minor = M[q + 24] != 0 and m > 1
         _chunk_cols(X, xo, WS, so, xt, M, q, n0, m, minor, direct, False)
         if m > 1:
-            _conv_rows(DY, dyo, WS, ro, O, P, n0, m, True, minor)
+            _conv_rows(DY, dyo, WS, ro, O, P, n0, m, ON, minor)
         for g in range(G):
             t_, to = _group_cols(X, xo, WS, so, n0, C, g, R, P, cols, m == 1 and direct)
             d, do = (DY, dyo + (n0 * O + g * Og) * P) if m == 1 else (WS, ro + g * Og * cols)
-            _gemm(0, 1, Og, R, cols, 1.0, d, do, cols, t_, to, cols, 0.0 if n0 == t * nb else 1.0, DW, dwo + g * Og * R, R)
+            _gemm(NT, TR, Og, R, cols, 1.0, d, do, cols, t_, to, cols, 0.0 if n0 == t * nb else 1.0, DW, dwo + g * Og * R, R)
         if bs >= 0:
             _bias_sums(DY, dyo, WS, bs, n0, m, O, P)
 
@@ -469,11 +469,11 @@ def _bpi_chunks(DY, dyo, Wt, wo, DX, dxo, WS, so, M, q, t, T):
         cols = m * P
         minor = M[q + 24] != 0 and m > 1
         if m > 1:
-            _conv_rows(DY, dyo, WS, ro, O, P, n0, m, True, minor)
+            _conv_rows(DY, dyo, WS, ro, O, P, n0, m, ON, minor)
         for g in range(G):
             t_, to = _group_cols(DX, dxo, WS, so, n0, C, g, R, P, cols, m == 1 and direct)
             d, do = (DY, dyo + (n0 * O + g * Og) * P) if m == 1 else (WS, ro + g * Og * cols)
-            _gemm(1, 0, R, cols, Og, 1.0, Wt, wo + g * Og * R, R, d, do, cols, 0.0, t_, to, cols)
+            _gemm(TR, NT, R, cols, Og, 1.0, Wt, wo + g * Og * R, R, d, do, cols, 0.0, t_, to, cols)
         _chunk_cols(DX, dxo, WS, so, xt, M, q, n0, m, minor, direct, True)
 
 
@@ -486,22 +486,22 @@ def conv_fwd(X, Wt, Y, WS, M, E, p):
         for i in range(N * O * P):
             Y[yo + i] = 0
         if M[q + 27]:
-            _conv_bias(Y, yo, Wt, M[q + 28], 0, N, O, P)
+            _conv_bias(Y, yo, Wt, M[q + 28], ZERO, N, O, P)
         return
     if M[q + 23]:
         _conv_implicit_taps(X, xo, Y, yo, Wt, wo, WS, so, M, q, False)
         if M[q + 27]:
-            _conv_bias(Y, yo, Wt, M[q + 28], 0, N, O, P)
+            _conv_bias(Y, yo, Wt, M[q + 28], ZERO, N, O, P)
         return
     T, size = M[q + 25], M[q + 26]
     if T == 1:
         _fwd_chunks(X, xo, Wt, wo, Y, yo, WS, so, M, q, np.int64(0), np.int64(1))
         return
-    nt = _blas_at_most(1)
+    nt = _blas_at_most(ONE)
     for u in prange(T):
         t = np.int64(u)     # prange's index is unsigned: callees typed for int64 are reused
         _fwd_chunks(X, xo, Wt, wo, Y, yo, WS, so + t * size, M, q, t, T)
-    _blas_restore(1, nt)
+    _blas_restore(ONE, nt)
 
 
 @njit(**_PJIT)
@@ -511,7 +511,7 @@ def _bpf_workers(X, xo, DY, dyo, DW, dwo, WS, so, parts, sums, M, q):
     sums + t * O * P."""
     N, C, O, G, nb, R, P = _conv_dims(M, q)
     T, size = M[q + 25], M[q + 26]
-    nt = _blas_at_most(1)
+    nt = _blas_at_most(ONE)
     for u in prange(T):
         t = np.int64(u)     # prange's index is unsigned: callees typed for int64 are reused
         bs = sums + t * O * P if sums >= 0 else -1
@@ -519,7 +519,7 @@ def _bpf_workers(X, xo, DY, dyo, DW, dwo, WS, so, parts, sums, M, q):
             _bpf_chunks(X, xo, DY, dyo, DW, dwo, WS, so, bs, M, q, t, T)
         else:
             _bpf_chunks(X, xo, DY, dyo, WS, parts + t * O * R, WS, so + t * size, bs, M, q, t, T)
-    _blas_restore(1, nt)
+    _blas_restore(ONE, nt)
 
 
 @njit(**_JIT)
@@ -544,8 +544,8 @@ def conv_bpf(X, DY, DW, WS, BG, M, E, p):
         if bias:
             for i in range(O * P):
                 WS[sums + i] = 0
-            _bias_sums(DY, dyo, WS, sums, 0, N, O, P)
-            _bias_grad(BG, M[q + 28], WS, sums, 1, O, P)
+            _bias_sums(DY, dyo, WS, sums, ZERO, N, O, P)
+            _bias_grad(BG, M[q + 28], WS, sums, ONE, O, P)
         return
     if T == 1:
         _bpf_chunks(X, xo, DY, dyo, DW, dwo, WS, so, sums if bias else -1, M, q, np.int64(0), np.int64(1))
@@ -578,11 +578,11 @@ def conv_bpi(DY, Wt, DX, WS, M, E, p):
     if T == 1:
         _bpi_chunks(DY, dyo, Wt, wo, DX, dxo, WS, so, M, q, np.int64(0), np.int64(1))
         return
-    nt = _blas_at_most(1)
+    nt = _blas_at_most(ONE)
     for u in prange(T):
         t = np.int64(u)     # prange's index is unsigned: callees typed for int64 are reused
         _bpi_chunks(DY, dyo, Wt, wo, DX, dxo, WS, so + t * size, M, q, t, T)
-    _blas_restore(1, nt)
+    _blas_restore(ONE, nt)
 '''
 
 

@@ -60,12 +60,12 @@ def _conv_pool_samples(X, xo, Wt, wo, V, vo, I, io, WS, so, M, q, t, T):
     oplane = o0 * o1 * o2
     low = _pool_lowest(V)
     for n in range(t, N, T):
-        _chunk_cols(X, xo, WS, so, so, M, q, n, 1, False, direct, False)
+        _chunk_cols(X, xo, WS, so, so, M, q, n, ONE, OFF, direct, False)
         for g in range(G):
             t_, to = _group_cols(X, xo, WS, so, n, C, g, R, P, P, direct)
-            _gemm(0, 0, Og, P, R, 1.0, Wt, wo + g * Og * R, R, t_, to, P, 0.0, WS, ys + g * Og * P, P)
+            _gemm(NT, NT, Og, P, R, 1.0, Wt, wo + g * Og * R, R, t_, to, P, 0.0, WS, ys + g * Og * P, P)
         if M[q + 27]:
-            _conv_bias(WS, ys, Wt, M[q + 28], 0, 1, O, P)
+            _conv_bias(WS, ys, Wt, M[q + 28], ZERO, ONE, O, P)
         _pool_max_inside(WS, V, I, ys, vo + n * O * oplane, io + n * O * oplane, O, M[q + 10], M[q + 11],
                          o0, o1, o2, M[u + 3], M[u + 4], M[u + 5], M[u + 6], M[u + 7], M[u + 8],
                          M[u + 9], M[u + 10], M[u + 11], P, oplane, low)
@@ -80,11 +80,11 @@ def conv_pool_fwd(X, Wt, V, I, WS, M, E, p):
     if T == 1:
         _conv_pool_samples(X, xo, Wt, wo, V, vo, I, io, WS, so, M, q, np.int64(0), np.int64(1))
         return
-    nt = _blas_at_most(1)
+    nt = _blas_at_most(ONE)
     for u in prange(T):
         t = np.int64(u)     # prange's index is unsigned: callees typed for int64 are reused
         _conv_pool_samples(X, xo, Wt, wo, V, vo, I, io, WS, so + t * size, M, q, t, T)
-    _blas_restore(1, nt)
+    _blas_restore(ONE, nt)
 
 
 @njit(**_JIT)
@@ -101,13 +101,13 @@ def _pool_bpf_samples(X, xo, Gp, go, I, io, DW, dwo, WS, so, bs, M, q, t, T):
         for i in range(O * P):
             WS[np.uint64(bs + i)] = 0
     for n in range(t, N, T):
-        _chunk_cols(X, xo, WS, so, so, M, q, n, 1, False, direct, False)
+        _chunk_cols(X, xo, WS, so, so, M, q, n, ONE, OFF, direct, False)
         _pool_unpool(Gp, go + n * O * oplane, I, io + n * O * oplane, WS, ds, O, P, oplane)     # MaxPoolGrad
         for g in range(G):
             t_, to = _group_cols(X, xo, WS, so, n, C, g, R, P, P, direct)
-            _gemm(0, 1, Og, R, P, 1.0, WS, ds + g * Og * P, P, t_, to, P, 0.0 if n == t else 1.0, DW, dwo + g * Og * R, R)
+            _gemm(NT, TR, Og, R, P, 1.0, WS, ds + g * Og * P, P, t_, to, P, 0.0 if n == t else 1.0, DW, dwo + g * Og * R, R)
         if bs >= 0:
-            _bias_sums(WS, ds, WS, bs, 0, 1, O, P)
+            _bias_sums(WS, ds, WS, bs, ZERO, ONE, O, P)
 
 
 @njit(**_PJIT)
@@ -117,7 +117,7 @@ def _pool_bpf_workers(X, xo, Gp, go, I, io, DW, dwo, WS, so, parts, sums, M, q):
     links (and compiles) both into each kernel (see ``conv_bpi``)."""
     N, C, O, G, nb, R, P = _conv_dims(M, q)
     T, size = M[q + 25], M[q + 26]
-    nt = _blas_at_most(1)
+    nt = _blas_at_most(ONE)
     for u in prange(T):
         t = np.int64(u)     # prange's index is unsigned: callees typed for int64 are reused
         bs = sums + t * O * P if sums >= 0 else -1
@@ -125,7 +125,7 @@ def _pool_bpf_workers(X, xo, Gp, go, I, io, DW, dwo, WS, so, parts, sums, M, q):
             _pool_bpf_samples(X, xo, Gp, go, I, io, DW, dwo, WS, so, bs, M, q, t, T)
         else:
             _pool_bpf_samples(X, xo, Gp, go, I, io, WS, parts + t * O * R, WS, so + t * size, bs, M, q, t, T)
-    _blas_restore(1, nt)
+    _blas_restore(ONE, nt)
 
 
 @njit(**_JIT)

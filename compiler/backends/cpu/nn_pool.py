@@ -277,8 +277,8 @@ def _pool_max_rows_K1xK2(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, s0, s1
     for c in range(planes):
         xb = xo + c * plane
         if _pool_has_nan(X, xb, plane):
-            _pool_max_full(X, V, I, xb, vo + c * oplane, io + c * oplane, 1, n1, n2, o0, o1, o2, 1, K1, K2,
-                           s0, s1, K2, 1, 1, 1, plane, oplane, low)
+            _pool_max_full(X, V, I, xb, vo + c * oplane, io + c * oplane, ONE, n1, n2, o0, o1, o2, ONE,
+                           np.int64(K1), np.int64(K2), s0, s1, np.int64(K2), ONE, ONE, ONE, plane, oplane, low)
             continue
         for a in range(o0):
             for b in range(o1):

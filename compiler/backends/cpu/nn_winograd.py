@@ -376,11 +376,11 @@ def _wino_rows(A, ao, B, bo_, Z, zo, WS, M, p, direction, t, T):
         for xi in range(__AA__):
             u, v, m = du + xi * O * C, vo + xi * C * tb, mo + xi * O * tb
             if direction == 0:
-                _gemm(0, 0, O, tb, C, 1.0, WS, u, C, WS, v, tb, 0.0, WS, m, tb)
+                _gemm(NT, NT, O, tb, C, 1.0, WS, u, C, WS, v, tb, 0.0, WS, m, tb)
             elif direction == 1:
-                _gemm(1, 0, C, tb, O, 1.0, WS, u, C, WS, m, tb, 0.0, WS, v, tb)
+                _gemm(TR, NT, C, tb, O, 1.0, WS, u, C, WS, m, tb, 0.0, WS, v, tb)
             else:
-                _gemm(0, 1, O, C, tb, 1.0, WS, m, tb, WS, v, tb, 0.0 if r0 == lo else 1.0, WS, u, C)
+                _gemm(NT, TR, O, C, tb, 1.0, WS, m, tb, WS, v, tb, 0.0 if r0 == lo else 1.0, WS, u, C)
         if direction == 0:
             _wino_tiles_out(Z, zo, WS, mo, bo, ko, M, q, r0, nr)
         elif direction == 1:
@@ -393,7 +393,7 @@ def _wino_blocks(A, ao, B, bo_, Z, zo, WS, M, p, direction):
     on at most __THREADS__ BLAS threads; the filter gradient's partial dU summed into U after."""
     q = p + 4
     T = M[q + 10]
-    nt = _blas_at_most(__THREADS__)
+    nt = _blas_at_most(np.int64(__THREADS__))
     if T == 1:
         _wino_rows(A, ao, B, bo_, Z, zo, WS, M, p, direction, np.int64(0), np.int64(1))
     else:
@@ -407,7 +407,7 @@ def _wino_blocks(A, ao, B, bo_, Z, zo, WS, M, p, direction):
             for t in range(1, T):
                 for i in range(n):
                     WS[uo + i] += WS[parts + (t - 1) * n + i]
-    _blas_restore(__THREADS__, nt)
+    _blas_restore(np.int64(__THREADS__), nt)
 
 
 @njit(**_JIT)
