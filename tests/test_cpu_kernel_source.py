@@ -1,9 +1,9 @@
-"""The kernel library's source (compiler/backends/cpu/library.py and the nn_* families): helper
-calls pass no bare literal constants, each of which would cost one more Numba specialization (a
+"""The kernel library's source (compiler/backends/cpu/library.py and the nn_* families) and the
+step loop's (native.py): helper calls pass no bare literal constants, each of which would cost one more Numba specialization (a
 compile and link of the callee) of the helper (see docs/ARCHITECTURE.md, kernel compile time)."""
 import re
 
-from compiler.backends.cpu import library
+from compiler.backends.cpu import library, native
 
 # (helper, argument position) where a literal selects the kernel's mode on purpose
 MODE_ARGUMENTS = {("_chunk_cols", 11), ("_conv_taps", 7), ("_conv_implicit_taps", 10),
@@ -13,7 +13,7 @@ LITERAL = re.compile(r"-?\d+|True|False")
 
 def _calls(line: str):
     """(name, [top-level argument texts]) of each ``_helper(...)`` call on a source line."""
-    for m in re.finditer(r"\b(_[a-z][a-z0-9_]*)\(", line):
+    for m in re.finditer(r"\b(_[a-z][a-z0-9_]*|int_at|run_group)\(", line):     # the step loop's helpers too
         depth, args, cur = 1, [], ""
         for ch in line[m.end():]:
             depth += {"(": 1, "[": 1, ")": -1, "]": -1}.get(ch, 0)
@@ -42,6 +42,7 @@ def literal_arguments(source: str) -> list:
 
 def test_helper_calls_pass_no_literal_constants():
     assert literal_arguments(library.SOURCE) == []
+    assert literal_arguments(native.RUNTIME_SOURCE) == []
 
 
 def test_the_check_finds_literals():

@@ -94,7 +94,7 @@ def run(F, B, C):
             if int_at(B, C[s - 2], C[s - 1]) != 0:
                 i = s + g * L
                 if run_group(F, bp, cp, C, s, g, L) != 0:
-                    return int_at(B, C[s + L - 1], 0)      # E (every row's last array): the code
+                    return int_at(B, C[s + L - 1], np.int64(0))      # E (every row's last array): the code
             continue
         err = call_wrapper(F[C[i]], bp, cp + 8 * (i + 2))
         if err != 0:
