@@ -25,18 +25,21 @@ def flatten(structure: Any, is_leaf: Callable[[Any], bool]) -> Tuple[List[Any], 
     tree = walk(structure)
 
     def pack(values: List[Any]) -> Any:
-        it = iter(values)
-
-        def build(node):
-            if node is None:
-                return next(it)
-            kind, typ, children = node
-            if kind == "dict":
-                out = {k: build(c) for k, c in children}
-                return out if typ is dict else typ(out)
-            if kind == "namedtuple":
-                return typ(*[build(c) for c in children])
-            return typ(build(c) for c in children)
-        return build(tree)
+        return _build(tree, iter(values))
 
     return leaves, pack
+
+
+def _build(node: Any, it) -> Any:
+    """``node`` of a flattened structure with its leaves taken from ``it``. A module-level function,
+    not a closure over itself: such a closure is a reference cycle that would keep the fetched
+    arrays alive until the garbage collector runs (a step then allocates its fetches afresh)."""
+    if node is None:
+        return next(it)
+    kind, typ, children = node
+    if kind == "dict":
+        out = {k: _build(c, it) for k, c in children}
+        return out if typ is dict else typ(out)
+    if kind == "namedtuple":
+        return typ(*[_build(c, it) for c in children])
+    return typ(_build(c, it) for c in children)
