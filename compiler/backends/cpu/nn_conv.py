@@ -123,42 +123,61 @@ def _conv_cols(X, xo, T, to, M, q, n0, m, scatter, u):
                     row = to + (((c * KD + kd) * KH + kh) * KW + kw) * cols
                     for s in range(ms):
                         xb = xo + ((n0 + s) * C + c) * plane if u == 1 else xo + c * plane * u
-                        tb = row + s * P
-                        for od in range(OD):
-                            for oh in range(OH):
-                                t = tb + (od * OH + oh) * OW * u
-                                if od < lod or od >= hid or oh < loh or oh >= hih:
-                                    if not scatter:
-                                        for i in range(OW * u):
-                                            T[np.uint64(t + i)] = 0
-                                    continue
-                                xr = xb + (((od * sd + ofd) * H + oh * sh + ofh) * Wd + ofw) * u
-                                if scatter:
-                                    if sw == 1:
-                                        for i in range(low * u, hiw * u):
-                                            X[np.uint64(xr + i)] += T[np.uint64(t + i)]
-                                    else:
-                                        for ow in range(low, hiw):
-                                            for i in range(u):
-                                                X[np.uint64(xr + ow * sw * u + i)] += T[np.uint64(t + ow * u + i)]
-                                else:
-                                    for i in range(low * u):
-                                        T[np.uint64(t + i)] = 0
-                                    if sw == 1:
-                                        for i in range(low * u, hiw * u):
-                                            T[np.uint64(t + i)] = X[np.uint64(xr + i)]
-                                    else:
-                                        for ow in range(low, hiw):
-                                            for i in range(u):
-                                                T[np.uint64(t + ow * u + i)] = X[np.uint64(xr + ow * sw * u + i)]
-                                    for i in range(hiw * u, OW * u):
-                                        T[np.uint64(t + i)] = 0
+                        _conv_tap(X, xb, T, row + s * P, OD, OH, OW, H, Wd, sd, sh, sw, lod, hid, loh, hih,
+                                  low, hiw, ofd, ofh, ofw, scatter, u)
+
+
+@njit(**_JIT)
+def _conv_tap(X, xb, T, t0, OD, OH, OW, H, Wd, sd, sh, sw, lod, hid, loh, hih, low, hiw, ofd, ofh, ofw,
+              scatter, u):
+    """One tap's column row of one sample (or chunk) of ``_conv_cols``: output positions [lo, hi)
+    along each axis read the input (the others are zero columns). A helper of its own, with the
+    stride-1 rows in their own loops: inside ``_conv_cols``'s nest LLVM kept the short rows
+    (LeNet's 24) scalar: 6.6 -> 3.4 us per conv1 sample, measured."""
+    n = OW * u
+    for od in range(OD):
+        for oh in range(OH):
+            t = t0 + (od * OH + oh) * n
+            if od < lod or od >= hid or oh < loh or oh >= hih:
+                if not scatter:
+                    for i in range(n):
+                        T[np.uint64(t + i)] = 0
+                continue
+            xr = xb + (((od * sd + ofd) * H + oh * sh + ofh) * Wd + ofw) * u
+            if sw != 1:
+                for ow in range(low, hiw):
+                    for i in range(u):
+                        if scatter:
+                            X[np.uint64(xr + ow * sw * u + i)] += T[np.uint64(t + ow * u + i)]
+                        else:
+                            T[np.uint64(t + ow * u + i)] = X[np.uint64(xr + ow * sw * u + i)]
+            elif scatter:
+                for i in range(low * u, hiw * u):
+                    X[np.uint64(xr + i)] += T[np.uint64(t + i)]
+            else:
+                for i in range(low * u, hiw * u):
+                    T[np.uint64(t + i)] = X[np.uint64(xr + i)]
+            if not scatter:
+                for i in range(low * u):
+                    T[np.uint64(t + i)] = 0
+                for i in range(hiw * u, n):
+                    T[np.uint64(t + i)] = 0
 
 
 @njit(**_JIT)
 def _conv_rows(A, ao, B, bo, O, P, n0, m, to_rows, minor):
     """Between samples [n0, n0 + m) of A (N, O, P) at ao and the chunk layout at bo: (O, m, P), or
-    (O, P, m) with minor. to_rows copies A's samples into B, else B's chunk back into A."""
+    (O, P, m) with minor. to_rows copies A's samples into B, else B's chunk back into A. Into the
+    batch-minor layout the samples are the inner loop (contiguous stores, strided loads): 2-3x
+    faster than contiguous loads with stores m apart (measured on LeNet's conv2 chunks)."""
+    if minor and to_rows:
+        for o in range(O):
+            a = ao + (n0 * O + o) * P
+            for i in range(P):
+                b = bo + (o * P + i) * m
+                for s in range(m):
+                    B[np.uint64(b + s)] = A[np.uint64(a + s * O * P + i)]
+        return
     ss = 1 if minor else P
     si = m if minor else 1
     for s in range(m):
