@@ -127,7 +127,7 @@ def test_a_dense_weights_sgd_step_is_one_gemm_into_the_variable(rng, dtype, tran
     assert [c[0] for c in calls].count("mm_blas") == 1          # the forward product only
 
 
-def test_gemm_updates_are_skipped_for_tiny_products_and_assigned_operands(rng):
+def test_gemm_updates_are_skipped_for_tiny_products_and_already_written_operands(rng):
     w0, a0, b0 = rng.standard_normal((3, 2)), rng.standard_normal((20, 30)) * 0.1, rng.standard_normal((30, 25)) * 0.1
 
     def tiny():
@@ -135,14 +135,20 @@ def test_gemm_updates_are_skipped_for_tiny_products_and_assigned_operands(rng):
         w = sg.Variable(w0, dtype=sg.float64)
         return sg.train.GradientDescentOptimizer(0.1).minimize(sg.reduce_sum(sg.square(x @ w))), [], [x]
 
-    def crossed():       # each update's gradient reads the other variable (gemm_fwd_bwd's shape)
-        a = sg.Variable(a0, dtype=sg.float64)
-        b = sg.Variable(b0, dtype=sg.float64)
-        loss = sg.reduce_sum(sg.square(a @ b))
-        return sg.train.GradientDescentOptimizer(0.01).minimize(loss), [loss], []
+    def crossed(order):       # each update's gradient reads the other variable (gemm_fwd_bwd's shape)
+        def build():
+            a = sg.Variable(a0, dtype=sg.float64)
+            b = sg.Variable(b0, dtype=sg.float64)
+            loss = sg.reduce_sum(sg.square(a @ b))
+            var_list = [a, b] if order == "ab" else [b, a]
+            return sg.train.GradientDescentOptimizer(0.01).minimize(loss, var_list=var_list), [loss], []
+        return build
     _, (_, writeback) = _steps("cpu", tiny, [[rng.standard_normal((2, 3))]])
     assert writeback == ["ew_SubMul"]
-    cpu, (_, writeback) = _steps("cpu", crossed, [[], [], []])
-    ref, _ = _steps("reference", crossed, [[], [], []])
-    assert writeback == ["ew_SubMul", "ew_SubMul"]
-    _assert_match(cpu, ref, rtol=1e-12)
+    for order in ("ab", "ba"):
+        cpu, (_, writeback) = _steps("cpu", crossed(order), [[], [], []])
+        ref, _ = _steps("reference", crossed(order), [[], [], []])
+        # the first update's GEMM reads the other variable before that one is written: it runs into
+        # its variable; the second's reads the first, already updated: it keeps its product
+        assert writeback == ["mm_update", "ew_SubMul"]
+        _assert_match(cpu, ref, rtol=1e-12)

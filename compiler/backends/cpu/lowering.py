@@ -290,7 +290,7 @@ class Lowering:
             prog.dtypes.setdefault(t, t.dtype)
             prog.fetch_keys.append(self._snapshot(t, assigned, "fetched value"))
         factors = self._scaled_updates()
-        gemms = self._gemm_updates(factors, assigned)
+        gemms = self._gemm_updates(factors)
         values = [tuple(self._snapshot(f, assigned, "assigned value") for f in factors[i]) if i in factors
                   else self._snapshot(v, assigned, "assigned value") for i, (_, v, _, _) in enumerate(prog.assigns)]
         from ...state import check_assign_shape
@@ -344,18 +344,24 @@ class Lowering:
             found[i] = call.args[:2]
         return found
 
-    def _gemm_updates(self, factors: Dict[int, tuple], assigned) -> Dict[int, tuple]:
+    def _gemm_updates(self, factors: Dict[int, tuple]) -> Dict[int, tuple]:
         """Of the scaled updates, those of a matrix by a scalar times a float matmul's result that
         nothing else reads (an SGD step on a dense layer's weight): their GEMM moves to the
         write-back and runs into the variable itself (``var += (-s) * op(x) @ op(y)``, BLAS's
         alpha and beta = 1; the same value up to rounding: the product is not rounded before
         scaling). Only where the static shapes are the variable's (rank 2, no batch), the GEMM is
-        not one of the tiny ones run as loops, and x, y are not assigned variables (no snapshot).
+        not one of the tiny ones run as loops, and x, y, s are not variables whose write-back has
+        run by then (write-back runs in assign order: a variable assigned later still holds the
+        value every read saw, so ``A -= s * dY @ B^T`` fuses where B's own update comes after it;
+        B's, which reads the updated A, does not).
         Returns {assign index: (x, y, s, transpose_a, transpose_b)}; drops the matmul calls."""
         from .library import MM_LOOPS_UP_TO
         prog = self.prog
         readers, viewed = self._readers()
         gemm = {c.args[-1]: c for c in prog.calls if c.kernel == "mm_blas" and len(c.args) == 3}
+        first_write = {}
+        for j, (var, _, _, _) in enumerate(prog.assigns):
+            first_write.setdefault(var, j)
         found = {}
         for i, (a, b) in factors.items():
             var = prog.assigns[i][0]
@@ -367,7 +373,7 @@ class Lowering:
             shape = tuple(var.outputs[0].shape)
             if len(shape) != 2 or tuple(g.shape) != shape or len(x.shape) != 2 or len(y.shape) != 2:
                 continue
-            if any(isinstance(prog.root(t), Slot) and prog.root(t).var in assigned for t in (x, y, s)):
+            if any(isinstance(prog.root(t), Slot) and first_write.get(prog.root(t).var, i + 1) <= i for t in (x, y, s)):
                 continue
             ta, tb = bool(call.op.attrs.get("transpose_a")), bool(call.op.attrs.get("transpose_b"))
             k = x.shape[0] if ta else x.shape[1]
