@@ -30,6 +30,9 @@ class Plan:
         self._state = state
         self._pack = pack
         self._leaf_kinds = tuple(leaf_kinds)
+        # where each fetched value goes among the leaves (an op leaf gets None), or None: all tensors
+        self._slots = None if "op" not in self._leaf_kinds else [
+            i for i, kind in enumerate(self._leaf_kinds) if kind != "op"]
         self.target = target
         self._owns = getattr(executable, "owns_fetches", False)
         self._dtypes = [t.dtype for t in self.feeds]
@@ -51,8 +54,12 @@ class Plan:
             fetched = [_owned(v) for v in fetched]
         if updates:
             self._state.apply(updates)
-        it = iter(fetched)
-        return self._pack([None if kind == "op" else next(it) for kind in self._leaf_kinds])
+        if self._slots is not None:
+            leaves = [None] * len(self._leaf_kinds)
+            for i, value in zip(self._slots, fetched):
+                leaves[i] = value
+            fetched = leaves
+        return self._pack(fetched)
 
     def jit(self) -> "Plan":
         """Switch to the fused native step now (cpu target: fused elementwise groups compiled as

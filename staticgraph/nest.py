@@ -23,11 +23,20 @@ def flatten(structure: Any, is_leaf: Callable[[Any], bool]) -> Tuple[List[Any], 
                         f"and namedtuples of them")
 
     tree = walk(structure)
+    if tree is None:                       # a single leaf
+        return leaves, _first
+    kind, typ, children = tree
+    if kind == "seq" and typ in (list, tuple) and all(c is None for c in children):
+        return leaves, typ                 # a flat list or tuple of leaves (the common case: no walk)
 
     def pack(values: List[Any]) -> Any:
         return _build(tree, iter(values))
 
     return leaves, pack
+
+
+def _first(values: List[Any]) -> Any:
+    return values[0]
 
 
 def _build(node: Any, it) -> Any:
