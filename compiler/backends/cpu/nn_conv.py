@@ -446,11 +446,14 @@ def _bias_grad(BG, bgo, WS, bs, parts, O, P):
 
 
 @njit(**_JIT)
-def _bpf_chunks(X, xo, DY, dyo, DW, dwo, WS, so, bs, M, q, t, T):
-    """Chunks t, t + T, ... of an im2col filter gradient, summed into DW at dwo (the worker's first
-    chunk writes it, later ones add: GEMM's beta); workspace at so: columns, chunk rows of DY. With
-    bs >= 0 (a fused bias gradient), the worker's sums of dY's (O, P) planes go to WS[bs:bs + O * P],
-    each chunk's while it is in cache."""
+def _bpf_chunks(X, xo, DY, dyo, WS, acc, so, bs, M, q, t, T):
+    """Chunks t, t + T, ... of an im2col filter gradient, summed *transposed* into WS at acc (per
+    group g an (R, O/G) block at acc + g * R * O/G; the worker's first chunk writes it, later ones
+    add: GEMM's beta); workspace at so: columns, chunk rows of DY. dW^T = cols @ dY^T runs 4-40%
+    faster in OpenBLAS than dW = dY @ cols^T for every conv shape measured (LeNet's conv2: 383
+    against 505 us a chunk); ``_bpf_reduce`` transposes the workers' sums into DW. With bs >= 0 (a
+    fused bias gradient), the worker's sums of dY's (O, P) planes go to WS[bs:bs + O * P], each
+    chunk's while it is in cache."""
     N, C, O, G, nb, R, P = _conv_dims(M, q)
     Og = O // G
     direct = _conv_pointwise(M, q)
@@ -469,7 +472,7 @@ def _bpf_chunks(X, xo, DY, dyo, DW, dwo, WS, so, bs, M, q, t, T):
         for g in range(G):
             t_, to = _group_cols(X, xo, WS, so, n0, C, g, R, P, cols, m == 1 and direct)
             d, do = (DY, dyo + (n0 * O + g * Og) * P) if m == 1 else (WS, ro + g * Og * cols)
-            _gemm(NT, TR, Og, R, cols, 1.0, d, do, cols, t_, to, cols, 0.0 if n0 == t * nb else 1.0, DW, dwo + g * Og * R, R)
+            _gemm(NT, TR, R, Og, cols, 1.0, t_, to, cols, d, do, cols, 0.0 if n0 == t * nb else 1.0, WS, acc + g * R * Og, Og)
         if bs >= 0:
             _bias_sums(DY, dyo, WS, bs, n0, m, O, P)
 
@@ -524,21 +527,38 @@ def conv_fwd(X, Wt, Y, WS, M, E, p):
 
 
 @njit(**_PJIT)
-def _bpf_workers(X, xo, DY, dyo, DW, dwo, WS, so, parts, sums, M, q):
-    """The im2col filter gradient's chunks over the record's T > 1 workers: worker 0 sums into DW,
-    worker t > 0 into WS at parts + t * O * R; with sums >= 0, worker t's bias sums at
-    sums + t * O * P."""
+def _bpf_workers(X, xo, DY, dyo, WS, so, parts, sums, M, q):
+    """The im2col filter gradient's chunks over the record's T > 1 workers: worker t sums into WS
+    at parts + t * O * R (``_bpf_chunks``' transposed layout); with sums >= 0, worker t's bias sums
+    at sums + t * O * P."""
     N, C, O, G, nb, R, P = _conv_dims(M, q)
     T, size = M[q + 25], M[q + 26]
     nt = _blas_at_most(ONE)
     for u in prange(T):
         t = np.int64(u)     # prange's index is unsigned: callees typed for int64 are reused
         bs = sums + t * O * P if sums >= 0 else -1
-        if t == 0:
-            _bpf_chunks(X, xo, DY, dyo, DW, dwo, WS, so, bs, M, q, t, T)
-        else:
-            _bpf_chunks(X, xo, DY, dyo, WS, parts + t * O * R, WS, so + t * size, bs, M, q, t, T)
+        _bpf_chunks(X, xo, DY, dyo, WS, parts + t * O * R, so + t * size, bs, M, q, t, T)
     _blas_restore(ONE, nt)
+
+
+@njit(**_JIT)
+def _bpf_reduce(DW, dwo, WS, parts, T, O, G, R):
+    """DW (O, R) = the sum of the T workers' transposed partial filter gradients at parts (per
+    group an (R, O/G) block; worker t's at parts + t * O * R): summed into worker 0's, then
+    transposed in 8 x 8 tiles."""
+    n = O * R
+    for t in range(1, T):
+        for i in range(n):
+            WS[np.uint64(parts + i)] += WS[np.uint64(parts + t * n + i)]
+    Og = O // G
+    for g in range(G):
+        a = parts + g * R * Og
+        d = dwo + g * Og * R
+        for o0 in range(0, Og, 8):
+            for r0 in range(0, R, 8):
+                for o in range(o0, min(o0 + 8, Og)):
+                    for r in range(r0, min(r0 + 8, R)):
+                        DW[np.uint64(d + o * R + r)] = WS[np.uint64(a + r * Og + o)]
 
 
 @njit(**_JIT)
@@ -552,7 +572,8 @@ def conv_bpf(X, DY, DW, WS, BG, M, E, p):
     N, C, O, G, nb, R, P = _conv_dims(M, q)
     T, size = M[q + 25], M[q + 26]
     regions = 1 if M[q + 23] else T
-    sums = so + regions * size + (regions - 1) * O * R
+    parts = so + regions * size        # the workers' partial (transposed) filter gradients
+    sums = parts + regions * O * R
     bias = M[q + 27] != 0
     if R == 0 or N == 0 or M[q + 23]:
         if N == 0:
@@ -567,13 +588,10 @@ def conv_bpf(X, DY, DW, WS, BG, M, E, p):
             _bias_grad(BG, M[q + 28], WS, sums, ONE, O, P)
         return
     if T == 1:
-        _bpf_chunks(X, xo, DY, dyo, DW, dwo, WS, so, sums if bias else -1, M, q, np.int64(0), np.int64(1))
+        _bpf_chunks(X, xo, DY, dyo, WS, parts, so, sums if bias else -1, M, q, np.int64(0), np.int64(1))
     else:
-        parts = so + T * size - O * R     # worker t > 0 sums into parts + t * O * R
-        _bpf_workers(X, xo, DY, dyo, DW, dwo, WS, so, parts, sums if bias else -1, M, q)
-        for t in range(1, T):
-            for i in range(O * R):
-                DW[dwo + i] += WS[parts + t * O * R + i]
+        _bpf_workers(X, xo, DY, dyo, WS, so, parts, sums if bias else -1, M, q)
+    _bpf_reduce(DW, dwo, WS, parts, T, O, G, R)
     if bias:
         _bias_grad(BG, M[q + 28], WS, sums, T, O, P)
 
@@ -697,15 +715,14 @@ def _geometry(attrs: dict, xshape, wshape, yshape) -> List[int]:
 
 
 def _workspace_size(attrs: dict, xshape, wshape, yshape, kernel: str) -> int:
-    """Each im2col worker's region, and (``conv_bpf``) the partial filter gradients of workers
-    1.. T-1 and each worker's (O, P) bias sums (``fuse_bias_grad``); an implicit conv's one
-    region (its workers split each GEMM)."""
+    """Each im2col worker's region, and (``conv_bpf``) each one's partial filter gradient and (O, P)
+    bias sums (``fuse_bias_grad``); an implicit conv's one region (its workers split each GEMM)."""
     g = _geometry(attrs, xshape, wshape, yshape)
     regions, size = (1 if g[-6] else g[-4]), g[-3]
     if kernel != "conv_bpf":
         return regions * size
     partial = wshape[0] * (xshape[1] // attrs["groups"]) * math.prod(wshape[2:])
-    return regions * size + (regions - 1) * partial + g[-4] * wshape[0] * math.prod(yshape[2:])   # + bias sums
+    return regions * size + regions * partial + g[-4] * wshape[0] * math.prod(yshape[2:])   # + bias sums
 
 
 def _lower(b, op, kernel: str, inputs, shapes_of, attrs: dict) -> None:
