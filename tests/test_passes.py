@@ -355,6 +355,24 @@ def test_simplify_broadcast_then_reduce_only_where_provably_identity(rng):
     np.testing.assert_allclose(out[3], 4 * rv, rtol=1e-15)
 
 
+def test_simplify_drops_a_broadcast_one_times_x_in_one_sweep(rng):
+    """The gradient of reduce_sum(y * y) starts with ones broadcast like y times y: past the
+    folding cap, unbroadcasting gives Mul(1, y), which the same sweep reduces to y."""
+    n = int(np.sqrt(MAX_ELEMENTS)) + 2           # the broadcast is too large to fold
+    x = sg.placeholder(sg.float64, [n, n], name="x")
+    y = sg.exp(x)
+    ones = sg.ops.broadcast_like(sg.constant(1.0, dtype=sg.float64), y)
+    scaled = sg.ops.broadcast_like(sg.constant(2.0, dtype=sg.float64), y) * y       # not neutral: kept
+    prog = program([ones * y, scaled], feeds=[x])
+    constant_folding(prog)
+    simplify(prog)
+    assert prog.fetches[0].op.type == "Exp"          # ones * y is y itself
+    assert prog.fetches[1].op.type == "Mul"
+    assert "BroadcastLike" not in [t.op.type for t in prog.fetches[1].op.inputs]
+    xv = rng.normal(size=(n, n))
+    check_same([ones * y, scaled], feeds=[x], feed_values=[xv])
+
+
 # -- dead code -------------------------------------------------------------------------------------------
 
 def test_dce_keeps_assigns_random_ops_and_targets():

@@ -70,6 +70,10 @@ def _simplify(prog: Program, shapes: "ShapeSources", op: Operation) -> Rewrite:
     result = None if rule is None else rule(prog, shapes, op)
     if result is None and op.type in BROADCASTING:
         result = _unbroadcast(prog, shapes, op)
+        rule = _RULES.get(result.type) if result is not None else None
+        if rule is not None:      # Mul(BroadcastLike(1, y), y) -> Mul(1, y) -> y, in one sweep
+            again = rule(prog, shapes, result)
+            result = result if again is None else again
     if result is None:
         return None
     if isinstance(result, Tensor):
