@@ -447,13 +447,13 @@ def _bias_grad(BG, bgo, WS, bs, parts, O, P):
 
 @njit(**_JIT)
 def _bpf_chunks(X, xo, DY, dyo, WS, acc, so, bs, M, q, t, T):
-    """Chunks t, t + T, ... of an im2col filter gradient, summed *transposed* into WS at acc (per
-    group g an (R, O/G) block at acc + g * R * O/G; the worker's first chunk writes it, later ones
-    add: GEMM's beta); workspace at so: columns, chunk rows of DY. dW^T = cols @ dY^T runs 4-40%
-    faster in OpenBLAS than dW = dY @ cols^T for every conv shape measured (LeNet's conv2: 383
-    against 505 us a chunk); ``_bpf_reduce`` transposes the workers' sums into DW. With bs >= 0 (a
-    fused bias gradient), the worker's sums of dY's (O, P) planes go to WS[bs:bs + O * P], each
-    chunk's while it is in cache."""
+    """Chunks t, t + T, ... of an im2col filter gradient, summed into WS at acc (per group g a block
+    of O/G * R at acc + g * R * O/G; the worker's first chunk writes it, later ones add: GEMM's
+    beta); workspace at so: columns, chunk rows of DY. Where R >= O/G the block is dW^T = cols @
+    dY^T: OpenBLAS runs it 4-40% faster than dW = dY @ cols^T on such shapes (LeNet's conv2, R 800
+    and O 64: 383 against 505 us a chunk), and 3-56% slower where O/G > R (measured, one thread);
+    ``_bpf_reduce`` puts the workers' sums into DW. With bs >= 0 (a fused bias gradient), the
+    worker's sums of dY's (O, P) planes go to WS[bs:bs + O * P], each chunk's while it is in cache."""
     N, C, O, G, nb, R, P = _conv_dims(M, q)
     Og = O // G
     direct = _conv_pointwise(M, q)
@@ -472,7 +472,11 @@ def _bpf_chunks(X, xo, DY, dyo, WS, acc, so, bs, M, q, t, T):
         for g in range(G):
             t_, to = _group_cols(X, xo, WS, so, n0, C, g, R, P, cols, m == 1 and direct)
             d, do = (DY, dyo + (n0 * O + g * Og) * P) if m == 1 else (WS, ro + g * Og * cols)
-            _gemm(NT, TR, R, Og, cols, 1.0, t_, to, cols, d, do, cols, 0.0 if n0 == t * nb else 1.0, WS, acc + g * R * Og, Og)
+            beta = 0.0 if n0 == t * nb else 1.0
+            if R >= Og:
+                _gemm(NT, TR, R, Og, cols, 1.0, t_, to, cols, d, do, cols, beta, WS, acc + g * R * Og, Og)
+            else:
+                _gemm(NT, TR, Og, R, cols, 1.0, d, do, cols, t_, to, cols, beta, WS, acc + g * R * Og, R)
         if bs >= 0:
             _bias_sums(DY, dyo, WS, bs, n0, m, O, P)
 
@@ -543,14 +547,18 @@ def _bpf_workers(X, xo, DY, dyo, WS, so, parts, sums, M, q):
 
 @njit(**_JIT)
 def _bpf_reduce(DW, dwo, WS, parts, T, O, G, R):
-    """DW (O, R) = the sum of the T workers' transposed partial filter gradients at parts (per
-    group an (R, O/G) block; worker t's at parts + t * O * R): summed into worker 0's, then
-    transposed in 8 x 8 tiles."""
+    """DW (O, R) = the sum of the T workers' partial filter gradients at parts (worker t's at
+    parts + t * O * R; per group an (R, O/G) block where R >= O/G, else (O/G, R): see
+    ``_bpf_chunks``): summed into worker 0's, then copied (transposed in 8 x 8 tiles)."""
     n = O * R
     for t in range(1, T):
         for i in range(n):
             WS[np.uint64(parts + i)] += WS[np.uint64(parts + t * n + i)]
     Og = O // G
+    if R < Og:
+        for i in range(n):
+            DW[np.uint64(dwo + i)] = WS[np.uint64(parts + i)]
+        return
     for g in range(G):
         a = parts + g * R * Og
         d = dwo + g * Og * R
