@@ -71,3 +71,27 @@ def test_in_place_chain_in_a_plan_matches_the_reference(rng):
     assert int(re.search(r"(\d+) in place", explained).group(1)) > 0
     cpu, ref = run_cpu_and_reference([y], {X: x})
     np.testing.assert_allclose(cpu[0], ref[0], rtol=1e-6, atol=1e-6)
+
+
+def test_elementwise_outputs_go_in_place_on_input_0_only(rng):
+    """The plan puts an elementwise output on input 0's buffer when input 0 dies there, never on a
+    later input's (the loop vectorizes only through input 0): a relu gradient's Where(c, g, 0) and
+    a Sub whose first operand is read again both get buffers of their own, and stay correct."""
+    x = sg.placeholder(sg.float32, (None, 64))
+    a, b = sg.exp(x), sg.sin(x)
+    c = a - b                         # b dies here, a is read below: not in place
+    w = sg.where(x > 0, c * a, 0.0)    # the product dies here as input 1: not in place
+    e = sg.exp(w)                      # w dies here as input 0: in place
+    xv = rng.standard_normal((9, 64)).astype(np.float32)
+    with sg.Session() as sess:
+        plan = sess.compile(e, [x])
+        plan.wait()
+        got = plan(xv)
+        lay = next(iter(plan._exe.tier.layouts.values()))
+        placed = {(getattr(o, "name", None), getattr(i, "name", None)) for o, i in lay.arena.inplace}
+    assert (c.name, b.name) not in placed
+    assert not any(o == w.name for o, _ in placed)
+    assert (e.name, w.name) in placed
+    with sg.Session(target="reference") as ref:
+        want = ref.run(e, {x: xv})
+    np.testing.assert_allclose(got, want, rtol=1e-6)
