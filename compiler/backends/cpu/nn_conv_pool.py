@@ -11,8 +11,9 @@ sample's (O, P) output in the worker's workspace:
   sample's planes into the pooled values V and indices I (``_pool_max_inside``: ``pool_max``'s own
   loops, so the same first-maximum and NaN rules). The conv output is never written.
 - ``conv_pool_bpf``: the sample's output gradient is rebuilt in the workspace from the pooled
-  gradient and I (``_pool_unpool``: ``pool_max_grad``'s own loop, for that sample), then the filter gradient's GEMM and the
-  fused bias-gradient sums read it there. The pooling gradient is never written.
+  gradient and I (``_pool_unpool``: ``pool_max_grad``'s own loop, for that sample), then the filter
+  gradient's GEMM reads it there; the fused bias gradient sums the pooled gradient itself (the same
+  sums up to rounding, over 1/k of the values). The pooling gradient is never written.
 
 Applies to im2col convs with one sample per chunk whose output is read only by a max pooling over
 all its spatial dims with every window inside the input (no padding, no clipped ``ceil_mode``
@@ -90,15 +91,17 @@ def conv_pool_fwd(X, Wt, V, I, WS, M, E, p):
 @njit(**_JIT)
 def _pool_bpf_samples(X, xo, Gp, go, I, io, DW, dwo, WS, so, bs, M, q, t, T):
     """Samples t, t + T, ... of the filter gradient summed into DW at dwo (the first sample writes
-    it); the sample's output gradient rebuilt after its columns at so; with bs >= 0 its planes
-    also summed into the bias accumulators at bs (``_bias_sums``)."""
+    it); the sample's output gradient rebuilt after its columns at so; with bs >= 0 its *pooled*
+    gradient planes summed into the bias accumulators at bs (``_bias_sums``): each pooled gradient
+    lands on one conv output position, so a channel's sum is the same (up to rounding) over 1/9 of
+    the values for LeNet's 3x3 windows."""
     N, C, O, G, nb, R, P = _conv_dims(M, q)
     Og = O // G
     direct = _conv_pointwise(M, q)
     ds = so + G * R * P
     oplane = M[q + 30]
     if bs >= 0:
-        for i in range(O * P):
+        for i in range(O * oplane):
             WS[np.uint64(bs + i)] = 0
     for n in range(t, N, T):
         _chunk_cols(X, xo, WS, so, so, M, q, n, ONE, OFF, direct, False)
@@ -107,7 +110,7 @@ def _pool_bpf_samples(X, xo, Gp, go, I, io, DW, dwo, WS, so, bs, M, q, t, T):
             t_, to = _group_cols(X, xo, WS, so, n, C, g, R, P, P, direct)
             _gemm(NT, TR, Og, R, P, 1.0, WS, ds + g * Og * P, P, t_, to, P, 0.0 if n == t else 1.0, DW, dwo + g * Og * R, R)
         if bs >= 0:
-            _bias_sums(WS, ds, WS, bs, ZERO, ONE, O, P)
+            _bias_sums(Gp, go + n * O * oplane, WS, bs, ZERO, ONE, O, oplane)
 
 
 @njit(**_PJIT)
@@ -120,7 +123,7 @@ def _pool_bpf_workers(X, xo, Gp, go, I, io, DW, dwo, WS, so, parts, sums, M, q):
     nt = _blas_at_most(ONE)
     for u in prange(T):
         t = np.int64(u)     # prange's index is unsigned: callees typed for int64 are reused
-        bs = sums + t * O * P if sums >= 0 else -1
+        bs = sums + t * O * M[q + 30] if sums >= 0 else -1
         if t == 0:
             _pool_bpf_samples(X, xo, Gp, go, I, io, DW, dwo, WS, so, bs, M, q, t, T)
         else:
@@ -137,12 +140,13 @@ def conv_pool_bpf(X, Gp, I, DW, WS, BG, M, E, p):
     N, C, O, G, nb, R, P = _conv_dims(M, q)
     T, size = M[q + 25], M[q + 26]
     sums = so + T * size + (T - 1) * O * R
+    oplane = M[q + 30]
     bias = M[q + 27] != 0
     if N == 0:
         for i in range(O * R):
             DW[dwo + i] = 0
         if bias:
-            for i in range(O * P):
+            for i in range(O * oplane):
                 WS[sums + i] = 0
     elif T == 1:
         _pool_bpf_samples(X, xo, Gp, go, I, io, DW, dwo, WS, so, sums if bias else -1, M, q, np.int64(0), np.int64(1))
@@ -153,7 +157,7 @@ def conv_pool_bpf(X, Gp, I, DW, WS, BG, M, E, p):
             for i in range(O * R):
                 DW[dwo + i] += WS[parts + t * O * R + i]
     if bias:
-        _bias_grad(BG, M[q + 28], WS, sums, T if N else 1, O, P)
+        _bias_grad(BG, M[q + 28], WS, sums, T if N else 1, O, oplane)
 '''
 
 
