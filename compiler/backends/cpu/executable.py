@@ -231,12 +231,7 @@ class Layout:
         inplace = []
         for call in prog.calls:
             out = call.args[-1]
-            # an elementwise loop vectorizes in place only on input 0 (it reads x0 through the
-            # output, ``library.loop_kernel``): on another input LLVM's overlap check fails and the
-            # loop runs scalar (mlp's relu-gradient Where, its condition a load: ~95 us a call with
-            # mispredicted branches, ~15 us vectorized, measured in the step)
-            keys = call.inplace[:1] if call.kernel.startswith("ew_") else call.inplace
-            for key in keys:
+            for key in call.inplace:
                 if prog.space(key) == "A" and shapes[key] == shapes[out]:
                     inplace.append((out, prog.root(key), call.index))
         return plan_memory(buffers, inplace)

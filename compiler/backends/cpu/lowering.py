@@ -209,8 +209,12 @@ class Lowering:
 
         def record(env):
             return ew_record(ov(env), [f(env) for f in ins])
+        # in place only on input 0: the loop reads x0 through the output and LLVM vectorizes it
+        # (``library.loop_kernel``); on another input its overlap check failed and the loop ran
+        # scalar (mlp's relu-gradient Where, its condition a load: ~95 us a call with mispredicted
+        # branches instead of ~15). Only plain views (no in_views, no out_view) are candidates.
         call = Call(f"ew_{name}", tuple(inputs) + (key,), record, EW_SIZE[len(inputs)], self._op,
-                    tuple(inputs) if inplace and in_views is None and out_view is None else ())
+                    tuple(inputs[:1]) if inplace and in_views is None and out_view is None else ())
         (self.prog.writeback if writeback else self.prog.calls).append(call)
 
     def fused(self, op: Operation) -> None:

@@ -813,7 +813,7 @@ def fuse_bias(lowering) -> None:
     assigned = {value for _, value, _, _ in prog.assigns}      # read by the write-back
     adds = {}
     for call in prog.calls:
-        if call.kernel == "ew_Add" and call.inplace == call.args[:2]:     # plain views of both inputs
+        if call.kernel == "ew_Add" and call.inplace:     # plain views of both inputs (``Lowering.ew``)
             for i in (0, 1):
                 adds.setdefault(call.args[i], []).append((call, call.args[1 - i]))
     for conv in [c for c in prog.calls if c.kernel == "conv_fwd"]:
