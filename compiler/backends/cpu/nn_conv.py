@@ -472,11 +472,7 @@ def _bpf_chunks(X, xo, DY, dyo, WS, acc, so, bs, M, q, t, T):
         for g in range(G):
             t_, to = _group_cols(X, xo, WS, so, n0, C, g, R, P, cols, m == 1 and direct)
             d, do = (DY, dyo + (n0 * O + g * Og) * P) if m == 1 else (WS, ro + g * Og * cols)
-            beta = 0.0 if n0 == t * nb else 1.0
-            if R >= Og:
-                _gemm(NT, TR, R, Og, cols, 1.0, t_, to, cols, d, do, cols, beta, WS, acc + g * R * Og, Og)
-            else:
-                _gemm(NT, TR, Og, R, cols, 1.0, d, do, cols, t_, to, cols, beta, WS, acc + g * R * Og, R)
+            _bpf_gemm(d, do, t_, to, Og, R, cols, 0.0 if n0 == t * nb else 1.0, WS, acc + g * R * Og)
         if bs >= 0:
             _bias_sums(DY, dyo, WS, bs, n0, m, O, P)
 
@@ -528,6 +524,16 @@ def conv_fwd(X, Wt, Y, WS, M, E, p):
         t = np.int64(u)     # prange's index is unsigned: callees typed for int64 are reused
         _fwd_chunks(X, xo, Wt, wo, Y, yo, WS, so + t * size, M, q, t, T)
     _blas_restore(ONE, nt)
+
+
+@njit(**_JIT)
+def _bpf_gemm(D, do, Cm, co, Og, R, K, beta, WS, acc):
+    """A filter-gradient block at acc (+= with beta 1): dY (Og x K at do) @ cols^T (cols R x K at
+    co), stored as dW^T (R, Og) where R >= Og, else as dW (Og, R): see ``_bpf_chunks``."""
+    if R >= Og:
+        _gemm(NT, TR, R, Og, K, 1.0, Cm, co, K, D, do, K, beta, WS, acc, Og)
+    else:
+        _gemm(NT, TR, Og, R, K, 1.0, D, do, K, Cm, co, K, beta, WS, acc, R)
 
 
 @njit(**_PJIT)

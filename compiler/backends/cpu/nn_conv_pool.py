@@ -89,9 +89,9 @@ def conv_pool_fwd(X, Wt, V, I, WS, M, E, p):
 
 
 @njit(**_JIT)
-def _pool_bpf_samples(X, xo, Gp, go, I, io, DW, dwo, WS, so, bs, M, q, t, T):
-    """Samples t, t + T, ... of the filter gradient summed into DW at dwo (the first sample writes
-    it); the sample's output gradient rebuilt after its columns at so; with bs >= 0 its *pooled*
+def _pool_bpf_samples(X, xo, Gp, go, I, io, WS, acc, so, bs, M, q, t, T):
+    """Samples t, t + T, ... of the filter gradient summed into WS at acc (``_bpf_gemm``'s layout;
+    the first sample writes it); the sample's output gradient rebuilt after its columns at so; with bs >= 0 its *pooled*
     gradient planes summed into the bias accumulators at bs (``_bias_sums``): each pooled gradient
     lands on one conv output position, so a channel's sum is the same (up to rounding) over 1/9 of
     the values for LeNet's 3x3 windows."""
@@ -108,13 +108,13 @@ def _pool_bpf_samples(X, xo, Gp, go, I, io, DW, dwo, WS, so, bs, M, q, t, T):
         _pool_unpool(Gp, go + n * O * oplane, I, io + n * O * oplane, WS, ds, O, P, oplane)     # MaxPoolGrad
         for g in range(G):
             t_, to = _group_cols(X, xo, WS, so, n, C, g, R, P, P, direct)
-            _gemm(NT, TR, Og, R, P, 1.0, WS, ds + g * Og * P, P, t_, to, P, 0.0 if n == t else 1.0, DW, dwo + g * Og * R, R)
+            _bpf_gemm(WS, ds + g * Og * P, t_, to, Og, R, P, 0.0 if n == t else 1.0, WS, acc + g * R * Og)
         if bs >= 0:
             _bias_sums(Gp, go + n * O * oplane, WS, bs, ZERO, ONE, O, oplane)
 
 
 @njit(**_PJIT)
-def _pool_bpf_workers(X, xo, Gp, go, I, io, DW, dwo, WS, so, parts, sums, M, q):
+def _pool_bpf_workers(X, xo, Gp, go, I, io, WS, so, parts, sums, M, q):
     """``_pool_bpf_samples`` over the record's T > 1 workers (regions as in ``_bpf_workers``). The
     same dispatch as ``_bpf_workers``, on purpose not shared: a helper calling either chunk loop
     links (and compiles) both into each kernel (see ``conv_bpi``)."""
@@ -124,10 +124,7 @@ def _pool_bpf_workers(X, xo, Gp, go, I, io, DW, dwo, WS, so, parts, sums, M, q):
     for u in prange(T):
         t = np.int64(u)     # prange's index is unsigned: callees typed for int64 are reused
         bs = sums + t * O * M[q + 30] if sums >= 0 else -1
-        if t == 0:
-            _pool_bpf_samples(X, xo, Gp, go, I, io, DW, dwo, WS, so, bs, M, q, t, T)
-        else:
-            _pool_bpf_samples(X, xo, Gp, go, I, io, WS, parts + t * O * R, WS, so + t * size, bs, M, q, t, T)
+        _pool_bpf_samples(X, xo, Gp, go, I, io, WS, parts + t * O * R, so + t * size, bs, M, q, t, T)
     _blas_restore(ONE, nt)
 
 
@@ -139,7 +136,8 @@ def conv_pool_bpf(X, Gp, I, DW, WS, BG, M, E, p):
     io = M[q + 29]
     N, C, O, G, nb, R, P = _conv_dims(M, q)
     T, size = M[q + 25], M[q + 26]
-    sums = so + T * size + (T - 1) * O * R
+    parts = so + T * size          # the workers' partial filter gradients (``conv_bpf``'s workspace layout)
+    sums = parts + T * O * R
     oplane = M[q + 30]
     bias = M[q + 27] != 0
     if N == 0:
@@ -148,14 +146,12 @@ def conv_pool_bpf(X, Gp, I, DW, WS, BG, M, E, p):
         if bias:
             for i in range(O * oplane):
                 WS[sums + i] = 0
-    elif T == 1:
-        _pool_bpf_samples(X, xo, Gp, go, I, io, DW, dwo, WS, so, sums if bias else -1, M, q, np.int64(0), np.int64(1))
     else:
-        parts = so + T * size - O * R     # worker t > 0 sums into parts + t * O * R
-        _pool_bpf_workers(X, xo, Gp, go, I, io, DW, dwo, WS, so, parts, sums if bias else -1, M, q)
-        for t in range(1, T):
-            for i in range(O * R):
-                DW[dwo + i] += WS[parts + t * O * R + i]
+        if T == 1:
+            _pool_bpf_samples(X, xo, Gp, go, I, io, WS, parts, so, sums if bias else -1, M, q, np.int64(0), np.int64(1))
+        else:
+            _pool_bpf_workers(X, xo, Gp, go, I, io, WS, so, parts, sums if bias else -1, M, q)
+        _bpf_reduce(DW, dwo, WS, parts, T, O, G, R)
     if bias:
         _bias_grad(BG, M[q + 28], WS, sums, T if N else 1, O, oplane)
 '''
