@@ -552,16 +552,16 @@ def _bpf_workers(X, xo, DY, dyo, WS, so, parts, sums, M, q):
 
 
 @njit(**_JIT)
-def _bpf_reduce(DW, dwo, WS, parts, T, O, G, R):
+def _bpf_reduce(DW, dwo, WS, parts, T, O, G, R, transposed):
     """DW (O, R) = the sum of the T workers' partial filter gradients at parts (worker t's at
-    parts + t * O * R; per group an (R, O/G) block where R >= O/G, else (O/G, R): see
+    parts + t * O * R; per group an (R, O/G) block if ``transposed``, else (O/G, R): see
     ``_bpf_chunks``): summed into worker 0's, then copied (transposed in 8 x 8 tiles)."""
     n = O * R
     for t in range(1, T):
         for i in range(n):
             WS[np.uint64(parts + i)] += WS[np.uint64(parts + t * n + i)]
     Og = O // G
-    if R < Og:
+    if not transposed:
         for i in range(n):
             DW[np.uint64(dwo + i)] = WS[np.uint64(parts + i)]
         return
@@ -605,7 +605,7 @@ def conv_bpf(X, DY, DW, WS, BG, M, E, p):
         _bpf_chunks(X, xo, DY, dyo, WS, parts, so, sums if bias else -1, M, q, np.int64(0), np.int64(1))
     else:
         _bpf_workers(X, xo, DY, dyo, WS, so, parts, sums if bias else -1, M, q)
-    _bpf_reduce(DW, dwo, WS, parts, T, O, G, R)
+    _bpf_reduce(DW, dwo, WS, parts, T, O, G, R, R >= O // G)
     if bias:
         _bias_grad(BG, M[q + 28], WS, sums, T, O, P)
 

@@ -234,19 +234,21 @@ def pool_avg_grad(G, Y, M, E, p):
 @njit(**_JIT)
 def pool_max_grad(G, I, Y, M, E, p):
     """Y = zeros, then G added at the per-plane indices I (out-of-plane ones skipped)."""
-    _pool_unpool(G, M[p], I, M[p + 1], Y, M[p + 2], M[p + 3], M[p + 4], M[p + 5])
+    _pool_unpool(G, M[p], I, M[p + 1], Y, M[p + 2], M[p + 3], M[p + 4], M[p + 5], M[p + 4], ONE)
 
 
 @njit(**_JIT)
-def _pool_unpool(G, go, I, io, Y, yo, planes, pin, pout):
-    """Y[yo:] (planes of pin) = zeros, then G's planes (of pout) added at their indices I."""
+def _pool_unpool(G, go, I, io, Y, yo, planes, pin, pout, cs, js):
+    """Y[yo:] (planes * pin elements) = zeros, then G's planes (of pout) added at their indices I:
+    plane c's element idx at yo + c * cs + idx * js (planes of pin: cs = pin, js = 1; transposed,
+    (pin, planes): cs = 1, js = planes)."""
     for j in range(planes * pin):
         Y[np.uint64(yo + j)] = 0
     for c in range(planes):
         for j in range(pout):
             idx = I[np.uint64(io + c * pout + j)]
             if idx >= 0 and idx < pin:
-                Y[np.uint64(yo + c * pin + idx)] += G[np.uint64(go + c * pout + j)]
+                Y[np.uint64(yo + c * cs + idx * js)] += G[np.uint64(go + c * pout + j)]
 
 
 @njit(**_JIT)
