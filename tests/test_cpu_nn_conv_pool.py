@@ -92,14 +92,19 @@ def test_fused_kernels_on_workers_float32(workers, rng, monkeypatch):
     _compare(X, fetches, train, vs, xs, np.float32)
 
 
-def test_ties_and_nan_follow_the_pooling_rules(rng):
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("which", [0, 1], ids=["rows-path", "full-path"])
+def test_ties_and_nan_follow_the_pooling_rules(which, bias, rng):
     """Integer-valued inputs and weights make many equal maxima (the first one wins, as MaxPool's
-    indices say); a NaN in a sample propagates to its windows and gradients as on the reference."""
-    case = CASES[1].values[0]
-    X, fetches, train, vs = _model(case, np.float64, rng, bias=False)
-    ties = np.round(rng.standard_normal((3, 1, 27, 29)))
-    nan = rng.standard_normal((2, 1, 27, 29))
-    nan[1, 0, 10, 10] = np.nan
+    indices say); a NaN in a sample propagates to its windows and gradients as on the reference
+    (with a fused bias, the bias pass's NaN count decides whether the unrolled row path of 3x3 /
+    stride 3 windows scans its planes; overlapping windows take the full path)."""
+    case = CASES[which].values[0]
+    X, fetches, train, vs = _model(case, np.float64, rng, bias=bias)
+    shape = (case[0][0],) + case[0][2]
+    ties = np.round(rng.standard_normal((3,) + shape))
+    nan = rng.standard_normal((2,) + shape)
+    nan[1, 0, 10, 11] = np.nan     # conv outputs (6..10, 7..11): windows whose first element is not NaN
     for x in (ties, nan):
         results = []
         for target in ("cpu", "reference"):

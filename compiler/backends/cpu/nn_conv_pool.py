@@ -65,11 +65,12 @@ def _conv_pool_samples(X, xo, Wt, wo, V, vo, I, io, WS, so, M, q, t, T):
         for g in range(G):
             t_, to = _group_cols(X, xo, WS, so, n, C, g, R, P, P, direct)
             _gemm(NT, NT, Og, P, R, 1.0, Wt, wo + g * Og * R, R, t_, to, P, 0.0, WS, ys + g * Og * P, P)
+        scan = ON          # the pooling scans each plane for NaN, unless the bias pass counted none
         if M[q + 27]:
-            _conv_bias(WS, ys, Wt, M[q + 28], ZERO, ONE, O, P)
+            scan = _conv_bias(WS, ys, Wt, M[q + 28], ZERO, ONE, O, P) != 0
         _pool_max_inside(WS, V, I, ys, vo + n * O * oplane, io + n * O * oplane, O, M[q + 10], M[q + 11],
                          o0, o1, o2, M[u + 3], M[u + 4], M[u + 5], M[u + 6], M[u + 7], M[u + 8],
-                         M[u + 9], M[u + 10], M[u + 11], P, oplane, low)
+                         M[u + 9], M[u + 10], M[u + 11], P, oplane, low, scan)
 
 
 @njit(**_PJIT)

@@ -11,7 +11,7 @@ Fast path of ``pool_max`` (``_pool_max_rows_<k1>x<k2>``, one per window in ``FAS
 window inside the input, ``k0 == 1``, no dilation and ``stride == kernel`` along the last axis (e.g.
 LeNet's 3x3 / stride 3): the window is unrolled, the best value and its index stay in registers and a
 row of windows is the innermost, vectorized loop (stride-``k2`` reads). Each plane is first scanned for
-NaN (vectorized): without NaN, "strictly greater wins" starting from the window's first element is
+NaN (vectorized; ``conv_pool_fwd`` skips the scans where its fused bias pass counted no NaN): without NaN, "strictly greater wins" starting from the window's first element is
 exactly the general path's rule; a plane with a NaN runs the general path.
 
 Records (int64, at ``M[p]``):
@@ -117,9 +117,10 @@ def _pool_has_nan(X, o, n):
 
 @njit(**_JIT)
 def _pool_max_inside(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, k0, k1, k2, s0, s1, s2,
-                     d0, d1, d2, plane, oplane, low):
+                     d0, d1, d2, plane, oplane, low, scan):
     """``pool_max`` when every window lies inside the input: an unrolled row path where the window
-    has one (``FAST_WINDOWS``), else ``_pool_max_full``."""
+    has one (``FAST_WINDOWS``), else ``_pool_max_full``. ``scan`` False: the caller knows the
+    planes hold no NaN (the row path skips its scans)."""
     if k0 == 1 and d1 == 1 and d2 == 1 and s2 == k2:
 {fast}
     _pool_max_full(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, k0, k1, k2, s0, s1, s2,
@@ -139,7 +140,7 @@ def pool_max(X, V, I, M, E, p):
     if (q0 == 0 and q1 == 0 and q2 == 0 and (o0 - 1) * s0 + (k0 - 1) * d0 < n0
             and (o1 - 1) * s1 + (k1 - 1) * d1 < n1 and (o2 - 1) * s2 + (k2 - 1) * d2 < n2):
         _pool_max_inside(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, k0, k1, k2, s0, s1, s2,
-                         d0, d1, d2, plane, oplane, low)
+                         d0, d1, d2, plane, oplane, low, ON)
         return
     for c in range(planes):
         xb = xo + c * plane
@@ -272,13 +273,13 @@ def pool_max_gather(A, I, Y, M, E, p):
 
 _ROWS_TEMPLATE = """
 @njit(**_JIT)
-def _pool_max_rows_K1xK2(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, s0, s1, plane, oplane, low):
+def _pool_max_rows_K1xK2(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, s0, s1, plane, oplane, low, scan):
     \"\"\"``pool_max`` of K1xK2 windows, stride K2 along the last axis (see nn_pool.py): per window the
     best value and index in registers, a row of windows innermost (vectorized); a plane holding a NaN
-    goes through ``_pool_max_full``.\"\"\"
+    goes through ``_pool_max_full`` (``scan`` False: the caller knows there is none).\"\"\"
     for c in range(planes):
         xb = xo + c * plane
-        if _pool_has_nan(X, xb, plane):
+        if scan and _pool_has_nan(X, xb, plane):
             _pool_max_full(X, V, I, xb, vo + c * oplane, io + c * oplane, ONE, n1, n2, o0, o1, o2, ONE,
                            np.int64(K1), np.int64(K2), s0, s1, np.int64(K2), ONE, ONE, ONE, plane, oplane, low)
             continue
@@ -303,7 +304,7 @@ def _pool_max_rows_K1xK2(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, s0, s1
 
 _DISPATCH_TEMPLATE = """\
         if k1 == K1 and k2 == K2:
-            _pool_max_rows_K1xK2(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, s0, s1, plane, oplane, low)
+            _pool_max_rows_K1xK2(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, s0, s1, plane, oplane, low, scan)
             return"""
 
 
