@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import staticgraph as sg
-from compiler.backends.cpu import nn_conv_pool
+from compiler.backends.cpu import nn_conv_pool, nn_pool
 
 # (conv: C, O, spatial, kernel, stride, padding, dilation, groups; pool: kernel, stride, dilation)
 # every conv output row is >= nn_conv.MINOR_ROW long with >= nn_conv.SAMPLE_COLUMNS column elements
@@ -17,6 +17,7 @@ CASES = [
     pytest.param(((1, 3, (27, 29), (5, 5), 1, 0, 1, 1), ((3, 3), (2, 2), (1, 1))), id="overlapping-odd"),
     pytest.param(((2, 4, (40, 30), (3, 3), 1, 1, 1, 2), ((2, 2), (2, 2), (1, 1))), id="groups-2x2"),
     pytest.param(((1, 2, (40, 33), (5, 3), (2, 1), 0, 1, 1), ((2, 3), (1, 2), (2, 1))), id="strided-dilated-pool"),
+    pytest.param(((1, 3, (40, 37), (5, 5), 1, 0, 1, 1), ((3, 3), (2, 3), (1, 2))), id="dilated-3x3"),
     pytest.param(((4, 3, (700,), (3,), 1, 0, 2, 1), ((4,), (3,), (1,))), id="1d"),
 ]
 CONV = {1: sg.nn.conv1d, 2: sg.nn.conv2d}
@@ -67,6 +68,13 @@ def _compare(X, fetches, train, vs, xs, dtype):
             np.testing.assert_allclose(a, b, **tol)
 
 
+def test_cases_run_both_pooling_loops():
+    """The cases take both of conv_pool_fwd's poolings: channels-last (unrolled windows: LeNet's,
+    overlapping, grouped, dilated) and planar (``_pool_max_inside``: the other windows)."""
+    kinds = [nn_pool.channels_last(c.values[0][1][0]) for c in CASES]
+    assert kinds.count(True) >= 4 and kinds.count(False) >= 2, kinds
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_fused_conv_pool_matches_reference_over_batch_sizes(case, rng):
     """Both fused kernels run (no pooling call left), and the loss, pooled values, gradients and
@@ -93,12 +101,11 @@ def test_fused_kernels_on_workers_float32(workers, rng, monkeypatch):
 
 
 @pytest.mark.parametrize("bias", [False, True])
-@pytest.mark.parametrize("which", [0, 1], ids=["rows-path", "full-path"])
+@pytest.mark.parametrize("which", [0, 1, 3], ids=["last-3x3", "last-overlapping", "planar"])
 def test_ties_and_nan_follow_the_pooling_rules(which, bias, rng):
     """Integer-valued inputs and weights make many equal maxima (the first one wins, as MaxPool's
-    indices say); a NaN in a sample propagates to its windows and gradients as on the reference
-    (with a fused bias, the bias pass's NaN count decides whether the unrolled row path of 3x3 /
-    stride 3 windows scans its planes; overlapping windows take the full path)."""
+    indices say); a NaN in a sample propagates to its windows and gradients as on the reference,
+    channels-last (where the pooling adds a fused bias as it reads) and planar."""
     case = CASES[which].values[0]
     X, fetches, train, vs = _model(case, np.float64, rng, bias=bias)
     shape = (case[0][0],) + case[0][2]

@@ -211,18 +211,13 @@ def _chunk_cols(X, xo, WS, so, xt, M, q, n0, m, minor, direct, scatter):
 
 @njit(**_JIT)
 def _conv_bias(Y, yo, Bv, bo, n0, m, O, P):
-    """Y's planes of samples [n0, n0 + m) += the per-channel bias Bv[bo:bo + O] (a fused bias add);
-    returns how many of the sums are NaN (``conv_pool_fwd``'s pooling then skips its NaN scans)."""
-    bad = 0
+    """Y's planes of samples [n0, n0 + m) += the per-channel bias Bv[bo:bo + O] (a fused bias add)."""
     for s in range(m):
         for o in range(O):
             v = Bv[np.uint64(bo + o)]
             base = yo + ((n0 + s) * O + o) * P
             for i in range(P):
-                y = Y[np.uint64(base + i)] + v
-                Y[np.uint64(base + i)] = y
-                bad += y != y
-    return bad
+                Y[np.uint64(base + i)] += v
 
 
 @njit(**_JIT)

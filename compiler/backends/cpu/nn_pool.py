@@ -11,7 +11,7 @@ Fast path of ``pool_max`` (``_pool_max_rows_<k1>x<k2>``, one per window in ``FAS
 window inside the input, ``k0 == 1``, no dilation and ``stride == kernel`` along the last axis (e.g.
 LeNet's 3x3 / stride 3): the window is unrolled, the best value and its index stay in registers and a
 row of windows is the innermost, vectorized loop (stride-``k2`` reads). Each plane is first scanned for
-NaN (vectorized; ``conv_pool_fwd`` skips the scans where its fused bias pass counted no NaN): without NaN, "strictly greater wins" starting from the window's first element is
+NaN (vectorized): without NaN, "strictly greater wins" starting from the window's first element is
 exactly the general path's rule; a plane with a NaN runs the general path.
 
 Records (int64, at ``M[p]``):
@@ -105,6 +105,21 @@ def _pool_max_full(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, k0, k1, k2, 
 
 
 {rows}
+{channels_last}
+@njit(**_JIT)
+def _pool_last_fast(k0, k1, k2):
+    """Whether ``_pool_last`` has an unrolled loop for this window."""
+{last_fast}
+    return False
+
+
+@njit(**_JIT)
+def _pool_last(Y, yo, O, n1, n2, V, I, vo, io, o0, o1, o2, k1, k2, s0, s1, s2, d1, d2, B, bo, hasb):
+    """Max pooling of the channels-last planes (n0, n1, n2, O) at yo (``_pool_last_fast`` windows,
+    every one inside) into V, I (O, o0, o1, o2), per channel o of value + B[bo + o] where ``hasb``."""
+{last_dispatch}
+
+
 @njit(**_JIT)
 def _pool_has_nan(X, o, n):
     """Whether X[o:o + n] holds a NaN (a vectorized count; folded away for integer dtypes)."""
@@ -117,10 +132,9 @@ def _pool_has_nan(X, o, n):
 
 @njit(**_JIT)
 def _pool_max_inside(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, k0, k1, k2, s0, s1, s2,
-                     d0, d1, d2, plane, oplane, low, scan):
+                     d0, d1, d2, plane, oplane, low):
     """``pool_max`` when every window lies inside the input: an unrolled row path where the window
-    has one (``FAST_WINDOWS``), else ``_pool_max_full``. ``scan`` False: the caller knows the
-    planes hold no NaN (the row path skips its scans)."""
+    has one (``FAST_WINDOWS``), else ``_pool_max_full``."""
     if k0 == 1 and d1 == 1 and d2 == 1 and s2 == k2:
 {fast}
     _pool_max_full(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, k0, k1, k2, s0, s1, s2,
@@ -140,7 +154,7 @@ def pool_max(X, V, I, M, E, p):
     if (q0 == 0 and q1 == 0 and q2 == 0 and (o0 - 1) * s0 + (k0 - 1) * d0 < n0
             and (o1 - 1) * s1 + (k1 - 1) * d1 < n1 and (o2 - 1) * s2 + (k2 - 1) * d2 < n2):
         _pool_max_inside(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, k0, k1, k2, s0, s1, s2,
-                         d0, d1, d2, plane, oplane, low, ON)
+                         d0, d1, d2, plane, oplane, low)
         return
     for c in range(planes):
         xb = xo + c * plane
@@ -273,13 +287,13 @@ def pool_max_gather(A, I, Y, M, E, p):
 
 _ROWS_TEMPLATE = """
 @njit(**_JIT)
-def _pool_max_rows_K1xK2(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, s0, s1, plane, oplane, low, scan):
+def _pool_max_rows_K1xK2(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, s0, s1, plane, oplane, low):
     \"\"\"``pool_max`` of K1xK2 windows, stride K2 along the last axis (see nn_pool.py): per window the
     best value and index in registers, a row of windows innermost (vectorized); a plane holding a NaN
-    goes through ``_pool_max_full`` (``scan`` False: the caller knows there is none).\"\"\"
+    goes through ``_pool_max_full``.\"\"\"
     for c in range(planes):
         xb = xo + c * plane
-        if scan and _pool_has_nan(X, xb, plane):
+        if _pool_has_nan(X, xb, plane):
             _pool_max_full(X, V, I, xb, vo + c * oplane, io + c * oplane, ONE, n1, n2, o0, o1, o2, ONE,
                            np.int64(K1), np.int64(K2), s0, s1, np.int64(K2), ONE, ONE, ONE, plane, oplane, low)
             continue
@@ -304,8 +318,47 @@ def _pool_max_rows_K1xK2(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, s0, s1
 
 _DISPATCH_TEMPLATE = """\
         if k1 == K1 and k2 == K2:
-            _pool_max_rows_K1xK2(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, s0, s1, plane, oplane, low, scan)
+            _pool_max_rows_K1xK2(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, s0, s1, plane, oplane, low)
             return"""
+
+_LAST_TEMPLATE = """
+@njit(**_JIT)
+def _pool_last_K1xK2(Y, yo, O, n1, n2, V, I, vo, io, o0, o1, o2, s0, s1, s2, d1, d2, B, bo, hasb):
+    \"\"\"``_pool_last`` of K1xK2 windows: per window, channels innermost (unit-stride loads,
+    vectorized) with the best value and index in registers and the general path's rule (the
+    first maximum; a NaN is taken, so the last NaN wins).\"\"\"
+    P = o0 * o1 * o2
+    for a in range(o0):
+        for b in range(o1):
+            for e in range(o2):
+                r0 = (a * s0 * n1 + b * s1) * n2 + e * s2
+                j = (a * o1 + b) * o2 + e
+                for o in range(O):
+                    bias = B[np.uint64(bo + o)]
+                    best = Y[np.uint64(yo + r0 * O + o)]
+                    if hasb:
+                        best = best + bias
+                    where = r0
+                    for t1 in range(K1):
+                        for t2 in range(K2):
+                            r = r0 + t1 * d1 * n2 + t2 * d2
+                            v = Y[np.uint64(yo + r * O + o)]
+                            if hasb:
+                                v = v + bias
+                            take = (v > best) | (v != v)
+                            best = v if take else best
+                            where = r if take else where
+                    V[np.uint64(vo + o * P + j)] = best
+                    I[np.uint64(io + o * P + j)] = where
+"""
+
+_LAST_FAST_TEMPLATE = """\
+    if k0 == 1 and k1 == K1 and k2 == K2:
+        return True"""
+
+_LAST_DISPATCH_TEMPLATE = """\
+    if k1 == K1 and k2 == K2:
+        _pool_last_K1xK2(Y, yo, O, n1, n2, V, I, vo, io, o0, o1, o2, s0, s1, s2, d1, d2, B, bo, hasb)"""
 
 
 def _instantiate(template: str, k1: int, k2: int) -> str:
@@ -313,7 +366,10 @@ def _instantiate(template: str, k1: int, k2: int) -> str:
 
 
 SOURCE = SOURCE.replace("{rows}", "".join(_instantiate(_ROWS_TEMPLATE, *w) for w in FAST_WINDOWS)).replace(
-    "{fast}", "\n".join(_instantiate(_DISPATCH_TEMPLATE, *w) for w in FAST_WINDOWS))
+    "{fast}", "\n".join(_instantiate(_DISPATCH_TEMPLATE, *w) for w in FAST_WINDOWS)).replace(
+    "{channels_last}", "".join(_instantiate(_LAST_TEMPLATE, *w) for w in FAST_WINDOWS)).replace(
+    "{last_fast}", "\n".join(_instantiate(_LAST_FAST_TEMPLATE, *w) for w in FAST_WINDOWS)).replace(
+    "{last_dispatch}", "\n".join(_instantiate(_LAST_DISPATCH_TEMPLATE, *w) for w in FAST_WINDOWS))
 
 
 def max_pool_path(rec: Sequence[int]) -> str:
@@ -325,6 +381,13 @@ def max_pool_path(rec: Sequence[int]) -> str:
     if k0 == 1 and d1 == 1 and d2 == 1 and s2 == k2 and (k1, k2) in FAST_WINDOWS:
         return f"rows {k1}x{k2}"
     return "full"
+
+
+def channels_last(kernel: Sequence[int]) -> bool:
+    """Whether ``conv_pool_fwd`` pools windows of this kernel (1-3 dims) channels-last
+    (``_pool_last_fast``: k0 == 1 and (k1, k2) one of ``FAST_WINDOWS``)."""
+    k0, k1, k2 = _as3(kernel, len(kernel), 1)
+    return k0 == 1 and (k1, k2) in FAST_WINDOWS
 
 
 def windows_inside(n, o, k, s, q, d) -> bool:
