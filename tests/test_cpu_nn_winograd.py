@@ -153,11 +153,12 @@ def test_winograd_matches_reference_and_naive(shape, dtype, rng):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_several_tile_blocks(dtype, rng, monkeypatch):
-    """One tile row per block (blocks straddle samples), and blocks of a few rows."""
-    for tiles in (1, 9):
+    """9 x 5 outputs: 3 tile rows per sample, 3 tiles per row (with the spare column). Blocks of one
+    tile row, of two (straddling samples), of one sample, and of whole samples only (4 rows fit)."""
+    for tiles, rows in ((1, 1), (6, 2), (9, 3), (12, 3)):
         monkeypatch.setattr(nn_winograd, "BLOCK_TILES", tiles)
-        assert nn_winograd._rows_per_block(3, 7, 5) == max(1, tiles // (-(-5 // nn_winograd.TILE) + 1))
-        _check(rng, 3, K, K + 1, 7, 5, 1, dtype)
+        assert nn_winograd._rows_per_block(3, 9, 5) == rows
+        _check(rng, 3, K, K + 1, 9, 5, 1, dtype)
         sg.reset_default_graph()
 
 
@@ -169,7 +170,7 @@ def test_tile_blocks_split_over_workers(workers, dtype, rng, monkeypatch):
     monkeypatch.setenv("STATICGRAPH_KERNEL_THREADS", str(workers))
     monkeypatch.setattr(nn_winograd, "BLOCK_TILES", 9)
     geometry = nn_winograd._geometry(CONV, (5, K, 7, 5), (K + 1, K, 3, 3), (5, K + 1, 7, 5))
-    assert geometry[-3:-1] == [9 // (-(-5 // nn_winograd.TILE) + 1), workers]     # tile rows per block, workers
+    assert geometry[-3:-1] == [2, workers]     # tile rows per block (3 fit: one sample's 2), workers
     _check(rng, 5, K, K + 1, 7, 5, 1, dtype)
 
 

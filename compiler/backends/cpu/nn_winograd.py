@@ -34,12 +34,18 @@ faster; the machine's speed drifts between runs). One worker, forward: GEMMs 11.
 NumPy's own speed for these shapes), input transform 3.6, output transform 2.2 (F(2x2): GEMMs ~16,
 transforms ~7.4). The input / output copies of short rows (32 wide) and the phase splits dominate
 the transforms; blocks of 256 tiles beat 128 and 512 (V and Mx then ~2.3 MB each per worker).
+Later, on an Intel Xeon (2 MB L2 per core), conv_block plan medians by tiles per block (9 per tile
+row, 72 per sample): 108: 24.5-25.1 ms, 126: 25.8-26.2, 144: 22.7-23.0, 162: 23.8-24.3, 180: 24.3-24.5,
+216: 23.3-23.9, 252: 25.9-26.4; rows starting on 64-byte lines (``_wino_ld``) were worth ~2% more
+at 144 and nothing at 252. Hence ``BLOCK_TILES`` 192 with blocks of whole samples where one fits
+(conv_block: 144 tiles, V ~1.3 MB per worker): 25.3-25.9 -> 23.2-23.5 ms a step.
 
 Record (``WINO_SIZE`` ints): 4 element offsets (the kernel's 2 inputs, output, workspace), then
 N, C, H, W, O, OH, OW, pad_h, pad_w, the tile rows per block, the workers T and each one's
 workspace region (``threads.py``: worker t runs the blocks of samples [t N / T, (t + 1) N / T)).
-Workspace: the coefficients (``NK``), U (a^2 O C), each worker's region (V: a^2 C tb, Mx / dM:
-a^2 O tb, the transforms' planes and runs), then the other workers' partial dU.
+Workspace: the coefficients (``NK``), U (a^2 O C), each worker's region (V: a^2 C rows, Mx / dM:
+a^2 O rows, rows of tb tiles at a stride of ``_wino_ld(tb)``; the transforms' planes and runs),
+then the other workers' partial dU; U and each region start on a 64-byte line.
 """
 from __future__ import annotations
 
@@ -64,7 +70,8 @@ TILE = 4                # m: the output tile side
 WINO_SIZE = 4 + 12
 MIN_CHANNELS = 16       # input and output channels at least this: the GEMMs pay for the transforms
 MIN_WIDTH = 8           # output planes at least this wide (the demo's 4x4 planes keep im2col, and its compiles)
-BLOCK_TILES = 256       # tiles per block (whole tile rows, at least one; measured on conv_block: 128 - 512)
+ALIGN = 16              # elements: V's and M's rows, the runs and the workers' regions start on 64-byte lines
+BLOCK_TILES = 192       # tiles per block at most (whole tile rows, at least one; measured on conv_block, see the module doc)
 # The kernels' GEMMs run on this many BLAS threads at most: many GEMMs per block synchronise OpenBLAS's
 # threads hundreds of times a call, and on a busy machine each wait for a descheduled worker costs
 # ms (measured on conv_block under load: 2 threads 0.5-2 s per kernel, 1 thread 26-38 ms).
@@ -174,6 +181,13 @@ _TEMPLATE = '''
 # ---- Winograd F(__M__x__M__, 3x3) (nn_winograd.py) ----
 
 @njit(**_JIT)
+def _wino_ld(n):
+    """n rounded up to whole 64-byte lines of float32 (``ALIGN`` elements): the row stride of V
+    and M, the runs' spacing and the regions' starts, so that every row starts on a line."""
+    return (n + __ALIGN__ - 1) // __ALIGN__ * __ALIGN__
+
+
+@njit(**_JIT)
 def _wino_dims(M, q):
     """N, C, H, W, O, OH, OW, pad_h, pad_w, tile rows per block, TH, TW, padded row width."""
     OH = M[q + 5]
@@ -191,11 +205,12 @@ def _wino_tiles_in(X, xo, WS, vo, bo, ko, M, q, r0, nr):
     shifted by j // m tiles)."""
     N, C, H, Wd, O, OH, OW, ph, pw, rb, TH, TW, Wp = _wino_dims(M, q)
     tb = nr * (TW + 1)
-    S = tb + 2
+    ld = _wino_ld(tb)
+    S = _wino_ld(tb + 2)
     pl = nr * Wp
-    R = bo + __A__ * pl       # row combination i, phase p at R + (i m + p) S; plane i's phases at D
+    R = bo + _wino_ld(__A__ * pl)       # row combination i, phase p at R + (i m + p) S; plane i's phases at D
     D = R + __A__ * __M__ * S
-    L = C * tb
+    L = C * ld
     for c in range(C):
         for r in range(r0, r0 + nr):
             n = r // TH
@@ -222,7 +237,7 @@ __IN_ROWS__
         for i in range(__A__ * __M__):
             WS[np.uint64(R + i * S + tb)] = 0
         for u in range(__A__):
-            v = vo + c * tb + u * __A__ * L
+            v = vo + c * ld + u * __A__ * L
 __IN_COLS__
 
 
@@ -233,12 +248,13 @@ def _wino_tiles_out(Y, yo, WS, mo, bo, ko, M, q, r0, nr):
     interleaved into planes of output rows, then the rows cropped to OH x OW."""
     N, C, H, Wd, O, OH, OW, ph, pw, rb, TH, TW, Wp = _wino_dims(M, q)
     tb = nr * (TW + 1)
-    S = tb + 2
+    ld = _wino_ld(tb)
+    S = _wino_ld(tb + 2)
     pl = nr * Wp
-    R = bo + __M__ * pl       # Z[i][j] at R + (i a + j) S; phase p of output row i at R + (m a + i m + p) S
-    L = O * tb
+    R = bo + _wino_ld(__M__ * pl)       # Z[i][j] at R + (i a + j) S; phase p of output row i at R + (m a + i m + p) S
+    L = O * ld
     for o in range(O):
-        mx = mo + o * tb
+        mx = mo + o * ld
         for u in range(__A__):
 __OUT_ROWS__
         for u in range(__M__):
@@ -261,11 +277,12 @@ def _wino_grad_tiles(DY, dyo, WS, mo, bo, ko, M, q, r0, nr):
     planes of output rows, their row combinations A g as m phase runs, then the column ones."""
     N, C, H, Wd, O, OH, OW, ph, pw, rb, TH, TW, Wp = _wino_dims(M, q)
     tb = nr * (TW + 1)
-    S = tb + 2
+    ld = _wino_ld(tb)
+    S = _wino_ld(tb + 2)
     pl = nr * Wp
-    R = bo + __M__ * pl       # row combination i, phase p at R + (i m + p) S; plane i's phases at D
+    R = bo + _wino_ld(__M__ * pl)       # row combination i, phase p at R + (i m + p) S; plane i's phases at D
     D = R + __A__ * __M__ * S
-    L = O * tb
+    L = O * ld
     for o in range(O):
         for r in range(r0, r0 + nr):
             n = r // TH
@@ -285,7 +302,7 @@ def _wino_grad_tiles(DY, dyo, WS, mo, bo, ko, M, q, r0, nr):
             _dil(WS, D + i * __M__ * S, WS, bo + i * pl, S, tb)
         for p in range(__M__):
 __G_ROWS__
-        mx = mo + o * tb
+        mx = mo + o * ld
         for u in range(__A__):
 __G_COLS__
 
@@ -299,16 +316,17 @@ def _wino_scatter(DX, dxo, WS, vo, bo, ko, M, q, r0, nr):
     stored into the rows no earlier tile row touched (a sample's tile rows run in order), else added."""
     N, C, H, Wd, O, OH, OW, ph, pw, rb, TH, TW, Wp = _wino_dims(M, q)
     tb = nr * (TW + 1)
-    S = tb + 2
+    ld = _wino_ld(tb)
+    S = _wino_ld(tb + 2)
     pl = nr * Wp
-    R = bo + __A__ * pl       # phase p of row i at R + (i m + p) S; shifted runs at H0; rows at Q
+    R = bo + _wino_ld(__A__ * pl)       # phase p of row i at R + (i m + p) S; shifted runs at H0; rows at Q
     H0 = R + __A__ * __M__ * S
     Q = H0 + __OV__ * S
-    L = C * tb
+    L = C * ld
     x1 = min(Wp, Wd + pw)
     for c in range(C):
         for u in range(__A__):
-            vu = vo + c * tb + u * __A__ * L
+            vu = vo + c * ld + u * __A__ * L
 __S_SHIFT__
             for t in range(__OV__):
                 WS[np.uint64(H0 + t * S)] = 0
@@ -343,9 +361,9 @@ def _wino_layout(M, p):
     N, C, H, Wd, O, OH, OW, ph, pw, rb, TH, TW, Wp = _wino_dims(M, q)
     ko = M[p + 3]
     uo = ko + __NK__
-    vo = uo + __AA__ * O * C
-    mo = vo + __AA__ * C * rb * (TW + 1)
-    bo = mo + __AA__ * O * rb * (TW + 1)
+    vo = uo + _wino_ld(__AA__ * O * C)
+    mo = vo + __AA__ * C * _wino_ld(rb * (TW + 1))
+    bo = mo + __AA__ * O * _wino_ld(rb * (TW + 1))
     return M[p], M[p + 1], M[p + 2], q, ko, uo, vo, mo, bo
 
 
@@ -361,12 +379,13 @@ def _wino_rows(A, ao, B, bo_, Z, zo, WS, M, p, direction, t, T):
     vo += shift
     mo += shift
     bo += shift
-    du = uo if direction != 2 or t == 0 else uo + __AA__ * O * C + T * M[q + 11] + (t - 1) * __AA__ * O * C
+    du = uo if direction != 2 or t == 0 else uo + _wino_ld(__AA__ * O * C) + T * M[q + 11] + (t - 1) * __AA__ * O * C
     lo = (t * N) // T * TH
     hi = ((t + 1) * N) // T * TH
     for r0 in range(lo, hi, rb):
         nr = min(rb, hi - r0)
         tb = nr * (TW + 1)
+        ld = _wino_ld(tb)
         if direction != 1:
             _wino_tiles_in(A, ao, WS, vo, bo, ko, M, q, r0, nr)
         if direction == 1:
@@ -374,13 +393,13 @@ def _wino_rows(A, ao, B, bo_, Z, zo, WS, M, p, direction, t, T):
         elif direction == 2:
             _wino_grad_tiles(B, bo_, WS, mo, bo, ko, M, q, r0, nr)
         for xi in range(__AA__):
-            u, v, m = du + xi * O * C, vo + xi * C * tb, mo + xi * O * tb
+            u, v, m = du + xi * O * C, vo + xi * C * ld, mo + xi * O * ld
             if direction == 0:
-                _gemm(NT, NT, O, tb, C, 1.0, WS, u, C, WS, v, tb, 0.0, WS, m, tb)
+                _gemm(NT, NT, O, tb, C, 1.0, WS, u, C, WS, v, ld, 0.0, WS, m, ld)
             elif direction == 1:
-                _gemm(TR, NT, C, tb, O, 1.0, WS, u, C, WS, m, tb, 0.0, WS, v, tb)
+                _gemm(TR, NT, C, tb, O, 1.0, WS, u, C, WS, m, ld, 0.0, WS, v, ld)
             else:
-                _gemm(NT, TR, O, C, tb, 1.0, WS, m, tb, WS, v, tb, 0.0 if r0 == lo else 1.0, WS, u, C)
+                _gemm(NT, TR, O, C, tb, 1.0, WS, m, ld, WS, v, ld, 0.0 if r0 == lo else 1.0, WS, u, C)
         if direction == 0:
             _wino_tiles_out(Z, zo, WS, mo, bo, ko, M, q, r0, nr)
         elif direction == 1:
@@ -403,7 +422,7 @@ def _wino_blocks(A, ao, B, bo_, Z, zo, WS, M, p, direction):
         if direction == 2:
             uo = M[p + 3] + __NK__
             n = __AA__ * M[q + 4] * M[q + 1]
-            parts = uo + n + T * M[q + 11]
+            parts = uo + _wino_ld(n) + T * M[q + 11]
             for t in range(1, T):
                 for i in range(n):
                     WS[uo + i] += WS[parts + (t - 1) * n + i]
@@ -475,7 +494,7 @@ def _source() -> str:
     for key, text in passes.items():
         src = src.replace(key, text)
     for key, value in (("__M__", m), ("__A__", a), ("__AA__", a * a), ("__OV__", _OV), ("__NK__", NK),
-                       ("__THREADS__", BLAS_THREADS)):
+                       ("__THREADS__", BLAS_THREADS), ("__ALIGN__", ALIGN)):
         src = src.replace(key, str(value))
     widths = sorted({int(line.split("_lc")[1].split("(")[0]) for line in src.splitlines() if "_lc" in line and "(WS" in line})
     return "".join(_lc_source(k) for k in widths) + _ilv_source() + _weights_source() + src
@@ -507,9 +526,16 @@ def _tiles(size: int) -> int:
     return -(-size // TILE)
 
 
+def _ld(n: int) -> int:
+    """The kernels' ``_wino_ld``."""
+    return -(-n // ALIGN) * ALIGN
+
+
 def _rows_per_block(n: int, oh: int, ow: int) -> int:
-    """Tile rows per block: ``BLOCK_TILES`` tiles at most, at least one row, at most all rows."""
-    return max(1, min(n * _tiles(oh), BLOCK_TILES // (_tiles(ow) + 1)))
+    """Tile rows per block: ``BLOCK_TILES`` tiles at most, at least one row, at most all rows;
+    whole samples where one fits (equal blocks, none straddling two samples)."""
+    rows = max(1, min(n * _tiles(oh), BLOCK_TILES // (_tiles(ow) + 1)))
+    return rows // _tiles(oh) * _tiles(oh) if rows >= _tiles(oh) else rows
 
 
 def _geometry(attrs: dict, xshape, wshape, yshape) -> list:
@@ -521,14 +547,15 @@ def _geometry(attrs: dict, xshape, wshape, yshape) -> list:
     tb = rb * (_tiles(ow) + 1)
     workers = max(1, min(threads.kernel_threads(), n))
     return [n, c, h, w, wshape[0], oh, ow, *attrs["padding"], rb, workers,
-            _A * _A * (c + wshape[0]) * tb + _A * TILE * tb + _runs() * (tb + 2)]
+            _ld(_A * _A * (c + wshape[0]) * _ld(tb) + _ld(_A * TILE * tb) + _runs() * _ld(tb + 2))]
 
 
 def workspace_size(attrs: dict, xshape, wshape, yshape) -> int:
     """The coefficients, U (a^2 O C), each worker's region, then the other workers' partial dU."""
     g = _geometry(attrs, xshape, wshape, yshape)
     workers, region = g[-2:]
-    return NK + _A * _A * g[4] * g[1] * workers + workers * region
+    u = _A * _A * g[4] * g[1]
+    return NK + _ld(u) + workers * region + (workers - 1) * u
 
 
 def lower(b, op, kernel: str, inputs, shapes_of, attrs: dict) -> None:
