@@ -16,7 +16,9 @@ computes). Tile (ty, tx) of sample n reads input rows m ty - pad_h .. + a - 1 an
   Y tile = A^T Mx A (cropped at the edges);
 - ``wino_bpi`` (the exact adjoint): dM[xi] = A dY A^T (dY zero past the edge), dV[xi] = U[xi]^T @ dM[xi],
   dX += B dV B^T over the overlapping a x a windows (cropped to the input);
-- ``wino_bpf``: dU[xi] = sum over blocks of dM[xi] @ V[xi]^T, then dW = G^T dU G.
+- ``wino_bpf``: dU[xi] = sum over blocks of dM[xi] @ V[xi]^T, then dW = G^T dU G. V[xi]^T is copied
+  out first (``_wino_t``): both operands of that GEMM hold the tiles along their rows, and OpenBLAS ran
+  it 1.8x slower than the NN GEMM on the copy (64 x 144 blocks: 14.9 against 8.4 + 2.8 us for the copy).
 
 Layout: a block's tile columns are (tile row, tx) with tx in [0, TW] (tx = TW: one spare column per
 tile row, zero in every output gradient, so dU and dX ignore it); padded rows are m (TW + 1) wide, so
@@ -39,6 +41,7 @@ row, 72 per sample): 108: 24.5-25.1 ms, 126: 25.8-26.2, 144: 22.7-23.0, 162: 23.
 216: 23.3-23.9, 252: 25.9-26.4; rows starting on 64-byte lines (``_wino_ld``) were worth ~2% more
 at 144 and nothing at 252. Hence ``BLOCK_TILES`` 192 with blocks of whole samples where one fits
 (conv_block: 144 tiles, V ~1.3 MB per worker): 25.3-25.9 -> 23.2-23.5 ms a step.
+The copied-out V^T (above) then took the filter gradient from ~1.3x the forward's time to ~1.07x.
 
 Record (``WINO_SIZE`` ints): 4 element offsets (the kernel's 2 inputs, output, workspace), then
 N, C, H, W, O, OH, OW, pad_h, pad_w, the tile rows per block, the workers T and each one's
@@ -356,15 +359,24 @@ __S_ROWS__
 @njit(**_JIT)
 def _wino_layout(M, p):
     """Element offsets of the record's operands and of the workspace regions: the coefficients,
-    U, then worker 0's V, M and planes (worker t's: + t * the record's region size)."""
+    U, then worker 0's V, M, (the filter gradient's V[xi]^T,) planes and runs (worker t's: + t *
+    the record's region size)."""
     q = p + 4
     N, C, H, Wd, O, OH, OW, ph, pw, rb, TH, TW, Wp = _wino_dims(M, q)
     ko = M[p + 3]
     uo = ko + __NK__
     vo = uo + _wino_ld(__AA__ * O * C)
     mo = vo + __AA__ * C * _wino_ld(rb * (TW + 1))
-    bo = mo + __AA__ * O * _wino_ld(rb * (TW + 1))
+    bo = mo + __AA__ * O * _wino_ld(rb * (TW + 1)) + _wino_ld(rb * (TW + 1) * C)     # after M: V[xi]^T (bpf)
     return M[p], M[p + 1], M[p + 2], q, ko, uo, vo, mo, bo
+
+
+@njit(**_JIT)
+def _wino_t(WS, src, rows, cols, ld, dst):
+    """WS[dst:] (cols x rows) = the transpose of the rows x cols matrix at src (row stride ld)."""
+    for j in range(cols):
+        for i in range(rows):
+            WS[np.uint64(dst + j * rows + i)] = WS[np.uint64(src + i * ld + j)]
 
 
 @njit(**_JIT)
@@ -382,6 +394,7 @@ def _wino_rows(A, ao, B, bo_, Z, zo, WS, M, p, direction, t, T):
     du = uo if direction != 2 or t == 0 else uo + _wino_ld(__AA__ * O * C) + T * M[q + 11] + (t - 1) * __AA__ * O * C
     lo = (t * N) // T * TH
     hi = ((t + 1) * N) // T * TH
+    vt = mo + __AA__ * O * _wino_ld(rb * (TW + 1))
     for r0 in range(lo, hi, rb):
         nr = min(rb, hi - r0)
         tb = nr * (TW + 1)
@@ -398,8 +411,9 @@ def _wino_rows(A, ao, B, bo_, Z, zo, WS, M, p, direction, t, T):
                 _gemm(NT, NT, O, tb, C, 1.0, WS, u, C, WS, v, ld, 0.0, WS, m, ld)
             elif direction == 1:
                 _gemm(TR, NT, C, tb, O, 1.0, WS, u, C, WS, m, ld, 0.0, WS, v, ld)
-            else:
-                _gemm(NT, TR, O, C, tb, 1.0, WS, m, ld, WS, v, ld, 0.0 if r0 == lo else 1.0, WS, u, C)
+            else:       # dU += dM @ V^T with V^T copied out: OpenBLAS runs the NN GEMM ~1.8x faster than NT
+                _wino_t(WS, v, C, tb, ld, vt)
+                _gemm(NT, NT, O, C, tb, 1.0, WS, m, ld, WS, vt, C, 0.0 if r0 == lo else 1.0, WS, u, C)
         if direction == 0:
             _wino_tiles_out(Z, zo, WS, mo, bo, ko, M, q, r0, nr)
         elif direction == 1:
@@ -547,7 +561,7 @@ def _geometry(attrs: dict, xshape, wshape, yshape) -> list:
     tb = rb * (_tiles(ow) + 1)
     workers = max(1, min(threads.kernel_threads(), n))
     return [n, c, h, w, wshape[0], oh, ow, *attrs["padding"], rb, workers,
-            _ld(_A * _A * (c + wshape[0]) * _ld(tb) + _ld(_A * TILE * tb) + _runs() * _ld(tb + 2))]
+            _ld(_A * _A * (c + wshape[0]) * _ld(tb) + _ld(tb * c) + _ld(_A * TILE * tb) + _runs() * _ld(tb + 2))]
 
 
 def workspace_size(attrs: dict, xshape, wshape, yshape) -> int:
