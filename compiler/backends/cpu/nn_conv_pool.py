@@ -14,12 +14,13 @@ sample's (O, P) output in the worker's workspace:
   planar row loop scalar), adding the fused bias to each value it reads: LeNet's conv1 sample 18 ->
   ~13 us (GEMM 7.1 -> 7.4, bias pass 1.7 and pooling 9.3 -> 6.9, measured standalone); plan
   profile, LeNet b64: 0.84 -> 0.62 ms. Other windows: Y = W @ cols, the bias added in place, then
-  ``_pool_max_inside`` (``pool_max``'s own loops). Both follow ``pool_max``'s first-maximum and NaN rules. The conv
-  output is never written.
+  ``_pool_max_inside`` (``pool_max``'s own loops). Both follow ``pool_max``'s first-maximum and
+  NaN rules. The conv output is never written.
 - ``conv_pool_bpf``: the sample's output gradient is rebuilt in the workspace from the pooled
   gradient and I (``_pool_unpool``: ``pool_max_grad``'s own loop, for that sample, written
-  transposed), then the filter gradient's GEMM reads it there; the fused bias gradient sums the pooled gradient itself (the same
-  sums up to rounding, over 1/k of the values). The pooling gradient is never written.
+  transposed), then the filter gradient's GEMM reads it there; the fused bias gradient sums the
+  pooled gradient itself (the same sums up to rounding, over 1/k of the values). The pooling
+  gradient is never written.
 
 Applies to im2col convs with one sample per chunk whose output is read only by a max pooling over
 all its spatial dims with every window inside the input (no padding, no clipped ``ceil_mode``
@@ -81,8 +82,9 @@ def _conv_pool_samples(X, xo, Wt, wo, V, vo, I, io, WS, so, wt, M, q, t, T):
             else:
                 _gemm(NT, NT, Og, P, R, 1.0, Wt, wo + g * Og * R, R, t_, to, P, 0.0, WS, ys + g * Og * P, P)
         if last:
-            _pool_last(WS, ys, O, M[q + 10], M[q + 11], V, I, vo + n * O * oplane, io + n * O * oplane, o0, o1, o2,
-                       M[u + 4], M[u + 5], M[u + 6], M[u + 7], M[u + 8], M[u + 10], M[u + 11], Wt, bo, hasb)
+            _pool_last(WS, ys, O, M[q + 10], M[q + 11], V, I, vo + n * O * oplane, io + n * O * oplane,
+                       o0, o1, o2, M[u + 4], M[u + 5], M[u + 6], M[u + 7], M[u + 8], M[u + 10], M[u + 11],
+                       Wt, bo, hasb)
             continue
         if hasb:
             _conv_bias(WS, ys, Wt, bo, ZERO, ONE, O, P)
@@ -140,10 +142,12 @@ def _pool_bpf_samples(X, xo, Gp, go, I, io, WS, acc, so, bs, M, q, t, T):
             WS[np.uint64(bs + i)] = 0
     for n in range(t, N, T):
         _chunk_cols(X, xo, WS, so, so, M, q, n, ONE, OFF, direct, False)
-        _pool_unpool(Gp, go + n * O * oplane, I, io + n * O * oplane, WS, ds, O, P, oplane, ONE, O)   # MaxPoolGrad, (P, O)
+        # MaxPoolGrad of the sample, as (P, O)
+        _pool_unpool(Gp, go + n * O * oplane, I, io + n * O * oplane, WS, ds, O, P, oplane, ONE, O)
         for g in range(G):
             t_, to = _group_cols(X, xo, WS, so, n, C, g, R, P, P, direct)
-            _gemm(NT, NT, R, Og, P, 1.0, t_, to, P, WS, ds + g * Og, O, 0.0 if n == t else 1.0, WS, acc + g * R * Og, Og)
+            _gemm(NT, NT, R, Og, P, 1.0, t_, to, P, WS, ds + g * Og, O, 0.0 if n == t else 1.0,
+                  WS, acc + g * R * Og, Og)
         if bs >= 0:
             _bias_sums(Gp, go + n * O * oplane, WS, bs, ZERO, ONE, O, oplane)
 

@@ -14,6 +14,13 @@ row of windows is the innermost, vectorized loop (stride-``k2`` reads). Each pla
 NaN (vectorized): without NaN, "strictly greater wins" starting from the window's first element is
 exactly the general path's rule; a plane with a NaN runs the general path.
 
+Channels-last loops (``_pool_last_<k1>x<k2>``, one per window in ``FAST_WINDOWS``, any stride and
+dilation; ``conv_pool_fwd`` pools its conv output with them, which its GEMM writes channels-last):
+per window and channel, the window unrolled with the best value and index in registers, the
+channels innermost (unit-stride loads: vectorized however short the planes' rows; LeNet's rows of
+8 windows kept the row path above scalar, LLVM's vector loop needs ~32 iterations). NaN is
+handled inline (a NaN is taken), so they need no scan.
+
 Records (int64, at ``M[p]``):
 
 - window ops (``pool_max``, ``pool_avg``, ``pool_avg_grad``): ``WINDOW_SIZE`` ints: x_off, y_off,
