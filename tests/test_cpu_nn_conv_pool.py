@@ -11,13 +11,15 @@ from compiler.backends.cpu import nn_conv_pool, nn_pool
 
 # (conv: C, O, spatial, kernel, stride, padding, dilation, groups; pool: kernel, stride, dilation)
 # every conv output row is >= nn_conv.MINOR_ROW long with >= nn_conv.SAMPLE_COLUMNS column elements
-# per sample, so the conv runs one sample per chunk and the rewrite applies
+# per sample (or, pointwise, >= nn_conv.POINTWISE_POSITIONS outputs: its GEMMs read X's planes in
+# place), so the conv runs one sample per chunk and the rewrite applies
 CASES = [
     pytest.param(((1, 4, (28, 28), (5, 5), 1, 0, 1, 1), ((3, 3), (3, 3), (1, 1))), id="lenet-3x3"),
     pytest.param(((1, 3, (27, 29), (5, 5), 1, 0, 1, 1), ((3, 3), (2, 2), (1, 1))), id="overlapping-odd"),
     pytest.param(((2, 4, (40, 30), (3, 3), 1, 1, 1, 2), ((2, 2), (2, 2), (1, 1))), id="groups-2x2"),
     pytest.param(((1, 2, (40, 33), (5, 3), (2, 1), 0, 1, 1), ((2, 3), (1, 2), (2, 1))), id="strided-dilated-pool"),
     pytest.param(((1, 3, (40, 37), (5, 5), 1, 0, 1, 1), ((3, 3), (2, 3), (1, 2))), id="dilated-3x3"),
+    pytest.param(((4, 6, (18, 17), (1, 1), 1, 0, 1, 2), ((3, 3), (2, 3), (1, 1))), id="pointwise-groups"),
     pytest.param(((4, 3, (700,), (3,), 1, 0, 2, 1), ((4,), (3,), (1,))), id="1d"),
 ]
 CONV = {1: sg.nn.conv1d, 2: sg.nn.conv2d}
