@@ -216,6 +216,15 @@ def _gemm(ta, tb, m, n, k, alpha, A, ao, lda, B, bo, ldb, beta, C, co, ldc):
 
 
 @njit(**_JIT)
+def _copy_transposed(A, ao, rows, cols, lda, B, bo):
+    """B[bo:] (cols x rows, contiguous) = the transpose of the rows x cols matrix at A[ao:] (row
+    stride lda): before a GEMM whose operand OpenBLAS would otherwise read transposed (slower)."""
+    for j in range(cols):
+        for i in range(rows):
+            B[np.uint64(bo + j * rows + i)] = A[np.uint64(ao + i * lda + j)]
+
+
+@njit(**_JIT)
 def fill(Y, M, E, p):
     """Y[off:off+n] = value (record: n, off, value)."""
     n = M[p]

@@ -93,14 +93,6 @@ def _conv_pool_samples(X, xo, Wt, wo, V, vo, I, io, WS, so, wt, M, q, t, T):
                          M[u + 9], M[u + 10], M[u + 11], P, oplane, low)
 
 
-@njit(**_JIT)
-def _conv_wt(Wt, wo, WS, wt, O, R):
-    """W^T (R, O) at wt of the filters W (O, R) at wo."""
-    for o in range(O):
-        for r in range(R):
-            WS[np.uint64(wt + r * O + o)] = Wt[np.uint64(wo + o * R + r)]
-
-
 @njit(**_PJIT)
 def conv_pool_fwd(X, Wt, V, I, WS, M, E, p):
     """V, I = MaxPool(Conv(X, W)) (values, indices), one sample at a time over the record's workers
@@ -110,8 +102,9 @@ def conv_pool_fwd(X, Wt, V, I, WS, M, E, p):
     N, C, O, G, nb, R, P = _conv_dims(M, q)
     T, size = M[q + 25], M[q + 26]
     wt = so + T * size
-    if _pool_last_fast(M[q + 33], M[q + 34], M[q + 35]):
-        _conv_wt(Wt, wo, WS, wt, O, R)
+    pq = q + 30        # the pooling's record: pooled dims, then its kernel at pq + 3
+    if _pool_last_fast(M[pq + 3], M[pq + 4], M[pq + 5]):
+        _copy_transposed(Wt, wo, O, R, R, WS, wt)      # W^T (R, O)
     if T == 1:
         _conv_pool_samples(X, xo, Wt, wo, V, vo, I, io, WS, so, wt, M, q, np.int64(0), np.int64(1))
         return

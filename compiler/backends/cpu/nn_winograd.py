@@ -16,9 +16,10 @@ computes). Tile (ty, tx) of sample n reads input rows m ty - pad_h .. + a - 1 an
   Y tile = A^T Mx A (cropped at the edges);
 - ``wino_bpi`` (the exact adjoint): dM[xi] = A dY A^T (dY zero past the edge), dV[xi] = U[xi]^T @ dM[xi],
   dX += B dV B^T over the overlapping a x a windows (cropped to the input);
-- ``wino_bpf``: dU[xi] = sum over blocks of dM[xi] @ V[xi]^T, then dW = G^T dU G. V[xi]^T is copied
-  out first (``_wino_t``): both operands of that GEMM hold the tiles along their rows, and OpenBLAS ran
-  it 1.8x slower than the NN GEMM on the copy (64 x 144 blocks: 14.9 against 8.4 + 2.8 us for the copy).
+- ``wino_bpf``: dU[xi] = sum over blocks of dM[xi] @ V[xi]^T, then dW = G^T dU G. V[xi]^T is
+  copied out first (``library._copy_transposed``): both operands of that GEMM hold the tiles along
+  their rows, and OpenBLAS ran it 1.8x slower than the NN GEMM on the copy (64 x 144 blocks: 14.9
+  against 8.4 + 2.8 us for the copy).
 
 Layout: a block's tile columns are (tile row, tx) with tx in [0, TW] (tx = TW: one spare column per
 tile row, zero in every output gradient, so dU and dX ignore it); padded rows are m (TW + 1) wide, so
@@ -372,14 +373,6 @@ def _wino_layout(M, p):
 
 
 @njit(**_JIT)
-def _wino_t(WS, src, rows, cols, ld, dst):
-    """WS[dst:] (cols x rows) = the transpose of the rows x cols matrix at src (row stride ld)."""
-    for j in range(cols):
-        for i in range(rows):
-            WS[np.uint64(dst + j * rows + i)] = WS[np.uint64(src + i * ld + j)]
-
-
-@njit(**_JIT)
 def _wino_rows(A, ao, B, bo_, Z, zo, WS, M, p, direction, t, T):
     """Worker t of T: the tile rows of samples [t N / T, (t + 1) N / T) in blocks, in the worker's
     regions; direction 0 (forward: A = X, Z = Y), 1 (input gradient: A = dY, Z = dX; a sample's
@@ -412,7 +405,7 @@ def _wino_rows(A, ao, B, bo_, Z, zo, WS, M, p, direction, t, T):
             elif direction == 1:
                 _gemm(TR, NT, C, tb, O, 1.0, WS, u, C, WS, m, ld, 0.0, WS, v, ld)
             else:       # dU += dM @ V^T with V^T copied out: OpenBLAS runs the NN GEMM ~1.8x faster than NT
-                _wino_t(WS, v, C, tb, ld, vt)
+                _copy_transposed(WS, v, C, tb, ld, WS, vt)
                 _gemm(NT, NT, O, C, tb, 1.0, WS, m, ld, WS, vt, C, 0.0 if r0 == lo else 1.0, WS, u, C)
         if direction == 0:
             _wino_tiles_out(Z, zo, WS, mo, bo, ko, M, q, r0, nr)
