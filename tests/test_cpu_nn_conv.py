@@ -116,6 +116,76 @@ def test_im2col_layouts_over_chunks(d, case, layout, rng, monkeypatch):
     assert kernels == ["conv_bpf", "conv_bpi", "conv_fwd"]
 
 
+def _kept_columns(plan) -> dict:
+    """{kernel: where its record keeps the batch's columns (-1: not kept)} after a run of ``plan``."""
+    tier = plan._exe.base
+    (layout,) = tier.layouts.values()
+    return {c.kernel: int(layout.M[c.pos + 4 + 29]) for c in tier.prog.calls if c.kernel.startswith("conv_")}
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+@pytest.mark.parametrize("layout", ["batch-minor", "sample-major"])
+@pytest.mark.parametrize("d, case", GRID)
+def test_filter_gradient_reads_the_forward_columns_where_each_worker_runs_one_chunk(d, case, layout, workers,
+                                                                                    rng, monkeypatch):
+    """``keep_columns``: 6 samples in one chunk per worker (1, 2 or 3 workers); the forward keeps
+    the batch's columns and the filter gradient reads them (both records point at the same place),
+    for both column layouts and every case of the grid; results match the reference. At twice as
+    many chunks as workers the columns are not kept (each worker's chunks reuse its region)."""
+    monkeypatch.setenv("STATICGRAPH_KERNEL_THREADS", str(workers))
+    monkeypatch.setattr(nn_conv, "MINOR_ROW", 10 ** 9 if layout == "batch-minor" else 0)
+    monkeypatch.setattr(nn_conv, "SAMPLE_COLUMNS", 10 ** 9)
+    x, w, dy, naive, attrs = _case_arrays(rng, d, case, np.float64, 6)
+    per_sample = x.shape[1] * int(np.prod(w.shape[2:])) * int(np.prod(dy.shape[2:]))
+    for chunks, kept in ((workers, True), (2 * workers, False)):
+        monkeypatch.setattr(nn_conv, "CHUNK_ELEMENTS", -(-6 // chunks) * per_sample)
+        sg.reset_default_graph()
+        (X, W, DY), fetches = _conv_and_grads(d, x, w, dy, **attrs)
+        with sg.Session() as sess:
+            plan = sess.compile(fetches, [X, W, DY])
+            cpu = plan(x, w, dy)
+            where = _kept_columns(plan)
+        ref = run_cpu_and_reference(fetches, {X: x, W: w, DY: dy})[1]
+        for a, b in zip(cpu, ref):
+            np.testing.assert_allclose(a, b, **tol(np.float64))
+        assert set(where) == {"conv_fwd", "conv_bpf", "conv_bpi"} and where["conv_bpi"] == -1
+        if kept:
+            assert where["conv_fwd"] == where["conv_bpf"] >= 0
+        else:
+            assert where["conv_fwd"] == where["conv_bpf"] == -1
+
+
+def test_columns_are_kept_only_for_a_filter_gradient_of_the_same_input_and_geometry(rng):
+    """Two convs of one input with different kernels, each trained, and a third conv of another
+    input with the first one's geometry: each filter gradient reads the columns of its own forward
+    only; the results match the reference."""
+    x = rng.standard_normal((2, 3, 9, 9))
+    z = rng.standard_normal((2, 3, 9, 9))
+    w = [rng.standard_normal(s) for s in ((4, 3, 3, 3), (4, 3, 2, 2), (4, 3, 3, 3))]
+    X, Z = sg.placeholder(sg.float64, x.shape), sg.placeholder(sg.float64, z.shape)
+    Ws = [sg.placeholder(sg.float64, v.shape) for v in w]
+    ys = [sg.nn.conv2d(X, Ws[0]), sg.nn.conv2d(X, Ws[1]), sg.nn.conv2d(Z, Ws[2])]
+    loss = sum(sg.reduce_sum(y * y) for y in ys)
+    grads = sg.gradients(loss, Ws)
+    feeds = {X: x, Z: z, **dict(zip(Ws, w))}
+    cpu, ref = run_cpu_and_reference(grads, feeds)
+    for a, b in zip(cpu, ref):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
+    with sg.Session() as sess:
+        plan = sess.compile(grads, list(feeds))
+        plan(*feeds.values())
+        tier = plan._exe.base
+        (layout,) = tier.layouts.values()
+        pairs = {}       # (input, weight shape) -> where the fwd and bpf records keep columns
+        for c in tier.prog.calls:
+            if c.kernel in ("conv_fwd", "conv_bpf"):
+                w_of = c.op.inputs[2 if c.kernel == "conv_bpf" else 1]
+                pairs.setdefault((c.op.inputs[0].name, tuple(w_of.shape)), []).append(int(layout.M[c.pos + 4 + 29]))
+    assert len(pairs) == 3
+    places = [v[0] for v in pairs.values()]
+    assert all(len(v) == 2 and v[0] == v[1] >= 0 for v in pairs.values()) and len(set(places)) == 3
+
+
 @pytest.mark.parametrize("d", [1, 2, 3])
 def test_empty_batch(d, rng):
     c, o, spatial, kernel, stride, padding, dilation, groups = CASES[d][1]

@@ -35,7 +35,8 @@ indices argument) compiled in 81 s against 50 s without, and ``conv_bpf`` in 42 
 only LeNet-like layers take. As separate kernels only plans that fuse compile them (conv_pool_fwd
 37.5 s, conv_pool_bpf 10 s).
 
-Record: the conv kernel's (``nn_conv.ConvRecord``: 4 offsets, geometry, fused bias), then
+Record: the conv kernel's (``nn_conv.ConvRecord``: 4 offsets, geometry, fused bias, kept columns:
+always -1 here, ``keep_columns`` skips one-sample convs), then
 (forward) the indices' offset, the pooled dims o0-o2, kernel, stride and dilation (3 each);
 (backward) the indices' offset and the pooled plane size.
 """
@@ -66,7 +67,7 @@ def _conv_pool_samples(X, xo, Wt, wo, V, vo, I, io, WS, so, wt, M, q, t, T):
     Og = O // G
     direct = _conv_pointwise(M, q)
     ys = so + G * R * P
-    u = q + 30
+    u = q + 31
     o0, o1, o2 = M[u], M[u + 1], M[u + 2]
     oplane = o0 * o1 * o2
     low = _pool_lowest(V)
@@ -98,11 +99,11 @@ def conv_pool_fwd(X, Wt, V, I, WS, M, E, p):
     """V, I = MaxPool(Conv(X, W)) (values, indices), one sample at a time over the record's workers
     (W^T after the workers' regions, for the channels-last windows)."""
     xo, wo, vo, so, q = _conv_offsets(M, p)
-    io = M[q + 29]
+    io = M[q + 30]
     N, C, O, G, nb, R, P = _conv_dims(M, q)
     T, size = M[q + 25], M[q + 26]
     wt = so + T * size
-    pq = q + 30        # the pooling's record: pooled dims, then its kernel at pq + 3
+    pq = q + 31        # the pooling's record: pooled dims, then its kernel at pq + 3
     if _pool_last_fast(M[pq + 3], M[pq + 4], M[pq + 5]):
         _copy_transposed(Wt, wo, O, R, R, WS, wt)      # W^T (R, O)
     if T == 1:
@@ -129,7 +130,7 @@ def _pool_bpf_samples(X, xo, Gp, go, I, io, WS, acc, so, bs, M, q, t, T):
     Og = O // G
     direct = _conv_pointwise(M, q)
     ds = so + G * R * P
-    oplane = M[q + 30]
+    oplane = M[q + 31]
     if bs >= 0:
         for i in range(O * oplane):
             WS[np.uint64(bs + i)] = 0
@@ -155,7 +156,7 @@ def _pool_bpf_workers(X, xo, Gp, go, I, io, WS, so, parts, sums, M, q):
     nt = _blas_at_most(ONE)
     for u in prange(T):
         t = np.int64(u)     # prange's index is unsigned: callees typed for int64 are reused
-        bs = sums + t * O * M[q + 30] if sums >= 0 else -1
+        bs = sums + t * O * M[q + 31] if sums >= 0 else -1
         _pool_bpf_samples(X, xo, Gp, go, I, io, WS, parts + t * O * R, so + t * size, bs, M, q, t, T)
     _blas_restore(ONE, nt)
 
@@ -165,12 +166,12 @@ def conv_pool_bpf(X, Gp, I, DW, WS, BG, M, E, p):
     """DW = ConvBackpropFilter(X, MaxPoolGrad(Gp, I)) without the pooling gradient in memory (and
     the fused bias gradient into BG, as ``conv_bpf``)."""
     xo, go, dwo, so, q = _conv_offsets(M, p)
-    io = M[q + 29]
+    io = M[q + 30]
     N, C, O, G, nb, R, P = _conv_dims(M, q)
     T, size = M[q + 25], M[q + 26]
     parts = so + T * size          # the workers' partial filter gradients (``conv_bpf``'s workspace layout)
     sums = parts + T * O * R
-    oplane = M[q + 30]
+    oplane = M[q + 31]
     bias = M[q + 27] != 0
     if N == 0:
         for i in range(O * R):
