@@ -1,5 +1,5 @@
-"""The Winograd F(4x4, 3x3) cpu kernels (wino_fwd, wino_bpi, wino_bpf): which convs a plan runs
-with them, and their results against naive loops, the reference backend and the adjoint identities
+"""The Winograd F(4x4, 3x3) cpu kernels (wino_fwd, wino_bpi, wino_bpf, and wino_bwd for both gradients
+at once): which convs a plan runs with them, and their results against naive loops, the reference backend and the adjoint identities
 on odd sizes, H != W, paddings 0-2, odd batches, several tile blocks, float32 and float64; a batch
 size change in one plan; and the kernels run as Python under NUMBA_DISABLE_JIT."""
 import os
@@ -13,6 +13,7 @@ import pytest
 import compiler.backends.cpu.nn_winograd as nn_winograd
 import staticgraph as sg
 from helpers import run_cpu_and_reference
+from staticgraph.ops.conv import conv_backprop_filter, conv_backprop_input
 from test_nn_conv import naive_conv
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,13 +25,19 @@ CONV = dict(stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1)
 REL = {np.float64: 1e-10, np.float32: 2e-5}
 
 
-def _graph(n, c, o, h, w, pad, dtype, batch=None):
+# which gradients a graph asks for, and the kernels its cpu plan then calls: both at once run as
+# one wino_bwd (``nn_winograd.fuse_backward``)
+GRADS = {"both": ["wino_bwd", "wino_fwd"], "input": ["wino_bpi", "wino_fwd"], "filter": ["wino_bpf", "wino_fwd"]}
+
+
+def _graph(n, c, o, h, w, pad, dtype, batch=None, grads="both"):
+    """Placeholders X, W, DY; fetches y and the gradients ``grads`` asks for (x's, then w's)."""
     X = sg.placeholder(dtype, (batch if batch is not None else n, c, h, w))
     W = sg.placeholder(dtype, (o, c, 3, 3))
     y = sg.nn.conv2d(X, W, padding=pad)
     DY = sg.placeholder(dtype, (batch if batch is not None else n, o) + tuple(y.shape[2:]))
-    gx, gw = sg.gradients(y, [X, W], grad_ys=DY)
-    return (X, W, DY), [y, gx, gw]
+    wrt = {"both": [X, W], "input": [X], "filter": [W]}[grads]
+    return (X, W, DY), [y] + sg.gradients(y, wrt, grad_ys=DY)
 
 
 def _kernels(fetches, feeds):
@@ -47,15 +54,15 @@ def _kernels(fetches, feeds):
 
 
 
-def _check(rng, n, c, o, h, w, pad, dtype):
-    """cpu forward and both gradients vs the reference backend (and the forward vs naive loops),
-    within REL of the terms' magnitude; both gradients pinned by the adjoint identities."""
+def _check(rng, n, c, o, h, w, pad, dtype, grads="both"):
+    """cpu forward and the gradients ``grads`` asks for vs the reference backend (and the forward vs
+    naive loops), within REL of the terms' magnitude; the gradients pinned by the adjoint identities."""
     x = rng.standard_normal((n, c, h, w)).astype(dtype)
     wt = rng.standard_normal((o, c, 3, 3)).astype(dtype)
     naive = naive_conv(x.astype(np.float64), wt.astype(np.float64), padding=pad)
     dy = rng.standard_normal(naive.shape).astype(dtype)
-    feeds, fetches = _graph(n, c, o, h, w, pad, dtype)
-    assert _kernels(fetches, feeds) == ["wino_bpf", "wino_bpi", "wino_fwd"]
+    feeds, fetches = _graph(n, c, o, h, w, pad, dtype, grads=grads)
+    assert _kernels(fetches, feeds) == GRADS[grads]
     cpu, ref = run_cpu_and_reference(fetches, dict(zip(feeds, (x, wt, dy))))
     with sg.Session(target="reference") as sess:        # the terms' magnitudes
         mags = sess.run(fetches, dict(zip(feeds, (np.abs(x).astype(np.float64), np.abs(wt).astype(np.float64),
@@ -67,7 +74,7 @@ def _check(rng, n, c, o, h, w, pad, dtype):
     assert np.all(np.abs(cpu[0] - naive) <= REL[dtype] * (mags[0] + 1e-300))
     lhs = float(np.sum(dy.astype(np.float64) * naive))
     scale = float(np.sum(np.abs(dy.astype(np.float64)) * mags[0]))
-    for grad, operand in ((cpu[1], x), (cpu[2], wt)):
+    for grad, operand in zip(cpu[1:], {"both": (x, wt), "input": (x,), "filter": (wt,)}[grads]):
         np.testing.assert_allclose(np.sum(grad.astype(np.float64) * operand), lhs, rtol=0, atol=REL[dtype] * scale)
 
 
@@ -128,7 +135,7 @@ def test_chooser_takes_3x3_stride_1_convs_with_enough_channels():
 
 def test_plans_use_winograd_only_where_it_applies():
     feeds, fetches = _graph(2, K, K, 6, 5, 1, np.float32)
-    assert _kernels(fetches, feeds) == ["wino_bpf", "wino_bpi", "wino_fwd"]
+    assert _kernels(fetches, feeds) == ["wino_bwd", "wino_fwd"]
     sg.reset_default_graph()
     feeds, fetches = _graph(2, K - 1, K, 6, 5, 1, np.float32)
     assert _kernels(fetches, feeds) == ["conv_bpf", "conv_bpi", "conv_fwd"]
@@ -145,33 +152,54 @@ SHAPES = [  # n, c, o, h, w, pad
 ]
 
 
+@pytest.mark.parametrize("grads", sorted(GRADS))
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "n%d-c%d-o%d-%dx%d-p%d" % s)
-def test_winograd_matches_reference_and_naive(shape, dtype, rng):
-    _check(rng, *shape, dtype)
+def test_winograd_matches_reference_and_naive(shape, dtype, grads, rng):
+    _check(rng, *shape, dtype, grads)
 
 
+@pytest.mark.parametrize("grads", sorted(GRADS))
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_several_tile_blocks(dtype, rng, monkeypatch):
+def test_several_tile_blocks(dtype, grads, rng, monkeypatch):
     """9 x 5 outputs: 3 tile rows per sample, 3 tiles per row (with the spare column). Blocks of one
     tile row, of two (straddling samples), of one sample, and of whole samples only (4 rows fit)."""
     for tiles, rows in ((1, 1), (6, 2), (9, 3), (12, 3)):
         monkeypatch.setattr(nn_winograd, "BLOCK_TILES", tiles)
         assert nn_winograd._rows_per_block(3, 9, 5) == rows
-        _check(rng, 3, K, K + 1, 9, 5, 1, dtype)
+        _check(rng, 3, K, K + 1, 9, 5, 1, dtype, grads)
         sg.reset_default_graph()
 
 
+@pytest.mark.parametrize("grads", sorted(GRADS))
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("workers", [1, 2, 3])
-def test_tile_blocks_split_over_workers(workers, dtype, rng, monkeypatch):
+def test_tile_blocks_split_over_workers(workers, dtype, grads, rng, monkeypatch):
     """5 samples over 1-3 workers (uneven shares of samples, a few blocks each: a sample's tile
-    rows stay on one worker); the filter gradient sums the workers' partial dU."""
+    rows stay on one worker); the filter gradient sums the workers' partial dU (into U's place
+    alone, or beside U when both gradients run at once)."""
     monkeypatch.setenv("STATICGRAPH_KERNEL_THREADS", str(workers))
     monkeypatch.setattr(nn_winograd, "BLOCK_TILES", 9)
     geometry = nn_winograd._geometry(CONV, (5, K, 7, 5), (K + 1, K, 3, 3), (5, K + 1, 7, 5))
     assert geometry[-3:-1] == [2, workers]     # tile rows per block (3 fit: one sample's 2), workers
-    _check(rng, 5, K, K + 1, 7, 5, 1, dtype)
+    _check(rng, 5, K, K + 1, 7, 5, 1, dtype, grads)
+
+
+def test_gradients_of_different_convs_are_not_fused(rng):
+    """Input and filter gradients built directly with another output gradient, or another input
+    of the same shape, run as separate kernels (and match the reference); with the same ones, one."""
+    shape, wshape = (2, K, 6, 8), (K, K, 3, 3)
+    X, X2, DY, DY2 = (sg.placeholder(sg.float64, shape) for _ in range(4))
+    W = sg.placeholder(sg.float64, wshape)
+    values = {t: rng.standard_normal(shape) for t in (X, X2, DY, DY2)}
+    values[W] = rng.standard_normal(wshape)
+    for dy2, x2, kernels in ((DY2, X, ["wino_bpf", "wino_bpi"]), (DY, X2, ["wino_bpf", "wino_bpi"]),
+                             (DY, X, ["wino_bwd"])):
+        fetches = [conv_backprop_input(DY, W, X, **CONV), conv_backprop_filter(x2, dy2, W, **CONV)]
+        assert _kernels(fetches, list(values)) == kernels
+        cpu, ref = run_cpu_and_reference(fetches, values)
+        for a, b in zip(cpu, ref):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10 * np.abs(b).max())
 
 
 def test_new_batch_size_in_the_same_plan(rng):
@@ -207,7 +235,7 @@ for target in ("cpu", "reference"):
         out[target] = s.run([y, gx, gw], {X: x, W: w})
         if target == "cpu":
             kernels = sorted(c.kernel for c in s.compile([y, gx, gw], [X, W])._exe.base.prog.calls)
-assert kernels == ["wino_bpf", "wino_bpi", "wino_fwd"], kernels
+assert kernels == ["wino_bwd", "wino_fwd"], kernels
 for a, b in zip(out["cpu"], out["reference"]):
     assert np.allclose(a, b, rtol=1e-10, atol=1e-10 * np.abs(b).max()), np.abs(a - b).max()
 print("ok")
