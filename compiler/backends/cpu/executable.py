@@ -35,6 +35,8 @@ from .kernels import Env
 from .lowering import FusionMismatch, Lowering, Program, Scratch, Slot
 
 STATS = native.STATS     # plans, layouts, kernel_compiles / kernel_loads (kernel wrappers)
+DIRECT_FEED_BYTES = 1 << 16   # fed values at least this large are read in place (``Layout.feed``); smaller ones
+                              # are copied: writing an address into B costs more than copying a few KB
 STATS.update(plans=0, layouts=0)
 
 
@@ -151,6 +153,8 @@ class Layout:
             root = prog.root(key)
             if isinstance(root, Slot):
                 env.offsets[key] = state.values.slots[root.var][1]
+            elif root in prog.feed_index:
+                env.offsets[key] = 0        # a feed's own array
             elif root in arena.offsets:
                 env.offsets[key] = arena.offsets[root]
         for op, check in prog.checks:
@@ -165,6 +169,8 @@ class Layout:
         arrays = {f"A_{np.dtype(dt).name}": np.zeros(max(n, 1), dt) for dt, n in arena.sizes.items()}
         for dt, buf in state.values.storage.items():
             arrays[f"S_{np.dtype(dt).name}"] = buf
+        for t in prog.schedule.feeds:
+            arrays[prog.array_name(t)] = np.zeros(max(1, int(np.prod(shapes[t], dtype=np.int64))), prog.dtypes[t])
         M = np.zeros(max(prog.record_size, 1), np.int64)
         for call in prog.all_calls:
             rec = call.record(env)
@@ -184,11 +190,32 @@ class Layout:
         for key, fn in prog.consts.items():
             view(key)[...] = fn(env)
         self.feed_views = [view(t) for t in prog.schedule.feeds]
+        # feeds the step may read in place (``feed``): large ones the step never fetches; their
+        # entries in the buffer table B, and their own arrays' addresses
+        fetched = {prog.root(k) for k in prog.fetch_keys}
+        self.direct = {i: 2 * names.index(prog.array_name(t)) for i, t in enumerate(prog.schedule.feeds)
+                       if prog.array_name(t) in names and t not in fetched
+                       and self.feed_views[i].nbytes >= DIRECT_FEED_BYTES}
+        self.own = {i: int(self.B[k]) for i, k in self.direct.items()}
         self.hosts = [(view(k), fn) for k, fn in prog.hosts.items()]
         self.fetch_views = [view(k) for k in prog.fetch_keys]
         self.ran = False
         self.plan_seconds = time.perf_counter() - t0
         STATS["layouts"] += 1
+
+    def feed(self, values) -> None:
+        """This run's fed values into the step: a direct feed that is C-contiguous and aligned is
+        read in place (its address written into B; no copy of a large batch), every other value
+        is copied into the feed's own array."""
+        B = self.B
+        for i, value in enumerate(values):
+            k = self.direct.get(i)
+            if k is not None:
+                if value.flags.c_contiguous and value.flags.aligned:
+                    B[k] = value.ctypes.data
+                    continue
+                B[k] = self.own[i]
+            self.feed_views[i][...] = value
 
     @staticmethod
     def _view(prog, arrays, env, key) -> np.ndarray:
@@ -207,12 +234,10 @@ class Layout:
 
         def use(key, t):
             root = prog.root(key)
-            if isinstance(root, Slot):
+            if isinstance(root, Slot) or root in prog.feed_index:     # not in the arena
                 return
             start.setdefault(root, t)
             end[root] = max(end.get(root, t), t)
-        for t in prog.schedule.feeds:
-            use(t, 0)
         for key in prog.hosts:
             use(key, 0)
         for call in prog.all_calls:
@@ -285,6 +310,7 @@ class Tier:
             lay.go = functools.partial(self.native.run, self.native.F, lay.B, self.native.C)
         else:
             lay.go = functools.partial(self.module.step, *lay.args)
+            lay.direct = {}         # the Python step takes the layout's own arrays: feeds are copied
 
 
 class CpuExecutable:
@@ -485,8 +511,7 @@ class CpuExecutable:
             else:
                 tier, lay = self.layout(state, values)
                 self._hot = (state.values.layout_version, [v.shape for v in values], tier, lay)
-            for view, value in zip(lay.feed_views, values):
-                view[...] = value
+            lay.feed(values)
             for view, fn in lay.hosts:
                 view[...] = fn(state, lay.env)
             E = lay.E
@@ -513,8 +538,7 @@ class CpuExecutable:
         totals = np.zeros(len(rows))
         with state.lock:
             for _ in range(runs):
-                for view, value in zip(lay.feed_views, values):
-                    view[...] = value
+                lay.feed(values)
                 for view, fn in lay.hosts:
                     view[...] = fn(state, lay.env)
                 lay.E[0] = 0

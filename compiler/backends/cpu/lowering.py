@@ -102,7 +102,17 @@ class Program:
         return key
 
     def space(self, key) -> str:
-        return "S" if isinstance(self.root(key), Slot) else "A"
+        """"S" (a variable's slot), "F<i>" (feed i: an array of its own, the fed value itself
+        where ``Layout.feed`` can pass it in place) or "A" (the arena)."""
+        root = self.root(key)
+        if isinstance(root, Slot):
+            return "S"
+        i = self.feed_index.get(root)
+        return "A" if i is None else f"F{i}"
+
+    @functools.cached_property
+    def feed_index(self) -> Dict[object, int]:
+        return {t: i for i, t in enumerate(self.schedule.feeds)}
 
     def array_name(self, key) -> str:
         return f"{self.space(key)}_{np.dtype(self.dtypes[self.root(key)]).name}"
