@@ -207,6 +207,10 @@ class Layout:
         """This run's fed values into the step: a direct feed that is C-contiguous and aligned is
         read in place (its address written into B; no copy of a large batch), every other value
         is copied into the feed's own array."""
+        if not self.direct:      # small feeds only (dag_tiny): the plain copies, nothing else per step
+            for view, value in zip(self.feed_views, values):
+                view[...] = value
+            return
         B = self.B
         for i, value in enumerate(values):
             k = self.direct.get(i)

@@ -246,13 +246,12 @@ def _conv_dims(M, q):
 
 
 @njit(**_JIT)
-def _cols_at(M, q, so, n0):
-    """Where the im2col columns of the chunk (or sample) starting at sample n0 go: the worker's
-    workspace at so, or (``keep_columns``) their place among the whole batch's columns at M[q + 29],
-    which the forward writes and the filter gradient reads."""
-    if M[q + 29] < 0:
-        return so
-    return M[q + 29] + n0 * M[q + 1] * M[q + 6] * M[q + 7] * M[q + 8] * M[q + 9] * M[q + 10] * M[q + 11]
+def _cols_at(M, q, so, first):
+    """Where the im2col columns of a chunk go (``first``: the elements of the batch's columns
+    before it, n0 * G * R * P): the worker's workspace at so, or (``keep_columns``) their place
+    among the whole batch's columns at M[q + 29], which the forward writes and the filter
+    gradient reads."""
+    return so if M[q + 29] < 0 else M[q + 29] + first
 
 
 @njit(**_JIT)
@@ -420,7 +419,7 @@ def _fwd_chunks(X, xo, Wt, wo, Y, yo, WS, so, M, q, t, T):
         m = min(nb, N - n0)
         cols = m * P
         minor = M[q + 24] != 0 and m > 1
-        co = _cols_at(M, q, so, n0)
+        co = _cols_at(M, q, so, n0 * G * R * P)
         _chunk_cols(X, xo, WS, co, xt, M, q, n0, m, minor, direct, False)
         for g in range(G):
             t_, to = _group_cols(X, xo, WS, co, n0, C, g, R, P, cols, m == 1 and direct)
@@ -478,7 +477,7 @@ def _bpf_chunks(X, xo, DY, dyo, WS, acc, so, bs, M, q, t, T):
         m = min(nb, N - n0)
         cols = m * P
         minor = M[q + 24] != 0 and m > 1
-        co = _cols_at(M, q, so, n0)
+        co = _cols_at(M, q, so, n0 * G * R * P)
         if M[q + 29] < 0:      # else the forward's columns, kept (``keep_columns``)
             _chunk_cols(X, xo, WS, co, xt, M, q, n0, m, minor, direct, False)
         if m > 1:
@@ -783,23 +782,22 @@ class ConvRecord:
         rec += _geometry(self.attrs, *self.shapes_of(env))
         if self.bias is not None:
             rec[-2:] = [1, env.off(self.bias)]
-        kept = kept_columns(self.attrs, *self.shapes_of(env)) if self.keep else 0
+        kept = _kept(rec[4:]) if self.keep else 0
         rec.append(rec[3] if kept else -1)
         rec[3] += kept
         return rec
 
 
-def kept_columns(attrs: dict, xshape, wshape, yshape) -> int:
+def _kept(g: List[int]) -> int:
     """Elements of the whole batch's im2col columns (N * C * prod(kernel) * prod(out)) where
-    ``keep_columns`` keeps them at these shapes: an im2col conv whose workers run one chunk each
-    (their columns are written once a step either way); else 0. With more chunks than workers a
-    worker's chunks reuse its cache-sized region, and kept columns cost a write and a read of
-    memory per chunk (measured, LeNet's conv2 at batch 256, 4 chunks a worker: a step 5% slower;
-    at batch 64, one chunk a worker: 7% faster)."""
-    g = _geometry(attrs, xshape, wshape, yshape)
+    ``keep_columns`` keeps them for the geometry ``g`` (``_geometry``): an im2col conv whose
+    workers run one chunk each (their columns are written once a step either way); else 0. With
+    more chunks than workers a worker's chunks reuse its cache-sized region, and kept columns cost
+    a write and a read of memory per chunk (measured, LeNet's conv2 at batch 256, 4 chunks a
+    worker: a step 5% slower; at batch 64, one chunk a worker: 7% faster)."""
     if g[23] or -(-g[0] // max(1, g[22])) > g[25]:
         return 0
-    return xshape[0] * xshape[1] * math.prod(wshape[2:]) * math.prod(yshape[2:])
+    return math.prod(g[0:2]) * math.prod(g[6:12])     # N * C * KD * KH * KW * OD * OH * OW
 
 
 @lowers("Conv")
@@ -926,7 +924,7 @@ def keep_columns(lowering) -> None:
     its place among the whole batch's, at the start of a workspace both calls share (live from the
     forward to the filter gradient), and the filter gradient skips its im2col. The columns depend
     on the input alone, not on the weight. Whether the columns are kept is decided per layout
-    (``kept_columns``: not where a worker runs several chunks); the shared workspace stays live
+    (``_kept``: not where a worker runs several chunks); the shared workspace stays live
     from the forward to the filter gradient either way. After ``fuse_bias`` and ``fuse_bias_grad``
     (whose records it marks); ``fuse_pool`` after it fuses one-sample convs only, never these."""
     prog = lowering.prog
@@ -944,7 +942,7 @@ def keep_columns(lowering) -> None:
         ws, own = fwd.args[3], bpf.args[3]
         shapes_of, attrs = fwd.record.shapes_of, fwd.record.attrs
         ws.shape_fn = lambda env, f=ws.shape_fn, g=own.shape_fn, s=shapes_of, attrs=attrs: (
-            kept_columns(attrs, *s(env)) + max(f(env)[0], g(env)[0]),)
+            _kept(_geometry(attrs, *s(env))) + max(f(env)[0], g(env)[0]),)
         ws.why = "im2col columns of the batch (kept for the filter gradient), workspace"
         fwd.record = replace(fwd.record, keep=True)
         bpf.record = replace(bpf.record, ws=ws, keep=True)

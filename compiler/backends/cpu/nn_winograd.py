@@ -59,6 +59,8 @@ then the other workers' partial dU (``wino_bwd``: every worker's); U and each re
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from typing import Callable, List
 
 import numpy as np
 
@@ -380,6 +382,12 @@ def _wino_layout(M, p):
 
 
 @njit(**_JIT)
+def _wino_parts(M, q, uo):
+    """Where the workers' partial dU start: after U and the T workers' regions."""
+    return uo + _wino_ld(__AA__ * M[q + 4] * M[q + 1]) + M[q + 10] * M[q + 11]
+
+
+@njit(**_JIT)
 def _wino_rows(A, ao, B, bo_, Z, zo, WS, M, p, direction, t, T):
     """Worker t of T: the tile rows of samples [t N / T, (t + 1) N / T) in blocks, in the worker's
     regions; direction 0 (forward: A = X, Z = Y), 1 (input gradient: A = dY, Z = dX; a sample's
@@ -393,7 +401,7 @@ def _wino_rows(A, ao, B, bo_, Z, zo, WS, M, p, direction, t, T):
     vo += shift
     mo += shift
     bo += shift
-    parts = uo + _wino_ld(__AA__ * O * C) + T * M[q + 11]       # the workers' partial dU
+    parts = _wino_parts(M, q, uo)
     du = uo
     if direction == 2 and t > 0:
         du = parts + (t - 1) * __AA__ * O * C
@@ -445,7 +453,7 @@ def _wino_blocks(A, ao, B, bo_, Z, zo, WS, M, p, direction):
     if direction >= 2 and T > 1:      # the partial dU summed into U's place (2) or worker 0's region (3)
         uo = M[p + 3] + __NK__
         n = __AA__ * M[q + 4] * M[q + 1]
-        parts = uo + _wino_ld(n) + T * M[q + 11]
+        parts = _wino_parts(M, q, uo)
         acc, first = (uo, parts) if direction == 2 else (parts, parts + n)
         for t in range(T - 1):
             for i in range(n):
@@ -511,7 +519,7 @@ def wino_bwd(X, DY, Wt, DX, DW, WS, M, E, p):
     _wino_consts(WS, ko)
     _wino_weights(Wt, wo, WS, uo, O, C)
     _wino_blocks(X, xo, DY, dyo, DX, dxo, WS, M, p, 3)
-    _wino_filter_back(DW, dwo, WS, uo + _wino_ld(__AA__ * O * C) + M[q + 10] * M[q + 11], O, C)
+    _wino_filter_back(DW, dwo, WS, _wino_parts(M, q, uo), O, C)
 '''
 
 
@@ -608,11 +616,23 @@ def lower(b, op, kernel: str, inputs, shapes_of, attrs: dict) -> None:
     the shapes of the convolution's input, weight and (forward) output."""
     out = op.outputs[0]
     ws = b.workspace(inputs[0].dtype, lambda env: (workspace_size(attrs, *shapes_of(env)),), "winograd tiles")
-
-    def record(env):
-        offs = [env.off(inputs[0]), env.off(inputs[1]), env.off(b.write_key(out)), env.off(ws)]
-        return offs + _geometry(attrs, *shapes_of(env))
+    record = WinoRecord(attrs, shapes_of, (*inputs, b.write_key(out), ws))
     b.call(kernel, list(inputs), out, record, WINO_SIZE, extra=[ws])
+
+
+@dataclass(frozen=True, eq=False)
+class WinoRecord:
+    """The record function of a Winograd call: the offsets of ``keys`` (two inputs, the output, the
+    workspace), the geometry (``shapes_of(env)``: the convolution's input, weight and output
+    shapes), then the offsets of ``tail`` (``wino_bwd``: W and dW)."""
+    attrs: dict
+    shapes_of: Callable
+    keys: tuple
+    tail: tuple = ()
+
+    def __call__(self, env) -> List[int]:
+        return ([env.off(k) for k in self.keys] + _geometry(self.attrs, *self.shapes_of(env))
+                + [env.off(k) for k in self.tail])
 
 
 def _after(prog, key, start: int, end: int) -> bool:
@@ -649,10 +669,7 @@ def fuse_backward(lowering) -> None:
             ws = lowering.workspace(x.dtype, lambda env, s=shapes_of, a=attrs: (workspace_size(a, *s(env), True),),
                                     "winograd tiles (both gradients)")
             xk = bpf.args[0]
-
-            def record(env, xk=xk, dy=dy, dx=dx, ws=ws, w=w, dw=dw, s=shapes_of, a=attrs):
-                offs = [env.off(xk), env.off(dy), env.off(dx), env.off(ws)]
-                return offs + _geometry(a, *s(env)) + [env.off(w), env.off(dw)]
+            record = WinoRecord(attrs, shapes_of, (xk, dy, dx, ws), (w, dw))
             fused = Call("wino_bwd", (xk, dy, w, dx, dw, ws), record, WINO_SIZE + 2, bpi.op, n_in=3)
             prog.calls[i] = fused
             del prog.calls[j]
