@@ -47,9 +47,11 @@ CASES = {
         (2, 2, (11, 9), (3, 2), 1, (2, 0), (2, 3), 1), (6, 4, (6, 7), (3, 3), 3, 1, 1, 2),
         (4, 4, (5, 6), (2, 2), (1, 2), 0, (2, 1), 4), (1, 3, (3, 5), (3, 3), (2, 2), (2, 1), 1, 1),
         # more output channels per group than filter taps (the cpu filter gradient's other GEMM orientation)
-        (1, 8, (7, 6), (2, 2), 1, 1, 1, 1), (2, 12, (5, 5), (1, 2), 1, 0, 1, 2)],
+        (1, 8, (7, 6), (2, 2), 1, 1, 1, 1), (2, 12, (5, 5), (1, 2), 1, 0, 1, 2),
+        # no padding, unit stride along the last axis: the cpu's straight im2col rows (other strides and dilations)
+        (3, 4, (9, 7), (3, 2), (2, 1), 0, (2, 1), 1)],
     3: [(2, 2, (5, 4, 6), (2, 3, 2), 1, 0, 1, 1), (4, 2, (5, 6, 5), (3, 2, 2), (2, 1, 2), (1, 0, 1), (1, 2, 1), 2),
-        (3, 3, (4, 5, 3), (1, 2, 2), 1, (0, 1, 1), 1, 3)],
+        (3, 3, (4, 5, 3), (1, 2, 2), 1, (0, 1, 1), 1, 3), (2, 3, (7, 6, 7), (2, 2, 3), (2, 3, 1), 0, (2, 1, 2), 1)],
 }
 FORWARD = [pytest.param(d, case, id=f"{d}d-{i}") for d in CASES for i, case in enumerate(CASES[d])]
 

@@ -108,6 +108,9 @@ def _conv_cols(X, xo, T, to, M, q, n0, m, scatter, u):
     P = OD * OH * OW
     cols = m * P
     plane = D * H * Wd
+    if u == 1 and not scatter and sw == 1 and M[q + 15] == 0 and M[q + 16] == 0 and M[q + 17] == 0:
+        _conv_cols_inside(X, xo, T, to, M, q, n0, m)
+        return
     ms = m if u == 1 else 1
     for c in range(C):
         if scatter:
@@ -126,6 +129,44 @@ def _conv_cols(X, xo, T, to, M, q, n0, m, scatter, u):
                         xb = xo + ((n0 + s) * C + c) * plane if u == 1 else xo + c * plane * u
                         _conv_tap(X, xb, T, row + s * P, OD, OH, OW, H, Wd, sd, sh, sw, lod, hid, loh, hih,
                                   low, hiw, ofd, ofh, ofw, scatter, u)
+
+
+@njit(**_JIT)
+def _conv_cols_inside(X, xo, T, to, M, q, n0, m):
+    """``_conv_cols`` of sample-major columns when every tap of every output lies inside the input
+    (no padding) and the last axis has stride 1: each column row is OD * OH runs of OW values copied
+    as they are, with no range bookkeeping per row (LeNet's conv1, 24-value runs: 4.7 -> 2.9 us a
+    sample, measured in the fused kernel)."""
+    C = M[q + 1]
+    D = M[q + 2]
+    H = M[q + 3]
+    Wd = M[q + 4]
+    KD = M[q + 6]
+    KH = M[q + 7]
+    KW = M[q + 8]
+    OD = M[q + 9]
+    OH = M[q + 10]
+    OW = M[q + 11]
+    sd = M[q + 12]
+    sh = M[q + 13]
+    dd = M[q + 18]
+    dh = M[q + 19]
+    dw = M[q + 20]
+    P = OD * OH * OW
+    plane = D * H * Wd
+    for c in range(C):
+        for kd in range(KD):
+            for kh in range(KH):
+                for kw in range(KW):
+                    row = to + (((c * KD + kd) * KH + kh) * KW + kw) * m * P
+                    for s in range(m):
+                        xb = xo + ((n0 + s) * C + c) * plane + kw * dw
+                        for od in range(OD):
+                            for oh in range(OH):
+                                xr = xb + ((od * sd + kd * dd) * H + oh * sh + kh * dh) * Wd
+                                t = row + s * P + (od * OH + oh) * OW
+                                for i in range(OW):
+                                    T[np.uint64(t + i)] = X[np.uint64(xr + i)]
 
 
 @njit(**_JIT)
