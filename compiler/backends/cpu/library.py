@@ -593,7 +593,7 @@ def onehot(X, Y, M, E, p):
 
 # Op families whose kernels live in their own file ``nn_<family>.py`` beside this one: each holds
 # its template source (``SOURCE``, appended to the library) and its ``@lowers`` registrations.
-FAMILIES = ("conv", "pool", "softmax", "winograd", "conv_pool")
+FAMILIES = ("conv", "pool", "softmax", "winograd", "conv_pool", "wino_tile")
 
 
 def _family_sources() -> list:

@@ -53,7 +53,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Callable, List
 
-from . import nn_winograd, threads
+from . import nn_wino_tile, nn_winograd, threads
 from .kernels import lowers, rewrites_calls
 
 CONV_SIZE = 4 + 30
@@ -794,12 +794,24 @@ def _workspace_size(attrs: dict, xshape, wshape, yshape, kernel: str) -> int:
 
 
 def _lower(b, op, kernel: str, inputs, shapes_of, attrs: dict) -> None:
-    """One conv kernel call. ``shapes_of(env)``: the shapes of the convolution's input, weight and
-    (forward) output."""
-    ws = b.workspace(inputs[0].dtype, lambda env: (_workspace_size(attrs, *shapes_of(env), kernel),), "im2col columns")
+    """One conv kernel call (im2col ``conv_*`` or single-tile Winograd ``tile_*``, whose record is
+    the same but for its ``geometry``). ``shapes_of(env)``: the shapes of the convolution's input,
+    weight and (forward) output."""
+    if kernel.startswith("tile_"):
+        geometry, why = nn_wino_tile.geometry, "winograd planes"
+        size = lambda env: (nn_wino_tile.workspace_size(attrs, *shapes_of(env)),)     # noqa: E731
+    else:
+        geometry, why = None, "im2col columns"
+        size = lambda env: (_workspace_size(attrs, *shapes_of(env), kernel),)         # noqa: E731
+    ws = b.workspace(inputs[0].dtype, size, why)
     out = op.outputs[0]
-    extra = [ws, out] if kernel == "conv_bpf" else [ws]     # conv_bpf's BG: a fused bias gradient's buffer
-    b.call(kernel, list(inputs), out, ConvRecord(attrs, shapes_of, *inputs, b.write_key(out), ws), CONV_SIZE, extra=extra)
+    extra = [ws, out] if kernel in FILTER_GRADIENTS else [ws]     # its BG: a fused bias gradient's buffer
+    record = ConvRecord(attrs, shapes_of, *inputs, b.write_key(out), ws, geometry=geometry)
+    b.call(kernel, list(inputs), out, record, CONV_SIZE, extra=extra)
+
+
+FORWARDS = ("conv_fwd", "tile_fwd")               # kernels whose record takes a fused bias (``fuse_bias``)
+FILTER_GRADIENTS = ("conv_bpf", "tile_bpf")       # ... and a fused bias gradient (``fuse_bias_grad``)
 
 
 @dataclass(frozen=True, eq=False)
@@ -808,7 +820,8 @@ class ConvRecord:
     ``out`` and workspace ``ws``, then the geometry (``shapes_of(env)``: the convolution's input,
     weight and output shapes); ``bias``: a forward conv's fused bias, or the buffer of a filter
     gradient's fused bias gradient; ``keep``: ``ws`` starts with the whole batch's im2col columns
-    (``keep_columns``), the workspace proper after them. Call rewrites ``replace`` its fields."""
+    (``keep_columns``), the workspace proper after them; ``geometry``: the kernel family's
+    (default ``_geometry``). Call rewrites ``replace`` its fields."""
     attrs: dict
     shapes_of: Callable
     a: object
@@ -817,10 +830,11 @@ class ConvRecord:
     ws: object
     bias: object = None
     keep: bool = False
+    geometry: Callable = None
 
     def __call__(self, env) -> List[int]:
         rec = [env.off(self.a), env.off(self.w), env.off(self.out), env.off(self.ws)]
-        rec += _geometry(self.attrs, *self.shapes_of(env))
+        rec += (self.geometry or _geometry)(self.attrs, *self.shapes_of(env))
         if self.bias is not None:
             rec[-2:] = [1, env.off(self.bias)]
         kept = _kept(rec[4:]) if self.keep else 0
@@ -846,6 +860,8 @@ def _conv(op, b):
     x, w = op.inputs
     y = op.outputs[0]
     shapes_of = lambda env: (env.shape(x), env.shape(w), env.shape(y))
+    if nn_wino_tile.applies(op.attrs, x.shape, w.shape, y.shape, x.dtype):
+        return _lower(b, op, "tile_fwd", [x, w], shapes_of, op.attrs)
     if nn_winograd.applies(op.attrs, w.shape, x.dtype, x.shape):
         return nn_winograd.lower(b, op, "wino_fwd", [x, w], shapes_of, op.attrs)
     _lower(b, op, "conv_fwd", [x, w], shapes_of, op.attrs)
@@ -855,6 +871,8 @@ def _conv(op, b):
 def _conv_backprop_input(op, b):
     dy, w, x_like = op.inputs
     shapes_of = lambda env: (env.shape(x_like), env.shape(w), env.shape(dy))
+    if nn_wino_tile.applies(op.attrs, x_like.shape, w.shape, dy.shape, dy.dtype):
+        return _lower(b, op, "tile_bpi", [dy, w], shapes_of, op.attrs)
     if nn_winograd.applies(op.attrs, w.shape, dy.dtype, x_like.shape):
         return nn_winograd.lower(b, op, "wino_bpi", [dy, w], shapes_of, op.attrs)
     _lower(b, op, "conv_bpi", [dy, w], shapes_of, op.attrs)
@@ -864,6 +882,8 @@ def _conv_backprop_input(op, b):
 def _conv_backprop_filter(op, b):
     x, dy, w_like = op.inputs
     shapes_of = lambda env: (env.shape(x), env.shape(w_like), env.shape(dy))
+    if nn_wino_tile.applies(op.attrs, x.shape, w_like.shape, dy.shape, x.dtype):
+        return _lower(b, op, "tile_bpf", [x, dy], shapes_of, op.attrs)
     if nn_winograd.applies(op.attrs, w_like.shape, x.dtype, x.shape):
         return nn_winograd.lower(b, op, "wino_bpf", [x, dy], shapes_of, op.attrs)
     _lower(b, op, "conv_bpf", [x, dy], shapes_of, op.attrs)
@@ -893,7 +913,7 @@ def fuse_bias(lowering) -> None:
         if call.kernel == "ew_Add" and call.inplace:     # plain views of both inputs (``Lowering.ew``)
             for i in (0, 1):
                 adds.setdefault(call.args[i], []).append((call, call.args[1 - i]))
-    for conv in [c for c in prog.calls if c.kernel == "conv_fwd"]:
+    for conv in [c for c in prog.calls if c.kernel in FORWARDS]:
         w, y = conv.args[1], conv.args[2]
         if readers.get(y, 0) != 1 or y in viewed or y in assigned or len(adds.get(y, ())) != 1:
             continue
@@ -903,7 +923,7 @@ def fuse_bias(lowering) -> None:
             continue
         x, out, ws = conv.args[0], add.args[-1], conv.args[3]
         shapes_of = lambda env, x=x, w=w, y=y: (env.shape(x), env.shape(w), env.shape(y))   # noqa: E731
-        conv.record = ConvRecord(conv.op.attrs, shapes_of, x, w, out, ws, bias)
+        conv.record = replace(conv.record, shapes_of=shapes_of, out=out, bias=bias)
         conv.args = (x, w, out, ws)
         prog.calls.remove(add)
 
@@ -921,7 +941,7 @@ def fuse_bias_grad(lowering) -> None:
         if call.kernel == "red_SumF":
             sums.setdefault(call.args[0], []).append(call)
     for conv in list(prog.calls):
-        if conv.kernel != "conv_bpf" or conv.args[4] is not conv.args[2]:     # not fused yet
+        if conv.kernel not in FILTER_GRADIENTS or conv.args[4] is not conv.args[2]:     # not fused yet
             continue
         x, dy, dw, ws = conv.args[:4]
         for red in sums.get(dy, ()):
@@ -931,7 +951,7 @@ def fuse_bias_grad(lowering) -> None:
             if any(bg in c.inputs for c in prog.calls[:prog.calls.index(conv)]):
                 continue
             shapes_of = lambda env, x=x, dy=dy, dw=dw: (env.shape(x), env.shape(dw), env.shape(dy))   # noqa: E731
-            conv.record = ConvRecord(conv.op.attrs, shapes_of, x, dy, dw, ws, bg)
+            conv.record = replace(conv.record, shapes_of=shapes_of, bias=bg)
             conv.args = (x, dy, dw, ws, bg)
             prog.calls.remove(red)
             break
