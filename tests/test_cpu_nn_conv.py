@@ -8,7 +8,7 @@ import pytest
 
 import compiler.backends.cpu.nn_conv as nn_conv
 import staticgraph as sg
-from helpers import run_cpu_and_reference
+from helpers import run_cpu_and_reference, train_on_cpu_and_reference
 from compiler.backends.cpu.executable import STATS
 from staticgraph.ops.conv import conv_backprop_filter, conv_backprop_input
 from test_nn_conv import CASES, CONV, naive_conv
@@ -373,15 +373,8 @@ def test_conv_with_bias_variable_runs_as_one_kernel_and_trains_like_the_referenc
     assert "conv_fwd" in kernels and "ew_Add" not in kernels
     assert _bias_grad_fused([loss] + grads, [X])      # the bias gradient summed inside conv_bpf
     init = [rng.standard_normal(v.shape).astype(dtype) for v in (conv.weight, conv.bias)]
-    results = {}
-    for target in ("cpu", "reference"):
-        with sg.Session(target=target) as sess:
-            sess.run([v.assign(a) for v, a in zip((conv.weight, conv.bias), init)])
-            results[target] = [sess.run([y, loss] + grads, {X: x})]
-            for _ in range(2):
-                sess.run(train, {X: x})
-            results[target].append(sess.run([conv.weight, conv.bias]))
-    for got, want in zip(results["cpu"], results["reference"]):
+    cpu, ref = train_on_cpu_and_reference((conv.weight, conv.bias), init, [y, loss] + grads, train, {X: x})
+    for got, want in zip(cpu, ref):
         for a, b in zip(got, want):     # float32: sums of a few hundred terms, to their rounding
             scale = float(np.max(np.abs(b))) if dtype == np.float32 else 1.0
             np.testing.assert_allclose(a, b, rtol=tol(dtype)["rtol"], atol=tol(dtype)["atol"] * scale)

@@ -3,20 +3,16 @@ at once): which convs a plan runs with them, and their results against naive loo
 on odd sizes, H != W, paddings 0-2, odd batches, several tile blocks, float32 and float64; a batch
 size change in one plan; and the kernels run as Python under NUMBA_DISABLE_JIT."""
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import compiler.backends.cpu.nn_winograd as nn_winograd
 import staticgraph as sg
-from helpers import run_cpu_and_reference
+from helpers import check_conv_and_gradients, check_conv_without_jit, run_cpu_and_reference
 from staticgraph.ops.conv import conv_backprop_filter, conv_backprop_input
 from test_nn_conv import naive_conv
 
-ROOT = Path(__file__).resolve().parent.parent
 K = nn_winograd.MIN_CHANNELS
 CONV = dict(stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1)
 # relative to the magnitude of the terms (the same sums over |x|, |w|, |dy|): float64 near its
@@ -63,19 +59,8 @@ def _check(rng, n, c, o, h, w, pad, dtype, grads="both"):
     dy = rng.standard_normal(naive.shape).astype(dtype)
     feeds, fetches = _graph(n, c, o, h, w, pad, dtype, grads=grads)
     assert _kernels(fetches, feeds) == GRADS[grads]
-    cpu, ref = run_cpu_and_reference(fetches, dict(zip(feeds, (x, wt, dy))))
-    with sg.Session(target="reference") as sess:        # the terms' magnitudes
-        mags = sess.run(fetches, dict(zip(feeds, (np.abs(x).astype(np.float64), np.abs(wt).astype(np.float64),
-                                                  np.abs(dy).astype(np.float64)))))
-    for got, want, mag in zip(cpu, ref, mags):
-        assert got.dtype == dtype and got.shape == want.shape
-        assert np.all(np.abs(got.astype(np.float64) - want) <= REL[dtype] * (mag + 1e-300)), \
-            float(np.max(np.abs(got - want) / (mag + 1e-300)))
-    assert np.all(np.abs(cpu[0] - naive) <= REL[dtype] * (mags[0] + 1e-300))
-    lhs = float(np.sum(dy.astype(np.float64) * naive))
-    scale = float(np.sum(np.abs(dy.astype(np.float64)) * mags[0]))
-    for grad, operand in zip(cpu[1:], {"both": (x, wt), "input": (x,), "filter": (wt,)}[grads]):
-        np.testing.assert_allclose(np.sum(grad.astype(np.float64) * operand), lhs, rtol=0, atol=REL[dtype] * scale)
+    check_conv_and_gradients(fetches, dict(zip(feeds, (x, wt, dy))), naive,
+                             {"both": (x, wt), "input": (x,), "filter": (wt,)}[grads], REL[dtype])
 
 
 @pytest.mark.parametrize("m", sorted(nn_winograd.MATRICES))
@@ -219,32 +204,8 @@ def test_new_batch_size_in_the_same_plan(rng):
                 np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10 * np.abs(b).max())
 
 
-SCRIPT = r'''
-import numpy as np, staticgraph as sg
-from compiler.backends.cpu import nn_winograd
-nn_winograd.MIN_WIDTH = 1       # odd, narrow planes (as in the in-process tests)
-rng = np.random.default_rng(%d)
-x = rng.standard_normal((2, 16, 3, 5)); w = rng.standard_normal((16, 16, 3, 3))
-X = sg.placeholder(sg.float64, x.shape); W = sg.placeholder(sg.float64, w.shape)
-y = sg.nn.conv2d(X, W, padding=1)
-dy = rng.standard_normal(y.shape)
-gx, gw = sg.gradients(y, [X, W], grad_ys=dy)
-out = {}
-for target in ("cpu", "reference"):
-    with sg.Session(target=target) as s:
-        out[target] = s.run([y, gx, gw], {X: x, W: w})
-        if target == "cpu":
-            kernels = sorted(c.kernel for c in s.compile([y, gx, gw], [X, W])._exe.base.prog.calls)
-assert kernels == ["wino_bwd", "wino_fwd"], kernels
-for a, b in zip(out["cpu"], out["reference"]):
-    assert np.allclose(a, b, rtol=1e-10, atol=1e-10 * np.abs(b).max()), np.abs(a - b).max()
-print("ok")
-'''
-
-
 def test_kernels_run_as_python_without_jit(tmp_path, rng):
-    env = {**os.environ, "NUMBA_DISABLE_JIT": "1", "STATICGRAPH_CACHE_DIR": str(tmp_path), "PYTHONPATH": str(ROOT),
-           "STATICGRAPH_KERNEL_THREADS": "2"}     # as Python, the two workers run one after the other
-    out = subprocess.run([sys.executable, "-c", SCRIPT % int(rng.integers(1 << 30))], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
+    """Odd, narrow planes (MIN_WIDTH 1, as in the in-process tests), both gradients: one wino_bwd."""
+    check_conv_without_jit(tmp_path, int(rng.integers(1 << 30)), (2, 16, 3, 5), (16, 16, 3, 3), 1,
+                           ["wino_bwd", "wino_fwd"],
+                           prelude="from compiler.backends.cpu import nn_winograd\nnn_winograd.MIN_WIDTH = 1")

@@ -109,7 +109,8 @@ def _conv_cols(X, xo, T, to, M, q, n0, m, scatter, u):
     cols = m * P
     plane = D * H * Wd
     if u == 1 and not scatter and sw == 1 and M[q + 15] == 0 and M[q + 16] == 0 and M[q + 17] == 0:
-        _conv_cols_inside(X, xo, T, to, M, q, n0, m)
+        _conv_cols_inside(X, xo, T, to, n0, m, C, D, H, Wd, KD, KH, KW, OD, OH, OW, sd, sh, M[q + 18], M[q + 19],
+                          M[q + 20])
         return
     ms = m if u == 1 else 1
     for c in range(C):
@@ -132,26 +133,11 @@ def _conv_cols(X, xo, T, to, M, q, n0, m, scatter, u):
 
 
 @njit(**_JIT)
-def _conv_cols_inside(X, xo, T, to, M, q, n0, m):
+def _conv_cols_inside(X, xo, T, to, n0, m, C, D, H, Wd, KD, KH, KW, OD, OH, OW, sd, sh, dd, dh, dw):
     """``_conv_cols`` of sample-major columns when every tap of every output lies inside the input
     (no padding) and the last axis has stride 1: each column row is OD * OH runs of OW values copied
     as they are, with no range bookkeeping per row (LeNet's conv1, 24-value runs: 4.7 -> 2.9 us a
-    sample, measured in the fused kernel)."""
-    C = M[q + 1]
-    D = M[q + 2]
-    H = M[q + 3]
-    Wd = M[q + 4]
-    KD = M[q + 6]
-    KH = M[q + 7]
-    KW = M[q + 8]
-    OD = M[q + 9]
-    OH = M[q + 10]
-    OW = M[q + 11]
-    sd = M[q + 12]
-    sh = M[q + 13]
-    dd = M[q + 18]
-    dh = M[q + 19]
-    dw = M[q + 20]
+    sample, measured in the fused kernel). Dims, strides and dilations as ``_conv_cols`` reads them."""
     P = OD * OH * OW
     plane = D * H * Wd
     for c in range(C):

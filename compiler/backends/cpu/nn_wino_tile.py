@@ -240,19 +240,27 @@ def _tile_u(Wt, wo, WS, M, q, so, t, forward):
 
 
 @njit(**_PJIT)
+def _tile_start(Wt, wo, WS, M, q, so, forward):
+    """What a call does before its chunks: KB, KA, KG, then (wo >= 0) U in column bands over the workers."""
+    N, C, H, Wd, O, KH, KW, OH, OW, ph, pw, nb, T, size = _tile_dims(M, q)
+    kb, ka, kg, uo, wp, bs, r0 = _tile_layout(M, q, so)
+    _tile_mats(WS, kb, ka, kg, OH, KH, OW, KW)
+    if wo >= 0:
+        for u in prange(T):
+            _tile_u(Wt, wo, WS, M, q, so, np.int64(u), forward)
+
+
+@njit(**_PJIT)
 def tile_fwd(X, Wt, Y, WS, M, E, p):
-    """Y = Conv(X, W) for a plane that is one Winograd tile (see nn_wino_tile.py)."""
+    """Y = Conv(X, W) for a plane that is one Winograd tile (see nn_wino_tile.py). Every GEMM of the
+    call on one BLAS thread: idle OpenBLAS threads spin against the workers."""
     xo, wo, yo, so = M[p], M[p + 1], M[p + 2], M[p + 3]
     q = p + 4
-    N, C, H, Wd, O, KH, KW, OH, OW, ph, pw, nb, T, size = _tile_dims(M, q)
-    if N == 0:
+    if M[q] == 0:
         return
-    kb, ka, kg, uo, wp, bs, r0 = _tile_layout(M, q, so)
-    nt = _blas_at_most(ONE)      # every GEMM on one BLAS thread: idle OpenBLAS threads spin against the workers
-    _tile_mats(WS, kb, ka, kg, OH, KH, OW, KW)
-    for u in prange(T):
-        _tile_u(Wt, wo, WS, M, q, so, np.int64(u), True)
-    for u in prange(T):
+    nt = _blas_at_most(ONE)
+    _tile_start(Wt, wo, WS, M, q, so, True)
+    for u in prange(M[q + 25]):
         _tile_fwd_share(X, xo, Wt, wo, Y, yo, WS, so, M, q, np.int64(u))
     _blas_restore(ONE, nt)
 
@@ -278,18 +286,16 @@ def _tile_bpi_share(DY, dyo, DX, dxo, WS, so, M, q, t):
 
 @njit(**_PJIT)
 def tile_bpi(DY, Wt, DX, WS, M, E, p):
-    """DX = ConvBackpropInput(DY, W) for a plane that is one Winograd tile: tile_fwd's adjoint."""
+    """DX = ConvBackpropInput(DY, W) for a plane that is one Winograd tile: tile_fwd's adjoint. The
+    same dispatch as tile_fwd's, on purpose not shared: a helper calling either share loop links
+    (and compiles) both into each kernel."""
     dyo, wo, dxo, so = M[p], M[p + 1], M[p + 2], M[p + 3]
     q = p + 4
-    N, C, H, Wd, O, KH, KW, OH, OW, ph, pw, nb, T, size = _tile_dims(M, q)
-    if N == 0:
+    if M[q] == 0:
         return
-    kb, ka, kg, uo, wp, bs, r0 = _tile_layout(M, q, so)
     nt = _blas_at_most(ONE)
-    _tile_mats(WS, kb, ka, kg, OH, KH, OW, KW)
-    for u in prange(T):
-        _tile_u(Wt, wo, WS, M, q, so, np.int64(u), False)
-    for u in prange(T):
+    _tile_start(Wt, wo, WS, M, q, so, False)
+    for u in prange(M[q + 25]):
         _tile_bpi_share(DY, dyo, DX, dxo, WS, so, M, q, np.int64(u))
     _blas_restore(ONE, nt)
 
@@ -346,9 +352,9 @@ def tile_bpf(X, DY, DW, WS, BG, M, E, p):
     q = p + 4
     N, C, H, Wd, O, KH, KW, OH, OW, ph, pw, nb, T, size = _tile_dims(M, q)
     bias = M[q + 27] != 0
-    kb, ka, kg, uo, wp, bs, r0 = _tile_layout(M, q, so)
+    bs = _tile_layout(M, q, so)[5]
     nt = _blas_at_most(ONE)
-    _tile_mats(WS, kb, ka, kg, OH, KH, OW, KW)
+    _tile_start(DW, -1, WS, M, q, so, False)        # the matrices only
     for u in prange(T):
         _tile_bpf_share(X, xo, DY, dyo, WS, so, M, q, np.int64(u), bias)
     for u in prange(T):
