@@ -10,7 +10,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered:Runtim
 import staticgraph as sg
 from compiler.backends.cpu.kernels import sum_path
 from staticgraph.ops.reduce import sum_to_like
-from helpers import run_cpu_and_reference
+from helpers import run_cpu_and_reference, train_on_cpu_and_reference
 
 
 def _plan_records(plan, kernel_prefix):
@@ -156,3 +156,73 @@ def test_sum_to_like_bias_gradients_take_the_fast_paths(dtype, rng):
     cpu, ref = run_cpu_and_reference(ys, feeds)
     for c, r in zip(cpu, ref):
         np.testing.assert_allclose(c, r, rtol=1e-5, atol=1e-4, equal_nan=True)
+
+
+# -- ReduceSum(Mul(a, b)): one red_Dot pass (kernels.fuse_sum_of_products) ----------------------
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(7,), (37, 41), (3, 200, 300)])
+def test_sum_of_a_product_runs_as_one_dot_pass(shape, dtype, workers, rng, monkeypatch):
+    """sum(a * a) (a of a None batch dim) and sum(a * b) (one static shape) are red_Dot calls, no
+    product in memory; below and above ``DOT_SHARE`` products (one run, or bands over 1-3 workers
+    whose float64 partial sums add in order); NaN and inf propagate as through the product."""
+    monkeypatch.setenv("STATICGRAPH_KERNEL_THREADS", str(workers))
+    a, b = _values(rng, shape, dtype, True), _values(rng, shape, dtype, False)
+    A = sg.placeholder(dtype, (None,) + shape[1:])
+    B, C = sg.placeholder(dtype, shape), sg.placeholder(dtype, shape)
+    sq, dot = sg.reduce_sum(A * A), sg.reduce_sum(C * B)
+    with sg.Session() as sess:
+        plan = sess.compile([sq, dot], [A, B, C])
+        got = plan(a, b, a)
+    kernels = [c.kernel for c in plan._exe.tier.prog.calls]
+    assert kernels == ["red_Dot", "red_Dot"], kernels
+    threads = {rec[4] for _, rec in _plan_records(plan, "red_Dot")}
+    assert threads == {workers if a.size >= 1 << 16 else 1}
+    for value, x in zip(got, (a.astype(np.float64) * a, a.astype(np.float64) * b)):
+        _check_sum(value, (x.astype(dtype)), None, dtype)      # products rounded to dtype, summed in float64
+
+
+def test_products_read_elsewhere_or_broadcast_are_not_fused(rng):
+    """The product fetched, read by another op, broadcast, summed over some axes only, or of two
+    tensors whose shapes are only known at run time: the Mul and the sum stay two calls."""
+    a = rng.normal(size=(4, 5))
+    A, B = sg.placeholder(sg.float64, (4, 5)), sg.placeholder(sg.float64, (None, 5))
+    cases = []
+    p = A * A
+    cases.append(([sg.reduce_sum(p), p], "fetched"))
+    p = A * A
+    cases.append(([sg.reduce_sum(p), sg.reduce_sum(sg.exp(p))], "read again"))
+    cases.append(([sg.reduce_sum(A * sg.constant(rng.normal(size=5), dtype=sg.float64))], "broadcast"))
+    cases.append(([sg.reduce_sum(A * A, axis=1)], "some axes"))
+    cases.append(([sg.reduce_sum(B * B[::-1])], "run-time shapes"))
+    for fetches, why in cases:
+        with sg.Session() as sess:
+            plan = sess.compile(fetches, [A, B])
+            got = plan(a, a)
+        kernels = [c.kernel for c in plan._exe.tier.prog.calls]
+        assert "ew_Mul" in kernels and "red_Dot" not in kernels, (why, kernels)
+        with sg.Session(target="reference") as ref:
+            want = ref.run(fetches, {A: a, B: a})
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g, w, rtol=1e-12)
+
+
+def test_squared_error_training_step_matches_the_reference(rng):
+    """A linear model with loss sum((x @ w - y)^2): its sum is a red_Dot; the loss, the gradient
+    and two SGD steps match the reference backend."""
+    x, y = rng.normal(size=(64, 8)), rng.normal(size=(64, 3))
+    X, Y = sg.placeholder(sg.float64, (None, 8)), sg.placeholder(sg.float64, (None, 3))
+    w = sg.Variable(np.zeros((8, 3)), dtype=sg.float64)
+    err = X @ w - Y
+    loss = sg.reduce_sum(err * err)
+    train = sg.train.GradientDescentOptimizer(1e-3).minimize(loss)
+    (grad,) = sg.gradients(loss, [w])
+    init = [rng.normal(size=(8, 3))]
+    with sg.Session() as sess:
+        sess.run(sg.global_variables_initializer())
+        assert "red_Dot" in [c.kernel for c in sess.compile([train, loss], [X, Y])._exe.tier.prog.calls]
+    cpu, ref = train_on_cpu_and_reference([w], init, [loss, grad], train, {X: x, Y: y})
+    for got, want in zip(cpu, ref):
+        for g, v in zip(got, want):
+            np.testing.assert_allclose(g, v, rtol=1e-10, atol=1e-10)

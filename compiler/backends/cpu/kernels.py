@@ -378,6 +378,45 @@ def _reduction(op, b):
     _reduce(b, kernel, x, out, axes_of)
 
 
+@rewrites_calls
+def fuse_sum_of_products(lowering) -> None:
+    """``ReduceSum(Mul(a, b))`` over all axes where only the sum reads the product (a squared-error
+    loss, ``sum(y * y)``): one ``red_Dot`` pass at the product's place instead of writing the
+    product and reading it back (conv_block's loss: Mul 0.47 + ReduceSum 0.32 ms, 8 MB each way).
+    Only for operands of one static shape (or one operand twice), each a buffer of its own
+    (contiguous, not a view), so the kernel reads both as flat runs of the product's size."""
+    prog = lowering.prog
+    readers, viewed = lowering._readers()
+    assigned = {value for _, value, _, _ in prog.assigns}
+    sums = {c.args[0]: c for c in prog.calls if c.kernel == "red_SumF" and c.op.type == "ReduceSum"
+            and c.op.attrs.get("axes") is None}
+    for mul in [c for c in prog.calls if c.kernel == "ew_Mul" and len(c.args) == 3]:
+        a, b, y = mul.args
+        red = sums.get(y)
+        if red is None or readers.get(y, 0) != 1 or prog.root(y) in viewed or y in assigned:
+            continue
+        shapes = [getattr(k, "shape", None) for k in (a, b, y)]
+        if a is not b and (None in shapes or None in tuple(shapes[0]) or len({tuple(s) for s in shapes}) != 1):
+            continue
+        if any(k in prog.alias or not hasattr(k, "shape") for k in (a, b)):
+            continue
+        out = red.args[-1]
+        ws = lowering.workspace(np.float64, lambda env: (DOT_WORKERS,), "partial sums")
+        record = lambda env, a=a, b=b, out=out, ws=ws: _dot_record(env, a, b, out, ws)      # noqa: E731
+        prog.calls[prog.calls.index(mul)] = type(mul)("red_Dot", (a, b, out, ws), record, 6, red.op, n_in=2)
+        prog.calls.remove(red)
+
+
+DOT_WORKERS = threads.MAX_SHARES    # the partial sums' workspace (a layout's workers are fewer)
+DOT_SHARE = 1 << 16                 # red_Dot splits its run over the workers from this many products
+
+
+def _dot_record(env, a, b, out, ws) -> List[int]:
+    n = int(np.prod(env.shape(a), dtype=np.int64))
+    workers = min(threads.kernel_threads(), DOT_WORKERS) if n >= DOT_SHARE else 1
+    return [n, env.off(a), env.off(b), env.off(out), max(1, workers), env.off(ws)]
+
+
 @lowers("ArgMax")
 def _argmax(op, b):
     x, out, axis = op.inputs[0], op.outputs[0], op.attrs["axis"]

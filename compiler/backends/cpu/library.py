@@ -576,6 +576,48 @@ def mm_update(A, B, S, Y, M, E, p):
     _gemm_par(M[p + 9], ta, tb, m, n, k, -S[M[p + 2]], A, M[p], m if ta else k, B, M[p + 1], k if tb else n, 1.0, Y, M[p + 3], n)
 '''
 
+# ReduceSum(Mul(a, b)) over everything, where only the sum reads the product (``kernels.
+# fuse_sum_of_products``): one pass, each product rounded to the operands' dtype and summed in
+# float64 as red_SumF sums it (reassociated like ``_sum_run``), in T bands over the kernel workers
+# (their float64 partial sums in a workspace of T, added in order)
+_DOT = '''
+@njit(cache=True, error_model="numpy", nogil=True, fastmath={"reassoc"})
+def _dot_run(A, ao, B, bo, n, S, so):
+    """S[so] = the float64 sum of A[ao + j] * B[bo + j], j < n, in any order."""
+    acc = 0.0
+    for j in range(n):
+        acc += A[np.uint64(ao + j)] * B[np.uint64(bo + j)]
+    S[np.uint64(so)] = acc
+
+
+@njit(**_JIT)
+def _dot_total(S, so, T, Y, yo):
+    """Y[yo] = S[so] + ... + S[so + T - 1], in order."""
+    total = 0.0
+    for t in range(T):
+        total += S[np.uint64(so + t)]
+    Y[np.uint64(yo)] = total
+
+
+@njit(**_PJIT)
+def red_Dot(X0, X1, Y, WS, M, E, p):
+    """Y[y_off] = sum of X0[a_off + j] * X1[b_off + j], j < n, from T partial sums (float64, at
+    w in WS) over the workers. Record: n, a_off, b_off, y_off, T, w. Floats move through WS and
+    helpers only: inlined into its parallel native wrapper, a float summed or returned in this
+    body read 0 (Numba 0.68: the dispatcher itself summed right)."""
+    n = M[p]
+    T = M[p + 4]
+    w = M[p + 5]
+    if T == 1:
+        _dot_run(X0, M[p + 1], X1, M[p + 2], n, WS, w)
+    else:
+        for u in prange(T):
+            t = np.int64(u)
+            lo, hi = t * n // T, (t + 1) * n // T
+            _dot_run(X0, M[p + 1] + lo, X1, M[p + 2] + lo, hi - lo, WS, w + t)
+    _dot_total(WS, w, T, Y, M[p + 3])
+'''
+
 _ONEHOT = '''
 @njit(**_JIT)
 def onehot(X, Y, M, E, p):
@@ -624,6 +666,7 @@ def _sources() -> str:
     parts.append(_MATMUL.format(name="blas", body=body, pre=pre, post=post))
     parts.append(_MATMUL.format(name="loops", body=_MM_LOOPS, pre="", post=""))
     parts.append(_MM_UPDATE)
+    parts.append(_DOT)
     parts.append(_ONEHOT)
     parts.extend(_family_sources())
     return "".join(parts)
