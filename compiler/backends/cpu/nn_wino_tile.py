@@ -188,7 +188,7 @@ def _tile_in(X, xo, WS, kb, vo, xp, M, q, n0, n):
     if ph == 0 and pw == 0:
         _gemm(NT, TR, A2, n * C, A2, 1.0, WS, kb, A2, X, xo + n0 * C * A2, A2, 0.0, WS, vo, n * C)
     else:
-        _tile_planes(X, xo, WS, xp, M, q, n0, n, False)
+        _tile_planes(X, xo, WS, xp, M, q, n0, n, OFF)
         _gemm(NT, TR, A2, n * C, A2, 1.0, WS, kb, A2, WS, xp, A2, 0.0, WS, vo, n * C)
 
 
@@ -259,7 +259,7 @@ def tile_fwd(X, Wt, Y, WS, M, E, p):
     if M[q] == 0:
         return
     nt = _blas_at_most(ONE)
-    _tile_start(Wt, wo, WS, M, q, so, True)
+    _tile_start(Wt, wo, WS, M, q, so, ON)
     for u in prange(M[q + 25]):
         _tile_fwd_share(X, xo, Wt, wo, Y, yo, WS, so, M, q, np.int64(u))
     _blas_restore(ONE, nt)
@@ -281,7 +281,7 @@ def _tile_bpi_share(DY, dyo, DX, dxo, WS, so, M, q, t):
             _gemm(TR, NT, n * C, A2, A2, 1.0, WS, vo, n * C, WS, kb, A2, 0.0, DX, dxo + n0 * C * A2, A2)
         else:
             _gemm(TR, NT, n * C, A2, A2, 1.0, WS, vo, n * C, WS, kb, A2, 0.0, WS, xp, A2)
-            _tile_planes(DX, dxo, WS, xp, M, q, n0, n, True)
+            _tile_planes(DX, dxo, WS, xp, M, q, n0, n, ON)
 
 
 @njit(**_PJIT)
@@ -294,7 +294,7 @@ def tile_bpi(DY, Wt, DX, WS, M, E, p):
     if M[q] == 0:
         return
     nt = _blas_at_most(ONE)
-    _tile_start(Wt, wo, WS, M, q, so, False)
+    _tile_start(Wt, wo, WS, M, q, so, OFF)
     for u in prange(M[q + 25]):
         _tile_bpi_share(DY, dyo, DX, dxo, WS, so, M, q, np.int64(u))
     _blas_restore(ONE, nt)
@@ -335,7 +335,7 @@ def _tile_dw(DW, dwo, WS, M, q, so, t):
     A2 = (OH + KH - 1) * (OW + KW - 1)
     R2 = KH * KW
     lo, hi = t * C * O // T, (t + 1) * C * O // T
-    du0 = _tile_region(M, q, r0, 0)[3]
+    du0 = _tile_region(M, q, r0, ZERO)[3]
     for s in range(1, T):
         du = _tile_region(M, q, r0, s)[3]
         for xi in range(A2):
@@ -354,7 +354,7 @@ def tile_bpf(X, DY, DW, WS, BG, M, E, p):
     bias = M[q + 27] != 0
     bs = _tile_layout(M, q, so)[5]
     nt = _blas_at_most(ONE)
-    _tile_start(DW, -1, WS, M, q, so, False)        # the matrices only
+    _tile_start(DW, np.int64(-1), WS, M, q, so, OFF)        # the matrices only
     for u in prange(T):
         _tile_bpf_share(X, xo, DY, dyo, WS, so, M, q, np.int64(u), bias)
     for u in prange(T):
