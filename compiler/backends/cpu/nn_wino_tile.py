@@ -245,18 +245,26 @@ def _tile_start(Wt, wo, WS, M, q, so, forward):
     N, C, H, Wd, O, KH, KW, OH, OW, ph, pw, nb, T, size = _tile_dims(M, q)
     kb, ka, kg, uo, wp, bs, r0 = _tile_layout(M, q, so)
     _tile_mats(WS, kb, ka, kg, OH, KH, OW, KW)
-    if wo >= 0:
+    if wo >= 0 and T == 1:
+        _tile_u(Wt, wo, WS, M, q, so, ZERO, forward)
+    elif wo >= 0:
         for u in prange(T):
             _tile_u(Wt, wo, WS, M, q, so, np.int64(u), forward)
 
 
 @njit(**_PJIT)
 def tile_fwd(X, Wt, Y, WS, M, E, p):
-    """Y = Conv(X, W) for a plane that is one Winograd tile (see nn_wino_tile.py). Every GEMM of the
-    call on one BLAS thread: idle OpenBLAS threads spin against the workers."""
+    """Y = Conv(X, W) for a plane that is one Winograd tile (see nn_wino_tile.py). With T > 1 workers
+    every GEMM of the call runs on one BLAS thread (idle OpenBLAS threads spin against the
+    workers); with one, the call never enters the threading layer (``threads.py``: a forked child)
+    and its GEMMs run on BLAS's own threads, as the conv family's."""
     xo, wo, yo, so = M[p], M[p + 1], M[p + 2], M[p + 3]
     q = p + 4
     if M[q] == 0:
+        return
+    if M[q + 25] == 1:
+        _tile_start(Wt, wo, WS, M, q, so, ON)
+        _tile_fwd_share(X, xo, Wt, wo, Y, yo, WS, so, M, q, ZERO)
         return
     nt = _blas_at_most(ONE)
     _tile_start(Wt, wo, WS, M, q, so, ON)
@@ -292,6 +300,10 @@ def tile_bpi(DY, Wt, DX, WS, M, E, p):
     dyo, wo, dxo, so = M[p], M[p + 1], M[p + 2], M[p + 3]
     q = p + 4
     if M[q] == 0:
+        return
+    if M[q + 25] == 1:
+        _tile_start(Wt, wo, WS, M, q, so, OFF)
+        _tile_bpi_share(DY, dyo, DX, dxo, WS, so, M, q, ZERO)
         return
     nt = _blas_at_most(ONE)
     _tile_start(Wt, wo, WS, M, q, so, OFF)
@@ -353,13 +365,17 @@ def tile_bpf(X, DY, DW, WS, BG, M, E, p):
     N, C, H, Wd, O, KH, KW, OH, OW, ph, pw, nb, T, size = _tile_dims(M, q)
     bias = M[q + 27] != 0
     bs = _tile_layout(M, q, so)[5]
-    nt = _blas_at_most(ONE)
     _tile_start(DW, np.int64(-1), WS, M, q, so, OFF)        # the matrices only
-    for u in prange(T):
-        _tile_bpf_share(X, xo, DY, dyo, WS, so, M, q, np.int64(u), bias)
-    for u in prange(T):
-        _tile_dw(DW, dwo, WS, M, q, so, np.int64(u))
-    _blas_restore(ONE, nt)
+    if T == 1:
+        _tile_bpf_share(X, xo, DY, dyo, WS, so, M, q, ZERO, bias)
+        _tile_dw(DW, dwo, WS, M, q, so, ZERO)
+    else:
+        nt = _blas_at_most(ONE)
+        for u in prange(T):
+            _tile_bpf_share(X, xo, DY, dyo, WS, so, M, q, np.int64(u), bias)
+        for u in prange(T):
+            _tile_dw(DW, dwo, WS, M, q, so, np.int64(u))
+        _blas_restore(ONE, nt)
     if bias:
         _bias_grad(BG, M[q + 28], WS, bs, T, O, OH * OW)
 '''
