@@ -98,6 +98,7 @@ _TILE_AT = np.array(__AT__, dtype=np.int64).reshape(__SIDE__, __SIDE__)
 
 @njit(**_JIT)
 def _tile_ld(n):
+    """n rounded up to whole 64-byte lines of float32 (``ALIGN`` elements): where regions start."""
     return (n + __ALIGN__ - 1) // __ALIGN__ * __ALIGN__
 
 
