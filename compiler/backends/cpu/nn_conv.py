@@ -841,38 +841,35 @@ def _kept(g: List[int]) -> int:
     return math.prod(g[0:2]) * math.prod(g[6:12])     # N * C * KD * KH * KW * OD * OH * OW
 
 
+def _lower_conv(b, op, kind: str, inputs, conv_shapes) -> None:
+    """A conv op's kernel call (``kind``: "fwd", "bpi" or "bpf"): single-tile Winograd where it
+    applies, else Winograd F(4x4, 3x3), else im2col. ``conv_shapes``: the convolution's input,
+    weight and output tensors, whose static shapes choose and whose run-time shapes size it."""
+    x, w, y = conv_shapes
+    shapes_of = lambda env: (env.shape(x), env.shape(w), env.shape(y))     # noqa: E731
+    if nn_wino_tile.applies(op.attrs, x.shape, w.shape, y.shape, inputs[0].dtype):
+        return _lower(b, op, f"tile_{kind}", inputs, shapes_of, op.attrs)
+    if nn_winograd.applies(op.attrs, w.shape, inputs[0].dtype, x.shape):
+        return nn_winograd.lower(b, op, f"wino_{kind}", inputs, shapes_of, op.attrs)
+    _lower(b, op, f"conv_{kind}", inputs, shapes_of, op.attrs)
+
+
 @lowers("Conv")
 def _conv(op, b):
     x, w = op.inputs
-    y = op.outputs[0]
-    shapes_of = lambda env: (env.shape(x), env.shape(w), env.shape(y))
-    if nn_wino_tile.applies(op.attrs, x.shape, w.shape, y.shape, x.dtype):
-        return _lower(b, op, "tile_fwd", [x, w], shapes_of, op.attrs)
-    if nn_winograd.applies(op.attrs, w.shape, x.dtype, x.shape):
-        return nn_winograd.lower(b, op, "wino_fwd", [x, w], shapes_of, op.attrs)
-    _lower(b, op, "conv_fwd", [x, w], shapes_of, op.attrs)
+    _lower_conv(b, op, "fwd", [x, w], (x, w, op.outputs[0]))
 
 
 @lowers("ConvBackpropInput")
 def _conv_backprop_input(op, b):
     dy, w, x_like = op.inputs
-    shapes_of = lambda env: (env.shape(x_like), env.shape(w), env.shape(dy))
-    if nn_wino_tile.applies(op.attrs, x_like.shape, w.shape, dy.shape, dy.dtype):
-        return _lower(b, op, "tile_bpi", [dy, w], shapes_of, op.attrs)
-    if nn_winograd.applies(op.attrs, w.shape, dy.dtype, x_like.shape):
-        return nn_winograd.lower(b, op, "wino_bpi", [dy, w], shapes_of, op.attrs)
-    _lower(b, op, "conv_bpi", [dy, w], shapes_of, op.attrs)
+    _lower_conv(b, op, "bpi", [dy, w], (x_like, w, dy))
 
 
 @lowers("ConvBackpropFilter")
 def _conv_backprop_filter(op, b):
     x, dy, w_like = op.inputs
-    shapes_of = lambda env: (env.shape(x), env.shape(w_like), env.shape(dy))
-    if nn_wino_tile.applies(op.attrs, x.shape, w_like.shape, dy.shape, x.dtype):
-        return _lower(b, op, "tile_bpf", [x, dy], shapes_of, op.attrs)
-    if nn_winograd.applies(op.attrs, w_like.shape, x.dtype, x.shape):
-        return nn_winograd.lower(b, op, "wino_bpf", [x, dy], shapes_of, op.attrs)
-    _lower(b, op, "conv_bpf", [x, dy], shapes_of, op.attrs)
+    _lower_conv(b, op, "bpf", [x, dy], (x, w_like, dy))
 
 
 def _channel_vector(bias_shape, y_shape) -> bool:
@@ -908,8 +905,7 @@ def fuse_bias(lowering) -> None:
                 or prog.space(bias) != "S" or prog.array_name(bias) != prog.array_name(w)):
             continue
         x, out, ws = conv.args[0], add.args[-1], conv.args[3]
-        shapes_of = lambda env, x=x, w=w, y=y: (env.shape(x), env.shape(w), env.shape(y))   # noqa: E731
-        conv.record = replace(conv.record, shapes_of=shapes_of, out=out, bias=bias)
+        conv.record = replace(conv.record, out=out, bias=bias)      # the geometry still y's
         conv.args = (x, w, out, ws)
         prog.calls.remove(add)
 
@@ -936,8 +932,7 @@ def fuse_bias_grad(lowering) -> None:
                 continue
             if any(bg in c.inputs for c in prog.calls[:prog.calls.index(conv)]):
                 continue
-            shapes_of = lambda env, x=x, dy=dy, dw=dw: (env.shape(x), env.shape(dw), env.shape(dy))   # noqa: E731
-            conv.record = replace(conv.record, shapes_of=shapes_of, bias=bg)
+            conv.record = replace(conv.record, bias=bg)
             conv.args = (x, dy, dw, ws, bg)
             prog.calls.remove(red)
             break

@@ -316,7 +316,8 @@ def tile_bpi(DY, Wt, DX, WS, M, E, p):
 @njit(**_JIT)
 def _tile_bpf_share(X, xo, DY, dyo, WS, so, M, q, t, bias):
     """Worker t's samples in chunks: V, dM, dU[xi] += dM[xi]^T @ V[xi] into its region (its first
-    chunk writes), and its sums of dY's planes where the bias gradient is fused."""
+    chunk writes, GEMM's beta; a worker with no samples zeroes it), and its sums of dY's planes
+    where the bias gradient is fused."""
     N, C, H, Wd, O, KH, KW, OH, OW, ph, pw, nb, T, size = _tile_dims(M, q)
     kb, ka, kg, uo, wp, bs, r0 = _tile_layout(M, q, so)
     vo, mo, xp, du = _tile_region(M, q, r0, t)
@@ -324,8 +325,9 @@ def _tile_bpf_share(X, xo, DY, dyo, WS, so, M, q, t, bias):
     M2 = OH * OW
     lo, hi = t * N // T, (t + 1) * N // T
     bs += t * O * M2
-    for i in range(A2 * O * C):
-        WS[np.uint64(du + i)] = 0
+    if lo == hi:
+        for i in range(A2 * O * C):
+            WS[np.uint64(du + i)] = 0
     if bias:
         for i in range(O * M2):
             WS[np.uint64(bs + i)] = 0
@@ -334,7 +336,8 @@ def _tile_bpf_share(X, xo, DY, dyo, WS, so, M, q, t, bias):
         _tile_in(X, xo, WS, kb, vo, xp, M, q, n0, n)
         _tile_grad_in(DY, dyo, WS, ka, mo, M, q, n0, n)
         for xi in range(A2):
-            _gemm(TR, NT, O, C, n, 1.0, WS, mo + xi * n * O, O, WS, vo + xi * n * C, C, 1.0, WS, du + xi * O * C, C)
+            _gemm(TR, NT, O, C, n, 1.0, WS, mo + xi * n * O, O, WS, vo + xi * n * C, C, 0.0 if n0 == lo else 1.0,
+                  WS, du + xi * O * C, C)
         if bias:
             _bias_sums(DY, dyo, WS, bs, n0, n, O, M2)
 
