@@ -232,12 +232,26 @@ def code_fingerprint() -> str:
     return _FINGERPRINT[dirs]
 
 
+_KERNEL_CONFIG = [""]
+
+
+def set_kernel_config(text: str) -> None:
+    """What the library's compiled kernels depend on beyond their source (the machine's BLAS
+    symbols, the library's constants: ``library.config_text``); part of ``kernel_cache_dir``.
+    Set it before the first kernel module is imported (Numba binds the folder then)."""
+    _KERNEL_CONFIG[0] = text
+
+
 def kernel_cache_dir(root: Optional[Path] = None) -> Path:
-    """``<root>/kernels/<numba version>-py<XY>/<code fingerprint[:16]>`` (not created)."""
+    """``<root>/kernels/<numba version>-py<XY>/<fingerprint[:16]>`` (not created): the fingerprint
+    of the library's sources (``code_fingerprint``) and of its configuration (``set_kernel_config``)."""
     import numba
 
     tag = f"numba{numba.__version__}-py{sys.version_info[0]}{sys.version_info[1]}"
-    return Path(root or cache_root(create=False)) / "kernels" / tag / code_fingerprint()[:16]
+    fp = code_fingerprint()
+    if _KERNEL_CONFIG[0]:
+        fp = hashlib.sha256(f"{fp}\0{_KERNEL_CONFIG[0]}".encode()).hexdigest()
+    return Path(root or cache_root(create=False)) / "kernels" / tag / fp[:16]
 
 
 # ----------------------------------------------------------------------------- hashing, I/O

@@ -278,7 +278,7 @@ def test_random_ops_match_the_reference_stream():
 
 def test_a_lowering_can_use_a_workspace_buffer(monkeypatch, rng):
     """The registry API for new kernels: a scratch buffer sized from concrete shapes."""
-    from compiler.backends.cpu.kernels import _elementwise
+    from compiler.backends.cpu.lowerings import _elementwise
 
     def neg_via_workspace(op, b):
         x, out = op.inputs[0], op.outputs[0]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import staticgraph as sg
-from compiler.backends.cpu import kernels, library
+from compiler.backends.cpu import lowerings as kernels, library
 from helpers import run_cpu_and_reference
 
 CHUNK = library.ROW_CHUNK       # inner dims longer than this run in chunks (a broadcast's row buffer)

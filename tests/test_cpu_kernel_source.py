@@ -1,9 +1,13 @@
-"""The kernel library's source (compiler/backends/cpu/library.py and the nn_* families) and the
+"""The kernel library's source (compiler/backends/cpu/kernels/, library.py's generated module) and the
 step loop's (native.py): helper calls pass no bare literal constants, each of which would cost one more Numba specialization (a
 compile and link of the callee) of the helper (see docs/ARCHITECTURE.md, kernel compile time)."""
 import re
 
+from pathlib import Path
+
 from compiler.backends.cpu import library, native
+
+KERNEL_FILES = [Path(library.__file__).parent / f for f in library.KERNEL_FILES]
 
 # (helper, argument position) where a literal selects the kernel's mode on purpose
 MODE_ARGUMENTS = {("_chunk_cols", 11), ("_conv_taps", 7), ("_conv_implicit_taps", 10),
@@ -32,7 +36,7 @@ def literal_arguments(source: str) -> list:
     found = []
     for number, line in enumerate(source.splitlines(), 1):
         text = line.strip()
-        if text.startswith(("def ", "#", "@", '"""')):
+        if text.startswith(("def ", "#", "@", '"""')) or not line.startswith(" "):     # module level: Python
             continue
         for name, args in _calls(text):
             found += [(name, i, number, text) for i, a in enumerate(args)
@@ -41,6 +45,8 @@ def literal_arguments(source: str) -> list:
 
 
 def test_helper_calls_pass_no_literal_constants():
+    for path in KERNEL_FILES:
+        assert literal_arguments(path.read_text()) == [], path
     assert literal_arguments(library.SOURCE) == []
     assert literal_arguments(native.RUNTIME_SOURCE) == []
 

@@ -8,7 +8,7 @@ import pytest
 pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")   # inf - inf in NumPy
 
 import staticgraph as sg
-from compiler.backends.cpu.kernels import sum_path
+from compiler.backends.cpu.lowerings import sum_path
 from staticgraph.ops.reduce import sum_to_like
 from helpers import run_cpu_and_reference, train_on_cpu_and_reference
 

@@ -31,7 +31,7 @@ from staticgraph.shapes import fmt, is_compatible
 from ...memory import Arena, Buffer, plan_memory
 from ...schedule import Schedule
 from . import codegen, library, native, threads
-from .kernels import Env
+from .lowerings import Env
 from .lowering import FusionMismatch, Lowering, Program, Scratch, Slot
 
 STATS = native.STATS     # plans, layouts, kernel_compiles / kernel_loads (kernel wrappers)

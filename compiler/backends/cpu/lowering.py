@@ -17,7 +17,7 @@ from staticgraph.graph import Operation
 from staticgraph.shapes import fmt
 
 from ...schedule import Schedule
-from .kernels import CALL_REWRITES, EW_SIZE, LOWERINGS, Env, View, ew_record, ew_share, loop_elements
+from .lowerings import EW_SIZE, LOWERINGS, Env, View, ew_record, ew_share, loop_elements
 from .library import ELEMENTWISE
 
 
@@ -230,7 +230,7 @@ class Lowering:
     def fused(self, op: Operation) -> None:
         """A FusedElementwise op: a loop kernel generated into the plan module."""
         from .fused import fused_source
-        from .kernels import ew_record, loop_record_size
+        from .lowerings import ew_record, loop_record_size
         name = f"fused_{len(self.prog.fused)}"
         self.prog.fused.append((name, fused_source(name, op), op))
         outs = [self.write_key(t) for t in op.outputs]
@@ -286,7 +286,7 @@ class Lowering:
             if fn is None:
                 raise NotImplementedError(
                     f"the cpu backend has no kernel for op type '{op.type}' (op '{op.name}' defined at "
-                    f"{op.defined_at}); add one in compiler/backends/cpu/kernels.py, or run this graph "
+                    f"{op.defined_at}); add one in compiler/backends/cpu/lowerings.py (kernels: compiler/backends/cpu/kernels/), or run this graph "
                     f"with sg.Session(target='reference')")
             self._op = op
             fn(op, self)
@@ -297,8 +297,8 @@ class Lowering:
     def _finish(self) -> None:
         """Snapshots where write-back would clobber a read, then the write-back calls."""
         prog = self.prog
-        for rewrite in CALL_REWRITES:
-            rewrite(self)
+        from .call_rewrites import run_rewrites     # the families' rewrites import this module
+        run_rewrites(self)
         assigned = {var for var, _, _, _ in prog.assigns}
         for t in prog.schedule.fetches:
             prog.dtypes.setdefault(t, t.dtype)
@@ -398,7 +398,7 @@ class Lowering:
         return found
 
     def _gemm_update(self, slot, x, y, s, ta: bool, tb: bool) -> None:
-        from .kernels import mm_record
+        from .lowerings import mm_record
 
         def record(env):      # mm_record's tail: a_off, b_off, y_off, m, k, n, ta, tb, workers (no batch dims)
             a_off, b_off, y_off, *mkn_flags = mm_record(env, x, y, slot, ta, tb)[-9:]

@@ -65,7 +65,6 @@ from typing import Callable, List
 import numpy as np
 
 from . import threads
-from .kernels import rewrites_calls
 from .lowering import Call
 
 # B^T (a x a), G (a x 3), A^T (m x a) of F(m x m, 3 x 3)
@@ -641,7 +640,6 @@ def _after(prog, key, start: int, end: int) -> bool:
     return any(root in {prog.root(k) for k in c.args[len(c.inputs):]} for c in prog.calls[start:end])
 
 
-@rewrites_calls
 def fuse_backward(lowering) -> None:
     """A ``wino_bpi`` and a ``wino_bpf`` of one conv (the same output gradient dY and input X,
     equal attributes and weight shapes) become one ``wino_bwd`` call at the earlier one's place,

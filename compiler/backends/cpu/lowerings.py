@@ -77,16 +77,6 @@ def lowers(*types: str):
     return deco
 
 
-CALL_REWRITES: List[Callable] = []
-
-
-def rewrites_calls(fn):
-    """Register ``fn(lowering)``, run on the lowered main calls before the write-back is planned
-    (e.g. to fold a call into the one that produces its input)."""
-    CALL_REWRITES.append(fn)
-    return fn
-
-
 def origin(op: Operation) -> Operation:
     """The user-graph op that ``op`` stands for (passes copy ops and record ``origin``)."""
     return getattr(op, "origin", None) or op
@@ -378,7 +368,6 @@ def _reduction(op, b):
     _reduce(b, kernel, x, out, axes_of)
 
 
-@rewrites_calls
 def fuse_sum_of_products(lowering) -> None:
     """``ReduceSum(Mul(a, b))`` over all axes where only the sum reads the product (a squared-error
     loss, ``sum(y * y)``): one ``red_Dot`` pass at the product's place instead of writing the

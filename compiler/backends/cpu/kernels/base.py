@@ -1,0 +1,66 @@
+"""What every kernel module shares: Numba options, typed constants and the scalar helpers of the
+elementwise expressions (``library.ELEMENTWISE``)."""
+import numpy as np
+from numba import njit
+
+
+JIT = dict(cache=True, error_model="numpy", nogil=True)
+PJIT = dict(JIT, parallel=True)      # kernels with a ``prange`` over worker threads (see threads.py)
+# Constant arguments of the kernels' helper calls: NumPy scalars are typed int64 / bool, where a
+# bare 0, 1, True or False is a literal type that Numba compiles (and links) one more
+# specialisation of the callee for.
+NT, TR = np.int64(0), np.int64(1)       # GEMM operands as they are / transposed
+ZERO, ONE = np.int64(0), np.int64(1)
+OFF, ON = np.bool_(False), np.bool_(True)
+
+
+@njit(**JIT)
+def _sign(a):
+    if a > 0:
+        return 1
+    if a < 0:
+        return -1
+    return a
+
+
+@njit(**JIT)
+def _relu(a):
+    return a if (a > 0 or a != a) else 0
+
+
+@njit(**JIT)
+def _maximum(a, b):
+    if a != a:
+        return a
+    if b != b:
+        return b
+    return a if a >= b else b
+
+
+@njit(**JIT)
+def _minimum(a, b):
+    if a != a:
+        return a
+    if b != b:
+        return b
+    return a if a <= b else b
+
+
+@njit(**JIT)
+def _sigmoid(x):
+    y = -x
+    m = y if y > 0.0 else 0.0
+    return np.exp(-(m + np.log1p(np.exp(-abs(y)))))
+
+
+@njit(**JIT)
+def _ipow(a, b):
+    if b < 0:
+        return 0
+    r = 1
+    while b:
+        if b & 1:
+            r = r * a
+        a = a * a
+        b >>= 1
+    return r
