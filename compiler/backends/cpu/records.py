@@ -1,0 +1,66 @@
+"""Kernel records: each kernel family names the int64 fields of its record once, here or beside
+its lowering, as a ``RecordSpec``.
+
+A record is the slice of the plan's table ``M`` that one kernel call reads (concrete shapes,
+element offsets, strides, modes), written at plan entry for each shape signature. Both sides come
+from the one spec: the lowering writes a record with ``spec.pack(...)`` (every field named, none
+missing, none extra), and the kernels read ``M[p + SPEC.field]`` with ``SPEC = spec.at``, a
+namedtuple of offsets that Numba freezes as constants (no cost against a literal offset). A field
+of width w (``"shape*8"``) is w ints; the spec's offset is its first. No kernel reads a record at a
+magic position (``tests/test_cpu_records.py`` checks the sources).
+"""
+from __future__ import annotations
+
+from collections import namedtuple
+from typing import Dict, Iterable, List, Sequence, Tuple, Union
+
+Value = Union[int, Sequence[int]]
+
+
+class RecordSpec:
+    """The named fields of one kernel family's record, in order."""
+
+    def __init__(self, name: str, fields: str):
+        self.name = name
+        self.fields: Tuple[Tuple[str, int], ...] = tuple(_parse(fields))
+        offsets, pos = {}, 0
+        for field, width in self.fields:
+            if field in offsets:
+                raise ValueError(f"record {name}: field {field!r} twice")
+            offsets[field] = pos
+            pos += width
+        self.size = pos
+        self.at = namedtuple(f"{name.title().replace('_', '')}Fields", list(offsets))(**offsets)
+
+    def extend(self, name: str, fields: str) -> "RecordSpec":
+        """This record followed by more fields (a kernel that reads a family's record and its own tail)."""
+        return RecordSpec(name, " ".join(f"{f}*{w}" if w > 1 else f for f, w in self.fields) + " " + fields)
+
+    def pack(self, values: Dict[str, Value]) -> List[int]:
+        """The record as ints from ``{field: value}`` (a wide field takes a sequence of its width)."""
+        missing = [f for f, _ in self.fields if f not in values]
+        extra = sorted(set(values) - {f for f, _ in self.fields})
+        if missing or extra:
+            raise ValueError(f"record {self.name}: missing fields {missing}, unknown fields {extra}")
+        out: List[int] = []
+        for field, width in self.fields:
+            v = values[field]
+            items = [v] if width == 1 else list(v)
+            if len(items) != width:
+                raise ValueError(f"record {self.name}: field {field!r} takes {width} ints, got {len(items)}")
+            out += [int(x) for x in items]
+        return out
+
+    def unpack(self, rec: Sequence[int]) -> Dict[str, Value]:
+        """``{field: value}`` of a packed record (the inverse of ``pack``)."""
+        out: Dict[str, Value] = {}
+        for field, width in self.fields:
+            at = getattr(self.at, field)
+            out[field] = rec[at] if width == 1 else list(rec[at:at + width])
+        return out
+
+
+def _parse(fields: str) -> Iterable[Tuple[str, int]]:
+    for item in fields.split():
+        name, _, width = item.partition("*")
+        yield name, int(width) if width else 1
