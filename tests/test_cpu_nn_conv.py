@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import compiler.backends.cpu.nn_conv as nn_conv
+from compiler.backends.cpu.records import CONV as CONV_RECORD
 import staticgraph as sg
 from helpers import run_cpu_and_reference, train_on_cpu_and_reference
 from compiler.backends.cpu.executable import STATS
@@ -111,7 +112,7 @@ def test_im2col_layouts_over_chunks(d, case, layout, rng, monkeypatch):
     per_sample = c * int(np.prod(kernel)) * int(np.prod(ys[2:]))
     monkeypatch.setattr(nn_conv, "CHUNK_ELEMENTS", 2 * per_sample + per_sample // 2)
     geometry = nn_conv._geometry(attrs, (5, c) + spatial, (o, c // groups) + kernel, (5,) + ys[1:])
-    assert geometry[-7:-4] == [1 if layout == "one sample" else 2, 0, int(layout == "batch-minor")]
+    assert [geometry[k] for k in ("nb", "block", "minor")] == [1 if layout == "one sample" else 2, 0, int(layout == "batch-minor")]
     kernels = _check_against_reference_and_naive(d, case, np.float64, 5, rng)[-1]
     assert kernels == ["conv_bpf", "conv_bpi", "conv_fwd"]
 
@@ -120,7 +121,7 @@ def _kept_columns(plan) -> dict:
     """{kernel: where its record keeps the batch's columns (-1: not kept)} after a run of ``plan``."""
     tier = plan._exe.base
     (layout,) = tier.layouts.values()
-    return {c.kernel: int(layout.M[c.pos + 4 + 29]) for c in tier.prog.calls if c.kernel.startswith("conv_")}
+    return {c.kernel: int(layout.M[c.pos + CONV_RECORD.at.kept]) for c in tier.prog.calls if c.kernel.startswith("conv_")}
 
 
 @pytest.mark.parametrize("workers", [1, 2, 3])
@@ -180,7 +181,7 @@ def test_columns_are_kept_only_for_a_filter_gradient_of_the_same_input_and_geome
         for c in tier.prog.calls:
             if c.kernel in ("conv_fwd", "conv_bpf"):
                 w_of = c.op.inputs[2 if c.kernel == "conv_bpf" else 1]
-                pairs.setdefault((c.op.inputs[0].name, tuple(w_of.shape)), []).append(int(layout.M[c.pos + 4 + 29]))
+                pairs.setdefault((c.op.inputs[0].name, tuple(w_of.shape)), []).append(int(layout.M[c.pos + CONV_RECORD.at.kept]))
     assert len(pairs) == 3
     places = [v[0] for v in pairs.values()]
     assert all(len(v) == 2 and v[0] == v[1] >= 0 for v in pairs.values()) and len(set(places)) == 3
@@ -306,7 +307,7 @@ def test_implicit_gemm_convs_match_naive_loops(d, case, blocks, dtype, rng, monk
     assert nn_conv.implicit(attrs, xs, ws, (n,) + ys[1:])
     geometry = nn_conv._geometry(attrs, xs, ws, (n,) + ys[1:])
     if blocks != "one column block":
-        nb, block, batch_minor = geometry[-7:-4]
+        nb, block, batch_minor = geometry["nb"], geometry["block"], geometry["minor"]
         assert block == 256 and nb < n and not batch_minor       # really several blocks and chunks
     x, w, dy, naive, cpu, kernels = _check_against_reference_and_naive(d, full, dtype, n, rng)
     assert kernels == ["conv_bpf", "conv_bpi", "conv_fwd"]
@@ -345,7 +346,8 @@ BIASED = [  # (C, O, spatial, kernel, padding, n, the conv kernel's path)
 
 
 def _path(attrs, xs, ws, ys) -> str:
-    nb, block, batch_minor = nn_conv._geometry(attrs, xs, ws, ys)[-7:-4]
+    g = nn_conv._geometry(attrs, xs, ws, ys)
+    nb, block, batch_minor = g["nb"], g["block"], g["minor"]
     if block:
         return "implicit"
     if nb == 1 and nn_conv._pointwise(attrs, ws[2:]):

@@ -113,7 +113,7 @@ def test_chunks_and_workers(workers, dtype, rng, monkeypatch):
     monkeypatch.setenv("STATICGRAPH_KERNEL_THREADS", str(workers))
     monkeypatch.setattr(nn_wino_tile, "CHUNK_ELEMENTS", 2 * 64 * (32 + 64))
     g = nn_wino_tile.geometry(_attrs((0, 0)), (7, 32, 8, 8), (64, 32, 5, 5), (7, 64, 4, 4))
-    assert (g[22], g[25]) == (2, workers)
+    assert (g["nb"], g["T"]) == (2, workers)
     _check(rng, 7, 32, 64, (8, 8), (5, 5), (0, 0), dtype)
 
 
@@ -134,7 +134,7 @@ def test_bias_is_fused_and_trains_like_the_reference(dtype, rng):
     kernels = [c.kernel for c in calls]
     assert "tile_fwd" in kernels and "ew_Add" not in kernels
     assert not any(c.op.type == "SumToLike" for c in calls)          # the bias gradient's sum ...
-    assert any(c.kernel == "tile_bpf" and c.args[4] is not c.args[2] for c in calls)    # ... is tile_bpf's BG
+    assert any(c.kernel == "tile_bpf_dw" and c.args[2] is not c.args[0] for c in calls)    # ... is tile_bpf_dw's BG
     x = rng.standard_normal((5, 32, 8, 8)).astype(dtype)
     init = [rng.standard_normal(v.shape).astype(dtype) * 0.1 for v in (conv.weight, conv.bias)]
     cpu, ref = train_on_cpu_and_reference((conv.weight, conv.bias), init, [y, loss] + grads, train,

@@ -17,7 +17,7 @@ from staticgraph.graph import Operation
 from staticgraph.shapes import fmt
 
 from ...schedule import Schedule
-from .lowerings import EW_SIZE, LOWERINGS, Env, View, ew_record, ew_share, loop_elements
+from .lowerings import PHASES, EW_SIZE, LOWERINGS, Env, View, ew_record, ew_share, loop_elements
 from .library import ELEMENTWISE
 
 
@@ -182,6 +182,27 @@ class Lowering:
         self.prog.calls.extend(Call(kernel, args, functools.partial(share, t=t), size + 1, self._op, inplace,
                                     n_in=n_in, share=(t, g) if g > 1 else ()) for t in range(g))
 
+    def _split_phases(self) -> None:
+        """Every main call of a kernel of ``PHASES`` becomes its phases: the single ones with the
+        call's record, the shared ones as ``_shares`` whose records add the share's index (on the
+        workers where the record's worker count is 2 or more)."""
+        prog = self.prog
+        calls, prog.calls = prog.calls, []
+        for call in calls:
+            if call.kernel not in PHASES:
+                prog.calls.append(call)
+                continue
+            workers_at, phases = PHASES[call.kernel]
+            self._op = call.op
+            for ph in phases:
+                args = tuple(call.args[i] for i in ph.args)
+                if not ph.shared:
+                    prog.calls.append(Call(ph.kernel, args, call.record, call.size, call.op, n_in=ph.n_in))
+                    continue
+                self._shares(ph.kernel, args, lambda env, t, g, rec=call.record: rec(env) + [t], call.size + 1,
+                             lambda env, rec=call.record, at=workers_at: rec(env)[at], 2, ph.n_in, ())
+        self._op = None
+
     def _split_elementwise(self) -> None:
         """Every main elementwise call of a kernel with no error check becomes a ``split_call``
         along its outermost loop dim (``kernels.ew_share``), run on the workers from ``EW_GROUP_WORK``
@@ -325,6 +346,7 @@ class Lowering:
             else:
                 self.ew("Add" if mode == "add" else "Sub", slot, [slot, value], inplace=False, writeback=True)
         self._op = None
+        self._split_phases()
         self._split_elementwise()
         pos = 0
         for i, call in enumerate(prog.all_calls):     # a group's shares are one time (they run at once)

@@ -77,6 +77,28 @@ def lowers(*types: str):
     return deco
 
 
+class Phase(NamedTuple):
+    """One step of a kernel call that runs in phases (``PHASES``): ``kernel`` over the call's
+    arguments at ``args`` (the first ``n_in`` of them inputs), once or, with ``shared``, as one
+    share per worker (share t reads its index at the record's ``share`` field)."""
+    kernel: str
+    args: tuple
+    n_in: int
+    shared: bool
+
+
+# kernel -> (the record field that holds its worker count, its phases). A call of such a kernel
+# becomes its phases after the call rewrites (which see the one call): the work a kernel would
+# split with a ``prange`` runs as a group of share calls of the step loop instead, so the kernel
+# itself stays serial (a ``prange`` body costs Numba several optimisations of everything it calls)
+PHASES: Dict[str, tuple] = {}
+
+
+def runs_in_phases(kernel: str, workers_at: int, *phases: Phase) -> None:
+    """Register the phases of calls of ``kernel`` (see ``PHASES``)."""
+    PHASES[kernel] = (workers_at, phases)
+
+
 def origin(op: Operation) -> Operation:
     """The user-graph op that ``op`` stands for (passes copy ops and record ``origin``)."""
     return getattr(op, "origin", None) or op

@@ -51,12 +51,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Callable, List
+from typing import Callable, Dict, List
 
 from . import nn_wino_tile, nn_winograd, threads
 from .lowerings import lowers
+from .records import CONV
 
-CONV_SIZE = 4 + 30
+CONV_SIZE = CONV.size
 CHUNK_ELEMENTS = 1 << 19      # the im2col columns of one chunk of samples hold at most this many elements (2 MB in
                               # float32: cache-sized; LeNet b256 ~70 -> ~52 ms, b64 ~18 -> ~13 ms against 1 << 22)
 POINTWISE_POSITIONS = 256     # a pointwise conv with this many outputs per sample skips im2col
@@ -129,10 +130,11 @@ def minor(yshape, nb: int) -> bool:
     return nb > 1 and yshape[-1] < MINOR_ROW
 
 
-def _geometry(attrs: dict, xshape, wshape, yshape) -> List[int]:
-    """N, C, D, H, W, O, KD, KH, KW, OD, OH, OW, stride, padding, dilation, groups, nb, the column
-    block of an implicit conv (0: im2col), whether im2col runs batch-minor, the workers T and each
-    one's workspace, then the fused bias (none: 0, 0)."""
+def _geometry(attrs: dict, xshape, wshape, yshape) -> Dict[str, int]:
+    """The conv record's geometry fields (``records.CONV`` from ``N`` to ``region``, and no fused
+    bias): dims, stride, padding, dilation, groups, samples per chunk, the column block of an
+    implicit conv (0: im2col), whether im2col runs batch-minor, the workers T and each one's
+    workspace region."""
     n, c = xshape[:2]
     o, taps = wshape[0], math.prod(wshape[2:])
     positions = math.prod(yshape[2:])
@@ -146,26 +148,28 @@ def _geometry(attrs: dict, xshape, wshape, yshape) -> List[int]:
         nb, block = _chunk(n, per_sample, workers, _one_sample(attrs, wshape, yshape, per_sample)), 0
         workers = max(1, min(workers, -(-n // nb)))
     batch_minor = int(not block and minor(yshape, nb))
-    g = ([n, c] + _as3(xshape[2:], 1) + [o] + _as3(wshape[2:], 1) + _as3(yshape[2:], 1)
-         + _as3(attrs["stride"], 1) + _as3(attrs["padding"], 0) + _as3(attrs["dilation"], 1)
-         + [attrs["groups"], nb, block, batch_minor])
+    g = dict(zip(("N", "C", "D", "H", "W", "O", "KD", "KH", "KW", "OD", "OH", "OW", "sd", "sh", "sw", "pd", "ph",
+                  "pw", "dd", "dh", "dw"),
+                 [n, c] + _as3(xshape[2:], 1) + [o] + _as3(wshape[2:], 1) + _as3(yshape[2:], 1)
+                 + _as3(attrs["stride"], 1) + _as3(attrs["padding"], 0) + _as3(attrs["dilation"], 1)))
+    g.update(groups=attrs["groups"], nb=nb, block=block, minor=batch_minor, T=workers, has_bias=0, bias_off=0)
     if block:     # the per-tap weights and two grids (the kernels' _grid_dims and _implicit)
-        offmax = ((g[6] - 1) * g[18] * grid[1] + (g[7] - 1) * g[19]) * grid[2] + (g[8] - 1) * g[20]
-        size = taps * o * c + 2 * max(c, o) * (nb * math.prod(grid) + offmax)
+        offmax = ((g["KD"] - 1) * g["dd"] * grid[1] + (g["KH"] - 1) * g["dh"]) * grid[2] + (g["KW"] - 1) * g["dw"]
+        g["region"] = taps * o * c + 2 * max(c, o) * (nb * math.prod(grid) + offmax)
     else:         # a worker's columns (C * prod(K) rows by nb * prod(out)), chunk output rows, transposed chunk
-        size = (c * taps + o) * nb * positions + batch_minor * c * nb * math.prod(xshape[2:])
-    return g + [workers, size, 0, 0]
+        g["region"] = (c * taps + o) * nb * positions + batch_minor * c * nb * math.prod(xshape[2:])
+    return g
 
 
 def _workspace_size(attrs: dict, xshape, wshape, yshape, kernel: str) -> int:
     """Each im2col worker's region, and (``conv_bpf``) each one's partial filter gradient and (O, P)
     bias sums (``fuse_bias_grad``); an implicit conv's one region (its workers split each GEMM)."""
     g = _geometry(attrs, xshape, wshape, yshape)
-    regions, size = (1 if g[-6] else g[-4]), g[-3]
+    regions, size = (1 if g["block"] else g["T"]), g["region"]
     if kernel != "conv_bpf":
         return regions * size
     partial = wshape[0] * (xshape[1] // attrs["groups"]) * math.prod(wshape[2:])
-    return regions * size + regions * partial + g[-4] * wshape[0] * math.prod(yshape[2:])   # + bias sums
+    return regions * size + regions * partial + g["T"] * wshape[0] * math.prod(yshape[2:])   # + bias sums
 
 
 def _lower(b, op, kernel: str, inputs, shapes_of, attrs: dict) -> None:
@@ -208,26 +212,29 @@ class ConvRecord:
     geometry: Callable = None
 
     def __call__(self, env) -> List[int]:
-        rec = [env.off(self.a), env.off(self.w), env.off(self.out), env.off(self.ws)]
-        rec += (self.geometry or _geometry)(self.attrs, *self.shapes_of(env))
+        return CONV.pack(self.fields(env))
+
+    def fields(self, env) -> Dict[str, int]:
+        """The record as ``{field: value}`` (``records.CONV``)."""
+        g = (self.geometry or _geometry)(self.attrs, *self.shapes_of(env))
         if self.bias is not None:
-            rec[-2:] = [1, env.off(self.bias)]
-        kept = _kept(rec[4:]) if self.keep else 0
-        rec.append(rec[3] if kept else -1)
-        rec[3] += kept
-        return rec
+            g.update(has_bias=1, bias_off=env.off(self.bias))
+        ws = env.off(self.ws)
+        kept = _kept(g) if self.keep else 0
+        return dict(g, x_off=env.off(self.a), w_off=env.off(self.w), y_off=env.off(self.out), ws_off=ws + kept,
+                    kept=ws if kept else -1)
 
 
-def _kept(g: List[int]) -> int:
+def _kept(g: Dict[str, int]) -> int:
     """Elements of the whole batch's im2col columns (N * C * prod(kernel) * prod(out)) where
     ``keep_columns`` keeps them for the geometry ``g`` (``_geometry``): an im2col conv whose
     workers run one chunk each (their columns are written once a step either way); else 0. With
     more chunks than workers a worker's chunks reuse its cache-sized region, and kept columns cost
     a write and a read of memory per chunk (measured, LeNet's conv2 at batch 256, 4 chunks a
     worker: a step 5% slower; at batch 64, one chunk a worker: 7% faster)."""
-    if g[23] or -(-g[0] // max(1, g[22])) > g[25]:
+    if g["block"] or -(-g["N"] // max(1, g["nb"])) > g["T"]:
         return 0
-    return math.prod(g[0:2]) * math.prod(g[6:12])     # N * C * KD * KH * KW * OD * OH * OW
+    return math.prod(g[k] for k in ("N", "C", "KD", "KH", "KW", "OD", "OH", "OW"))
 
 
 def _lower_conv(b, op, kind: str, inputs, conv_shapes) -> None:

@@ -47,10 +47,11 @@ from dataclasses import replace
 from typing import Callable
 
 from . import nn_conv, nn_pool
-from .lowerings import Env
+from .lowerings import Env, Phase, runs_in_phases
+from .records import CONV_POOL_BPF, CONV_POOL_FWD, RecordSpec
 
-FWD_SIZE = nn_conv.CONV_SIZE + 13
-BPF_SIZE = nn_conv.CONV_SIZE + 2
+FWD_SIZE = CONV_POOL_FWD.size
+BPF_SIZE = CONV_POOL_BPF.size
 
 def _static(shape) -> bool:
     return shape is not None and None not in tuple(shape)[1:]
@@ -84,17 +85,19 @@ def _only_readers(prog, readers, viewed, key, calls) -> bool:
     return readers.get(key, 0) == len(calls) and key not in viewed and key not in assigned
 
 
-def _with_tail(conv_record: nn_conv.ConvRecord, tail: Callable[[Env], list]) -> Callable[[Env], list]:
-    return lambda env: conv_record(env) + tail(env)
+def _with_tail(spec: RecordSpec, conv_record: nn_conv.ConvRecord, tail: Callable[[Env], dict]) -> Callable[[Env], list]:
+    """The record function of a fused kernel: the conv's record and the pooling's fields (``spec``)."""
+    return lambda env: spec.pack(dict(conv_record.fields(env), **tail(env)))
 
 
-def _pool_tail(pool_op, pooled, indices) -> Callable[[Env], list]:
-    """The forward record's tail: the indices' offset, then the pooled dims, kernel, stride, dilation."""
+def _pool_tail(pool_op, pooled, indices) -> Callable[[Env], dict]:
+    """The forward record's tail (``records.CONV_POOL_FWD``): the indices' offset, then the pooled
+    dims, the pooling's kernel, stride, dilation."""
     k = len(pool_op.attrs["kernel_size"])
     dilation = pool_op.attrs.get("dilation", (1,) * k)
-    fixed = [v for a in (pool_op.attrs["kernel_size"], pool_op.attrs["stride"], dilation)
-             for v in nn_pool._as3(a, k, 1)]
-    return lambda env: [env.off(indices)] + nn_pool._as3(env.shape(pooled)[2:], k, 1) + fixed
+    fixed = dict(pool_kernel=nn_pool._as3(pool_op.attrs["kernel_size"], k, 1),
+                 pool_stride=nn_pool._as3(pool_op.attrs["stride"], k, 1), pool_dilation=nn_pool._as3(dilation, k, 1))
+    return lambda env: dict(fixed, i_off=env.off(indices), pool_out=nn_pool._as3(env.shape(pooled)[2:], k, 1))
 
 
 def _shares_of(prog, kernel: str, arg: int) -> dict:
@@ -123,7 +126,7 @@ def fuse_pool(lowering) -> None:
         pool_op, (values, indices) = shares[0].op, shares[0].args[1:3]
         if not (_one_sample_im2col(conv.op, *conv.op.inputs, conv.op.outputs[0]) and _windows_inside(pool_op)):
             continue
-        conv.record = _with_tail(replace(conv.record, out=values), _pool_tail(pool_op, values, indices))
+        conv.record = _with_tail(CONV_POOL_FWD, replace(conv.record, out=values), _pool_tail(pool_op, values, indices))
         conv.kernel, conv.size, conv.n_in, conv.args = "conv_pool_fwd", FWD_SIZE, 2, (x, w, values, indices, ws)
         ws.shape_fn = lambda env, f=ws.shape_fn, w=w: (f(env)[0] + math.prod(env.shape(w)),)    # + W^T
         ws.why += ", W^T"
@@ -139,8 +142,17 @@ def fuse_pool(lowering) -> None:
         x_, dy_, w_ = conv.op.inputs
         if shares[0].op.attrs["spatial_dims"] != len(dy_.shape) - 2 or not _one_sample_im2col(conv.op, x_, w_, dy_):
             continue
-        conv.record = _with_tail(replace(conv.record, w=g),
-                                 lambda env, idx=idx, g=g: [env.off(idx), math.prod(env.shape(g)[2:])])
+        conv.record = _with_tail(CONV_POOL_BPF, replace(conv.record, w=g),
+                                 lambda env, idx=idx, g=g: dict(i_off=env.off(idx), pool_plane=math.prod(env.shape(g)[2:])))
         conv.kernel, conv.size, conv.n_in, conv.args = "conv_pool_bpf", BPF_SIZE, 3, (x, g, idx, dw, ws, bg)
         for share in shares:
             prog.calls.remove(share)
+
+
+# The kernels run in phases (``lowerings.PHASES``): conv_pool_fwd (X, W, V, I, WS): W^T, then the
+# samples' shares on the kernel workers; conv_pool_bpf (X, Gp, I, dW, WS, BG): the workers' partial
+# filter gradients, then their sum (and the fused bias gradient)
+runs_in_phases("conv_pool_fwd", CONV_POOL_FWD.at.T, Phase("conv_pool_wt", (1, 4), 1, False),
+               Phase("conv_pool_fwd", (0, 1, 2, 3, 4), 2, True))
+runs_in_phases("conv_pool_bpf", CONV_POOL_BPF.at.T, Phase("conv_pool_bpf", (0, 1, 2, 4), 3, True),
+               Phase("conv_pool_bpf_reduce", (3, 4, 5), 0, False))

@@ -43,11 +43,13 @@ Record: ``nn_conv.ConvRecord``'s, with the chunk size at q + 22 and each worker'
 from __future__ import annotations
 
 import os
-from typing import List
+from typing import Dict
 
 import numpy as np
 
 from . import threads
+from .lowerings import Phase, runs_in_phases
+from .records import CONV
 from .tile_matrices import ALIGN, MAX_A, POINTS, matrices  # noqa: F401  (re-exported: the family's matrices)
 
 MAX_COST = 0.6                   # at most this share of im2col's multiply-adds
@@ -80,8 +82,8 @@ def applies(attrs: dict, xshape, wshape, yshape, dtype) -> bool:
     return tile <= MAX_COST * m2 * kh * kw * c * o
 
 
-def geometry(attrs: dict, xshape, wshape, yshape) -> List[int]:
-    """``nn_conv._geometry`` with this family's chunk samples (q + 22) and worker region (q + 26)."""
+def geometry(attrs: dict, xshape, wshape, yshape) -> Dict[str, int]:
+    """``nn_conv._geometry`` with this family's chunk samples (``nb``), workers and worker region."""
     from .nn_conv import _geometry
     g = _geometry(attrs, xshape, wshape, yshape)
     n, c = xshape[:2]
@@ -90,8 +92,7 @@ def geometry(attrs: dict, xshape, wshape, yshape) -> List[int]:
     a2 = (oh + kh - 1) * (ow + kw - 1)
     workers = max(1, min(threads.kernel_threads(), n))
     nb = max(1, min(-(-n // workers), CHUNK_ELEMENTS // (a2 * (c + o))))
-    g[22], g[25] = nb, workers
-    g[26] = _ld(a2 * nb * c) + _ld(a2 * nb * o) + _ld(nb * c * a2) + _ld(a2 * o * c)
+    g.update(nb=nb, T=workers, region=_ld(a2 * nb * c) + _ld(a2 * nb * o) + _ld(nb * c * a2) + _ld(a2 * o * c))
     return g
 
 
@@ -101,6 +102,17 @@ def workspace_size(attrs: dict, xshape, wshape, yshape) -> int:
     g = geometry(attrs, xshape, wshape, yshape)
     o, c, kh, kw = wshape
     oh, ow = yshape[2:]
-    a2, r2, workers = (oh + kh - 1) * (ow + kw - 1), kh * kw, g[25]
+    a2, r2, workers = (oh + kh - 1) * (ow + kw - 1), kh * kw, g["T"]
     head = a2 * a2 + oh * ow * a2 + a2 * r2 + a2 * o * c + c * o * r2 + workers * o * oh * ow
-    return head + 5 * ALIGN + workers * g[26]
+    return head + 5 * ALIGN + workers * g["region"]
+
+
+# The kernels run in phases (``lowerings.PHASES``): the transform matrices, then U's bands and the
+# samples' shares on the kernel workers; the filter gradient's partial dU per worker, then dW's bands.
+# args: tile_fwd / tile_bpi (X or dY, W, Y or dX, WS); tile_bpf (X, dY, dW, WS, BG)
+runs_in_phases("tile_fwd", CONV.at.T, Phase("tile_prep", (3,), 0, False), Phase("tile_fwd_u", (1, 3), 1, True),
+               Phase("tile_fwd", (0, 1, 2, 3), 2, True))
+runs_in_phases("tile_bpi", CONV.at.T, Phase("tile_prep", (3,), 0, False), Phase("tile_bpi_u", (1, 3), 1, True),
+               Phase("tile_bpi", (0, 1, 2, 3), 2, True))
+runs_in_phases("tile_bpf", CONV.at.T, Phase("tile_prep", (3,), 0, False), Phase("tile_bpf", (0, 1, 3), 2, True),
+               Phase("tile_bpf_dw", (2, 3, 4), 0, True))

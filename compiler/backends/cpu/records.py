@@ -64,3 +64,22 @@ def _parse(fields: str) -> Iterable[Tuple[str, int]]:
     for item in fields.split():
         name, _, width = item.partition("*")
         yield name, int(width) if width else 1
+
+
+# -- the conv family (nn_conv, nn_conv_pool, nn_wino_tile): one record, two tails ------------------
+# offsets of the kernel's 2 inputs, output and workspace; input dims; output channels; kernel
+# dims; output dims; stride, padding, dilation (depth, height, width); groups; samples per chunk;
+# an implicit conv's column block (0: im2col); batch-minor im2col (0/1); workers T and each one's
+# workspace region; a fused per-channel bias (0/1) and its offset in the weight's array; where
+# the whole batch's im2col columns are kept (-1: not kept)
+CONV = RecordSpec("conv", "x_off w_off y_off ws_off N C D H W O KD KH KW OD OH OW sd sh sw pd ph pw dd dh dw "
+                          "groups nb block minor T region has_bias bias_off kept")
+# conv_pool_fwd: the pooling indices' offset, the pooled dims, the pooling's kernel, stride, dilation
+CONV_POOL_FWD = CONV.extend("conv_pool_fwd", "i_off pool_out*3 pool_kernel*3 pool_stride*3 pool_dilation*3")
+# conv_pool_bpf: the pooling indices' offset, the pooled plane's size
+CONV_POOL_BPF = CONV.extend("conv_pool_bpf", "i_off pool_plane")
+# a share of a kernel that runs in phases (``lowerings.PHASES``): the family's record, then the
+# share's index and the step loop's group flag (read in share 0's: run the shares on the workers)
+CONV_SHARE = CONV.extend("conv_share", "share group")
+CONV_POOL_FWD_SHARE = CONV_POOL_FWD.extend("conv_pool_fwd_share", "share group")
+CONV_POOL_BPF_SHARE = CONV_POOL_BPF.extend("conv_pool_bpf_share", "share group")

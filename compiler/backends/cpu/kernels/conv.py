@@ -4,8 +4,11 @@ The algorithms, the workspace and the record are described in ``nn_conv.py`` (th
 import numpy as np
 from numba import njit, prange
 
+from ..records import CONV
 from .base import JIT, NT, OFF, ON, ONE, PJIT, TR, ZERO
 from .gemm import _blas_at_most, _blas_restore, _gemm, _gemm_par
+
+CV = CONV.at     # the conv record's field offsets (records.CONV)
 
 
 @njit(**JIT)
@@ -32,25 +35,25 @@ def _conv_cols(X, xo, T, to, M, q, n0, m, scatter, u):
     before its rows are added). u == 1: X is (N, C, D, H, W) at xo and the columns are (sample, od,
     oh, ow); u == m (batch-minor): X is the chunk as (C, D, H, W, m) at xo and the columns are (od,
     oh, ow, sample), so each position moves u contiguous values (runs of OW * u at stride 1)."""
-    C = M[q + 1]
-    D = M[q + 2]
-    H = M[q + 3]
-    Wd = M[q + 4]
-    KD = M[q + 6]
-    KH = M[q + 7]
-    KW = M[q + 8]
-    OD = M[q + 9]
-    OH = M[q + 10]
-    OW = M[q + 11]
-    sd = M[q + 12]
-    sh = M[q + 13]
-    sw = M[q + 14]
+    C = M[q + CV.C]
+    D = M[q + CV.D]
+    H = M[q + CV.H]
+    Wd = M[q + CV.W]
+    KD = M[q + CV.KD]
+    KH = M[q + CV.KH]
+    KW = M[q + CV.KW]
+    OD = M[q + CV.OD]
+    OH = M[q + CV.OH]
+    OW = M[q + CV.OW]
+    sd = M[q + CV.sd]
+    sh = M[q + CV.sh]
+    sw = M[q + CV.sw]
     P = OD * OH * OW
     cols = m * P
     plane = D * H * Wd
-    if u == 1 and not scatter and sw == 1 and M[q + 15] == 0 and M[q + 16] == 0 and M[q + 17] == 0:
-        _conv_cols_inside(X, xo, T, to, n0, m, C, D, H, Wd, KD, KH, KW, OD, OH, OW, sd, sh, M[q + 18], M[q + 19],
-                          M[q + 20])
+    if u == 1 and not scatter and sw == 1 and M[q + CV.pd] == 0 and M[q + CV.ph] == 0 and M[q + CV.pw] == 0:
+        _conv_cols_inside(X, xo, T, to, n0, m, C, D, H, Wd, KD, KH, KW, OD, OH, OW, sd, sh, M[q + CV.dd], M[q + CV.dh],
+                          M[q + CV.dw])
         return
     ms = m if u == 1 else 1
     for c in range(C):
@@ -60,11 +63,11 @@ def _conv_cols(X, xo, T, to, M, q, n0, m, scatter, u):
                 for i in range(plane * u):
                     X[np.uint64(xb + i)] = 0
         for kd in range(KD):
-            lod, hid, ofd = _conv_range(OD, kd, sd, M[q + 15], M[q + 18], D)
+            lod, hid, ofd = _conv_range(OD, kd, sd, M[q + CV.pd], M[q + CV.dd], D)
             for kh in range(KH):
-                loh, hih, ofh = _conv_range(OH, kh, sh, M[q + 16], M[q + 19], H)
+                loh, hih, ofh = _conv_range(OH, kh, sh, M[q + CV.ph], M[q + CV.dh], H)
                 for kw in range(KW):
-                    low, hiw, ofw = _conv_range(OW, kw, sw, M[q + 17], M[q + 20], Wd)
+                    low, hiw, ofw = _conv_range(OW, kw, sw, M[q + CV.pw], M[q + CV.dw], Wd)
                     row = to + (((c * KD + kd) * KH + kh) * KW + kw) * cols
                     for s in range(ms):
                         xb = xo + ((n0 + s) * C + c) * plane if u == 1 else xo + c * plane * u
@@ -165,8 +168,8 @@ def _chunk_cols(X, xo, WS, so, xt, M, q, n0, m, minor, direct, scatter):
     """im2col (with scatter: col2im) between samples [n0, n0 + m) of X and the columns at so:
     batch-minor through the chunk transposed to (C, *in, m) at xt, or straight; nothing for a
     pointwise conv of one sample (its GEMMs use X's planes in place)."""
-    C = M[q + 1]
-    plane = M[q + 2] * M[q + 3] * M[q + 4]
+    C = M[q + CV.C]
+    plane = M[q + CV.D] * M[q + CV.H] * M[q + CV.W]
     if minor:
         if not scatter:
             _conv_rows(X, xo, WS, xt, C, plane, n0, m, ON, ON)
@@ -200,50 +203,51 @@ def _group_cols(T, to, WS, so, n0, C, g, R, P, cols, own):
 
 @njit(**JIT)
 def _conv_offsets(M, p):
-    """A conv record's element offsets (the kernel's 2 inputs, output, workspace) and where its geometry starts."""
-    return M[p], M[p + 1], M[p + 2], M[p + 3], p + 4
+    """A conv record's element offsets (the kernel's 2 inputs, output, workspace) and the record's
+    start, from which its fields are read (``records.CONV``)."""
+    return M[p + CV.x_off], M[p + CV.w_off], M[p + CV.y_off], M[p + CV.ws_off], p
 
 
 @njit(**JIT)
 def _conv_dims(M, q):
     """N, C, O, G, nb, R = C/G * prod(K), P = prod(out)."""
-    G = M[q + 21]
-    R = M[q + 1] // G * M[q + 6] * M[q + 7] * M[q + 8]
-    return M[q], M[q + 1], M[q + 5], G, M[q + 22], R, M[q + 9] * M[q + 10] * M[q + 11]
+    G = M[q + CV.groups]
+    R = M[q + CV.C] // G * M[q + CV.KD] * M[q + CV.KH] * M[q + CV.KW]
+    return M[q + CV.N], M[q + CV.C], M[q + CV.O], G, M[q + CV.nb], R, M[q + CV.OD] * M[q + CV.OH] * M[q + CV.OW]
 
 
 @njit(**JIT)
 def _cols_at(M, q, so, first):
     """Where the im2col columns of a chunk go (``first``: the elements of the batch's columns
     before it, n0 * G * R * P): the worker's workspace at so, or (``keep_columns``) their place
-    among the whole batch's columns at M[q + 29], which the forward writes and the filter
+    among the whole batch's columns at M[q + CV.kept], which the forward writes and the filter
     gradient reads."""
-    return so if M[q + 29] < 0 else M[q + 29] + first
+    return so if M[q + CV.kept] < 0 else M[q + CV.kept] + first
 
 
 @njit(**JIT)
 def _conv_pointwise(M, q):
     """A 1x1(x1) kernel, stride 1, no padding: a sample's columns are its input planes as they are."""
-    return (M[q + 6] == 1 and M[q + 7] == 1 and M[q + 8] == 1 and M[q + 12] == 1 and M[q + 13] == 1
-            and M[q + 14] == 1 and M[q + 15] == 0 and M[q + 16] == 0 and M[q + 17] == 0)
+    return (M[q + CV.KD] == 1 and M[q + CV.KH] == 1 and M[q + CV.KW] == 1 and M[q + CV.sd] == 1 and M[q + CV.sh] == 1
+            and M[q + CV.sw] == 1 and M[q + CV.pd] == 0 and M[q + CV.ph] == 0 and M[q + CV.pw] == 0)
 
 
 @njit(**JIT)
 def _grid_dims(M, q):
     """The padded grid of an implicit conv: Dp, Hp, Wp and the largest tap offset in it."""
-    Dp = M[q + 2] + 2 * M[q + 15]
-    Hp = M[q + 3] + 2 * M[q + 16]
-    Wp = M[q + 4] + 2 * M[q + 17]
-    offmax = ((M[q + 6] - 1) * M[q + 18] * Hp + (M[q + 7] - 1) * M[q + 19]) * Wp + (M[q + 8] - 1) * M[q + 20]
+    Dp = M[q + CV.D] + 2 * M[q + CV.pd]
+    Hp = M[q + CV.H] + 2 * M[q + CV.ph]
+    Wp = M[q + CV.W] + 2 * M[q + CV.pw]
+    offmax = ((M[q + CV.KD] - 1) * M[q + CV.dd] * Hp + (M[q + CV.KH] - 1) * M[q + CV.dh]) * Wp + (M[q + CV.KW] - 1) * M[q + CV.dw]
     return Dp, Hp, Wp, offmax
 
 
 @njit(**JIT)
 def _tap_offset(M, q, t, Hp, Wp):
     """Grid offset of kernel tap t (kd, kh, kw): a valid output at grid column j reads column j + offset."""
-    KH = M[q + 7]
-    KW = M[q + 8]
-    return ((t // (KH * KW)) * M[q + 18] * Hp + (t // KW) % KH * M[q + 19]) * Wp + (t % KW) * M[q + 20]
+    KH = M[q + CV.KH]
+    KW = M[q + CV.KW]
+    return ((t // (KH * KW)) * M[q + CV.dd] * Hp + (t // KW) % KH * M[q + CV.dh]) * Wp + (t % KW) * M[q + CV.dw]
 
 
 @njit(**JIT)
@@ -300,13 +304,13 @@ def _grid(A, ao, T, to, ld, front, rows, n0, m, e0, e1, e2, p0, p1, p2, g0, g1, 
 def _implicit(M, q):
     """Taps K, grid Dp, Hp, Wp, plane S, largest tap offset, region size and column block of an
     implicit conv (regions: per-tap weights K*O*C, then two grids of ``big`` elements)."""
-    C = M[q + 1]
-    O = M[q + 5]
-    K = M[q + 6] * M[q + 7] * M[q + 8]
+    C = M[q + CV.C]
+    O = M[q + CV.O]
+    K = M[q + CV.KD] * M[q + CV.KH] * M[q + CV.KW]
     Dp, Hp, Wp, offmax = _grid_dims(M, q)
     S = Dp * Hp * Wp
-    big = max(C, O) * (M[q + 22] * S + offmax)
-    return K, Hp, Wp, S, offmax, big, M[q + 23]
+    big = max(C, O) * (M[q + CV.nb] * S + offmax)
+    return K, Hp, Wp, S, offmax, big, M[q + CV.block]
 
 
 @njit(**JIT)
@@ -318,19 +322,19 @@ def _conv_implicit_taps(A, ao, Z, zo, Wt, wo, WS, so, M, q, back):
     - forward: Ygrid = sum_t W_t @ Xgrid[:, offset_t:] (X placed at the padding);
     - input gradient: DXgrid = sum_t W_t^T @ DYgrid[:, -offset_t:] (dY at the grid's origin after
       offmax zeros in front; zeros at every position that is not an output)."""
-    N, C, O = M[q], M[q + 1], M[q + 5]
+    N, C, O = M[q + CV.N], M[q + CV.C], M[q + CV.O]
     K, Hp, Wp, S, offmax, big, LB = _implicit(M, q)
-    Dp = M[q + 2] + 2 * M[q + 15]
+    Dp = M[q + CV.D] + 2 * M[q + CV.pd]
     wt = so
     ga = so + K * O * C
     za = ga + big
-    x_side = (C, M[q + 2], M[q + 3], M[q + 4], M[q + 15], M[q + 16], M[q + 17])    # rows, extents, place
-    y_side = (O, M[q + 9], M[q + 10], M[q + 11], 0, 0, 0)
+    x_side = (C, M[q + CV.D], M[q + CV.H], M[q + CV.W], M[q + CV.pd], M[q + CV.ph], M[q + CV.pw])    # rows, extents, place
+    y_side = (O, M[q + CV.OD], M[q + CV.OH], M[q + CV.OW], 0, 0, 0)
     src, dst = (y_side, x_side) if back else (x_side, y_side)
     front = offmax if back else 0
     _conv_taps(Wt, wo, WS, wt, O, C, K, True)
-    for n0 in range(0, N, M[q + 22]):
-        m = min(M[q + 22], N - n0)
+    for n0 in range(0, N, M[q + CV.nb]):
+        m = min(M[q + CV.nb], N - n0)
         L = m * S
         ld = L + offmax
         _grid(A, ao, WS, ga, ld, front, src[0], n0, m, src[1], src[2], src[3], src[4], src[5], src[6],
@@ -339,7 +343,7 @@ def _conv_implicit_taps(A, ao, Z, zo, Wt, wo, WS, so, M, q, back):
             lb = min(LB, L - j0)
             for t in range(K):
                 off = _tap_offset(M, q, t, Hp, Wp)
-                _gemm_par(M[q + 25], TR if back else NT, NT, dst[0], lb, src[0], 1.0, WS, wt + t * O * C, C, WS,
+                _gemm_par(M[q + CV.T], TR if back else NT, NT, dst[0], lb, src[0], 1.0, WS, wt + t * O * C, C, WS,
                       ga + j0 + (offmax - off if back else off), ld, 0.0 if t == 0 else 1.0, WS, za + j0, L)
         _grid(Z, zo, WS, za, L, ZERO, dst[0], n0, m, dst[1], dst[2], dst[3], dst[4], dst[5], dst[6], Dp, Hp, Wp, OFF)
 
@@ -348,24 +352,24 @@ def _conv_implicit_taps(A, ao, Z, zo, Wt, wo, WS, so, M, q, back):
 def _conv_bpf_implicit(X, DY, DW, WS, xo, dyo, dwo, so, M, q):
     """DW_t = sum over columns of (the output-gradient grid) @ (the input grid shifted by t's
     offset)^T, accumulated over column blocks and chunks (GEMM's beta), then put back as (O, C, K)."""
-    N, C, O = M[q], M[q + 1], M[q + 5]
+    N, C, O = M[q + CV.N], M[q + CV.C], M[q + CV.O]
     K, Hp, Wp, S, offmax, big, LB = _implicit(M, q)
     dwt = so
     xa = so + K * O * C
     ga = xa + big
-    for n0 in range(0, N, M[q + 22]):
-        m = min(M[q + 22], N - n0)
+    for n0 in range(0, N, M[q + CV.nb]):
+        m = min(M[q + CV.nb], N - n0)
         L = m * S
         ld = L + offmax
-        _grid(X, xo, WS, xa, ld, ZERO, C, n0, m, M[q + 2], M[q + 3], M[q + 4], M[q + 15], M[q + 16], M[q + 17],
-              M[q + 2] + 2 * M[q + 15], Hp, Wp, True)
-        _grid(DY, dyo, WS, ga, L, ZERO, O, n0, m, M[q + 9], M[q + 10], M[q + 11], ZERO, ZERO, ZERO,
-              M[q + 2] + 2 * M[q + 15], Hp, Wp, True)
+        _grid(X, xo, WS, xa, ld, ZERO, C, n0, m, M[q + CV.D], M[q + CV.H], M[q + CV.W], M[q + CV.pd], M[q + CV.ph], M[q + CV.pw],
+              M[q + CV.D] + 2 * M[q + CV.pd], Hp, Wp, True)
+        _grid(DY, dyo, WS, ga, L, ZERO, O, n0, m, M[q + CV.OD], M[q + CV.OH], M[q + CV.OW], ZERO, ZERO, ZERO,
+              M[q + CV.D] + 2 * M[q + CV.pd], Hp, Wp, True)
         for j0 in range(0, L, LB):
             lb = min(LB, L - j0)
             for t in range(K):
                 off = _tap_offset(M, q, t, Hp, Wp)
-                _gemm_par(M[q + 25], NT, TR, O, C, lb, 1.0, WS, ga + j0, L, WS, xa + j0 + off, ld,
+                _gemm_par(M[q + CV.T], NT, TR, O, C, lb, 1.0, WS, ga + j0, L, WS, xa + j0 + off, ld,
                       0.0 if n0 == 0 and j0 == 0 else 1.0, WS, dwt + t * O * C, C)
     _conv_taps(DW, dwo, WS, dwt, O, C, K, False)
 
@@ -382,7 +386,7 @@ def _fwd_chunks(X, xo, Wt, wo, Y, yo, WS, so, M, q, t, T):
     for n0 in range(t * nb, N, T * nb):
         m = min(nb, N - n0)
         cols = m * P
-        minor = M[q + 24] != 0 and m > 1
+        minor = M[q + CV.minor] != 0 and m > 1
         co = _cols_at(M, q, so, n0 * G * R * P)
         _chunk_cols(X, xo, WS, co, xt, M, q, n0, m, minor, direct, False)
         for g in range(G):
@@ -393,8 +397,8 @@ def _fwd_chunks(X, xo, Wt, wo, Y, yo, WS, so, M, q, t, T):
                 _gemm(NT, NT, Og, cols, R, 1.0, Wt, wo + g * Og * R, R, t_, to, cols, 0.0, WS, ro + g * Og * cols, cols)
         if m > 1:
             _conv_rows(Y, yo, WS, ro, O, P, n0, m, OFF, minor)
-        if M[q + 27]:      # + the per-channel bias at M[q + 28] of Wt's array (a fused Add)
-            _conv_bias(Y, yo, Wt, M[q + 28], n0, m, O, P)
+        if M[q + CV.has_bias]:      # + the per-channel bias at M[q + CV.bias_off] of Wt's array (a fused Add)
+            _conv_bias(Y, yo, Wt, M[q + CV.bias_off], n0, m, O, P)
 
 
 @njit(**JIT)
@@ -440,9 +444,9 @@ def _bpf_chunks(X, xo, DY, dyo, WS, acc, so, bs, M, q, t, T):
     for n0 in range(t * nb, N, T * nb):
         m = min(nb, N - n0)
         cols = m * P
-        minor = M[q + 24] != 0 and m > 1
+        minor = M[q + CV.minor] != 0 and m > 1
         co = _cols_at(M, q, so, n0 * G * R * P)
-        if M[q + 29] < 0:      # else the forward's columns, kept (``keep_columns``)
+        if M[q + CV.kept] < 0:      # else the forward's columns, kept (``keep_columns``)
             _chunk_cols(X, xo, WS, co, xt, M, q, n0, m, minor, direct, False)
         if m > 1:
             _conv_rows(DY, dyo, WS, ro, O, P, n0, m, ON, minor)
@@ -466,7 +470,7 @@ def _bpi_chunks(DY, dyo, Wt, wo, DX, dxo, WS, so, M, q, t, T):
     for n0 in range(t * nb, N, T * nb):
         m = min(nb, N - n0)
         cols = m * P
-        minor = M[q + 24] != 0 and m > 1
+        minor = M[q + CV.minor] != 0 and m > 1
         if m > 1:
             _conv_rows(DY, dyo, WS, ro, O, P, n0, m, ON, minor)
         for g in range(G):
@@ -484,15 +488,15 @@ def conv_fwd(X, Wt, Y, WS, M, E, p):
     if R == 0:
         for i in range(N * O * P):
             Y[yo + i] = 0
-        if M[q + 27]:
-            _conv_bias(Y, yo, Wt, M[q + 28], ZERO, N, O, P)
+        if M[q + CV.has_bias]:
+            _conv_bias(Y, yo, Wt, M[q + CV.bias_off], ZERO, N, O, P)
         return
-    if M[q + 23]:
+    if M[q + CV.block]:
         _conv_implicit_taps(X, xo, Y, yo, Wt, wo, WS, so, M, q, False)
-        if M[q + 27]:
-            _conv_bias(Y, yo, Wt, M[q + 28], ZERO, N, O, P)
+        if M[q + CV.has_bias]:
+            _conv_bias(Y, yo, Wt, M[q + CV.bias_off], ZERO, N, O, P)
         return
-    T, size = M[q + 25], M[q + 26]
+    T, size = M[q + CV.T], M[q + CV.region]
     if T == 1:
         _fwd_chunks(X, xo, Wt, wo, Y, yo, WS, so, M, q, np.int64(0), np.int64(1))
         return
@@ -519,7 +523,7 @@ def _bpf_workers(X, xo, DY, dyo, WS, so, parts, sums, M, q):
     at parts + t * O * R (``_bpf_chunks``' transposed layout); with sums >= 0, worker t's bias sums
     at sums + t * O * P."""
     N, C, O, G, nb, R, P = _conv_dims(M, q)
-    T, size = M[q + 25], M[q + 26]
+    T, size = M[q + CV.T], M[q + CV.region]
     nt = _blas_at_most(ONE)
     for u in prange(T):
         t = np.int64(u)     # prange's index is unsigned: callees typed for int64 are reused
@@ -561,12 +565,12 @@ def conv_bpf(X, DY, DW, WS, BG, M, E, p):
     per chunk while it is in cache on the im2col path (the workers' sums after the partial DWs)."""
     xo, dyo, dwo, so, q = _conv_offsets(M, p)
     N, C, O, G, nb, R, P = _conv_dims(M, q)
-    T, size = M[q + 25], M[q + 26]
-    regions = 1 if M[q + 23] else T
+    T, size = M[q + CV.T], M[q + CV.region]
+    regions = 1 if M[q + CV.block] else T
     parts = so + regions * size        # the workers' partial (transposed) filter gradients
     sums = parts + regions * O * R
-    bias = M[q + 27] != 0
-    if R == 0 or N == 0 or M[q + 23]:
+    bias = M[q + CV.has_bias] != 0
+    if R == 0 or N == 0 or M[q + CV.block]:
         if N == 0:
             for i in range(O * R):
                 DW[dwo + i] = 0
@@ -576,7 +580,7 @@ def conv_bpf(X, DY, DW, WS, BG, M, E, p):
             for i in range(O * P):
                 WS[sums + i] = 0
             _bias_sums(DY, dyo, WS, sums, ZERO, N, O, P)
-            _bias_grad(BG, M[q + 28], WS, sums, ONE, O, P)
+            _bias_grad(BG, M[q + CV.bias_off], WS, sums, ONE, O, P)
         return
     if T == 1:
         _bpf_chunks(X, xo, DY, dyo, WS, parts, so, sums if bias else -1, M, q, np.int64(0), np.int64(1))
@@ -584,7 +588,7 @@ def conv_bpf(X, DY, DW, WS, BG, M, E, p):
         _bpf_workers(X, xo, DY, dyo, WS, so, parts, sums if bias else -1, M, q)
     _bpf_reduce(DW, dwo, WS, parts, T, O, G, R, R >= O // G)
     if bias:
-        _bias_grad(BG, M[q + 28], WS, sums, T, O, P)
+        _bias_grad(BG, M[q + CV.bias_off], WS, sums, T, O, P)
 
 
 @njit(**PJIT)
@@ -594,15 +598,15 @@ def conv_bpi(DY, Wt, DX, WS, M, E, p):
     dyo, wo, dxo, so, q = _conv_offsets(M, p)
     N, C, O, G, nb, R, P = _conv_dims(M, q)
     if R == 0 or O // G == 0:
-        for i in range(N * C * M[q + 2] * M[q + 3] * M[q + 4]):
+        for i in range(N * C * M[q + CV.D] * M[q + CV.H] * M[q + CV.W]):
             DX[dxo + i] = 0
         return
-    if M[q + 23]:
+    if M[q + CV.block]:
         _conv_implicit_taps(DY, dyo, DX, dxo, Wt, wo, WS, so, M, q, True)
         return
     # the same worker dispatch as conv_fwd's, on purpose not shared: one helper calling either
     # chunk loop links (and compiles) both into each kernel (measured: conv_fwd 41 -> 53 s)
-    T, size = M[q + 25], M[q + 26]
+    T, size = M[q + CV.T], M[q + CV.region]
     if T == 1:
         _bpi_chunks(DY, dyo, Wt, wo, DX, dxo, WS, so, M, q, np.int64(0), np.int64(1))
         return

@@ -2,12 +2,17 @@
 
 The algorithms and the record are described in ``nn_conv_pool.py`` (the lowering side)."""
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from .base import JIT, NT, OFF, ON, ONE, PJIT, TR, ZERO
-from .gemm import _blas_at_most, _blas_restore, _copy_transposed, _gemm
+from ..records import CONV_POOL_BPF, CONV_POOL_BPF_SHARE, CONV_POOL_FWD, CONV_POOL_FWD_SHARE
+from .base import JIT, NT, OFF, ON, ONE, TR, ZERO
+from .gemm import _copy_transposed, _gemm
 from .conv import _bias_grad, _bias_sums, _bpf_reduce, _chunk_cols, _conv_bias, _conv_dims, _conv_offsets, _conv_pointwise, _group_cols
 from .pool import _pool_last, _pool_last_fast, _pool_lowest, _pool_max_inside, _pool_unpool
+
+FW = CONV_POOL_FWD.at     # conv_pool_fwd's record: the conv's, then the pooling's (records.py)
+BW = CONV_POOL_BPF.at     # conv_pool_bpf's
+FS, BS = CONV_POOL_FWD_SHARE.at, CONV_POOL_BPF_SHARE.at     # ... and their shares' (the share's index)
 
 
 @njit(**JIT)
@@ -21,13 +26,12 @@ def _conv_pool_samples(X, xo, Wt, wo, V, vo, I, io, WS, so, wt, M, q, t, T):
     Og = O // G
     direct = _conv_pointwise(M, q)
     ys = so + G * R * P
-    u = q + 31
-    o0, o1, o2 = M[u], M[u + 1], M[u + 2]
+    o0, o1, o2 = M[q + FW.pool_out], M[q + FW.pool_out + 1], M[q + FW.pool_out + 2]
     oplane = o0 * o1 * o2
     low = _pool_lowest(V)
-    last = _pool_last_fast(M[u + 3], M[u + 4], M[u + 5])
-    hasb = M[q + 27] != 0
-    bo = M[q + 28] if hasb else wo
+    last = _pool_last_fast(M[q + FW.pool_kernel], M[q + FW.pool_kernel + 1], M[q + FW.pool_kernel + 2])
+    hasb = M[q + FW.has_bias] != 0
+    bo = M[q + FW.bias_off] if hasb else wo
     for n in range(t, N, T):
         _chunk_cols(X, xo, WS, so, so, M, q, n, ONE, OFF, direct, False)
         for g in range(G):
@@ -37,37 +41,36 @@ def _conv_pool_samples(X, xo, Wt, wo, V, vo, I, io, WS, so, wt, M, q, t, T):
             else:
                 _gemm(NT, NT, Og, P, R, 1.0, Wt, wo + g * Og * R, R, t_, to, P, 0.0, WS, ys + g * Og * P, P)
         if last:
-            _pool_last(WS, ys, O, M[q + 10], M[q + 11], V, I, vo + n * O * oplane, io + n * O * oplane,
-                       o0, o1, o2, M[u + 4], M[u + 5], M[u + 6], M[u + 7], M[u + 8], M[u + 10], M[u + 11],
+            _pool_last(WS, ys, O, M[q + FW.OH], M[q + FW.OW], V, I, vo + n * O * oplane, io + n * O * oplane,
+                       o0, o1, o2, M[q + FW.pool_kernel + 1], M[q + FW.pool_kernel + 2], M[q + FW.pool_stride], M[q + FW.pool_stride + 1], M[q + FW.pool_stride + 2], M[q + FW.pool_dilation + 1], M[q + FW.pool_dilation + 2],
                        Wt, bo, hasb)
             continue
         if hasb:
             _conv_bias(WS, ys, Wt, bo, ZERO, ONE, O, P)
-        _pool_max_inside(WS, V, I, ys, vo + n * O * oplane, io + n * O * oplane, O, M[q + 10], M[q + 11],
-                         o0, o1, o2, M[u + 3], M[u + 4], M[u + 5], M[u + 6], M[u + 7], M[u + 8],
-                         M[u + 9], M[u + 10], M[u + 11], P, oplane, low)
+        _pool_max_inside(WS, V, I, ys, vo + n * O * oplane, io + n * O * oplane, O, M[q + FW.OH], M[q + FW.OW],
+                         o0, o1, o2, M[q + FW.pool_kernel], M[q + FW.pool_kernel + 1], M[q + FW.pool_kernel + 2], M[q + FW.pool_stride], M[q + FW.pool_stride + 1], M[q + FW.pool_stride + 2],
+                         M[q + FW.pool_dilation], M[q + FW.pool_dilation + 1], M[q + FW.pool_dilation + 2], P, oplane, low)
 
 
-@njit(**PJIT)
-def conv_pool_fwd(X, Wt, V, I, WS, M, E, p):
-    """V, I = MaxPool(Conv(X, W)) (values, indices), one sample at a time over the record's workers
-    (W^T after the workers' regions, for the channels-last windows)."""
-    xo, wo, vo, so, q = _conv_offsets(M, p)
-    io = M[q + 30]
+@njit(**JIT)
+def conv_pool_wt(Wt, WS, M, E, p):
+    """W^T (R, O) after the workers' regions, for the channels-last windows: the first phase of
+    ``conv_pool_fwd``."""
+    q = p
     N, C, O, G, nb, R, P = _conv_dims(M, q)
-    T, size = M[q + 25], M[q + 26]
-    wt = so + T * size
-    pq = q + 31        # the pooling's record: pooled dims, then its kernel at pq + 3
-    if _pool_last_fast(M[pq + 3], M[pq + 4], M[pq + 5]):
-        _copy_transposed(Wt, wo, O, R, R, WS, wt)      # W^T (R, O)
-    if T == 1:
-        _conv_pool_samples(X, xo, Wt, wo, V, vo, I, io, WS, so, wt, M, q, np.int64(0), np.int64(1))
-        return
-    nt = _blas_at_most(ONE)
-    for u in prange(T):
-        t = np.int64(u)     # prange's index is unsigned: callees typed for int64 are reused
-        _conv_pool_samples(X, xo, Wt, wo, V, vo, I, io, WS, so + t * size, wt, M, q, t, T)
-    _blas_restore(ONE, nt)
+    if _pool_last_fast(M[q + FW.pool_kernel], M[q + FW.pool_kernel + 1], M[q + FW.pool_kernel + 2]):
+        _copy_transposed(Wt, M[q + FW.w_off], O, R, R, WS, M[q + FW.ws_off] + M[q + FW.T] * M[q + FW.region])
+
+
+@njit(**JIT)
+def conv_pool_fwd(X, Wt, V, I, WS, M, E, p):
+    """Share t of V, I = MaxPool(Conv(X, W)) (values, indices): samples t, t + T, ... in the
+    worker's region (phases: ``conv_pool_wt``, then these shares on the kernel workers)."""
+    xo, wo, vo, so, q = _conv_offsets(M, p)
+    t = M[q + FS.share]
+    T, size = M[q + FW.T], M[q + FW.region]
+    if t < T:
+        _conv_pool_samples(X, xo, Wt, wo, V, vo, I, M[q + FW.i_off], WS, so + t * size, so + T * size, M, q, t, T)
 
 
 @njit(**JIT)
@@ -84,7 +87,7 @@ def _pool_bpf_samples(X, xo, Gp, go, I, io, WS, acc, so, bs, M, q, t, T):
     Og = O // G
     direct = _conv_pointwise(M, q)
     ds = so + G * R * P
-    oplane = M[q + 31]
+    oplane = M[q + BW.pool_plane]
     if bs >= 0:
         for i in range(O * oplane):
             WS[np.uint64(bs + i)] = 0
@@ -100,44 +103,45 @@ def _pool_bpf_samples(X, xo, Gp, go, I, io, WS, acc, so, bs, M, q, t, T):
             _bias_sums(Gp, go + n * O * oplane, WS, bs, ZERO, ONE, O, oplane)
 
 
-@njit(**PJIT)
-def _pool_bpf_workers(X, xo, Gp, go, I, io, WS, so, parts, sums, M, q):
-    """``_pool_bpf_samples`` over the record's T > 1 workers (regions as in ``_bpf_workers``). The
-    same dispatch as ``_bpf_workers``, on purpose not shared: a helper calling either chunk loop
-    links (and compiles) both into each kernel (see ``conv_bpi``)."""
+@njit(**JIT)
+def _pool_bpf_layout(M, q):
+    """Where the workers' partial filter gradients and bias sums start (``conv_bpf``'s layout)."""
     N, C, O, G, nb, R, P = _conv_dims(M, q)
-    T, size = M[q + 25], M[q + 26]
-    nt = _blas_at_most(ONE)
-    for u in prange(T):
-        t = np.int64(u)     # prange's index is unsigned: callees typed for int64 are reused
-        bs = sums + t * O * M[q + 31] if sums >= 0 else -1
-        _pool_bpf_samples(X, xo, Gp, go, I, io, WS, parts + t * O * R, so + t * size, bs, M, q, t, T)
-    _blas_restore(ONE, nt)
+    T, size = M[q + BW.T], M[q + BW.region]
+    parts = M[q + BW.ws_off] + T * size
+    return parts, parts + T * O * R
 
 
 @njit(**JIT)
-def conv_pool_bpf(X, Gp, I, DW, WS, BG, M, E, p):
-    """DW = ConvBackpropFilter(X, MaxPoolGrad(Gp, I)) without the pooling gradient in memory (and
-    the fused bias gradient into BG, as ``conv_bpf``)."""
+def conv_pool_bpf(X, Gp, I, WS, M, E, p):
+    """Share t of DW = ConvBackpropFilter(X, MaxPoolGrad(Gp, I)) without the pooling gradient in
+    memory: the worker's partial filter gradient (and bias sums) over samples t, t + T, ...
+    (phases: these shares on the kernel workers, then ``conv_pool_bpf_reduce``)."""
     xo, go, dwo, so, q = _conv_offsets(M, p)
-    io = M[q + 30]
+    t = M[q + BS.share]
     N, C, O, G, nb, R, P = _conv_dims(M, q)
-    T, size = M[q + 25], M[q + 26]
-    parts = so + T * size          # the workers' partial filter gradients (``conv_bpf``'s workspace layout)
-    sums = parts + T * O * R
-    oplane = M[q + 31]
-    bias = M[q + 27] != 0
-    if N == 0:
+    T, size = M[q + BW.T], M[q + BW.region]
+    if t >= T:
+        return
+    parts, sums = _pool_bpf_layout(M, q)
+    oplane = M[q + BW.pool_plane]
+    bs = sums + t * O * oplane if M[q + BW.has_bias] != 0 else -1
+    if N == 0:      # one worker: no samples, zero sums
         for i in range(O * R):
-            DW[dwo + i] = 0
-        if bias:
-            for i in range(O * oplane):
-                WS[sums + i] = 0
-    else:
-        if T == 1:
-            _pool_bpf_samples(X, xo, Gp, go, I, io, WS, parts, so, sums if bias else -1, M, q, np.int64(0), np.int64(1))
-        else:
-            _pool_bpf_workers(X, xo, Gp, go, I, io, WS, so, parts, sums if bias else -1, M, q)
-        _bpf_reduce(DW, dwo, WS, parts, T, O, G, R, ON)
-    if bias:
-        _bias_grad(BG, M[q + 28], WS, sums, T if N else 1, O, oplane)
+            WS[np.uint64(parts + i)] = 0
+        for i in range(O * oplane if bs >= 0 else 0):
+            WS[np.uint64(bs + i)] = 0
+        return
+    _pool_bpf_samples(X, xo, Gp, go, I, M[q + BW.i_off], WS, parts + t * O * R, so + t * size, bs, M, q, t, T)
+
+
+@njit(**JIT)
+def conv_pool_bpf_reduce(DW, WS, BG, M, E, p):
+    """DW = the workers' partial filter gradients summed, and the fused bias gradient into BG."""
+    q = p
+    N, C, O, G, nb, R, P = _conv_dims(M, q)
+    T = M[q + BW.T]
+    parts, sums = _pool_bpf_layout(M, q)
+    _bpf_reduce(DW, M[q + BW.y_off], WS, parts, T, O, G, R, ON)
+    if M[q + BW.has_bias] != 0:
+        _bias_grad(BG, M[q + BW.bias_off], WS, sums, T, O, M[q + BW.pool_plane])

@@ -2,13 +2,17 @@
 
 The stages, the workspace and the record are described in ``nn_wino_tile.py`` (the lowering side)."""
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ..tile_matrices import ALIGN, table
 
-from .base import JIT, NT, OFF, ON, ONE, PJIT, TR, ZERO
-from .gemm import _blas_at_most, _blas_restore, _gemm
-from .conv import _bias_grad, _bias_sums, _conv_bias
+from ..records import CONV, CONV_SHARE
+from .base import JIT, NT, OFF, ON, TR, ZERO
+from .gemm import _gemm
+from .conv import _conv_offsets, _bias_grad, _bias_sums, _conv_bias
+
+CV = CONV.at     # the conv record's field offsets (records.CONV)
+CS = CONV_SHARE.at     # ... and a share's (its index)
 
 
 _TILE_FLAT, _TILE_AT = table()     # every F(m, r): frozen into the kernels as constant arrays
@@ -23,8 +27,8 @@ def _tile_ld(n):
 @njit(**JIT)
 def _tile_dims(M, q):
     """N, C, H, W, O, KH, KW, OH, OW, pad_h, pad_w, chunk samples, workers, region."""
-    return (M[q], M[q + 1], M[q + 3], M[q + 4], M[q + 5], M[q + 7], M[q + 8], M[q + 10], M[q + 11],
-            M[q + 16], M[q + 17], M[q + 22], M[q + 25], M[q + 26])
+    return (M[q + CV.N], M[q + CV.C], M[q + CV.H], M[q + CV.W], M[q + CV.O], M[q + CV.KH], M[q + CV.KW], M[q + CV.OH], M[q + CV.OW],
+            M[q + CV.ph], M[q + CV.pw], M[q + CV.nb], M[q + CV.T], M[q + CV.region])
 
 
 @njit(**JIT)
@@ -134,8 +138,8 @@ def _tile_fwd_share(X, xo, Wt, wo, Y, yo, WS, so, M, q, t):
         for xi in range(A2):
             _gemm(NT, NT, n, O, C, 1.0, WS, vo + xi * n * C, C, WS, uo + xi * C * O, O, 0.0, WS, mo + xi * n * O, O)
         _gemm(TR, TR, n * O, M2, A2, 1.0, WS, mo, n * O, WS, ka, A2, 0.0, Y, yo + n0 * O * M2, M2)
-        if M[q + 27]:
-            _conv_bias(Y, yo, Wt, M[q + 28], n0, n, O, M2)
+        if M[q + CV.has_bias]:
+            _conv_bias(Y, yo, Wt, M[q + CV.bias_off], n0, n, O, M2)
 
 
 @njit(**JIT)
@@ -158,38 +162,40 @@ def _tile_u(Wt, wo, WS, M, q, so, t, forward):
               WS, uo + lo, C * O)
 
 
-@njit(**PJIT)
-def _tile_start(Wt, wo, WS, M, q, so, forward):
-    """What a call does before its chunks: KB, KA, KG, then (wo >= 0) U in column bands over the workers."""
+@njit(**JIT)
+def tile_prep(WS, M, E, p):
+    """The transform matrices KB, KA, KG into the workspace: the first phase of every tile kernel."""
+    q = p
     N, C, H, Wd, O, KH, KW, OH, OW, ph, pw, nb, T, size = _tile_dims(M, q)
-    kb, ka, kg, uo, wp, bs, r0 = _tile_layout(M, q, so)
+    kb, ka, kg, uo, wp, bs, r0 = _tile_layout(M, q, M[q + CV.ws_off])
     _tile_mats(WS, kb, ka, kg, OH, KH, OW, KW)
-    if wo >= 0 and T == 1:
-        _tile_u(Wt, wo, WS, M, q, so, ZERO, forward)
-    elif wo >= 0:
-        for u in prange(T):
-            _tile_u(Wt, wo, WS, M, q, so, np.int64(u), forward)
 
 
-@njit(**PJIT)
+@njit(**JIT)
+def tile_fwd_u(Wt, WS, M, E, p):
+    """Share t of U = KG @ W^T for the forward ((c, o) order; W copied to (C, O, R2) first)."""
+    t = M[p + CS.share]
+    if t < M[p + CV.T]:
+        _tile_u(Wt, M[p + CV.w_off], WS, M, p, M[p + CV.ws_off], t, ON)
+
+
+@njit(**JIT)
+def tile_bpi_u(Wt, WS, M, E, p):
+    """Share t of U = KG @ W^T for the input gradient ((o, c) order)."""
+    t = M[p + CS.share]
+    if t < M[p + CV.T]:
+        _tile_u(Wt, M[p + CV.w_off], WS, M, p, M[p + CV.ws_off], t, OFF)
+
+
+@njit(**JIT)
 def tile_fwd(X, Wt, Y, WS, M, E, p):
-    """Y = Conv(X, W) for a plane that is one Winograd tile (see nn_wino_tile.py). With T > 1 workers
-    every GEMM of the call runs on one BLAS thread (idle OpenBLAS threads spin against the
-    workers); with one, the call never enters the threading layer (``threads.py``: a forked child)
-    and its GEMMs run on BLAS's own threads, as the conv family's."""
-    xo, wo, yo, so = M[p], M[p + 1], M[p + 2], M[p + 3]
-    q = p + 4
-    if M[q] == 0:
-        return
-    if M[q + 25] == 1:
-        _tile_start(Wt, wo, WS, M, q, so, ON)
-        _tile_fwd_share(X, xo, Wt, wo, Y, yo, WS, so, M, q, ZERO)
-        return
-    nt = _blas_at_most(ONE)
-    _tile_start(Wt, wo, WS, M, q, so, ON)
-    for u in prange(M[q + 25]):
-        _tile_fwd_share(X, xo, Wt, wo, Y, yo, WS, so, M, q, np.int64(u))
-    _blas_restore(ONE, nt)
+    """Share t of Y = Conv(X, W): its contiguous share of the samples, in chunks (phases:
+    ``tile_prep``, ``tile_fwd_u``, then these shares on the kernel workers, every GEMM on one BLAS
+    thread while they run at once, on BLAS's own threads when they run one after another)."""
+    xo, wo, yo, so, q = _conv_offsets(M, p)
+    t = M[q + CS.share]
+    if t < M[q + CV.T]:
+        _tile_fwd_share(X, xo, Wt, wo, Y, yo, WS, so, M, q, t)
 
 
 @njit(**JIT)
@@ -211,24 +217,13 @@ def _tile_bpi_share(DY, dyo, DX, dxo, WS, so, M, q, t):
             _tile_planes(DX, dxo, WS, xp, M, q, n0, n, ON)
 
 
-@njit(**PJIT)
+@njit(**JIT)
 def tile_bpi(DY, Wt, DX, WS, M, E, p):
-    """DX = ConvBackpropInput(DY, W) for a plane that is one Winograd tile: tile_fwd's adjoint. The
-    same dispatch as tile_fwd's, on purpose not shared: a helper calling either share loop links
-    (and compiles) both into each kernel."""
-    dyo, wo, dxo, so = M[p], M[p + 1], M[p + 2], M[p + 3]
-    q = p + 4
-    if M[q] == 0:
-        return
-    if M[q + 25] == 1:
-        _tile_start(Wt, wo, WS, M, q, so, OFF)
-        _tile_bpi_share(DY, dyo, DX, dxo, WS, so, M, q, ZERO)
-        return
-    nt = _blas_at_most(ONE)
-    _tile_start(Wt, wo, WS, M, q, so, OFF)
-    for u in prange(M[q + 25]):
-        _tile_bpi_share(DY, dyo, DX, dxo, WS, so, M, q, np.int64(u))
-    _blas_restore(ONE, nt)
+    """Share t of dX = ConvBackpropInput(dY, W) (phases: ``tile_prep``, ``tile_bpi_u``, these)."""
+    dyo, wo, dxo, so, q = _conv_offsets(M, p)
+    t = M[q + CS.share]
+    if t < M[q + CV.T]:
+        _tile_bpi_share(DY, dyo, DX, dxo, WS, so, M, q, t)
 
 
 @njit(**JIT)
@@ -278,25 +273,27 @@ def _tile_dw(DW, dwo, WS, M, q, so, t):
     _gemm(TR, NT, hi - lo, R2, A2, 1.0, WS, du0 + lo, O * C, WS, kg, R2, 0.0, DW, dwo + lo * R2, R2)
 
 
-@njit(**PJIT)
-def tile_bpf(X, DY, DW, WS, BG, M, E, p):
-    """DW = ConvBackpropFilter(X, DY) for a plane that is one Winograd tile (and the fused bias
-    gradient into BG, as ``conv_bpf``)."""
-    xo, dyo, dwo, so = M[p], M[p + 1], M[p + 2], M[p + 3]
-    q = p + 4
-    N, C, H, Wd, O, KH, KW, OH, OW, ph, pw, nb, T, size = _tile_dims(M, q)
-    bias = M[q + 27] != 0
-    bs = _tile_layout(M, q, so)[5]
-    _tile_start(DW, np.int64(-1), WS, M, q, so, OFF)        # the matrices only
-    if T == 1:
-        _tile_bpf_share(X, xo, DY, dyo, WS, so, M, q, ZERO, bias)
-        _tile_dw(DW, dwo, WS, M, q, so, ZERO)
-    else:
-        nt = _blas_at_most(ONE)
-        for u in prange(T):
-            _tile_bpf_share(X, xo, DY, dyo, WS, so, M, q, np.int64(u), bias)
-        for u in prange(T):
-            _tile_dw(DW, dwo, WS, M, q, so, np.int64(u))
-        _blas_restore(ONE, nt)
-    if bias:
-        _bias_grad(BG, M[q + 28], WS, bs, T, O, OH * OW)
+@njit(**JIT)
+def tile_bpf(X, DY, WS, M, E, p):
+    """Share t of dW = ConvBackpropFilter(X, dY): its partial dU (and bias sums, where the bias
+    gradient is fused) over its samples (phases: ``tile_prep``, these, ``tile_bpf_dw``)."""
+    xo, dyo, dwo, so, q = _conv_offsets(M, p)
+    t = M[q + CS.share]
+    if t < M[q + CV.T]:
+        _tile_bpf_share(X, xo, DY, dyo, WS, so, M, q, t, M[q + CV.has_bias] != 0)
+
+
+@njit(**JIT)
+def tile_bpf_dw(DW, WS, BG, M, E, p):
+    """Share t of dW: its band of the workers' summed dU, times KG; share 0 also sums the fused
+    bias gradient into BG."""
+    q = p
+    t = M[q + CS.share]
+    T = M[q + CV.T]
+    if t >= T:
+        return
+    so = M[q + CV.ws_off]
+    _tile_dw(DW, M[q + CV.y_off], WS, M, q, so, t)
+    if t == 0 and M[q + CV.has_bias] != 0:
+        N, C, H, Wd, O, KH, KW, OH, OW, ph, pw, nb, T, size = _tile_dims(M, q)
+        _bias_grad(BG, M[q + CV.bias_off], WS, _tile_layout(M, q, so)[5], T, O, OH * OW)
