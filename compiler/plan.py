@@ -2,8 +2,9 @@
 
 Calling a plan validates and converts the fed arrays (``staticgraph.values``:
 ``same_kind`` casting, no lossy integer narrowing, shape against the
-placeholder's static shape), runs the backend executable, lands the assigns,
-and returns the fetches in the caller's structure. No graph work happens per call.
+placeholder's static shape), runs the backend executable (which lands the
+assigns and hands back arrays the caller owns: ``backends/base.py``), and
+returns the fetches in the caller's structure. No graph work happens per call.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from staticgraph.shapes import fmt
 from staticgraph.tensor import Tensor
 from staticgraph.values import convert_value
 
+from .backends.base import Executable
 from .schedule import Schedule
 from .state import SessionState
 
@@ -22,7 +24,7 @@ from .state import SessionState
 class Plan:
     """A compiled step: ``plan(*arrays)`` feeds ``arrays`` positionally and returns the fetches."""
 
-    def __init__(self, sched: Schedule, executable, state: SessionState, pack: Callable[[List[Any]], Any],
+    def __init__(self, sched: Schedule, executable: Executable, state: SessionState, pack: Callable[[List[Any]], Any],
                  leaf_kinds: Sequence[str], target: str):
         self.schedule = sched
         self.feeds = sched.feeds
@@ -34,7 +36,6 @@ class Plan:
         self._slots = None if "op" not in self._leaf_kinds else [
             i for i, kind in enumerate(self._leaf_kinds) if kind != "op"]
         self.target = target
-        self._owns = getattr(executable, "owns_fetches", False)
         self._dtypes = [t.dtype for t in self.feeds]
         self._accepted: List[Any] = [None] * len(self.feeds)
 
@@ -49,11 +50,7 @@ class Plan:
             if type(a) is not np.ndarray or a.dtype != self._dtypes[i] or a.shape != self._accepted[i]:
                 values[i] = convert_feed(self.feeds[i], a)
                 self._accepted[i] = values[i].shape
-        fetched, updates = self._exe.run(self._state, values)
-        if not self._owns:   # copy before the assigns land: variable reads are views of storage
-            fetched = [_owned(v) for v in fetched]
-        if updates:
-            self._state.apply(updates)
+        fetched = self._exe.run(self._state, values)
         if self._slots is not None:
             leaves = [None] * len(self._leaf_kinds)
             for i, value in zip(self._slots, fetched):
@@ -64,28 +61,21 @@ class Plan:
     def jit(self) -> "Plan":
         """Switch to the fused native step now (cpu target: fused elementwise groups compiled as
         one loop each; by default plans run the unfused native step)."""
-        jit = getattr(self._exe, "jit", None)
-        if jit is not None:
-            jit()
+        self._exe.tiers.jit()
         return self
 
     def wait(self) -> "Plan":
         """Block until the native step is ready (cpu target: a new plan's first runs may use the
         reference interpreter while its kernels compile; see STATICGRAPH_WARMUP)."""
-        wait = getattr(self._exe, "wait", None)
-        if wait is not None:
-            wait()
+        self._exe.tiers.wait()
         return self
 
     def profile(self, *arrays, runs: int = 10, top: int = 15) -> str:
         """Time each kernel call of the step (cpu target): runs ``runs`` real training steps on
         ``arrays`` (their assigns land), one call at a time, and returns a table of the ``top``
         most expensive calls with their share of the step and the user's line."""
-        prof = getattr(self._exe, "profile", None)
-        if prof is None:
-            raise NotImplementedError(f"profile() is not available on target '{self.target}'")
         values = [convert_feed(t, a) for t, a in zip(self.feeds, arrays)]
-        rows = prof(self._state, values, runs)
+        rows = self._exe.profile(self._state, values, runs)
         total = sum(r[0] for r in rows) or 1.0
         lines = [f"{len(rows)} kernel calls, {total * 1e3:.3f} ms per step (sum of calls; {runs} runs)",
                  f"{'ms':>9} {'share':>6}  {'op':<42} {'kernel':<14} line"]
@@ -101,11 +91,6 @@ class Plan:
         head = [f"Plan (target '{self.target}')", f"  feeds:   {feeds}", f"  fetches: {fetches}",
                 f"  assigns: {len(self.schedule.assigns)}"]
         return "\n".join(head) + "\n" + self._exe.explain()
-
-
-def _owned(value: np.ndarray) -> np.ndarray:
-    """Results the caller may keep and mutate: never a view into plan or variable memory."""
-    return np.array(value, copy=True)
 
 
 def convert_feed(t: Tensor, value: Any) -> np.ndarray:

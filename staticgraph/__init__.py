@@ -20,8 +20,8 @@ from .variables import (  # noqa: F401
 )
 from .gradients import gradients  # noqa: F401
 from .gradcheck import check_gradients  # noqa: F401
-from .session import Session  # noqa: F401
-from .default_session import InteractiveSession, get_default_session  # noqa: F401
+from .session import InteractiveSession, Session  # noqa: F401
+from .default_session import get_default_session  # noqa: F401
 from .initializers import (  # noqa: F401
     constant_initializer, glorot_uniform_initializer, ones_initializer, random_normal_initializer,
     random_uniform_initializer, zeros_initializer,

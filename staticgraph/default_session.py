@@ -1,17 +1,21 @@
 """Default sessions, as TF1 has them: ``sess.as_default()``, ``with sg.Session() as sess:``,
-``sg.InteractiveSession()``, ``sg.get_default_session()``, ``Tensor.eval()`` and ``Operation.run()``.
+``sg.get_default_session()``, ``Tensor.eval()`` and ``Operation.run()``.
 
 The stack of default sessions is per thread (like the default graph): a session made
 default in one thread is not the default of another.
+
+This module sits *below* the API, beside the IR (TF1 keeps the stack in framework/ops.py):
+it imports nothing from staticgraph or compiler, so ``Tensor.eval`` and ``Operation.run``
+reach a session through it without the IR importing ``session.py``. A session is any object
+with ``graph`` and ``run(fetches, feed_dict)``; ``Session`` registers itself here
+(``as_default``, ``enter_session``, ``exit_session``). tests/test_import_direction.py
+keeps it that way.
 """
 from __future__ import annotations
 
 import contextlib
 import threading
 from typing import Any, Dict, Iterator, List, Optional
-
-from .graph import Graph
-from .session import Session
 
 
 class _ThreadSessions(threading.local):
@@ -68,7 +72,7 @@ def exit_session(session) -> None:
     ctx.close()
 
 
-def _session_for(kind: str, verb: str, name: str, graph: Graph, session, call: str):
+def _session_for(kind: str, verb: str, name: str, graph: Any, session, call: str):
     """The explicit ``session``, else the default one; it must run ``graph``."""
     if session is None:
         session = get_default_session()
@@ -97,19 +101,3 @@ def run_operation(op, feed_dict: Optional[dict] = None, session=None) -> None:
     sess = _session_for("operation", "run", op.name, op.graph, session, "run")
     sess.run(op, feed_dict)
 
-
-class InteractiveSession(Session):
-    """A Session that installs itself (and its graph) as this thread's defaults until ``close()``,
-    for shells and notebooks: ``t.eval()`` and ``op.run()`` then need no ``session=``."""
-
-    def __init__(self, graph: Optional[Graph] = None, target: str = "cpu"):
-        super().__init__(graph, target)
-        enter_session(self)
-
-    def close(self) -> None:
-        """Close the session and stop it (and its graph) being the defaults."""
-        try:
-            if not self._closed:
-                exit_session(self)
-        finally:
-            super().close()

@@ -15,6 +15,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 
+from .default_session import run_operation
 from .tensor import Tensor
 
 _PACKAGE_DIRS = (
@@ -77,7 +78,6 @@ class Operation:
 
     def run(self, feed_dict=None, session=None) -> None:
         """Run this op: ``session.run(self, feed_dict)`` in ``session`` or the default session."""
-        from .default_session import run_operation
         run_operation(self, feed_dict, session)
 
     def __repr__(self) -> str:

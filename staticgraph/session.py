@@ -6,6 +6,7 @@ from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
+from . import default_session
 from .graph import Graph, Operation, get_default_graph
 from .nest import flatten
 from .tensor import Tensor
@@ -127,19 +128,33 @@ class Session:
     def as_default(self):
         """``with sess.as_default():`` makes this the thread's default session (for ``t.eval()``,
         ``op.run()``) inside the block; unlike ``with sess:``, it does not close the session."""
-        from .default_session import as_default
-        return as_default(self)
+        return default_session.as_default(self)
 
     def __enter__(self) -> "Session":
         """``with sg.Session() as sess:`` makes the session and its graph the thread's defaults (TF1)."""
-        from .default_session import enter_session
-        enter_session(self)
+        default_session.enter_session(self)
         return self
 
     def __exit__(self, *exc) -> None:
-        from .default_session import exit_session
-        exit_session(self)
+        default_session.exit_session(self)
         self.close()
+
+
+class InteractiveSession(Session):
+    """A Session that installs itself (and its graph) as this thread's defaults until ``close()``,
+    for shells and notebooks: ``t.eval()`` and ``op.run()`` then need no ``session=``."""
+
+    def __init__(self, graph: Optional[Graph] = None, target: str = "cpu"):
+        super().__init__(graph, target)
+        default_session.enter_session(self)
+
+    def close(self) -> None:
+        """Close the session and stop it (and its graph) being the defaults."""
+        try:
+            if not self._closed:
+                default_session.exit_session(self)
+        finally:
+            super().close()
 
 
 def _variable_value(op: Operation, value: Any) -> np.ndarray:

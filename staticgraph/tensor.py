@@ -10,6 +10,8 @@ from typing import Optional, Tuple, Union
 
 import numpy as np
 
+from .default_session import eval_tensor
+
 Shape = Optional[Tuple[Optional[int], ...]]
 
 
@@ -141,7 +143,6 @@ class Tensor:
     def eval(self, feed_dict=None, session=None):
         """The value of this tensor: ``session.run(self, feed_dict)`` in ``session`` or the default
         session (``with sess.as_default():``, ``with sg.Session() as sess:``, ``sg.InteractiveSession()``)."""
-        from .default_session import eval_tensor
         return eval_tensor(self, feed_dict, session)
 
     def assign(self, value): return _ops().assign(self, value)

@@ -12,7 +12,7 @@ BIG = (64, 300)     # 76,800 bytes in float32: at least DIRECT_FEED_BYTES
 
 
 def _layout(plan):
-    tier = plan._exe.fused if plan._exe._fused_ready else plan._exe.base
+    tier = plan._exe.tier
     (layout,) = tier.layouts.values()
     return layout
 

@@ -45,16 +45,16 @@ def test_runs_use_the_reference_until_the_kernels_are_ready_then_switch(rng, hel
         plan = sess.compile([loss, train], [x])
         exe = plan._exe
         got = [plan(batches[0])[0]]
-        assert exe._build_thread is None      # a plan's first run does not share the CPU with the build
+        assert exe.tiers.build_thread is None      # a plan's first run does not share the CPU with the build
         got.append(plan(batches[1])[0])
-        assert exe._build_thread is not None  # the second starts it
-        assert exe.warming_up and exe.warmup_runs == 2
+        assert exe.tiers.build_thread is not None  # the second starts it
+        assert exe.warming_up and exe.tiers.warmup_runs == 2
         assert "reference interpreter" in plan.explain()
         held_build.set()
-        exe.wait()
+        plan.wait()
         assert not exe.warming_up
         got += [plan(b)[0] for b in batches[2:]]
-        assert exe.warmup_runs == 2 and exe.base.ready
+        assert exe.tiers.warmup_runs == 2 and exe.base.ready
         assert "base tier" in plan.explain()
         np.testing.assert_allclose(got, expected, rtol=1e-5)
         np.testing.assert_allclose(sess.run(w), w_expected, rtol=1e-5, atol=1e-6)
@@ -72,7 +72,7 @@ def test_warm_up_fetches_are_owned_copies(rng, held_build):
         np.testing.assert_array_equal(before, [0, 1, 2])      # not changed by the assign that followed
         np.testing.assert_array_equal(before2, [1, 2, 3])
         held_build.set()
-        plan._exe.wait()
+        plan.wait()
         np.testing.assert_array_equal(plan()[0], [2, 3, 4])
         np.testing.assert_array_equal(sess.run(v), [3, 4, 5])
 
@@ -89,7 +89,7 @@ def test_a_failed_background_build_is_raised_by_the_next_run(rng, monkeypatch):
         plan = sess.compile(x * 3.0, [x])
         for _ in range(2):       # warm-up runs; the second starts the build
             np.testing.assert_array_equal(plan(np.ones(2, np.float32)), [3, 3])
-        plan._exe._build_thread.join()
+        plan._exe.tiers.build_thread.join()
         with pytest.raises(InternalError, match="building the cpu plan failed.*numba exploded"):
             plan(np.ones(2, np.float32))
 

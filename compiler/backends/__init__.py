@@ -1,4 +1,8 @@
-"""Backends, each a kernel registry plus a way to run a Schedule. ``get_backend(target)`` picks one."""
+"""Backends, each a kernel registry plus a way to run a Schedule. ``get_backend(target)`` picks one.
+
+Every backend implements the executable protocol of ``base.py`` (``Backend``, ``Executable``,
+``Tiers``), the only surface ``Plan`` uses.
+"""
 from __future__ import annotations
 
 

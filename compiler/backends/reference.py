@@ -2,6 +2,8 @@
 
 Each op runs its OpDef's ``reference`` implementation; every output is checked
 against the op's static shape and dtype, so shape-inference bugs surface here.
+Stateful ops collect their assigns in the run context; the executable lands them
+at the end of the step (the protocol of ``base.py``).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from staticgraph.tensor import Tensor
 from ..passes.rewrite import origin
 from ..schedule import Schedule
 from ..state import SessionState
+from .base import Backend, Executable
 
 
 class RunContext:
@@ -42,15 +45,27 @@ class RunContext:
         raise InvalidArgumentError(f"You must feed a value for placeholder '{self.op.name}'", self.op)
 
 
-class ReferenceExecutable:
-    """One compiled step: ``run(state, feed_values) -> (fetch_values, updates)``."""
+class ReferenceExecutable(Executable):
+    """One step interpreted op by op: ``run(state, feed_values) -> fetch_values`` (assigns landed)."""
+
+    target = "reference"
 
     def __init__(self, sched: Schedule):
         self.schedule = sched
         fed = self._fed = set(sched.feeds)
         self.steps = [op for op in sched.ops if not (op.outputs and all(o in fed for o in op.outputs))]
 
-    def run(self, state: SessionState, feed_values: Sequence[np.ndarray]) -> Tuple[List[np.ndarray], dict]:
+    def run(self, state: SessionState, feed_values: Sequence[np.ndarray]) -> List[np.ndarray]:
+        """The step under the session lock: fetches are copied (they may be views of variables or
+        feeds) before the assigns land together."""
+        with state.lock:
+            fetched, updates = self._interpret(state, feed_values)
+            fetched = [np.array(v, copy=True) for v in fetched]
+            state.apply(updates)
+        return fetched
+
+    def _interpret(self, state: SessionState, feed_values: Sequence[np.ndarray]) -> Tuple[List[np.ndarray], dict]:
+        """Every op in schedule order: the fetched values and the assigns, ``{var_op: (mode, value)}``."""
         env: Dict[Tensor, np.ndarray] = dict(zip(self.schedule.feeds, feed_values))
         ctx = RunContext(state)
         with np.errstate(all="ignore"):
@@ -96,11 +111,7 @@ def _checked(t: Tensor, value) -> np.ndarray:
     return value
 
 
-class ReferenceBackend:
+class ReferenceBackend(Backend):
     """Backend object: compiles a Schedule into a ReferenceExecutable."""
 
-    def __init__(self, target: str = "reference"):
-        self.target = target
-
-    def compile(self, sched: Schedule) -> ReferenceExecutable:
-        return ReferenceExecutable(sched)
+    executable = ReferenceExecutable

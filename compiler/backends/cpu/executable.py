@@ -11,6 +11,10 @@ copy the fetches out.
 
 Threads: the whole run of a session's plans holds ``state.lock`` (one step at a
 time per session; reads see old values, assigns land atomically).
+
+Protocol (``backends/base.py``): ``CpuExecutable.run`` lands the assigns itself and returns
+copies of the fetches; ``CpuTiers`` is its tier policy (warm-up on the reference
+interpreter, base and fused native tiers), what ``plan.wait()`` and ``plan.jit()`` call.
 """
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ import os
 import threading
 import sys
 import time
-from typing import Dict, List
+from typing import Dict, List, Sequence
 
 import numpy as np
 
@@ -30,6 +34,8 @@ from staticgraph.shapes import fmt, is_compatible
 
 from ...memory import Arena, Buffer, plan_memory
 from ...schedule import Schedule
+from ...state import SessionState
+from ..base import Backend, Executable, ProfileRow, Tiers
 from . import codegen, library, native, threads
 from .lowerings import Env
 from .lowering import FusionMismatch, Lowering, Program, Scratch, Slot
@@ -317,63 +323,61 @@ class Tier:
             lay.direct = {}         # the Python step takes the layout's own arrays: feeds are copied
 
 
-class CpuExecutable:
-    """One compiled plan: ``run(state, feed_values) -> (fetch_values, {})`` (assigns land inside).
+class CpuTiers(Tiers):
+    """The cpu plan's tier policy: which program runs a step, and when the next one is built.
 
-    Two tiers share the plan, both native steps over the same kernel wrappers: the base tier
-    runs the optimised program without elementwise fusion (ready as soon as its kernels are,
-    which plans share); the fused tier (``plan.jit()``, or ``STATICGRAPH_JIT``) adds one
-    generated loop kernel per fused elementwise group, compiled once per distinct group."""
+    Warm-up (``STATICGRAPH_WARMUP``): while the base tier's kernels are not loaded in the
+    process, runs go to the reference interpreter (``reference``); the second such run, or
+    ``wait()``, builds the base tier in a thread, which takes over when ready. Both native
+    tiers share the plan's kernel wrappers: the base tier runs the optimised program without
+    elementwise fusion (ready as soon as its kernels are, which plans share); the fused tier
+    (``jit()``, or ``STATICGRAPH_JIT``) adds one generated loop kernel per fused elementwise
+    group, compiled once per distinct group."""
 
-    owns_fetches = True
-
-    def __init__(self, sched: Schedule):
-        t0 = time.perf_counter()
+    def __init__(self, sched: Schedule, base: Tier):
         self.original = sched
-        self.base = None            # the base tier (built at once, or in a thread during warm-up)
+        self.base = base            # built at once, or in a thread during warm-up
         self.fused = None           # built by jit()
-        self._fused_ready = False
-        self._fallback = set()      # signatures the fused program cannot take (FusionMismatch)
-        self._layout_version = -1
-        self._hot = None            # (layout version, feed shapes, tier, layout) of the last run
-        self.runs = 0
+        self.jitted = False         # True once the fused tier runs the plan
+        self.runs = 0               # native runs
         self.warmup_runs = 0
+        self.jit_seconds = None
         self._jit_thread = None
         self._jit_lock = threading.Lock()
-        self.jit_seconds = None
         self._jit_mode, self._jit_after = jit_mode(), jit_after()
         self._want_jit = self._jit_mode != "off" and self._jit_after <= 0
-        self._reference = None      # the reference interpreter, while the base tier is built
-        self._build_error = None
-        self._build_thread = None
+        self.reference = None       # the reference interpreter, while the base tier is built
+        self.build_error = None
+        self.build_thread = None
         self._build_lock = threading.Lock()
-        opt = _optimize(sched, fusion=False)
-        self.base = Tier(opt.schedule if opt else sched, opt.report if opt else [], "base tier")
-        prog = self.base.prog
-        self._vars = sorted(set(prog.reads) | {v for v, _, _, _ in prog.assigns}, key=lambda o: o.id)
-        self._assigned = [v for v, _, _, _ in prog.assigns]
-        if warmup_mode() == "reference" and native.enabled() and not native.all_loaded(prog):
+        if warmup_mode() == "reference" and native.enabled() and not native.all_loaded(base.prog):
             from ..reference import ReferenceExecutable
-            self._reference = ReferenceExecutable(sched)      # the build starts at the second run
+            self.reference = ReferenceExecutable(sched)      # the build starts at the second run
         else:
-            self.base.build()
-        self.compile_seconds = time.perf_counter() - t0
-        threads.track(self)
-        STATS["plans"] += 1
+            base.build()
 
-    def drop_layouts(self) -> None:
-        """Plan every shape signature again at its next run (a forked child: ``threads``)."""
-        self._layout_version = -1
-        self._hot = None
+    # -- warm-up -------------------------------------------------------------------------------
+    @property
+    def warming_up(self) -> bool:
+        """True while runs go to the reference interpreter (the base tier is being built)."""
+        return not self.base.ready and self.build_error is None
+
+    def warm_up(self) -> Executable:
+        """Count a warm-up run and return the interpreter that runs it; the second run starts
+        the build (a plan run only once, an initializer, never builds)."""
+        if self.warmup_runs >= 1:
+            self._start_build()
+        self.warmup_runs += 1
+        return self.reference
 
     def _start_build(self) -> None:
         """Start building the base tier in a thread (once). Called by the second warm-up run, or
         ``wait()``: a plan run only once (an initializer) never builds, and the first step does
         not share the CPU and the GIL with Numba's import and the kernel loads."""
         with self._build_lock:
-            if self._build_thread is None and not self.base.ready:
-                self._build_thread = t = threading.Thread(target=self._build_in_background, daemon=True,
-                                                          name=f"staticgraph-warmup-{self.base.key[:8]}")
+            if self.build_thread is None and not self.base.ready:
+                self.build_thread = t = threading.Thread(target=self._build_in_background, daemon=True,
+                                                         name=f"staticgraph-warmup-{self.base.key[:8]}")
                 _THREADS.append(t)
                 t.start()
 
@@ -381,59 +385,36 @@ class CpuExecutable:
         try:
             self.base.build()
         except BaseException as exc:  # noqa: BLE001 - raised by the next run, naming the cause
-            self._build_error = exc
+            self.build_error = exc
         finally:
             _THREADS[:] = [t for t in _THREADS if t is not threading.current_thread()]
 
     def wait(self) -> None:
         """Block until the base tier is built (starting the build if a warm-up has not yet)."""
-        if self._reference is not None:
+        if self.reference is not None:
             self._start_build()
-        t = self._build_thread
+        t = self.build_thread
         if t is not None:
             t.join()
-        if self._build_error is not None:
-            raise InternalError(f"staticgraph: building the cpu plan failed: {self._build_error!r}") \
-                from self._build_error
+        if self.build_error is not None:
+            raise InternalError(f"staticgraph: building the cpu plan failed: {self.build_error!r}") \
+                from self.build_error
 
-    # -- compatibility views ------------------------------------------------------------------
+    # -- native tiers ----------------------------------------------------------------------------
     @property
-    def warming_up(self) -> bool:
-        """True while runs go to the reference interpreter (the base tier is being built)."""
-        return not self.base.ready and self._build_error is None
-
-    @property
-    def prog(self) -> Program:
-        return self.tier.prog
-
-    @property
-    def tier(self) -> Tier:
+    def current(self) -> Tier:
+        """The tier that runs the plan now (waiting for the base tier if it is being built)."""
         if not self.base.ready:
             self.wait()
-        return self.fused if self._fused_ready else self.base
+        return self.fused if self.jitted else self.base
 
-    @property
-    def jitted(self) -> bool:
-        """True once the fused tier runs the plan."""
-        return self._fused_ready
+    def native_run(self) -> None:
+        """Count a native run; start the fused tier when ``STATICGRAPH_JIT`` says this run is due."""
+        self.runs += 1
+        if (self._jit_mode != "off" and not self.jitted and self._jit_thread is None
+                and (self._want_jit or self.runs > self._jit_after)):
+            self._start_jit()
 
-    @property
-    def source(self) -> str:
-        return self.tier.source
-
-    @property
-    def key(self) -> str:
-        return self.tier.key
-
-    @property
-    def entry(self):
-        return self.tier.entry
-
-    @property
-    def _layouts(self):
-        return self.tier.layouts
-
-    # -- fused tier ----------------------------------------------------------------------------
     def _fused_tier(self) -> Tier:
         if self.fused is None:
             opt = _optimize(self.original, fusion=True)
@@ -465,14 +446,83 @@ class CpuExecutable:
     def jit(self) -> None:
         """Switch to the fused tier now (its group kernels compiled, or loaded from the disk cache)."""
         with self._jit_lock:
-            if not self._fused_ready:
+            if not self.jitted:
                 self.wait()
                 t0 = time.perf_counter()
                 self._fused_tier()
                 library.seal()
                 self.jit_seconds = time.perf_counter() - t0
-                self._fused_ready = True
-                self._hot = None
+                self.jitted = True
+
+    def describe(self) -> str:
+        """One line: the compile time of the fused tier, or when it will be built."""
+        if self.jitted:
+            return f"fused tier {self.jit_seconds * 1e3:.1f} ms"
+        return f"fused tier not built (STATICGRAPH_JIT={jit_mode()}, after {jit_after()} runs; plan.jit())"
+
+
+class CpuExecutable(Executable):
+    """One compiled plan: ``run(state, feed_values) -> fetch_values`` (assigns land inside, under
+    the session lock). Its tiers (warm-up, base and fused native steps) are ``self.tiers``."""
+
+    target = "cpu"
+
+    def __init__(self, sched: Schedule):
+        t0 = time.perf_counter()
+        self._fallback = set()      # signatures the fused program cannot take (FusionMismatch)
+        self._layout_version = -1
+        self._hot = None            # (layout version, feed shapes, jitted, tier, layout) of the last run
+        opt = _optimize(sched, fusion=False)
+        base = Tier(opt.schedule if opt else sched, opt.report if opt else [], "base tier")
+        prog = base.prog
+        self._vars = sorted(set(prog.reads) | {v for v, _, _, _ in prog.assigns}, key=lambda o: o.id)
+        self._assigned = [v for v, _, _, _ in prog.assigns]
+        self.tiers = CpuTiers(sched, base)
+        self.compile_seconds = time.perf_counter() - t0
+        threads.track(self)
+        STATS["plans"] += 1
+
+    def drop_layouts(self) -> None:
+        """Plan every shape signature again at its next run (a forked child: ``threads``)."""
+        self._layout_version = -1
+        self._hot = None
+
+    # -- compatibility views ------------------------------------------------------------------
+    @property
+    def base(self) -> Tier:
+        return self.tiers.base
+
+    @property
+    def warming_up(self) -> bool:
+        return self.tiers.warming_up
+
+    @property
+    def jitted(self) -> bool:
+        return self.tiers.jitted
+
+    @property
+    def tier(self) -> Tier:
+        return self.tiers.current
+
+    @property
+    def prog(self) -> Program:
+        return self.tier.prog
+
+    @property
+    def source(self) -> str:
+        return self.tier.source
+
+    @property
+    def key(self) -> str:
+        return self.tier.key
+
+    @property
+    def entry(self):
+        return self.tier.entry
+
+    @property
+    def _layouts(self):
+        return self.tier.layouts
 
     # -- running -------------------------------------------------------------------------
     def layout(self, state, values):
@@ -482,11 +532,11 @@ class CpuExecutable:
             vals.ensure_slots(self._vars)
             if self._layout_version != vals.layout_version:
                 self.base.layouts.clear()
-                if self.fused is not None:
-                    self.fused.layouts.clear()
+                if self.tiers.fused is not None:
+                    self.tiers.fused.layouts.clear()
                 self._layout_version = vals.layout_version
         sig = tuple(v.shape for v in values)
-        tier = self.fused if self._fused_ready and sig not in self._fallback else self.base
+        tier = self.tiers.fused if self.tiers.jitted and sig not in self._fallback else self.base
         lay = tier.layouts.get(sig)
         if lay is None:
             try:
@@ -499,22 +549,21 @@ class CpuExecutable:
             tier.layouts[sig] = lay
         return tier, lay
 
-    def run(self, state, values):
-        if not self.base.ready:
-            if self._build_error is None:
+    def run(self, state: SessionState, values: Sequence[np.ndarray]) -> List[np.ndarray]:
+        tiers = self.tiers
+        if not tiers.base.ready:
+            if tiers.warming_up:
                 return self._run_reference(state, values)
-            self.wait()     # raises the build error
+            tiers.wait()     # raises the build error
         with state.lock:
-            self.runs += 1
-            if (self._jit_mode != "off" and not self._fused_ready and self._jit_thread is None
-                    and (self._want_jit or self.runs > self._jit_after)):
-                self._start_jit()
+            tiers.native_run()
             hot = self._hot
-            if hot is not None and hot[0] == state.values.layout_version and hot[1] == [v.shape for v in values]:
-                tier, lay = hot[2], hot[3]
+            if (hot is not None and hot[0] == state.values.layout_version and hot[1] == [v.shape for v in values]
+                    and hot[2] == tiers.jitted):
+                tier, lay = hot[3], hot[4]
             else:
                 tier, lay = self.layout(state, values)
-                self._hot = (state.values.layout_version, [v.shape for v in values], tier, lay)
+                self._hot = (state.values.layout_version, [v.shape for v in values], tiers.jitted, tier, lay)
             lay.feed(values)
             for view, fn in lay.hosts:
                 view[...] = fn(state, lay.env)
@@ -527,9 +576,9 @@ class CpuExecutable:
                 state.values.mark_initialized(self._assigned)
                 lay.ran = True
                 self._hot = None      # a new tier may be ready: re-check next run
-            return [v.copy() for v in lay.fetch_views], {}
+            return [v.copy() for v in lay.fetch_views]
 
-    def profile(self, state, values, runs: int = 10) -> List[tuple]:
+    def profile(self, state: SessionState, values: Sequence[np.ndarray], runs: int = 10) -> List[ProfileRow]:
         """Run ``runs`` real steps one kernel call at a time; return one
         ``(seconds per run, op type, op name, kernel, user line)`` per call, in schedule order (a split
         call's shares as one call: their group, timed as the step runs it)."""
@@ -557,17 +606,11 @@ class CpuExecutable:
         return [(totals[i] / runs, c.op.type if c.op else "", c.op.name if c.op else "", c.kernel,
                  c.op.defined_at if c.op else "") for i, c in enumerate(tier.prog.all_calls) if rows[i].size]
 
-    def _run_reference(self, state, values):
+    def _run_reference(self, state: SessionState, values: Sequence[np.ndarray]) -> List[np.ndarray]:
         """A warm-up run on the reference interpreter, under the session lock like a native run
         (its assigns land before the lock is released; fetches are copied before they land)."""
-        if self.warmup_runs >= 1:
-            self._start_build()
         with state.lock:
-            self.warmup_runs += 1
-            fetched, updates = self._reference.run(state, values)
-            fetched = [np.array(v, copy=True) for v in fetched]
-            state.apply(updates)
-        return fetched, {}
+            return self.tiers.warm_up().run(state, values)
 
     def _error(self, tier: Tier, lay: Layout) -> OpError:
         code, pos = int(lay.E[0]), int(lay.E[1])
@@ -583,7 +626,8 @@ class CpuExecutable:
     def explain(self) -> str:
         if self.warming_up:
             return ("cpu plan: kernels are being compiled in the background; until they are ready, runs use "
-                    "the reference interpreter (STATICGRAPH_WARMUP=wait waits instead)\n" + self._reference.explain())
+                    "the reference interpreter (STATICGRAPH_WARMUP=wait waits instead)\n"
+                    + self.tiers.reference.explain())
         tier = self.tier
         prog = tier.prog
         lines = [f"cpu plan {tier.key[:16]} ({tier.title}; {tier.entry})"]
@@ -593,9 +637,7 @@ class CpuExecutable:
                 lines.append(f"    {name:<18} {before:>5} -> {after:<5} {secs * 1e3:8.2f} ms")
         else:
             lines.append("  passes: none applied")
-        lines.append(f"  compile: passes+lower+kernels {self.compile_seconds * 1e3:.1f} ms; fused tier "
-                     + (f"{self.jit_seconds * 1e3:.1f} ms" if self._fused_ready else
-                        f"not built (STATICGRAPH_JIT={jit_mode()}, after {jit_after()} runs; plan.jit())"))
+        lines.append(f"  compile: passes+lower+kernels {self.compile_seconds * 1e3:.1f} ms; {self.tiers.describe()}")
         lines.append(f"  kernels: {len(prog.all_calls)} calls of {len({c.kernel for c in prog.all_calls})} "
                      f"kernels; {len(prog.fused)} fused groups")
         if tier.native is not None:
@@ -632,11 +674,7 @@ def _optimize(sched: Schedule, fusion: bool):
     return optimize(sched, disabled=() if fusion else ("fusion",))
 
 
-class CpuBackend:
+class CpuBackend(Backend):
     """Backend object: compiles a Schedule into a CpuExecutable."""
 
-    def __init__(self, target: str = "cpu"):
-        self.target = target
-
-    def compile(self, sched: Schedule) -> CpuExecutable:
-        return CpuExecutable(sched)
+    executable = CpuExecutable
