@@ -105,14 +105,15 @@ def _hand_off_compiles() -> bool:
     try:
         sources = [native.wrapper_source(*key) for tier in list(_BUILDING.values())
                    for key in native.wrapper_keys(tier.prog)]
-        pid, count = native.compile_detached(sources)
+        pids, count = native.compile_detached(sources)
     except Exception as exc:  # noqa: BLE001 - at exit: say why, then wait as before
         print(f"staticgraph: cannot compile the kernels in the background ({exc!r}); waiting for them",
               file=sys.stderr, flush=True)
         return False
     if count:
         print(f"staticgraph: {count} kernel{'s' if count != 1 else ''} still compiling in the background "
-              f"(pid {pid}); the next run loads them", file=sys.stderr, flush=True)
+              f"(pid{'s' if len(pids) > 1 else ''} {', '.join(map(str, pids))}); the next run loads them",
+              file=sys.stderr, flush=True)
     return True
 
 

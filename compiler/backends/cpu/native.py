@@ -269,6 +269,7 @@ def compile_workers() -> int:
     return int(os.environ.get("STATICGRAPH_COMPILE_WORKERS", min(8, os.cpu_count() or 1)))
 
 
+_IN_FLIGHT: Dict[int, tuple] = {}   # pid -> (Popen, share) of compile_in_workers' workers still running
 PARALLEL_FROM = 4     # fewer missing wrappers than this compile in this process (a worker's start-up
                       # costs about a second: it imports Numba and the kernel library)
 
@@ -334,7 +335,9 @@ def compile_in_workers(sources: Sequence[str], workers: int,
     procs = []
     for i in range(workers):
         err = tempfile.TemporaryFile()     # not a pipe: a worker outliving this process must not hit EPIPE
-        procs.append((_spawn_worker(heavy_first[i::workers], stderr=err), err))
+        share = heavy_first[i::workers]
+        procs.append((_spawn_worker(share, stderr=err), err))
+        _IN_FLIGHT[procs[-1][0].pid] = (procs[-1][0], share)
     pending = list(heavy_first)
     while pending:
         running = any(proc.poll() is None for proc, _ in procs)
@@ -347,6 +350,7 @@ def compile_in_workers(sources: Sequence[str], workers: int,
         time.sleep(0.25)
     for proc, err in procs:
         proc.wait()
+        _IN_FLIGHT.pop(proc.pid, None)
         if proc.returncode != 0:
             err.seek(0)
             import warnings
@@ -370,18 +374,23 @@ def precompile(sources: Sequence[str]) -> int:
     return len(todo)
 
 
-def compile_detached(sources: Sequence[str]) -> Tuple[int, int]:
-    """Hand the wrappers among ``sources`` not yet on disk (and the step loop, if it is not) to ONE
-    detached process (own session, no stdio; it fans out to ``precompile``'s workers itself) that
-    compiles them into the disk cache after this process has gone. Returns (its pid, how many it
-    compiles), (0, 0) when nothing is missing. Used at exit (``executable._hand_off_compiles``)."""
+def compile_detached(sources: Sequence[str]) -> Tuple[List[int], int]:
+    """Leave the wrappers among ``sources`` not yet on disk (and the step loop, if it is not) to
+    processes that outlive this one: the workers of ``compile_in_workers`` still running keep their
+    shares; what no worker holds goes to ONE detached process (own session, no stdio; it fans out
+    to ``precompile``'s workers itself). Used at exit (``executable._hand_off_compiles``). Returns
+    (pids of the processes that finish them, how many kernels are missing), ([], 0) if none."""
     import subprocess
-    todo = missing(sources)
-    count = len(todo) + (not runtime_on_disk())
-    if not count:
-        return 0, 0
-    proc = _spawn_worker(todo, "--parallel", stderr=subprocess.DEVNULL, start_new_session=True)
-    return proc.pid, count
+    busy = {pid: share for pid, (proc, share) in list(_IN_FLIGHT.items()) if proc.poll() is None}
+    held = {src for share in busy.values() for src in share}
+    todo = missing(list(sources) + sorted(held))
+    rest = [src for src in todo if src not in held]
+    runtime = not runtime_on_disk()          # running workers compile it first
+    pids = sorted(busy)
+    if rest or (runtime and not busy):
+        pids.append(_spawn_worker(rest, "--parallel", stderr=subprocess.DEVNULL, start_new_session=True).pid)
+    count = len(todo) + runtime
+    return (pids, count) if count else ([], 0)
 
 
 class NativeStep:
