@@ -70,9 +70,9 @@ def jit_mode() -> str:
 
 def exit_mode() -> str:
     """``STATICGRAPH_EXIT_COMPILES``: what a process does at exit while background builds (warm-up,
-    fused tier) still compile kernels. "detach" (default): hand the wrappers not yet in the disk
-    cache to one detached process (``native.compile_detached``), say so in one line on stderr and
-    exit at once; the next run loads them. "wait": join the builds, as before (the kernels land in
+    fused tier) still compile kernels. "detach" (default): leave the wrappers not yet in the disk
+    cache to processes that outlive this one (``native.compile_detached``), say so in one line on
+    stderr and exit at once; the next run loads them. "wait": join the builds, as before (they land in
     the cache before the process ends). A killed build leaves nothing half-written that a later
     process would load: the cache verifies every Numba file against its sealed record."""
     mode = os.environ.get("STATICGRAPH_EXIT_COMPILES", "detach")
@@ -682,6 +682,7 @@ def base_wrapper_keys(sched: Schedule) -> List[tuple]:
     anything: what ``python -m staticgraph cache warm`` compiles (``staticgraph/warm.py``)."""
     opt = _optimize(sched, fusion=False)
     return native.wrapper_keys(Lowering(opt.schedule if opt else sched).lower())
+
 
 class CpuBackend:
     """Backend object: compiles a Schedule into a CpuExecutable."""

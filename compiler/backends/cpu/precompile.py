@@ -8,14 +8,17 @@ Started by ``native.compile_in_workers`` (several at once, one share each, for `
 ``python -m staticgraph cache warm``) and, with ``--parallel``, by ``native.compile_detached`` at a
 process's exit: that one first fans its sources out to worker processes like ``precompile`` does.
 Every compile happens inside the cache's ``compiling()`` blocks, so a worker killed at any point
-leaves nothing that a later process loads unverified.
+leaves nothing that a later process loads unverified. A worker ignores SIGINT: a Ctrl-C stops the
+program that started it, which then exits without waiting while its workers finish the cache.
 """
 import json
 import os
+import signal
 import sys
 
 
 def main(path: str, parallel: bool = False) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # a Ctrl-C meant for the program that started it
     from compiler.backends.cpu import library, native
     with open(path) as f:
         sources = json.load(f)
