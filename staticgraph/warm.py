@@ -110,7 +110,6 @@ def library_keys(plans: Iterable[str] = tuple(PLANS), only: Optional[Sequence[st
     keys = set()
     for name in plans:
         with Graph().as_default():
-            nn.manual_seed(0)
             for fetches, feeds in PLANS[name]():
                 tensors = [f for f in fetches if isinstance(f, Tensor)]
                 targets = [f for f in fetches if not isinstance(f, Tensor)]
