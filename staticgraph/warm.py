@@ -21,8 +21,6 @@ from __future__ import annotations
 import time
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-import numpy as np
-
 from . import nn
 from .graph import Graph
 from .nn import functional as F
