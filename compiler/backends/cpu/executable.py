@@ -100,8 +100,11 @@ def _join_compiles() -> None:
 
 
 def _hand_off_compiles() -> bool:
-    """Start the detached compile of what the tiers being built still miss on disk and print one
-    line saying so; False if it could not be started."""
+    """Leave what the tiers being built still miss on disk to processes that outlive this one, print one
+    line saying so; False if it could not be started. (Under NUMBA_DISABLE_JIT a build only imports
+    plan.py: nothing to hand off.)"""
+    if not native.enabled():
+        return True
     try:
         sources = [native.wrapper_source(*key) for tier in list(_BUILDING.values())
                    for key in native.wrapper_keys(tier.prog)]
