@@ -39,7 +39,10 @@ def _names(text: str) -> list:
 
 def _warm(args: argparse.Namespace) -> int:
     """``cache warm``: list or compile the kernel library (``--plans``, ``--only`` narrow it)."""
+    from compiler.backends.cpu import native
     from . import warm
+    if not native.enabled():
+        raise SystemExit("cache warm: NUMBA_DISABLE_JIT=1 is set, so nothing is compiled")
     unknown = sorted(set(args.plans) - set(warm.PLANS))
     if unknown:
         raise SystemExit(f"cache warm: unknown plans {unknown}; choose from {sorted(warm.PLANS)}")
@@ -51,8 +54,7 @@ def _warm(args: argparse.Namespace) -> int:
             print(f"{warm.title(key):<64} {'cached' if warm.is_cached(key) else 'missing'}")
         return 0
     from tqdm import tqdm
-    from compiler.backends.cpu.native import compile_workers
-    args.jobs = args.jobs or max(1, compile_workers())
+    args.jobs = args.jobs or max(1, native.compile_workers())
     print(f"cache folder: {PlanCache().root}")
     print(f"kernel library: {len(keys)} kernels of {', '.join(args.plans)}; {args.jobs} worker processes")
     done = warm.warm(keys, args.jobs, bar=lambda total: tqdm(total=total, desc="compiling kernels",
