@@ -74,13 +74,56 @@ def jit_mode() -> str:
     return mode
 
 
-_THREADS: List[threading.Thread] = []
+def exit_mode() -> str:
+    """``STATICGRAPH_EXIT_COMPILES``: what a process does at exit while background builds (warm-up,
+    fused tier) still compile kernels. "detach" (default): leave the wrappers not yet in the disk
+    cache to processes that outlive this one (``native.compile_detached``), say so in one line on
+    stderr and exit at once; the next run loads them. "wait": join the builds, as before (they land in
+    the cache before the process ends). A killed build leaves nothing half-written that a later
+    process would load: the cache verifies every Numba file against its sealed record."""
+    mode = os.environ.get("STATICGRAPH_EXIT_COMPILES", "detach")
+    if mode not in ("detach", "wait"):
+        raise ValueError(f"STATICGRAPH_EXIT_COMPILES={mode!r}: expected 'detach' or 'wait'")
+    return mode
+
+
+_THREADS: List[threading.Thread] = []       # background builds (warm-up, fused tier) still running
+_BUILDING: Dict[int, "Tier"] = {}           # id -> tier whose build() runs now: what exit hands off
 
 
 @atexit.register
+def _at_exit() -> None:
+    """Background builds still running: hand their compiles off (or, failing that, wait)."""
+    if not any(t.is_alive() for t in _THREADS):
+        return
+    if exit_mode() == "wait" or not _hand_off_compiles():
+        _join_compiles()
+
+
 def _join_compiles() -> None:
     for t in list(_THREADS):
         t.join()
+
+
+def _hand_off_compiles() -> bool:
+    """Leave what the tiers being built still miss on disk to processes that outlive this one, print one
+    line saying so; False if it could not be started. (Under NUMBA_DISABLE_JIT a build only imports
+    plan.py: nothing to hand off.)"""
+    if not native.enabled():
+        return True
+    try:
+        sources = [native.wrapper_source(*key) for tier in list(_BUILDING.values())
+                   for key in native.wrapper_keys(tier.prog)]
+        pids, count = native.compile_detached(sources)
+    except Exception as exc:  # noqa: BLE001 - at exit: say why, then wait as before
+        print(f"staticgraph: cannot compile the kernels in the background ({exc!r}); waiting for them",
+              file=sys.stderr, flush=True)
+        return False
+    if count:
+        print(f"staticgraph: {count} kernel{'s' if count != 1 else ''} still compiling in the background "
+              f"(pid{'s' if len(pids) > 1 else ''} {', '.join(map(str, pids))}); the next run loads them",
+              file=sys.stderr, flush=True)
+    return True
 
 
 class _Proxy:
@@ -305,12 +348,16 @@ class Tier:
         """Compile or load the kernels (native step), or import plan.py under NUMBA_DISABLE_JIT."""
         if not self.ready:
             t0 = time.perf_counter()
-            library.load()
-            if native.enabled():
-                self.native = native.NativeStep(self.prog, codegen.arg_names(self.prog) + ["M", "E"])
-            else:
-                self.module = self.cache.load_module(self.entry, "plan.py")
-            library.seal()
+            _BUILDING[id(self)] = self
+            try:
+                library.load()
+                if native.enabled():
+                    self.native = native.NativeStep(self.prog, codegen.arg_names(self.prog) + ["M", "E"])
+                else:
+                    self.module = self.cache.load_module(self.entry, "plan.py")
+                library.seal()
+            finally:
+                _BUILDING.pop(id(self), None)
             self.build_seconds += time.perf_counter() - t0
         return self
 
@@ -374,6 +421,7 @@ class CpuTiers(Tiers):
         """Start building the base tier in a thread (once). Called by the second warm-up run, or
         ``wait()``: a plan run only once (an initializer) never builds, and the first step does
         not share the CPU and the GIL with Numba's import and the kernel loads."""
+        exit_mode()                   # a bad STATICGRAPH_EXIT_COMPILES fails here, not at exit
         with self._build_lock:
             if self.build_thread is None and not self.base.ready:
                 self.build_thread = t = threading.Thread(target=self._build_in_background, daemon=True,
@@ -672,6 +720,13 @@ def _optimize(sched: Schedule, fusion: bool):
     except ImportError:
         return None
     return optimize(sched, disabled=() if fusion else ("fusion",))
+
+
+def base_wrapper_keys(sched: Schedule) -> List[tuple]:
+    """The wrapper keys (``native.wrapper_keys``) of ``sched``'s base tier, lowered without compiling
+    anything: what ``python -m staticgraph cache warm`` compiles (``staticgraph/warm.py``)."""
+    opt = _optimize(sched, fusion=False)
+    return native.wrapper_keys(Lowering(opt.schedule if opt else sched).lower())
 
 
 class CpuBackend(Backend):

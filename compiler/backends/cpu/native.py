@@ -26,7 +26,7 @@ import os
 import sys
 import threading
 import time
-from typing import Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -277,15 +277,22 @@ def compile_workers() -> int:
     return int(os.environ.get("STATICGRAPH_COMPILE_WORKERS", min(8, os.cpu_count() or 1)))
 
 
+_IN_FLIGHT: Dict[int, tuple] = {}   # pid -> (Popen, share) of compile_in_workers' workers still running
 PARALLEL_FROM = 4     # fewer missing wrappers than this compile in this process (a worker's start-up
                       # costs about a second: it imports Numba and the kernel library)
 
 
-def _compiled_on_disk(source: str) -> bool:
-    """True when the wrapper's cache entry holds Numba files (loading it takes milliseconds)."""
+def _compiled_on_disk(source: str, kind: str = "wrapper") -> bool:
+    """True when the cache entry of ``source`` (a wrapper, or the step loop: ``kind="runtime"``)
+    holds Numba files (loading it takes milliseconds)."""
     from compiler.cache import PlanCache
-    entry = PlanCache().path_of(_entry_key("wrapper", source))
+    entry = PlanCache().path_of(_entry_key(kind, source))
     return any((entry / "__pycache__").glob("*.nbi"))
+
+
+def runtime_on_disk() -> bool:
+    """True when the step loop (``RUNTIME_SOURCE``) is compiled in the disk cache."""
+    return _compiled_on_disk(RUNTIME_SOURCE, "runtime")
 
 
 def _weight(source: str) -> int:
@@ -296,38 +303,102 @@ def _weight(source: str) -> int:
     return 3 if name.startswith("conv") else 2 if name.startswith(("pool", "softmax", "nll")) else 1
 
 
-def precompile(sources: Sequence[str]) -> int:
-    """Compile the wrappers among ``sources`` that are neither loaded nor on disk, in parallel
-    worker processes (``python -m compiler.backends.cpu.precompile``) that fill the disk cache;
-    this process then only loads them. Returns how many were compiled that way."""
+def missing(sources: Sequence[str]) -> List[str]:
+    """The wrappers among ``sources`` (once each) that are neither loaded here nor compiled on disk."""
     digests = {hashlib.sha256(src.encode()).hexdigest(): src for src in sources}
-    missing = [src for d, src in digests.items() if d not in _WRAPPERS and not _compiled_on_disk(src)]
-    workers = min(compile_workers(), len(missing))
-    if len(missing) < PARALLEL_FROM or workers < 2:
-        return 0
+    return [src for d, src in digests.items() if d not in _WRAPPERS and not _compiled_on_disk(src)]
+
+
+def _worker_env() -> Dict[str, str]:
+    """This environment, with the project root first on PYTHONPATH (a worker imports ``compiler``)."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    return dict(os.environ, PYTHONPATH=os.pathsep.join([root] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+
+
+def _spawn_worker(sources: Sequence[str], *args: str, **popen):
+    """Start ``python -m compiler.backends.cpu.precompile SHARE.json [args]`` on ``sources`` (the
+    worker deletes the JSON file once read); returns the ``subprocess.Popen``."""
     import json
     import subprocess
     import tempfile
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([root] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
-    heavy_first = sorted(missing, key=_weight, reverse=True)  # longest kernels (conv, pool) first
-    shares = [heavy_first[i::workers] for i in range(workers)]
-    with tempfile.TemporaryDirectory(prefix="staticgraph-compile-") as tmp:
-        procs = []
-        for i, share in enumerate(shares):
-            path = os.path.join(tmp, f"share{i}.json")
-            with open(path, "w") as f:
-                json.dump(share, f)
-            procs.append(subprocess.Popen([sys.executable, "-m", "compiler.backends.cpu.precompile", path],
-                                          env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
-        for proc in procs:
-            _, err = proc.communicate()
-            if proc.returncode != 0:   # this process compiles what the worker could not
-                import warnings
-                warnings.warn(f"staticgraph: a kernel compile worker failed ({proc.returncode}): "
-                              f"{err.decode(errors='replace')[-400:]}", RuntimeWarning)
-    STATS["kernel_compiles_in_workers"] += len(missing)
-    return len(missing)
+    fd, path = tempfile.mkstemp(prefix="staticgraph-compile-", suffix=".json")
+    with os.fdopen(fd, "w") as f:
+        json.dump(list(sources), f)
+    try:
+        return subprocess.Popen([sys.executable, "-m", "compiler.backends.cpu.precompile", path, *args],
+                                env=_worker_env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, **popen)
+    except BaseException:
+        os.unlink(path)
+        raise
+
+
+def compile_in_workers(sources: Sequence[str], workers: int,
+                       progress: Optional[Callable[[int], None]] = None) -> List[str]:
+    """Compile ``sources`` into the disk cache in ``workers`` worker processes (heaviest kernels
+    first, dealt round-robin); ``progress(n)`` is called as n more reach the disk. Returns the
+    sources still not on disk afterwards (a worker failed: warned, with its stderr's tail)."""
+    import tempfile
+    heavy_first = sorted(sources, key=_weight, reverse=True)
+    workers = max(1, min(workers, len(heavy_first)))
+    procs = []
+    for i in range(workers):
+        err = tempfile.TemporaryFile()     # not a pipe: a worker outliving this process must not hit EPIPE
+        share = heavy_first[i::workers]
+        procs.append((_spawn_worker(share, stderr=err), err))
+        _IN_FLIGHT[procs[-1][0].pid] = (procs[-1][0], share)
+    pending = list(heavy_first)
+    while pending:
+        running = any(proc.poll() is None for proc, _ in procs)
+        left = [src for src in pending if not _compiled_on_disk(src)]
+        if progress is not None and len(left) < len(pending):
+            progress(len(pending) - len(left))
+        pending = left
+        if not running:
+            break
+        time.sleep(0.25)
+    for proc, err in procs:
+        proc.wait()
+        _IN_FLIGHT.pop(proc.pid, None)
+        if proc.returncode != 0:
+            err.seek(0)
+            import warnings
+            warnings.warn(f"staticgraph: a kernel compile worker failed ({proc.returncode}): "
+                          f"{err.read().decode(errors='replace')[-400:]}", RuntimeWarning)
+        err.close()
+    return pending
+
+
+def precompile(sources: Sequence[str]) -> int:
+    """Compile the wrappers among ``sources`` that are neither loaded nor on disk, in parallel
+    worker processes (``python -m compiler.backends.cpu.precompile``) that fill the disk cache;
+    this process then only loads them (and compiles what a failed worker left). Returns how many
+    were given to workers."""
+    todo = missing(sources)
+    workers = min(compile_workers(), len(todo))
+    if len(todo) < PARALLEL_FROM or workers < 2:
+        return 0
+    compile_in_workers(todo, workers)
+    STATS["kernel_compiles_in_workers"] += len(todo)
+    return len(todo)
+
+
+def compile_detached(sources: Sequence[str]) -> Tuple[List[int], int]:
+    """Leave the wrappers among ``sources`` not yet on disk (and the step loop, if it is not) to
+    processes that outlive this one: the workers of ``compile_in_workers`` still running keep their
+    shares; what no worker holds goes to ONE detached process (own session, no stdio; it fans out
+    to ``precompile``'s workers itself). Used at exit (``executable._hand_off_compiles``). Returns
+    (pids of the processes that finish them, how many kernels are missing), ([], 0) if none."""
+    import subprocess
+    busy = {pid: share for pid, (proc, share) in list(_IN_FLIGHT.items()) if proc.poll() is None}
+    held = {src for share in busy.values() for src in share}
+    todo = missing(list(sources) + sorted(held))
+    rest = [src for src in todo if src not in held]
+    runtime = not runtime_on_disk()          # running workers compile it first
+    pids = sorted(busy)
+    if rest or (runtime and not busy):
+        pids.append(_spawn_worker(rest, "--parallel", stderr=subprocess.DEVNULL, start_new_session=True).pid)
+    count = len(todo) + runtime
+    return (pids, count) if count else ([], 0)
 
 
 class NativeStep:
