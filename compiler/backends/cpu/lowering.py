@@ -192,7 +192,7 @@ class Lowering:
             if call.kernel not in PHASES:
                 prog.calls.append(call)
                 continue
-            workers_at, phases = PHASES[call.kernel]
+            workers, phases = PHASES[call.kernel]
             self._op = call.op
             for ph in phases:
                 args = tuple(call.args[i] for i in ph.args)
@@ -200,7 +200,7 @@ class Lowering:
                     prog.calls.append(Call(ph.kernel, args, call.record, call.size, call.op, n_in=ph.n_in))
                     continue
                 self._shares(ph.kernel, args, lambda env, t, g, rec=call.record: rec(env) + [t], call.size + 1,
-                             lambda env, rec=call.record, at=workers_at: rec(env)[at], 2, ph.n_in, ())
+                             lambda env, rec=call.record, w=workers: w(rec(env)), 2, ph.n_in, ())
         self._op = None
 
     def _split_elementwise(self) -> None:

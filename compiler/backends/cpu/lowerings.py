@@ -87,16 +87,17 @@ class Phase(NamedTuple):
     shared: bool
 
 
-# kernel -> (the record field that holds its worker count, its phases). A call of such a kernel
+# kernel -> (its worker count from its record, its phases). A call of such a kernel
 # becomes its phases after the call rewrites (which see the one call): the work a kernel would
 # split with a ``prange`` runs as a group of share calls of the step loop instead, so the kernel
 # itself stays serial (a ``prange`` body costs Numba several optimisations of everything it calls)
 PHASES: Dict[str, tuple] = {}
 
 
-def runs_in_phases(kernel: str, workers_at: int, *phases: Phase) -> None:
-    """Register the phases of calls of ``kernel`` (see ``PHASES``)."""
-    PHASES[kernel] = (workers_at, phases)
+def runs_in_phases(kernel: str, workers: Callable[[list], int], *phases: Phase) -> None:
+    """Register the phases of calls of ``kernel`` (see ``PHASES``); ``workers(record)``: how many
+    workers its shared phases use (below 2: the shares run one after another)."""
+    PHASES[kernel] = (workers, phases)
 
 
 def origin(op: Operation) -> Operation:

@@ -54,7 +54,7 @@ from dataclasses import dataclass, replace
 from typing import Callable, Dict, List
 
 from . import nn_wino_tile, nn_winograd, threads
-from .lowerings import lowers
+from .lowerings import Phase, lowers, runs_in_phases
 from .records import CONV
 
 CONV_SIZE = CONV.size
@@ -382,3 +382,18 @@ def keep_columns(lowering) -> None:
         fwd.record = replace(fwd.record, keep=True)
         bpf.record = replace(bpf.record, ws=ws, keep=True)
         bpf.args = bpf.args[:3] + (ws,) + bpf.args[4:]
+
+
+def _workers(rec: list) -> int:
+    """The workers an im2col conv's chunks run on (``records.CONV``'s T); an implicit conv runs
+    whole in share 0, outside the workers (its GEMMs split over them themselves)."""
+    return rec[CONV.at.T] if not rec[CONV.at.block] else 1
+
+
+# The kernels run in phases (``lowerings.PHASES``): shares of the chunks on the kernel workers; the
+# filter gradient's partial sums, then their sum (and the fused bias gradient).
+# args: conv_fwd (X, W, Y, WS), conv_bpi (dY, W, dX, WS), conv_bpf (X, dY, dW, WS, BG)
+runs_in_phases("conv_fwd", _workers, Phase("conv_fwd", (0, 1, 2, 3), 2, True))
+runs_in_phases("conv_bpi", _workers, Phase("conv_bpi", (0, 1, 2, 3), 2, True))
+runs_in_phases("conv_bpf", _workers, Phase("conv_bpf", (0, 1, 2, 3, 4), 2, True),
+               Phase("conv_bpf_reduce", (2, 3, 4), 0, False))

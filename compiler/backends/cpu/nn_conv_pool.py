@@ -48,7 +48,7 @@ from typing import Callable
 
 from . import nn_conv, nn_pool
 from .lowerings import Env, Phase, runs_in_phases
-from .records import CONV_POOL_BPF, CONV_POOL_FWD, RecordSpec
+from .records import CONV, CONV_POOL_BPF, CONV_POOL_FWD, RecordSpec
 
 FWD_SIZE = CONV_POOL_FWD.size
 BPF_SIZE = CONV_POOL_BPF.size
@@ -149,10 +149,16 @@ def fuse_pool(lowering) -> None:
             prog.calls.remove(share)
 
 
+
+def _workers(rec: list) -> int:
+    """The workers of a conv-family record (``records.CONV``'s T)."""
+    return rec[CONV.at.T]
+
+
 # The kernels run in phases (``lowerings.PHASES``): conv_pool_fwd (X, W, V, I, WS): W^T, then the
 # samples' shares on the kernel workers; conv_pool_bpf (X, Gp, I, dW, WS, BG): the workers' partial
 # filter gradients, then their sum (and the fused bias gradient)
-runs_in_phases("conv_pool_fwd", CONV_POOL_FWD.at.T, Phase("conv_pool_wt", (1, 4), 1, False),
+runs_in_phases("conv_pool_fwd", _workers, Phase("conv_pool_wt", (1, 4), 1, False),
                Phase("conv_pool_fwd", (0, 1, 2, 3, 4), 2, True))
-runs_in_phases("conv_pool_bpf", CONV_POOL_BPF.at.T, Phase("conv_pool_bpf", (0, 1, 2, 4), 3, True),
+runs_in_phases("conv_pool_bpf", _workers, Phase("conv_pool_bpf", (0, 1, 2, 4), 3, True),
                Phase("conv_pool_bpf_reduce", (3, 4, 5), 0, False))

@@ -107,12 +107,18 @@ def workspace_size(attrs: dict, xshape, wshape, yshape) -> int:
     return head + 5 * ALIGN + workers * g["region"]
 
 
+
+def _workers(rec: list) -> int:
+    """The workers of a conv-family record (``records.CONV``'s T)."""
+    return rec[CONV.at.T]
+
+
 # The kernels run in phases (``lowerings.PHASES``): the transform matrices, then U's bands and the
 # samples' shares on the kernel workers; the filter gradient's partial dU per worker, then dW's bands.
 # args: tile_fwd / tile_bpi (X or dY, W, Y or dX, WS); tile_bpf (X, dY, dW, WS, BG)
-runs_in_phases("tile_fwd", CONV.at.T, Phase("tile_prep", (3,), 0, False), Phase("tile_fwd_u", (1, 3), 1, True),
+runs_in_phases("tile_fwd", _workers, Phase("tile_prep", (3,), 0, False), Phase("tile_fwd_u", (1, 3), 1, True),
                Phase("tile_fwd", (0, 1, 2, 3), 2, True))
-runs_in_phases("tile_bpi", CONV.at.T, Phase("tile_prep", (3,), 0, False), Phase("tile_bpi_u", (1, 3), 1, True),
+runs_in_phases("tile_bpi", _workers, Phase("tile_prep", (3,), 0, False), Phase("tile_bpi_u", (1, 3), 1, True),
                Phase("tile_bpi", (0, 1, 2, 3), 2, True))
-runs_in_phases("tile_bpf", CONV.at.T, Phase("tile_prep", (3,), 0, False), Phase("tile_bpf", (0, 1, 3), 2, True),
+runs_in_phases("tile_bpf", _workers, Phase("tile_prep", (3,), 0, False), Phase("tile_bpf", (0, 1, 3), 2, True),
                Phase("tile_bpf_dw", (2, 3, 4), 0, True))

@@ -2,13 +2,14 @@
 
 The algorithms, the workspace and the record are described in ``nn_conv.py`` (the lowering side)."""
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from ..records import CONV
-from .base import JIT, NT, OFF, ON, ONE, PJIT, TR, ZERO
-from .gemm import _blas_at_most, _blas_restore, _gemm, _gemm_par
+from ..records import CONV, CONV_SHARE
+from .base import JIT, NT, OFF, ON, ONE, TR, ZERO
+from .gemm import _gemm, _gemm_par
 
 CV = CONV.at     # the conv record's field offsets (records.CONV)
+CS = CONV_SHARE.at     # ... and a share's (its index)
 
 
 @njit(**JIT)
@@ -480,31 +481,29 @@ def _bpi_chunks(DY, dyo, Wt, wo, DX, dxo, WS, so, M, q, t, T):
         _chunk_cols(DX, dxo, WS, so, xt, M, q, n0, m, minor, direct, True)
 
 
-@njit(**PJIT)
+@njit(**JIT)
 def conv_fwd(X, Wt, Y, WS, M, E, p):
-    """Y (N, O, *out) = Conv(X, W): implicit GEMMs, or im2col chunks over the record's workers."""
+    """Share t of Y (N, O, *out) = Conv(X, W): im2col chunks t, t + T, ... in the worker's region;
+    an implicit-GEMM conv (its GEMMs split over the workers themselves) and an empty kernel run
+    whole in share 0 (``nn_conv``'s phases: these shares, on the kernel workers where the record's T
+    is 2 or more and the conv is not implicit)."""
     xo, wo, yo, so, q = _conv_offsets(M, p)
+    t = M[q + CS.share]
     N, C, O, G, nb, R, P = _conv_dims(M, q)
-    if R == 0:
-        for i in range(N * O * P):
-            Y[yo + i] = 0
-        if M[q + CV.has_bias]:
-            _conv_bias(Y, yo, Wt, M[q + CV.bias_off], ZERO, N, O, P)
-        return
-    if M[q + CV.block]:
-        _conv_implicit_taps(X, xo, Y, yo, Wt, wo, WS, so, M, q, False)
-        if M[q + CV.has_bias]:
-            _conv_bias(Y, yo, Wt, M[q + CV.bias_off], ZERO, N, O, P)
-        return
     T, size = M[q + CV.T], M[q + CV.region]
-    if T == 1:
-        _fwd_chunks(X, xo, Wt, wo, Y, yo, WS, so, M, q, np.int64(0), np.int64(1))
+    if R == 0 or M[q + CV.block]:
+        if t != 0:
+            return
+        if R == 0:
+            for i in range(N * O * P):
+                Y[yo + i] = 0
+        else:
+            _conv_implicit_taps(X, xo, Y, yo, Wt, wo, WS, so, M, q, False)
+        if M[q + CV.has_bias]:
+            _conv_bias(Y, yo, Wt, M[q + CV.bias_off], ZERO, N, O, P)
         return
-    nt = _blas_at_most(ONE)
-    for u in prange(T):
-        t = np.int64(u)     # prange's index is unsigned: callees typed for int64 are reused
+    if t < T:
         _fwd_chunks(X, xo, Wt, wo, Y, yo, WS, so + t * size, M, q, t, T)
-    _blas_restore(ONE, nt)
 
 
 @njit(**JIT)
@@ -515,21 +514,6 @@ def _bpf_gemm(D, do, Cm, co, Og, R, K, beta, WS, acc):
         _gemm(NT, TR, R, Og, K, 1.0, Cm, co, K, D, do, K, beta, WS, acc, Og)
     else:
         _gemm(NT, TR, Og, R, K, 1.0, D, do, K, Cm, co, K, beta, WS, acc, R)
-
-
-@njit(**PJIT)
-def _bpf_workers(X, xo, DY, dyo, WS, so, parts, sums, M, q):
-    """The im2col filter gradient's chunks over the record's T > 1 workers: worker t sums into WS
-    at parts + t * O * R (``_bpf_chunks``' transposed layout); with sums >= 0, worker t's bias sums
-    at sums + t * O * P."""
-    N, C, O, G, nb, R, P = _conv_dims(M, q)
-    T, size = M[q + CV.T], M[q + CV.region]
-    nt = _blas_at_most(ONE)
-    for u in prange(T):
-        t = np.int64(u)     # prange's index is unsigned: callees typed for int64 are reused
-        bs = sums + t * O * P if sums >= 0 else -1
-        _bpf_chunks(X, xo, DY, dyo, WS, parts + t * O * R, so + t * size, bs, M, q, t, T)
-    _blas_restore(ONE, nt)
 
 
 @njit(**JIT)
@@ -557,61 +541,94 @@ def _bpf_reduce(DW, dwo, WS, parts, T, O, G, R, transposed):
 
 
 @njit(**JIT)
+def _bpf_layout(M, q):
+    """Where the workers' partial (transposed) filter gradients and bias sums start, after the
+    workers' regions (an implicit conv: one region)."""
+    N, C, O, G, nb, R, P = _conv_dims(M, q)
+    regions = 1 if M[q + CV.block] else M[q + CV.T]
+    parts = M[q + CV.ws_off] + regions * M[q + CV.region]
+    return parts, parts + regions * O * R
+
+
+@njit(**JIT)
+def _bpf_whole(X, DY, DW, WS, BG, M, q):
+    """A filter gradient that is not split over workers: no samples or an empty kernel (zeros), or
+    an implicit conv (its GEMMs split over the workers themselves); and its fused bias gradient."""
+    xo, dyo, dwo, so = M[q + CV.x_off], M[q + CV.w_off], M[q + CV.y_off], M[q + CV.ws_off]
+    N, C, O, G, nb, R, P = _conv_dims(M, q)
+    sums = _bpf_layout(M, q)[1]
+    if N == 0:
+        for i in range(O * R):
+            DW[dwo + i] = 0
+    elif R != 0:
+        _conv_bpf_implicit(X, DY, DW, WS, xo, dyo, dwo, so, M, q)
+    if M[q + CV.has_bias] != 0:
+        for i in range(O * P):
+            WS[sums + i] = 0
+        _bias_sums(DY, dyo, WS, sums, ZERO, N, O, P)
+        _bias_grad(BG, M[q + CV.bias_off], WS, sums, ONE, O, P)
+
+
+@njit(**JIT)
+def _bpf_split(M, q):
+    """Whether the filter gradient runs as the workers' partial sums (im2col, samples, taps)."""
+    N, C, O, G, nb, R, P = _conv_dims(M, q)
+    return R != 0 and N != 0 and M[q + CV.block] == 0
+
+
+@njit(**JIT)
 def conv_bpf(X, DY, DW, WS, BG, M, E, p):
-    """DW (O, C/G, *K) = ConvBackpropFilter(X, DY): implicit GEMMs, or im2col chunks over the
-    record's workers (worker 0 sums into DW, the others into their regions after the T
-    workspaces; then DW += those partial sums). With a fused bias gradient (``fuse_bias_grad``;
-    record: flag, offset in BG's array), BG[offset:offset + O] = dY summed over all but channels:
-    per chunk while it is in cache on the im2col path (the workers' sums after the partial DWs)."""
+    """Share t of DW (O, C/G, *K) = ConvBackpropFilter(X, DY): on the im2col path, worker t's
+    partial (transposed) filter gradient over chunks t, t + T, ... (and, with a fused bias gradient
+    (``fuse_bias_grad``), its sums of dY's planes); else share 0 computes the whole gradient
+    (``_bpf_whole``). Phases: these shares, then ``conv_bpf_reduce``."""
     xo, dyo, dwo, so, q = _conv_offsets(M, p)
+    t = M[q + CS.share]
+    if not _bpf_split(M, q):
+        if t == 0:
+            _bpf_whole(X, DY, DW, WS, BG, M, q)
+        return
     N, C, O, G, nb, R, P = _conv_dims(M, q)
     T, size = M[q + CV.T], M[q + CV.region]
-    regions = 1 if M[q + CV.block] else T
-    parts = so + regions * size        # the workers' partial (transposed) filter gradients
-    sums = parts + regions * O * R
-    bias = M[q + CV.has_bias] != 0
-    if R == 0 or N == 0 or M[q + CV.block]:
-        if N == 0:
-            for i in range(O * R):
-                DW[dwo + i] = 0
-        elif R != 0:
-            _conv_bpf_implicit(X, DY, DW, WS, xo, dyo, dwo, so, M, q)
-        if bias:
-            for i in range(O * P):
-                WS[sums + i] = 0
-            _bias_sums(DY, dyo, WS, sums, ZERO, N, O, P)
-            _bias_grad(BG, M[q + CV.bias_off], WS, sums, ONE, O, P)
+    if t >= T:
         return
-    if T == 1:
-        _bpf_chunks(X, xo, DY, dyo, WS, parts, so, sums if bias else -1, M, q, np.int64(0), np.int64(1))
-    else:
-        _bpf_workers(X, xo, DY, dyo, WS, so, parts, sums if bias else -1, M, q)
-    _bpf_reduce(DW, dwo, WS, parts, T, O, G, R, R >= O // G)
-    if bias:
+    parts, sums = _bpf_layout(M, q)
+    bs = sums + t * O * P if M[q + CV.has_bias] != 0 else -1
+    _bpf_chunks(X, xo, DY, dyo, WS, parts + t * O * R, so + t * size, bs, M, q, t, T)
+
+
+@njit(**JIT)
+def conv_bpf_reduce(DW, WS, BG, M, E, p):
+    """DW = the sum of the workers' partial filter gradients, and the fused bias gradient (the
+    im2col path; else ``conv_bpf``'s share 0 wrote them)."""
+    q = p
+    if not _bpf_split(M, q):
+        return
+    N, C, O, G, nb, R, P = _conv_dims(M, q)
+    T = M[q + CV.T]
+    parts, sums = _bpf_layout(M, q)
+    _bpf_reduce(DW, M[q + CV.y_off], WS, parts, T, O, G, R, R >= O // G)
+    if M[q + CV.has_bias] != 0:
         _bias_grad(BG, M[q + CV.bias_off], WS, sums, T, O, P)
 
 
-@njit(**PJIT)
+@njit(**JIT)
 def conv_bpi(DY, Wt, DX, WS, M, E, p):
-    """DX (N, C, *S) = ConvBackpropInput(DY, W): implicit GEMMs, or im2col chunks over the record's
-    workers (each chunk's col2im writes only its own samples of DX)."""
+    """Share t of DX (N, C, *S) = ConvBackpropInput(DY, W): im2col chunks t, t + T, ... (each
+    chunk's col2im writes only its own samples of DX); an implicit-GEMM conv and an empty kernel
+    run whole in share 0 (as ``conv_fwd``)."""
     dyo, wo, dxo, so, q = _conv_offsets(M, p)
+    t = M[q + CS.share]
     N, C, O, G, nb, R, P = _conv_dims(M, q)
-    if R == 0 or O // G == 0:
+    T, size = M[q + CV.T], M[q + CV.region]
+    if R == 0 or O // G == 0 or M[q + CV.block]:
+        if t != 0:
+            return
+        if M[q + CV.block] and R != 0 and O // G != 0:
+            _conv_implicit_taps(DY, dyo, DX, dxo, Wt, wo, WS, so, M, q, True)
+            return
         for i in range(N * C * M[q + CV.D] * M[q + CV.H] * M[q + CV.W]):
             DX[dxo + i] = 0
         return
-    if M[q + CV.block]:
-        _conv_implicit_taps(DY, dyo, DX, dxo, Wt, wo, WS, so, M, q, True)
-        return
-    # the same worker dispatch as conv_fwd's, on purpose not shared: one helper calling either
-    # chunk loop links (and compiles) both into each kernel (measured: conv_fwd 41 -> 53 s)
-    T, size = M[q + CV.T], M[q + CV.region]
-    if T == 1:
-        _bpi_chunks(DY, dyo, Wt, wo, DX, dxo, WS, so, M, q, np.int64(0), np.int64(1))
-        return
-    nt = _blas_at_most(ONE)
-    for u in prange(T):
-        t = np.int64(u)     # prange's index is unsigned: callees typed for int64 are reused
+    if t < T:
         _bpi_chunks(DY, dyo, Wt, wo, DX, dxo, WS, so + t * size, M, q, t, T)
-    _blas_restore(ONE, nt)
