@@ -22,25 +22,28 @@ problems set an error code in the kernel (``library.ERRORS``).
 
 Adding a kernel for a new op type ("Conv2D", say), in two places:
 
-1. The Numba kernel, in ``library.py``: a template string appended in ``_sources()``,
-   compiled once per dtype combination and cached on disk. Signature
-   ``conv2d(X, W, Y, M, E, p)``: flat 1-D buffers (inputs, then outputs), the int64 table
-   ``M`` (your record starts at ``M[p]``) and the error slots ``E``. It must not allocate
+1. The Numba kernel, in a module of ``kernels/`` (listed in ``library.KERNEL_FILES``): an
+   ``@njit(**JIT)`` function ``conv2d(X, W, Y, M, E, p)``: flat 1-D buffers (inputs, then
+   outputs), the int64 table ``M`` (your record starts at ``M[p]``) and the error slots ``E``.
+   It reads its record by field name, ``M[p + CONV.x_off]`` with ``CONV = CONV2D.at`` (the spec
+   below; never a literal position: ``tests/test_cpu_records.py``). It must not allocate
    (write into ``Y``; reshape slices of the flat buffers to get N-d views, e.g.
    ``X[o:o + n * c * h * w].reshape((n, c, h, w))``; ``_gemm(...)`` for GEMMs). On bad
    data set ``E[0] = code; E[1] = p; return`` with ``code`` a new entry of ``library.ERRORS``.
-2. The lowering, here::
+2. The record's spec (``records.RecordSpec``) and the lowering, here or in the family's
+   ``nn_<family>.py``::
 
-       CONV_SIZE = 12
+       CONV2D = RecordSpec("conv2d", "x_off w_off y_off n c h w k r s stride padding")
        @lowers("Conv2D")
        def _conv2d(op, b):
            x, w = op.inputs
            y = op.outputs[0]
            def record(env):          # concrete shapes + element offsets, per shape signature
                (n, c, h, wd), (k, _, r, s) = env.shape(x), env.shape(w)
-               return [env.off(x), env.off(w), env.off(b.write_key(y)), n, c, h, wd, k, r, s,
-                       op.attrs["stride"], op.attrs["padding"]]    # exactly CONV_SIZE ints
-           b.call("conv2d", [x, w], y, record, CONV_SIZE)
+               return CONV2D.pack(dict(x_off=env.off(x), w_off=env.off(w), y_off=env.off(b.write_key(y)),
+                                       n=n, c=c, h=h, w=wd, k=k, r=r, s=s, stride=op.attrs["stride"],
+                                       padding=op.attrs["padding"]))    # every field, by name
+           b.call("conv2d", [x, w], y, record, CONV2D.size)
 
    ``env.shape(t)`` is the concrete shape, ``env.off(t)`` the element offset of ``t``'s
    contiguous buffer in its flat array, ``env.view(t)`` both as a ``View``; attrs are on
@@ -48,7 +51,7 @@ Adding a kernel for a new op type ("Conv2D", say), in two places:
    decided by the plan; the generated step passes it. Shape errors found only at run time:
    ``b.check(lambda env: ...)`` raising ``ValueError`` (reported naming the op). Scratch
    space (im2col): ``ws = b.workspace(x.dtype, lambda env: (rows, cols))`` and
-   ``b.call("conv2d", [x, w], y, record, SIZE, extra=[ws])``: the kernel gets it after the
+   ``b.call("conv2d", [x, w], y, record, CONV2D.size, extra=[ws])``: the kernel gets it after the
    output (``conv2d(X, W, Y, WS, M, E, p)``; ``env.off(ws)`` in the record); its memory is
    reused by other buffers outside the call. Several outputs: ``extra=op.outputs[1:]``.
 3. ``tests/test_cpu_backend.py::test_every_registered_op_type_has_a_cpu_kernel`` fails until
@@ -476,8 +479,8 @@ def mm_record(env, a, b_, out, ta: bool = False, tb: bool = False) -> List[int]:
 
 def mm_update_record(env, a, b_, s, out, ta: bool, tb: bool) -> List[int]:
     """The record of ``mm_update`` (``MATMUL_UPDATE``): out -= s * op(a) @ op(b_), matrices."""
-    f = mm_fields(env, a, b_, out, ta, tb)
-    return MATMUL_UPDATE.pack({**{name: f[name] for name, _ in MATMUL_UPDATE.fields if name in f}, "s_off": env.off(s)})
+    f = dict(mm_fields(env, a, b_, out, ta, tb), s_off=env.off(s))
+    return MATMUL_UPDATE.pack({name: f[name] for name in MATMUL_UPDATE.at._fields})
 
 
 @lowers("MatMul", "TransposedMatMul")
@@ -495,6 +498,7 @@ def _matmul(op, b):
 
 ARRAY_FILL = RecordSpec("array_fill", "n y_off value")              # fill: y[y_off:y_off + n] = value
 ARRAY_ONEHOT = RecordSpec("array_onehot", "n x_off y_off depth")    # onehot: n indices at x_off -> (n, depth)
+
 
 @lowers("Const")
 def _const(op, b):
