@@ -1,6 +1,6 @@
 """Kernel records (compiler/backends/cpu/records.py): every ``RecordSpec`` of the cpu backend names each
-field once at contiguous offsets and packs and unpacks consistently, and the converted kernel modules
-read their record by field name, never at a literal position of ``M``."""
+field once at contiguous offsets, packs and unpacks consistently and is part of the kernels' cache key;
+the converted kernel modules read their record by field name, never at a literal position of ``M``."""
 import importlib
 import pkgutil
 import re
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import compiler.backends.cpu as cpu
-from compiler.backends.cpu import library
+from compiler.backends.cpu import library, records
 from compiler.backends.cpu.records import RecordSpec
 
 KERNELS = Path(cpu.__file__).parent / "kernels"
@@ -86,6 +86,30 @@ def test_pack_refuses_missing_extra_and_misshapen_fields(name):
             spec.pack({**values, wide[0]: [0] * (wide[1] - 1)})
 
 
+def test_every_spec_definition_is_in_the_kernels_cache_key():
+    """Kernels freeze a spec's offsets: ``library.config_text`` (plan, wrapper and kernel cache keys)
+    covers the text of every spec's definition (``records.definitions_digest``)."""
+    folder = KERNELS.parent
+    found = " ".join(m.group(0) for path in sorted(folder.glob("*.py"))
+                     for m in records._DEFINITION.finditer(path.read_text()))
+    for name in SPECS:
+        assert f'"{name}"' in found, f"the definition of record spec {name!r} is not found by records._DEFINITION"
+    assert records.definitions_digest(folder)[:16] in library.config_text()
+
+
+def test_the_digest_follows_spec_definitions_only(tmp_path):
+    def digest(text: str) -> str:
+        (tmp_path / "nn_x.py").write_text(text)
+        records.definitions_digest.cache_clear()
+        return records.definitions_digest(tmp_path)
+    base = 'X = RecordSpec("x", "a b*3")\nY = X.extend("y",\n             "c")\n\n\ndef f():\n    return [1]\n'
+    d = digest(base)
+    assert digest(base.replace("[1]", "[2]")) == d                          # other code: same key
+    assert digest(base.replace("a b*3", "b*3 a")) != d                      # a field moved
+    assert digest(base.replace('"c"', '"c d"')) != d                      # an extension changed
+    records.definitions_digest.cache_clear()
+
+
 def magic_reads(source: str) -> list:
     """(line number, line) of each read of ``M`` at a literal position."""
     return [(number, line.strip()) for number, line in enumerate(source.splitlines(), 1) if MAGIC_READ.search(line)]
@@ -98,7 +122,9 @@ def test_kernels_read_their_record_by_field_name(path):
 
 
 def test_the_scan_finds_literal_positions():
-    src = "x = M[p]\ny = M[p + 3]\nz = M[q + 4 + 29]\nw = M[2]\nv = M[2 + p]\nu = M[p + WIN.kernel + 1]\nt = M[p + MM.batch + d]\n"
+    magic = ["M[p]", "M[p + 3]", "M[q + 4 + 29]", "M[2]", "M[2 + p]"]
+    named = ["M[p + WIN.kernel + 1]", "M[p + MM.batch + d]", "M[q]"]
+    src = "".join(f"x = {read}\n" for read in magic + named)
     assert [n for n, _ in magic_reads(src)] == [1, 2, 3, 4, 5]
 
 
