@@ -8,7 +8,7 @@ import pytest
 pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")   # inf - inf in NumPy
 
 import staticgraph as sg
-from compiler.backends.cpu.lowerings import sum_path
+from compiler.backends.cpu.lowerings import DOT_SUM, sum_path
 from staticgraph.ops.reduce import sum_to_like
 from helpers import run_cpu_and_reference, train_on_cpu_and_reference
 
@@ -177,7 +177,7 @@ def test_sum_of_a_product_runs_as_one_dot_pass(shape, dtype, workers, rng, monke
         got = plan(a, b, a)
     kernels = [c.kernel for c in plan._exe.tier.prog.calls]
     assert kernels == ["red_Dot", "red_Dot"], kernels
-    threads = {rec[4] for _, rec in _plan_records(plan, "red_Dot")}
+    threads = {rec[DOT_SUM.at.workers] for _, rec in _plan_records(plan, "red_Dot")}
     assert threads == {workers if a.size >= 1 << 16 else 1}
     for value, x in zip(got, (a.astype(np.float64) * a, a.astype(np.float64) * b)):
         _check_sum(value, (x.astype(dtype)), None, dtype)      # products rounded to dtype, summed in float64

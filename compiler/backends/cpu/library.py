@@ -33,7 +33,7 @@ import textwrap
 from pathlib import Path
 from typing import List
 
-from . import blas
+from . import blas, records
 
 MAXR = 8   # the largest rank a kernel record describes
 
@@ -272,13 +272,14 @@ KERNEL_FILES = ("tile_matrices.py",) + tuple(f"kernels/{m}.py" for m in (
 
 
 def config_text() -> str:
-    """What compiled kernels depend on beyond their source: the kernels' BLAS symbols and the
-    library's constants (Numba's cache sees neither, so the kernel cache folder and ``SOURCE_HASH``
-    include this)."""
+    """What compiled kernels depend on beyond their source: the kernels' BLAS symbols, the
+    library's constants and the record specs' definitions (``records.definitions_digest``; Numba's
+    cache sees none of them, so the kernel cache folder and ``SOURCE_HASH`` include this)."""
     kb = blas.KERNEL_BLAS
     symbols = (kb.gemm, kb.get_threads, kb.set_threads) if kb is not None else None
     facts = dict(MAXR=MAXR, BLAS_SMALL=BLAS_SMALL, BLAS_TINY=BLAS_TINY, BLAS_AUTO=BLAS_AUTO, PAR_GEMM=PAR_GEMM,
-                 ROW_CHUNK=ROW_CHUNK, MM_LOOPS_UP_TO=MM_LOOPS_UP_TO)
+                 ROW_CHUNK=ROW_CHUNK, MM_LOOPS_UP_TO=MM_LOOPS_UP_TO,
+                 RECORDS=records.definitions_digest(Path(__file__).parent)[:16])
     return repr((symbols, sorted(facts.items())))
 
 

@@ -17,7 +17,8 @@ from staticgraph.graph import Operation
 from staticgraph.shapes import fmt
 
 from ...schedule import Schedule
-from .lowerings import PHASES, EW_SIZE, LOWERINGS, Env, View, ew_record, ew_share, loop_elements
+from .lowerings import (ARRAY_FILL, EW_SIZE, LOWERINGS, MATMUL_UPDATE, PHASES, Env, View, ew_record, ew_share,
+                        loop_elements, mm_update_record)
 from .library import ELEMENTWISE
 
 
@@ -271,8 +272,8 @@ class Lowering:
 
     def fill(self, out, value: int) -> None:
         key = self.write_key(out)
-        self.call("fill", [], out, lambda env: [int(np.prod(env.shape(key), dtype=np.int64)), env.off(key),
-                                                int(value)], 3)
+        self.call("fill", [], out, lambda env: ARRAY_FILL.pack(dict(
+            n=int(np.prod(env.shape(key), dtype=np.int64)), y_off=env.off(key), value=int(value))), ARRAY_FILL.size)
 
     def alias(self, out, src) -> None:
         self.prog.alias[self.write_key(out)] = src
@@ -420,12 +421,9 @@ class Lowering:
         return found
 
     def _gemm_update(self, slot, x, y, s, ta: bool, tb: bool) -> None:
-        from .lowerings import mm_record
-
-        def record(env):      # mm_record's tail: a_off, b_off, y_off, m, k, n, ta, tb, workers (no batch dims)
-            a_off, b_off, y_off, *mkn_flags = mm_record(env, x, y, slot, ta, tb)[-9:]
-            return [a_off, b_off, env.off(s), y_off, *mkn_flags]
-        self.prog.writeback.append(Call("mm_update", (x, y, s, slot), record, 10, self._op))
+        def record(env):
+            return mm_update_record(env, x, y, s, slot, ta, tb)
+        self.prog.writeback.append(Call("mm_update", (x, y, s, slot), record, MATMUL_UPDATE.size, self._op))
 
     def _snapshot(self, key, assigned, why: str):
         root = self.prog.root(key)

@@ -22,25 +22,28 @@ problems set an error code in the kernel (``library.ERRORS``).
 
 Adding a kernel for a new op type ("Conv2D", say), in two places:
 
-1. The Numba kernel, in ``library.py``: a template string appended in ``_sources()``,
-   compiled once per dtype combination and cached on disk. Signature
-   ``conv2d(X, W, Y, M, E, p)``: flat 1-D buffers (inputs, then outputs), the int64 table
-   ``M`` (your record starts at ``M[p]``) and the error slots ``E``. It must not allocate
+1. The Numba kernel, in a module of ``kernels/`` (listed in ``library.KERNEL_FILES``): an
+   ``@njit(**JIT)`` function ``conv2d(X, W, Y, M, E, p)``: flat 1-D buffers (inputs, then
+   outputs), the int64 table ``M`` (your record starts at ``M[p]``) and the error slots ``E``.
+   It reads its record by field name, ``M[p + CONV.x_off]`` with ``CONV = CONV2D.at`` (the spec
+   below; never a literal position: ``tests/test_cpu_records.py``). It must not allocate
    (write into ``Y``; reshape slices of the flat buffers to get N-d views, e.g.
    ``X[o:o + n * c * h * w].reshape((n, c, h, w))``; ``_gemm(...)`` for GEMMs). On bad
    data set ``E[0] = code; E[1] = p; return`` with ``code`` a new entry of ``library.ERRORS``.
-2. The lowering, here::
+2. The record's spec (``records.RecordSpec``) and the lowering, here or in the family's
+   ``nn_<family>.py``::
 
-       CONV_SIZE = 12
+       CONV2D = RecordSpec("conv2d", "x_off w_off y_off n c h w k r s stride padding")
        @lowers("Conv2D")
        def _conv2d(op, b):
            x, w = op.inputs
            y = op.outputs[0]
            def record(env):          # concrete shapes + element offsets, per shape signature
                (n, c, h, wd), (k, _, r, s) = env.shape(x), env.shape(w)
-               return [env.off(x), env.off(w), env.off(b.write_key(y)), n, c, h, wd, k, r, s,
-                       op.attrs["stride"], op.attrs["padding"]]    # exactly CONV_SIZE ints
-           b.call("conv2d", [x, w], y, record, CONV_SIZE)
+               return CONV2D.pack(dict(x_off=env.off(x), w_off=env.off(w), y_off=env.off(b.write_key(y)),
+                                       n=n, c=c, h=h, w=wd, k=k, r=r, s=s, stride=op.attrs["stride"],
+                                       padding=op.attrs["padding"]))    # every field, by name
+           b.call("conv2d", [x, w], y, record, CONV2D.size)
 
    ``env.shape(t)`` is the concrete shape, ``env.off(t)`` the element offset of ``t``'s
    contiguous buffer in its flat array, ``env.view(t)`` both as a ``View``; attrs are on
@@ -48,7 +51,7 @@ Adding a kernel for a new op type ("Conv2D", say), in two places:
    decided by the plan; the generated step passes it. Shape errors found only at run time:
    ``b.check(lambda env: ...)`` raising ``ValueError`` (reported naming the op). Scratch
    space (im2col): ``ws = b.workspace(x.dtype, lambda env: (rows, cols))`` and
-   ``b.call("conv2d", [x, w], y, record, SIZE, extra=[ws])``: the kernel gets it after the
+   ``b.call("conv2d", [x, w], y, record, CONV2D.size, extra=[ws])``: the kernel gets it after the
    output (``conv2d(X, W, Y, WS, M, E, p)``; ``env.off(ws)`` in the record); its memory is
    reused by other buffers outside the call. Several outputs: ``extra=op.outputs[1:]``.
 3. ``tests/test_cpu_backend.py::test_every_registered_op_type_has_a_cpu_kernel`` fails until
@@ -64,6 +67,7 @@ from staticgraph.graph import Operation
 
 from . import threads
 from .library import MAXR
+from .records import RecordSpec
 
 LOWERINGS: Dict[str, Callable] = {}
 
@@ -200,7 +204,6 @@ def ew_share(rec: List[int], t: int, g: int) -> List[int]:
 def loop_record_size(n_operands: int) -> int:
     return 1 + MAXR + n_operands * (MAXR + 1)
 RED_SIZE = 1 + 2 * MAXR + 1 + 2 * MAXR + 3
-MM_SIZE = 1 + 4 * MAXR + 9
 
 
 def reduce_record(x: View, axes, y_off: int) -> List[int]:
@@ -415,18 +418,22 @@ def fuse_sum_of_products(lowering) -> None:
         out = red.args[-1]
         ws = lowering.workspace(np.float64, lambda env: (DOT_WORKERS,), "partial sums")
         record = lambda env, a=a, b=b, out=out, ws=ws: _dot_record(env, a, b, out, ws)      # noqa: E731
-        prog.calls[prog.calls.index(mul)] = type(mul)("red_Dot", (a, b, out, ws), record, 6, red.op, n_in=2)
+        prog.calls[prog.calls.index(mul)] = type(mul)("red_Dot", (a, b, out, ws), record, DOT_SUM.size, red.op, n_in=2)
         prog.calls.remove(red)
 
 
 DOT_WORKERS = threads.MAX_SHARES    # the partial sums' workspace (a layout's workers are fewer)
 DOT_SHARE = 1 << 16                 # red_Dot splits its run over the workers from this many products
+# the n products of a at a_off and b at b_off summed into y at y_off, over ``workers`` partial sums at
+# ws_off (float64)
+DOT_SUM = RecordSpec("dot_sum", "n a_off b_off y_off workers ws_off")
 
 
 def _dot_record(env, a, b, out, ws) -> List[int]:
     n = int(np.prod(env.shape(a), dtype=np.int64))
     workers = min(threads.kernel_threads(), DOT_WORKERS) if n >= DOT_SHARE else 1
-    return [n, env.off(a), env.off(b), env.off(out), max(1, workers), env.off(ws)]
+    return DOT_SUM.pack(dict(n=n, a_off=env.off(a), b_off=env.off(b), y_off=env.off(out), workers=max(1, workers),
+                             ws_off=env.off(ws)))
 
 
 @lowers("ArgMax")
@@ -461,10 +468,18 @@ def _swap_last(shape) -> tuple:
     return tuple(shape[:-2]) + (shape[-1], shape[-2])
 
 
-def mm_record(env, a, b_, out, ta: bool = False, tb: bool = False) -> List[int]:
-    """The record of ``mm_*`` (see ``library._MATMUL``): ``a``/``b_`` are contiguous; ``ta``/``tb``
-    read an operand (rank >= 2) as its transpose in the last two axes (BLAS transpose flags); the
-    last entry: the workers a large GEMM is split over (``threads.kernel_threads()``)."""
+# mm_blas / mm_loops: nb batch dims (sizes in batch; the element strides of a's, b's and y's matrices
+# along them); a (m x k) at a_off, b (k x n) at b_off, y (m x n) at y_off; ta / tb: a / b read
+# transposed (BLAS transpose flags); workers: those a large GEMM is split over
+MATMUL_BATCHED = RecordSpec("matmul_batched", f"nb batch*{MAXR} a_stride*{MAXR} b_stride*{MAXR} y_stride*{MAXR} "
+                                              "a_off b_off y_off m k n ta tb workers")
+# mm_update: y -= s[s_off] * op(a) @ op(b), one GEMM of MATMUL_BATCHED's fields without batch dims
+MATMUL_UPDATE = RecordSpec("matmul_update", "a_off b_off s_off y_off m k n ta tb workers")
+
+
+def mm_fields(env, a, b_, out, ta: bool = False, tb: bool = False) -> dict:
+    """The fields of ``MATMUL_BATCHED``: ``a``/``b_`` are contiguous; ``ta``/``tb`` read an operand
+    (rank >= 2) as its transpose in the last two axes; the workers: ``threads.kernel_threads()``."""
     sa, sb = env.shape(a), env.shape(b_)
     a2 = (1,) + sa if len(sa) == 1 else (_swap_last(sa) if ta else sa)
     b2 = sb + (1,) if len(sb) == 1 else (_swap_last(sb) if tb else sb)
@@ -472,13 +487,23 @@ def mm_record(env, a, b_, out, ta: bool = False, tb: bool = False) -> List[int]:
     batch = tuple(np.broadcast_shapes(a2[:-2], b2[:-2]))
     abs_ = broadcast_view(contiguous(0, a2[:-2]), batch).strides if batch else ()
     bbs = broadcast_view(contiguous(0, b2[:-2]), batch).strides if batch else ()
-    abs_ = tuple(s * m * k for s in abs_)
-    bbs = tuple(s * k * n for s in bbs)
-    ybs = tuple(s * m * n for s in c_strides(batch))
     if len(batch) > MAXR:
         raise ValueError(f"matmul with more than {MAXR} batch dimensions")
-    return ([len(batch)] + _pad(batch) + _pad(abs_) + _pad(bbs) + _pad(ybs)
-            + [env.off(a), env.off(b_), env.off(out), m, k, n, int(ta), int(tb), threads.kernel_threads()])
+    return dict(nb=len(batch), batch=_pad(batch), a_stride=_pad([s * m * k for s in abs_]),
+                b_stride=_pad([s * k * n for s in bbs]), y_stride=_pad([s * m * n for s in c_strides(batch)]),
+                a_off=env.off(a), b_off=env.off(b_), y_off=env.off(out), m=m, k=k, n=n, ta=int(ta), tb=int(tb),
+                workers=threads.kernel_threads())
+
+
+def mm_record(env, a, b_, out, ta: bool = False, tb: bool = False) -> List[int]:
+    """The record of ``mm_*`` (``MATMUL_BATCHED``, fields of ``mm_fields``)."""
+    return MATMUL_BATCHED.pack(mm_fields(env, a, b_, out, ta, tb))
+
+
+def mm_update_record(env, a, b_, s, out, ta: bool, tb: bool) -> List[int]:
+    """The record of ``mm_update`` (``MATMUL_UPDATE``): out -= s * op(a) @ op(b_), matrices."""
+    f = dict(mm_fields(env, a, b_, out, ta, tb), s_off=env.off(s))
+    return MATMUL_UPDATE.pack({name: f[name] for name in MATMUL_UPDATE.at._fields})
 
 
 @lowers("MatMul", "TransposedMatMul")
@@ -488,10 +513,15 @@ def _matmul(op, b):
     out = op.outputs[0]
     ta, tb = bool(op.attrs.get("transpose_a", False)), bool(op.attrs.get("transpose_b", False))
     kernel = "mm_blas" if a.dtype.kind == "f" else "mm_loops"
-    b.call(kernel, [a, b_], out, lambda env: mm_record(env, a, b_, b.write_key(out), ta, tb), MM_SIZE)
+    b.call(kernel, [a, b_], out, lambda env: mm_record(env, a, b_, b.write_key(out), ta, tb),
+           MATMUL_BATCHED.size)
 
 
 # -- fills, constants, one_hot, random -------------------------------------------------------------
+
+ARRAY_FILL = RecordSpec("array_fill", "n y_off value")              # fill: y[y_off:y_off + n] = value
+ARRAY_ONEHOT = RecordSpec("array_onehot", "n x_off y_off depth")    # onehot: n indices at x_off -> (n, depth)
+
 
 @lowers("Const")
 def _const(op, b):
@@ -526,8 +556,9 @@ def _reduced_count(op, b):
 def _one_hot(op, b):
     x, out = op.inputs[0], op.outputs[0]
     depth = op.attrs["depth"]
-    b.call("onehot", [x], out, lambda env: [int(np.prod(env.shape(x), dtype=np.int64)), env.off(x),
-                                            env.off(b.write_key(out)), depth], 4)
+    b.call("onehot", [x], out, lambda env: ARRAY_ONEHOT.pack(dict(
+        n=int(np.prod(env.shape(x), dtype=np.int64)), x_off=env.off(x), y_off=env.off(b.write_key(out)), depth=depth)),
+        ARRAY_ONEHOT.size)
 
 
 @lowers("RandomNormal", "RandomUniform")

@@ -21,12 +21,9 @@ channels innermost (unit-stride loads: vectorized however short the planes' rows
 8 windows kept the row path above scalar, LLVM's vector loop needs ~32 iterations). NaN is
 handled inline (a NaN is taken), so they need no scan.
 
-Records (int64, at ``M[p]``):
-
-- window ops (``pool_max``, ``pool_avg``, ``pool_avg_grad``): ``WINDOW_SIZE`` ints: x_off, y_off,
-  y2_off, planes, in[3], out[3], kernel[3], stride[3], padding[3], dilation[3], count_include_pad;
-- plane ops (``pool_max_grad``, ``pool_max_gather``): ``PLANE_SIZE`` ints: a_off, idx_off, y_off,
-  planes, in-plane size, out-plane size.
+Records (``records.RecordSpec``, at ``M[p]``): ``POOL_WINDOW`` for the window ops (``pool_max``,
+``pool_avg``, ``pool_avg_grad``), ``POOL_PLANE`` for the plane ops (``pool_max_grad``,
+``pool_max_gather``). Each call is split into shares of its ``planes`` (``_share``).
 """
 from __future__ import annotations
 
@@ -34,19 +31,28 @@ import math
 from typing import List, Sequence
 
 from .lowerings import lowers
+from .records import RecordSpec
 
-WINDOW_SIZE = 23
-PLANE_SIZE = 6
+# x_off: the read buffer, y_off / y2_off: the written ones (pool_max: values / indices); planes: the
+# count of the leading flat axis; per spatial axis (3, leading ones of size 1): input and output sizes,
+# kernel, stride, padding, dilation; count_include_pad: AvgPool's divisor counts the padding
+POOL_WINDOW = RecordSpec("pool_window", "x_off y_off y2_off planes input*3 output*3 kernel*3 stride*3 padding*3 "
+                                        "dilation*3 count_include_pad")
+# a_off: the read planes (pool_max_grad: the gradient, pool_max_gather: the input), idx_off: the
+# indices, y_off: the output; in_plane / out_plane: elements per input-shaped / pooled-shaped plane
+POOL_PLANE = RecordSpec("pool_plane", "a_off idx_off y_off planes in_plane out_plane")
+
 FAST_WINDOWS = ((2, 2), (3, 3))   # (k1, k2) of the unrolled max-pool kernels (each adds ~5 s to
                                    # pool_max's first compile: 1-d windows take the full path)
 
 
 def max_pool_path(rec: Sequence[int]) -> str:
-    """The loop ``pool_max`` runs for window record ``rec`` on NaN-free planes: "rows <k1>x<k2>" (the
-    unrolled fast path), "full" (every window inside the input) or "general"."""
-    n0, n1, n2, o0, o1, o2, k0, k1, k2, s0, s1, s2, q0, q1, q2, d0, d1, d2 = rec[4:22]
-    if not windows_inside((n0, n1, n2), (o0, o1, o2), (k0, k1, k2), (s0, s1, s2), (q0, q1, q2), (d0, d1, d2)):
+    """The loop ``pool_max`` runs for window record ``rec`` (``POOL_WINDOW``) on NaN-free planes:
+    "rows <k1>x<k2>" (the unrolled fast path), "full" (every window inside the input) or "general"."""
+    f = POOL_WINDOW.unpack(rec)
+    if not windows_inside(f["input"], f["output"], f["kernel"], f["stride"], f["padding"], f["dilation"]):
         return "general"
+    (k0, k1, k2), (_, d1, d2), s2 = f["kernel"], f["dilation"], f["stride"][2]
     if k0 == 1 and d1 == 1 and d2 == 1 and s2 == k2 and (k1, k2) in FAST_WINDOWS:
         return f"rows {k1}x{k2}"
     return "full"
@@ -70,38 +76,28 @@ def _as3(values, k: int, fill: int) -> List[int]:
     return [fill] * (3 - k) + [int(v) for v in values]
 
 
-def _window_record(env, attrs: dict, x, y, offsets, k: int, include: bool = False) -> List[int]:
-    """The record of a window kernel over the planes of ``x`` (input-shaped) and ``y`` (pooled-shaped);
-    ``offsets``: the kernel's three buffer offsets."""
-    sx, sy = env.shape(x), env.shape(y)
-    dilation = attrs.get("dilation", (1,) * k)
-    return ([*offsets, math.prod(sx[:-k]),
-             *_as3(sx[-k:], k, 1), *_as3(sy[-k:], k, 1), *_as3(attrs["kernel_size"], k, 1),
-             *_as3(attrs["stride"], k, 1), *_as3(attrs["padding"], k, 0), *_as3(dilation, k, 1),
-             int(include)])
-
-
-def _plane_record(env, a, idx, y, a_like, spatial_dims: int) -> List[int]:
-    """The record of a plane kernel: ``a_like`` has the input planes, ``idx`` the output planes."""
-    sa, si = env.shape(a_like), env.shape(idx)
-    return [env.off(a), env.off(idx), env.off(y), math.prod(si[:-spatial_dims]),
-            math.prod(sa[-spatial_dims:]), math.prod(si[-spatial_dims:])]
-
-
-def _share(rec: List[int], planes_at: int, sizes: Sequence[int], t: int, g: int) -> List[int]:
-    """Share t of g of a record over ``rec[planes_at]`` planes: planes [t P / g, (t + 1) P / g), each
-    of the record's first offsets moved by that many planes of its buffer (``sizes``: elements per plane)."""
-    planes = rec[planes_at]
+def _share(spec: RecordSpec, fields: dict, plane_sizes: dict, t: int, g: int) -> List[int]:
+    """Share t of g of a record of ``spec`` over its ``planes``: planes [t P / g, (t + 1) P / g), each
+    offset field of ``plane_sizes`` moved by that many planes of its buffer (``plane_sizes[field]``:
+    elements per plane). Shares write disjoint planes."""
+    planes = fields["planes"]
     lo, hi = t * planes // g, (t + 1) * planes // g
-    return [o + lo * n for o, n in zip(rec, sizes)] + rec[len(sizes):planes_at] + [hi - lo] + rec[planes_at + 1:]
+    moved = {f: fields[f] + lo * n for f, n in plane_sizes.items()}
+    return spec.pack({**fields, **moved, "planes": hi - lo})
 
 
-def _window_split(env, attrs: dict, x, y, offsets, k: int, sizes: str, t: int, g: int, include: bool = False):
-    """Share t of g of a window kernel's record; ``sizes``: per offset, "x" or "y" (the buffer's planes
-    are ``x``-shaped or ``y``-shaped) or "-" (unused)."""
-    rec = _window_record(env, attrs, x, y, offsets, k, include)
-    px, py = math.prod(env.shape(x)[-k:]), math.prod(env.shape(y)[-k:])
-    return _share(rec, 3, [px if s == "x" else py if s == "y" else 0 for s in sizes], t, g)
+def _window_split(env, attrs: dict, x, y, k: int, t: int, g: int, include: bool = False, **buffers) -> List[int]:
+    """Share t of g of a window kernel's record over the planes of ``x`` (input-shaped) and ``y``
+    (pooled-shaped); ``buffers``: {offset field: (offset, "input" or "output": its planes' shape)},
+    offset fields not given are 0 (unused by the kernel)."""
+    sx, sy = env.shape(x), env.shape(y)
+    axes = lambda v, fill=1: _as3(v, k, fill)      # noqa: E731
+    fields = dict(x_off=0, y_off=0, y2_off=0, planes=math.prod(sx[:-k]), input=axes(sx[-k:]), output=axes(sy[-k:]),
+                  kernel=axes(attrs["kernel_size"]), stride=axes(attrs["stride"]), padding=axes(attrs["padding"], 0),
+                  dilation=axes(attrs.get("dilation", (1,) * k)), count_include_pad=int(include))
+    fields.update({f: off for f, (off, _) in buffers.items()})
+    sizes = {f: math.prod(fields[plane]) for f, (_, plane) in buffers.items()}
+    return _share(POOL_WINDOW, fields, sizes, t, g)
 
 
 def _work(*keys):
@@ -118,9 +114,10 @@ def _max_pool(op, b):
     values, indices = op.outputs
     k = len(op.attrs["kernel_size"])
     b.split_call("pool_max", [x], values,
-                 lambda env, t, g: _window_split(env, op.attrs, x, values, [
-                     env.off(x), env.off(b.write_key(values)), env.off(b.write_key(indices))], k, "xyy", t, g),
-                 WINDOW_SIZE, _work(x), extra=[indices])
+                 lambda env, t, g: _window_split(env, op.attrs, x, values, k, t, g, x_off=(env.off(x), "input"),
+                                                 y_off=(env.off(b.write_key(values)), "output"),
+                                                 y2_off=(env.off(b.write_key(indices)), "output")),
+                 POOL_WINDOW.size, _work(x), extra=[indices])
 
 
 @lowers("AvgPool")
@@ -128,9 +125,9 @@ def _avg_pool(op, b):
     x, y = op.inputs[0], op.outputs[0]
     k = len(op.attrs["kernel_size"])
     b.split_call("pool_avg", [x], y,
-                 lambda env, t, g: _window_split(env, op.attrs, x, y, [env.off(x), env.off(b.write_key(y)), 0], k,
-                                                 "xy-", t, g, op.attrs["count_include_pad"]),
-                 WINDOW_SIZE, _work(x))
+                 lambda env, t, g: _window_split(env, op.attrs, x, y, k, t, g, op.attrs["count_include_pad"],
+                                                 x_off=(env.off(x), "input"), y_off=(env.off(b.write_key(y)), "output")),
+                 POOL_WINDOW.size, _work(x))
 
 
 @lowers("AvgPoolGrad")
@@ -139,16 +136,20 @@ def _avg_pool_grad(op, b):
     y = op.outputs[0]
     k = len(op.attrs["kernel_size"])
     b.split_call("pool_avg_grad", [g_], y,   # reads g at x_off, writes the input-shaped y at y_off
-                 lambda env, t, g: _window_split(env, op.attrs, like, g_, [env.off(g_), env.off(b.write_key(y)), 0],
-                                                 k, "yx-", t, g, op.attrs["count_include_pad"]),
-                 WINDOW_SIZE, _work(like))
+                 lambda env, t, g: _window_split(env, op.attrs, like, g_, k, t, g, op.attrs["count_include_pad"],
+                                                 x_off=(env.off(g_), "output"), y_off=(env.off(b.write_key(y)), "input")),
+                 POOL_WINDOW.size, _work(like))
 
 
-def _plane_split(env, a, idx, y, a_like, spatial_dims: int, sizes: str, t: int, g: int) -> List[int]:
-    """Share t of g of a plane kernel's record; ``sizes`` as in ``_window_split`` ("i": input planes,
-    "o": output planes)."""
-    rec = _plane_record(env, a, idx, y, a_like, spatial_dims)
-    return _share(rec, 3, [rec[4] if s == "i" else rec[5] for s in sizes], t, g)
+def _plane_split(env, a, idx, y, a_like, spatial_dims: int, a_plane: str, t: int, g: int) -> List[int]:
+    """Share t of g of a plane kernel's record: ``a_like`` has the input planes, ``idx`` the output
+    planes; ``a_plane``: "in_plane" or "out_plane", the planes of ``a`` (``y`` has the other)."""
+    sa, si = env.shape(a_like), env.shape(idx)
+    fields = dict(a_off=env.off(a), idx_off=env.off(idx), y_off=env.off(y), planes=math.prod(si[:-spatial_dims]),
+                  in_plane=math.prod(sa[-spatial_dims:]), out_plane=math.prod(si[-spatial_dims:]))
+    y_plane = "in_plane" if a_plane == "out_plane" else "out_plane"
+    sizes = {"a_off": fields[a_plane], "idx_off": fields["out_plane"], "y_off": fields[y_plane]}
+    return _share(POOL_PLANE, fields, sizes, t, g)
 
 
 @lowers("MaxPoolGrad")
@@ -157,8 +158,8 @@ def _max_pool_grad(op, b):
     y = op.outputs[0]
     dims = op.attrs["spatial_dims"]
     b.split_call("pool_max_grad", [g_, idx], y,
-                 lambda env, t, g: _plane_split(env, g_, idx, b.write_key(y), like, dims, "ooi", t, g),
-                 PLANE_SIZE, _work(like))
+                 lambda env, t, g: _plane_split(env, g_, idx, b.write_key(y), like, dims, "out_plane", t, g),
+                 POOL_PLANE.size, _work(like))
 
 
 @lowers("MaxPoolGather")
@@ -167,5 +168,5 @@ def _max_pool_gather(op, b):
     y = op.outputs[0]
     dims = op.attrs["spatial_dims"]
     b.split_call("pool_max_gather", [a, idx], y,
-                 lambda env, t, g: _plane_split(env, a, idx, b.write_key(y), a, dims, "ioo", t, g),
-                 PLANE_SIZE, _work(idx))
+                 lambda env, t, g: _plane_split(env, a, idx, b.write_key(y), a, dims, "in_plane", t, g),
+                 POOL_PLANE.size, _work(idx))

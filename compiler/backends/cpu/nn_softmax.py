@@ -5,6 +5,9 @@ class axis, from concrete shapes at plan entry, so a new batch size never recomp
 the reference's (staticgraph/ops/losses.py): rows are max-shifted and accumulated in float64 (a
 float32 result rounds once), a NaN stays in its row; labels are range-checked in C order before
 anything is written, and the first bad one is reported naming the labels tensor.
+
+Records (``records.RecordSpec``, at ``M[p]``): ``SOFTMAX_ROWS`` (``softmax_rows``), ``SOFTMAX_NLL``
+(``nll_loss``, ``nll_loss_grad``).
 """
 from __future__ import annotations
 
@@ -12,6 +15,13 @@ import numpy as np
 
 from . import library
 from .lowerings import lowers
+from .records import RecordSpec
+
+# x (outer, n, inner) at x_off -> y at y_off, rows along n; log: log-softmax
+SOFTMAX_ROWS = RecordSpec("softmax_rows", "outer n inner x_off y_off log")
+# log-probabilities (outer, n_classes, inner) at src_off (nll_loss_grad: the gradient (outer, inner)),
+# labels (outer, inner) at labels_off, y at y_off
+SOFTMAX_NLL = RecordSpec("softmax_nll", "outer n_classes inner src_off labels_off y_off")
 
 LABEL_ERROR = 30   # this family's error codes: 30-39
 
@@ -49,9 +59,11 @@ def _softmax(op, b):
     log = int(op.type == "LogSoftmax")
 
     def record(env):
-        return list(_split(env.shape(x), axis)) + [env.off(x), env.off(b.write_key(y)), log]
+        outer, n, inner = _split(env.shape(x), axis)
+        return SOFTMAX_ROWS.pack(dict(outer=outer, n=n, inner=inner, x_off=env.off(x), y_off=env.off(b.write_key(y)),
+                                      log=log))
     # each element is read for the last time right before its own output is written
-    b.call("softmax_rows", [x], y, record, 6, inplace=[x])
+    b.call("softmax_rows", [x], y, record, SOFTMAX_ROWS.size, inplace=[x])
 
 
 def _check_label_shape(op, labels, ref):
@@ -80,9 +92,8 @@ def _nll(op, b):
 
     def record(env):
         shape = env.shape(ref)
-        return list(_split(shape, _class_axis(len(shape)))) + [env.off(src), env.off(labels),
-                                                                env.off(b.write_key(y))]
-    if op.type == "NllLoss":
-        b.call("nll_loss", [src, labels], y, record, 6)
-    else:
-        b.call("nll_loss_grad", [src, labels], y, record, 6)   # ref: shape only
+        outer, n, inner = _split(shape, _class_axis(len(shape)))
+        return SOFTMAX_NLL.pack(dict(outer=outer, n_classes=n, inner=inner, src_off=env.off(src),
+                                     labels_off=env.off(labels), y_off=env.off(b.write_key(y))))
+    # NllLossGrad reads only ref's shape
+    b.call("nll_loss" if op.type == "NllLoss" else "nll_loss_grad", [src, labels], y, record, SOFTMAX_NLL.size)

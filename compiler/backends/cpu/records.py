@@ -8,10 +8,19 @@ missing, none extra), and the kernels read ``M[p + SPEC.field]`` with ``SPEC = s
 namedtuple of offsets that Numba freezes as constants (no cost against a literal offset). A field
 of width w (``"shape*8"``) is w ints; the spec's offset is its first. No kernel reads a record at a
 magic position (``tests/test_cpu_records.py`` checks the sources).
+
+Compiled kernels freeze the offsets, and a spec defined beside its lowering lies outside the
+kernel sources that ``library.SOURCE_HASH`` (plan and wrapper keys) covers: ``definitions_digest``
+hashes the spec definitions' text for ``library.config_text``, so a changed layout recompiles
+what reads it.
 """
 from __future__ import annotations
 
+import functools
+import hashlib
+import re
 from collections import namedtuple
+from pathlib import Path
 from typing import Dict, Iterable, List, Sequence, Tuple, Union
 
 Value = Union[int, Sequence[int]]
@@ -64,6 +73,24 @@ def _parse(fields: str) -> Iterable[Tuple[str, int]]:
     for item in fields.split():
         name, _, width = item.partition("*")
         yield name, int(width) if width else 1
+
+
+# a module-level spec definition: NAME = RecordSpec(...) or NAME = OTHER.extend(...) (one level of
+# nested parentheses)
+_DEFINITION = re.compile(r"^[A-Z_][A-Z0-9_]*\s*=\s*(?:RecordSpec|[\w.]+\.extend)\((?:[^()]|\([^()]*\))*\)", re.M)
+
+
+@functools.lru_cache(maxsize=None)
+def definitions_digest(folder: Path) -> str:
+    """sha256 of the text of every module-level spec definition (``NAME = RecordSpec(...)``,
+    ``NAME = SPEC.extend(...)``) of the modules in ``folder``, read, not imported (``library``
+    computes it before the lowering modules exist). A constant in a spec's fields (``MAXR``) is
+    covered by ``library.config_text``."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(folder).glob("*.py")):
+        for m in _DEFINITION.finditer(path.read_text()):
+            digest.update(f"{path.name}\0{m.group(0)}\0".encode())
+    return digest.hexdigest()
 
 
 # -- the conv family (nn_conv, nn_conv_pool, nn_wino_tile): one record, two tails ------------------

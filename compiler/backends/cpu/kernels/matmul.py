@@ -1,36 +1,36 @@
 """Batched matrix products (``mm_blas``: BLAS GEMMs, small products as loops; ``mm_loops``: loops
 only, any dtype) and the SGD write-back of a dense layer's weight as one GEMM (``mm_update``).
 
-Record of ``mm_*``: nb, bshape[MAXR], a_bstr[MAXR], b_bstr[MAXR], y_bstr[MAXR], a_off, b_off,
-y_off, m, k, n, ta, tb, workers (``lowerings.mm_record``). Transposed operands go to GEMM as
-transpose flags, never copied."""
+Records: ``lowerings.MATMUL_BATCHED`` (``MM``: mm_blas, mm_loops) and ``lowerings.MATMUL_UPDATE``
+(``MMU``: mm_update). Transposed operands go to GEMM as transpose flags, never copied."""
 from numba import njit
 
-from ..library import BLAS_AUTO, BLAS_SMALL, BLAS_TINY, MAXR, MM_LOOPS_UP_TO
+from ..library import BLAS_AUTO, BLAS_SMALL, BLAS_TINY, MM_LOOPS_UP_TO
+from ..lowerings import MATMUL_BATCHED, MATMUL_UPDATE
 from .base import JIT
 from .gemm import _KERNEL_BLAS_THREADS, _blas_at_most, _blas_restore, _gemm_par
 
 # STATICGRAPH_BLAS_THREADS=auto: mid-size GEMMs run on one BLAS thread (see library.BLAS_SMALL)
 _AUTO = BLAS_AUTO and _KERNEL_BLAS_THREADS is not None
+MM = MATMUL_BATCHED.at     # module names: unique over kernels/ (library.SOURCE imports them all)
+MMU = MATMUL_UPDATE.at
 
 
 @njit(**JIT)
 def _mm_offsets(M, p, q):
     """Element offsets of batch q's A, B and Y (the record at p)."""
-    nb = M[p]
-    bS = p + 1
-    base = bS + 4 * MAXR
+    nb = M[p + MM.nb]
     r = q
-    ao = M[base]
-    bo = M[base + 1]
-    yo = M[base + 2]
+    ao = M[p + MM.a_off]
+    bo = M[p + MM.b_off]
+    yo = M[p + MM.y_off]
     for d in range(nb - 1, -1, -1):
-        sz = M[bS + d]
+        sz = M[p + MM.batch + d]
         i = r % sz
         r //= sz
-        ao += i * M[bS + MAXR + d]
-        bo += i * M[bS + 2 * MAXR + d]
-        yo += i * M[bS + 3 * MAXR + d]
+        ao += i * M[p + MM.a_stride + d]
+        bo += i * M[p + MM.b_stride + d]
+        yo += i * M[p + MM.y_stride + d]
     return ao, bo, yo
 
 
@@ -38,10 +38,9 @@ def _mm_offsets(M, p, q):
 def _mm_batches(M, p):
     """The batch count and m, k, n, ta, tb, workers of the record at p."""
     outer = 1
-    for d in range(M[p]):
-        outer *= M[p + 1 + d]
-    base = p + 1 + 4 * MAXR
-    return outer, M[base + 3], M[base + 4], M[base + 5], M[base + 6], M[base + 7], M[base + 8]
+    for d in range(M[p + MM.nb]):
+        outer *= M[p + MM.batch + d]
+    return outer, M[p + MM.m], M[p + MM.k], M[p + MM.n], M[p + MM.ta], M[p + MM.tb], M[p + MM.workers]
 
 
 @njit(**JIT)
@@ -102,12 +101,11 @@ def mm_loops(A, B, Y, M, E, p):
 @njit(**JIT)
 def mm_update(A, B, S, Y, M, E, p):
     """Y -= S[s] * op(A) @ op(B) in place: the write-back of an SGD step on a dense layer's weight
-    (``lowering._gemm_updates``), one GEMM into the variable. Record: a_off, b_off, s_off, y_off, m,
-    k, n, ta, tb, workers."""
-    m = M[p + 4]
-    k = M[p + 5]
-    n = M[p + 6]
-    ta = M[p + 7]
-    tb = M[p + 8]
-    _gemm_par(M[p + 9], ta, tb, m, n, k, -S[M[p + 2]], A, M[p], m if ta else k, B, M[p + 1], k if tb else n, 1.0,
-              Y, M[p + 3], n)
+    (``lowering._gemm_updates``), one GEMM into the variable."""
+    m = M[p + MMU.m]
+    k = M[p + MMU.k]
+    n = M[p + MMU.n]
+    ta = M[p + MMU.ta]
+    tb = M[p + MMU.tb]
+    _gemm_par(M[p + MMU.workers], ta, tb, m, n, k, -S[M[p + MMU.s_off]], A, M[p + MMU.a_off], m if ta else k,
+              B, M[p + MMU.b_off], k if tb else n, 1.0, Y, M[p + MMU.y_off], n)

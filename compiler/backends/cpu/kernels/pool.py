@@ -1,11 +1,17 @@
 """The pool family's kernels (MaxPool, AvgPool and their gradients).
 
-The algorithms and the record are described in ``nn_pool.py`` (the lowering side)."""
+The algorithms are described in ``nn_pool.py`` (the lowering side), which defines the records:
+``POOL_WINDOW`` (``WIN``: pool_max, pool_avg, pool_avg_grad) and ``POOL_PLANE`` (``PLANE``: pool_max_grad,
+pool_max_gather)."""
 import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
+from ..nn_pool import POOL_PLANE, POOL_WINDOW
 from .base import JIT, ONE
+
+WIN = POOL_WINDOW.at     # module names: unique over kernels/ (library.SOURCE imports them all)
+PLANE = POOL_PLANE.at
 
 
 def _pool_lowest(a):
@@ -36,11 +42,14 @@ def _pool_span(o, s, q, k, d, n):
 @njit(**JIT)
 def _pool_window(M, p):
     """A window record's geometry: planes; input n0-n2; output o0-o2; kernel k0-k2; stride s0-s2;
-    padding q0-q2; dilation d0-d2 (record positions p + 3 to p + 21)."""
-    return (M[p + 3],
-            M[p + 4], M[p + 5], M[p + 6], M[p + 7], M[p + 8], M[p + 9],
-            M[p + 10], M[p + 11], M[p + 12], M[p + 13], M[p + 14], M[p + 15],
-            M[p + 16], M[p + 17], M[p + 18], M[p + 19], M[p + 20], M[p + 21])
+    padding q0-q2; dilation d0-d2."""
+    return (M[p + WIN.planes],
+            M[p + WIN.input], M[p + WIN.input + 1], M[p + WIN.input + 2],
+            M[p + WIN.output], M[p + WIN.output + 1], M[p + WIN.output + 2],
+            M[p + WIN.kernel], M[p + WIN.kernel + 1], M[p + WIN.kernel + 2],
+            M[p + WIN.stride], M[p + WIN.stride + 1], M[p + WIN.stride + 2],
+            M[p + WIN.padding], M[p + WIN.padding + 1], M[p + WIN.padding + 2],
+            M[p + WIN.dilation], M[p + WIN.dilation + 1], M[p + WIN.dilation + 2])
 
 
 @njit(**JIT)
@@ -192,10 +201,10 @@ def _pool_max_inside(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, k0, k1, k2
 
 @njit(**JIT)
 def pool_max(X, V, I, M, E, p):
-    """Max pooling with PyTorch's indices (record: see nn_pool.py)."""
-    xo = M[p]
-    vo = M[p + 1]
-    io = M[p + 2]
+    """Max pooling with PyTorch's indices: values at y_off, indices at y2_off."""
+    xo = M[p + WIN.x_off]
+    vo = M[p + WIN.y_off]
+    io = M[p + WIN.y2_off]
     planes, n0, n1, n2, o0, o1, o2, k0, k1, k2, s0, s1, s2, q0, q1, q2, d0, d1, d2 = _pool_window(M, p)
     plane = n0 * n1 * n2
     oplane = o0 * o1 * o2
@@ -232,10 +241,10 @@ def pool_max(X, V, I, M, E, p):
 @njit(**JIT)
 def _pool_avg_run(X, G, Y, M, p, grad):
     """Average pooling (``grad`` False: X -> Y) or its transpose (True: G -> X-shaped Y, zeroed first)."""
-    xo = M[p]
-    yo = M[p + 1]
+    xo = M[p + WIN.x_off]
+    yo = M[p + WIN.y_off]
     planes, n0, n1, n2, o0, o1, o2, k0, k1, k2, s0, s1, s2, q0, q1, q2, _, _, _ = _pool_window(M, p)
-    include = M[p + 22] != 0
+    include = M[p + WIN.count_include_pad] != 0
     plane = n0 * n1 * n2
     oplane = o0 * o1 * o2
     if grad:
@@ -285,7 +294,7 @@ def _pool_avg_run(X, G, Y, M, p, grad):
 
 @njit(**JIT)
 def pool_avg(X, Y, M, E, p):
-    """Average pooling (record: see nn_pool.py)."""
+    """Average pooling."""
     _pool_avg_run(X, X, Y, M, p, False)
 
 
@@ -298,7 +307,9 @@ def pool_avg_grad(G, Y, M, E, p):
 @njit(**JIT)
 def pool_max_grad(G, I, Y, M, E, p):
     """Y = zeros, then G added at the per-plane indices I (out-of-plane ones skipped)."""
-    _pool_unpool(G, M[p], I, M[p + 1], Y, M[p + 2], M[p + 3], M[p + 4], M[p + 5], M[p + 4], ONE)
+    pin = M[p + PLANE.in_plane]
+    _pool_unpool(G, M[p + PLANE.a_off], I, M[p + PLANE.idx_off], Y, M[p + PLANE.y_off], M[p + PLANE.planes], pin,
+                 M[p + PLANE.out_plane], pin, ONE)
 
 
 @njit(**JIT)
@@ -318,12 +329,12 @@ def _pool_unpool(G, go, I, io, Y, yo, planes, pin, pout, cs, js):
 @njit(**JIT)
 def pool_max_gather(A, I, Y, M, E, p):
     """Y = the planes of A read at the indices I (0 where an index is out of the plane)."""
-    ao = M[p]
-    io = M[p + 1]
-    yo = M[p + 2]
-    planes = M[p + 3]
-    pin = M[p + 4]
-    pout = M[p + 5]
+    ao = M[p + PLANE.a_off]
+    io = M[p + PLANE.idx_off]
+    yo = M[p + PLANE.y_off]
+    planes = M[p + PLANE.planes]
+    pin = M[p + PLANE.in_plane]
+    pout = M[p + PLANE.out_plane]
     for c in range(planes):
         for j in range(pout):
             idx = I[io + c * pout + j]

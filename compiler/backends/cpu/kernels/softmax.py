@@ -1,10 +1,15 @@
 """The softmax family's kernels (Softmax, LogSoftmax, NllLoss, NllLossGrad).
 
-Semantics and records are described in ``nn_softmax.py`` (the lowering side)."""
+Semantics are described in ``nn_softmax.py`` (the lowering side), which defines the records:
+``SOFTMAX_ROWS`` (``ROWS``) and ``SOFTMAX_NLL`` (``NLL``)."""
 import numpy as np
 from numba import njit
 
+from ..nn_softmax import SOFTMAX_NLL, SOFTMAX_ROWS
 from .base import JIT
+
+ROWS = SOFTMAX_ROWS.at     # module names: unique over kernels/ (library.SOURCE imports them all)
+NLL = SOFTMAX_NLL.at
 
 
 @njit(**JIT)
@@ -31,13 +36,13 @@ def _sm_row(X, Y, xo, yo, n, st, log):
 
 @njit(**JIT)
 def softmax_rows(X, Y, M, E, p):
-    """Record: outer, n, inner, x_off, y_off, log. The rows run along the middle axis."""
-    outer = M[p]
-    n = M[p + 1]
-    inner = M[p + 2]
-    xo = M[p + 3]
-    yo = M[p + 4]
-    log = M[p + 5]
+    """Softmax or log-softmax of x (outer, n, inner): the rows run along the middle axis."""
+    outer = M[p + ROWS.outer]
+    n = M[p + ROWS.n]
+    inner = M[p + ROWS.inner]
+    xo = M[p + ROWS.x_off]
+    yo = M[p + ROWS.y_off]
+    log = M[p + ROWS.log]
     for o in range(outer):
         for i in range(inner):
             b = o * n * inner + i
@@ -59,14 +64,16 @@ def _labels_ok(L, lo, count, n_classes, E, p):
 
 
 @njit(**JIT)
+def _nll_record(M, p):
+    """outer, n_classes, inner and the offsets of the source, labels and output."""
+    return (M[p + NLL.outer], M[p + NLL.n_classes], M[p + NLL.inner], M[p + NLL.src_off], M[p + NLL.labels_off],
+            M[p + NLL.y_off])
+
+
+@njit(**JIT)
 def nll_loss(P, L, Y, M, E, p):
-    """Y[o, i] = -P[o, L[o, i], i]. Record: outer, n_classes, inner, p_off, l_off, y_off."""
-    outer = M[p]
-    c = M[p + 1]
-    inner = M[p + 2]
-    po = M[p + 3]
-    lo = M[p + 4]
-    yo = M[p + 5]
+    """Y[o, i] = -P[o, L[o, i], i]."""
+    outer, c, inner, po, lo, yo = _nll_record(M, p)
     if not _labels_ok(L, lo, outer * inner, c, E, p):
         return
     for o in range(outer):
@@ -77,14 +84,8 @@ def nll_loss(P, L, Y, M, E, p):
 
 @njit(**JIT)
 def nll_loss_grad(G, L, Y, M, E, p):
-    """Y = 0; Y[o, L[o, i], i] = -G[o, i]. Record: outer, n_classes, inner,
-    g_off, l_off, y_off."""
-    outer = M[p]
-    c = M[p + 1]
-    inner = M[p + 2]
-    go = M[p + 3]
-    lo = M[p + 4]
-    yo = M[p + 5]
+    """Y = 0; Y[o, L[o, i], i] = -G[o, i]."""
+    outer, c, inner, go, lo, yo = _nll_record(M, p)
     if not _labels_ok(L, lo, outer * inner, c, E, p):
         return
     for k in range(outer * c * inner):

@@ -6,13 +6,10 @@ from numba import njit
 
 from ..tile_matrices import ALIGN, table
 
-from ..records import CONV, CONV_SHARE
 from .base import JIT, NT, OFF, ON, TR, ZERO
 from .gemm import _gemm
-from .conv import _conv_offsets, _bias_grad, _bias_sums, _conv_bias
+from .conv import CS, CV, _conv_offsets, _bias_grad, _bias_sums, _conv_bias
 
-CV = CONV.at     # the conv record's field offsets (records.CONV)
-CS = CONV_SHARE.at     # ... and a share's (its index)
 
 
 _TILE_FLAT, _TILE_AT = table()     # every F(m, r): frozen into the kernels as constant arrays
