@@ -46,6 +46,11 @@ def _model(case, dtype, rng, bias=True, input_grad=False, fetch_conv=False):
     return X, [loss, p] + grads + ([y] if fetch_conv else []), train, vs
 
 
+def _fused_fwd(kernels) -> bool:
+    """The plan runs a fused conv + pool forward (channels-last windows or the planar path)."""
+    return bool({"conv_pool_fwd", "conv_pool_fwd_planar"} & set(kernels))
+
+
 def _kernels(fetches, X):
     with sg.Session() as sess:
         sess.run(sg.global_variables_initializer())
@@ -83,7 +88,7 @@ def test_fused_conv_pool_matches_reference_over_batch_sizes(case, rng):
     SGD steps match the reference at batch sizes 5, 2, 0 and 1 of one plan."""
     X, fetches, train, vs = _model(case, np.float64, rng)
     kernels = _kernels(fetches, X)
-    assert "conv_pool_fwd" in kernels and "conv_pool_bpf" in kernels
+    assert _fused_fwd(kernels) and "conv_pool_bpf" in kernels
     assert not {"conv_fwd", "conv_bpf", "pool_max", "pool_max_grad"} & set(kernels)
     assert kernels.count("red_SumF") == 1     # the loss's: the bias gradient is summed in conv_pool_bpf
     shape = tuple(X.shape[1:])
@@ -133,19 +138,19 @@ def test_not_fused_where_the_conv_output_or_pooling_gradient_is_read_elsewhere(r
     case = CASES[0].values[0]
     X, fetches, train, vs = _model(case, np.float64, rng, fetch_conv=True)
     kernels = _kernels(fetches, X)
-    assert "conv_fwd" in kernels and "pool_max" in kernels and "conv_pool_fwd" not in kernels
+    assert "conv_fwd" in kernels and "pool_max" in kernels and not _fused_fwd(kernels)
     assert "conv_pool_bpf" in kernels      # the pooling gradient is still read only by the filter gradient
     _compare(X, fetches, train, vs, [rng.standard_normal((2, 1, 28, 28))], np.float64)
     X, fetches, train, vs = _model(case, np.float64, rng, input_grad=True)
     kernels = _kernels(fetches, X)
-    assert "conv_pool_fwd" in kernels and "conv_bpf" in kernels and "pool_max_grad" in kernels
+    assert _fused_fwd(kernels) and "conv_bpf" in kernels and "pool_max_grad" in kernels
     _compare(X, fetches, train, vs, [rng.standard_normal((2, 1, 28, 28))], np.float64)
     X = sg.placeholder(sg.float64, (None, 1, 28, 28))
     w = sg.Variable(rng.standard_normal((4, 1, 5, 5)), name="w", dtype=sg.float64)
     p = sg.nn.max_pool2d(sg.nn.conv2d(X, w), 3, stride=3, padding=1)
     loss = sg.reduce_sum(p)
     kernels = _kernels([loss] + sg.gradients(loss, [w]), X)
-    assert "conv_fwd" in kernels and "pool_max" in kernels and "conv_pool_fwd" not in kernels
+    assert "conv_fwd" in kernels and "pool_max" in kernels and not _fused_fwd(kernels)
 
 
 def test_small_convs_keep_their_kernels():
@@ -155,5 +160,5 @@ def test_small_convs_keep_their_kernels():
     p = sg.nn.max_pool2d(sg.nn.conv2d(X, w), 2)
     loss = sg.reduce_sum(p)
     kernels = _kernels([loss] + sg.gradients(loss, [w]), X)
-    assert "conv_pool_fwd" not in kernels and "conv_pool_bpf" not in kernels
+    assert not _fused_fwd(kernels) and "conv_pool_bpf" not in kernels
     assert not nn_conv_pool._one_sample_im2col(p.op.inputs[0].op, X, w, p.op.inputs[0])

@@ -127,7 +127,9 @@ def fuse_pool(lowering) -> None:
         if not (_one_sample_im2col(conv.op, *conv.op.inputs, conv.op.outputs[0]) and _windows_inside(pool_op)):
             continue
         conv.record = _with_tail(CONV_POOL_FWD, replace(conv.record, out=values), _pool_tail(pool_op, values, indices))
-        conv.kernel, conv.size, conv.n_in, conv.args = "conv_pool_fwd", FWD_SIZE, 2, (x, w, values, indices, ws)
+        last = nn_pool.channels_last(pool_op.attrs["kernel_size"])     # the kernel of the window's path
+        conv.kernel = "conv_pool_fwd" if last else "conv_pool_fwd_planar"
+        conv.size, conv.n_in, conv.args = FWD_SIZE, 2, (x, w, values, indices, ws)
         ws.shape_fn = lambda env, f=ws.shape_fn, w=w: (f(env)[0] + math.prod(env.shape(w)),)    # + W^T
         ws.why += ", W^T"
         for share in shares:
@@ -155,10 +157,11 @@ def _workers(rec: list) -> int:
     return rec[CONV.at.T]
 
 
-# The kernels run in phases (``lowerings.PHASES``): conv_pool_fwd (X, W, V, I, WS): W^T, then the
-# samples' shares on the kernel workers; conv_pool_bpf (X, Gp, I, dW, WS, BG): the workers' partial
+# The kernels run in phases (``lowerings.PHASES``): conv_pool_fwd (X, W, V, I, WS): W^T (channels-last
+# windows), then the samples' shares on the kernel workers; conv_pool_bpf (X, Gp, I, dW, WS, BG): the workers' partial
 # filter gradients, then their sum (and the fused bias gradient)
 runs_in_phases("conv_pool_fwd", _workers, Phase("conv_pool_wt", (1, 4), 1, False),
                Phase("conv_pool_fwd", (0, 1, 2, 3, 4), 2, True))
+runs_in_phases("conv_pool_fwd_planar", _workers, Phase("conv_pool_fwd_planar", (0, 1, 2, 3, 4), 2, True))
 runs_in_phases("conv_pool_bpf", _workers, Phase("conv_pool_bpf", (0, 1, 2, 4), 3, True),
                Phase("conv_pool_bpf_reduce", (3, 4, 5), 0, False))

@@ -8,7 +8,7 @@ from ..records import CONV_POOL_BPF, CONV_POOL_BPF_SHARE, CONV_POOL_FWD, CONV_PO
 from .base import JIT, NT, OFF, ON, ONE, TR, ZERO
 from .gemm import _copy_transposed, _gemm
 from .conv import _bias_grad, _bias_sums, _bpf_reduce, _chunk_cols, _conv_bias, _conv_dims, _conv_offsets, _conv_pointwise, _group_cols
-from .pool import _pool_last, _pool_last_fast, _pool_lowest, _pool_max_inside, _pool_unpool
+from .pool import _pool_last, _pool_lowest, _pool_max_inside, _pool_unpool
 
 FW = CONV_POOL_FWD.at     # conv_pool_fwd's record: the conv's, then the pooling's (records.py)
 BW = CONV_POOL_BPF.at     # conv_pool_bpf's
@@ -16,61 +16,83 @@ FS, BS = CONV_POOL_FWD_SHARE.at, CONV_POOL_BPF_SHARE.at     # ... and their shar
 
 
 @njit(**JIT)
-def _conv_pool_samples(X, xo, Wt, wo, V, vo, I, io, WS, so, wt, M, q, t, T):
-    """Samples t, t + T, ...: the sample's columns at so, its conv output after them, then its O
-    planes max-pooled into V and I. Windows with an unrolled channels-last loop
-    (``_pool_last_fast``): the output is Y^T (P, O) = cols^T @ W^T (W^T at wt) and the pooling
-    adds the bias to each value it reads; else Y (O, P) = W @ cols, the bias added in place,
-    then ``_pool_max_inside``."""
+def _conv_pool_sample(X, xo, Wt, wo, WS, so, wt, ys, M, q, n, last):
+    """Sample n's columns at so and its conv output at ys: Y^T (P, O) = cols^T @ W^T (W^T at wt)
+    where ``last`` (channels-last pooling), else Y (O, P) = W @ cols."""
     N, C, O, G, nb, R, P = _conv_dims(M, q)
     Og = O // G
     direct = _conv_pointwise(M, q)
-    ys = so + G * R * P
-    o0, o1, o2 = M[q + FW.pool_out], M[q + FW.pool_out + 1], M[q + FW.pool_out + 2]
-    oplane = o0 * o1 * o2
-    low = _pool_lowest(V)
-    last = _pool_last_fast(M[q + FW.pool_kernel], M[q + FW.pool_kernel + 1], M[q + FW.pool_kernel + 2])
-    hasb = M[q + FW.has_bias] != 0
-    bo = M[q + FW.bias_off] if hasb else wo
-    for n in range(t, N, T):
-        _chunk_cols(X, xo, WS, so, so, M, q, n, ONE, OFF, direct, False)
-        for g in range(G):
-            t_, to = _group_cols(X, xo, WS, so, n, C, g, R, P, P, direct)
-            if last:
-                _gemm(TR, NT, P, Og, R, 1.0, t_, to, P, WS, wt + g * Og, O, 0.0, WS, ys + g * Og, O)
-            else:
-                _gemm(NT, NT, Og, P, R, 1.0, Wt, wo + g * Og * R, R, t_, to, P, 0.0, WS, ys + g * Og * P, P)
+    _chunk_cols(X, xo, WS, so, so, M, q, n, ONE, OFF, direct, False)
+    for g in range(G):
+        t_, to = _group_cols(X, xo, WS, so, n, C, g, R, P, P, direct)
         if last:
-            _pool_last(WS, ys, O, M[q + FW.OH], M[q + FW.OW], V, I, vo + n * O * oplane, io + n * O * oplane,
-                       o0, o1, o2, M[q + FW.pool_kernel + 1], M[q + FW.pool_kernel + 2], M[q + FW.pool_stride], M[q + FW.pool_stride + 1], M[q + FW.pool_stride + 2], M[q + FW.pool_dilation + 1], M[q + FW.pool_dilation + 2],
-                       Wt, bo, hasb)
-            continue
-        if hasb:
-            _conv_bias(WS, ys, Wt, bo, ZERO, ONE, O, P)
-        _pool_max_inside(WS, V, I, ys, vo + n * O * oplane, io + n * O * oplane, O, M[q + FW.OH], M[q + FW.OW],
-                         o0, o1, o2, M[q + FW.pool_kernel], M[q + FW.pool_kernel + 1], M[q + FW.pool_kernel + 2], M[q + FW.pool_stride], M[q + FW.pool_stride + 1], M[q + FW.pool_stride + 2],
-                         M[q + FW.pool_dilation], M[q + FW.pool_dilation + 1], M[q + FW.pool_dilation + 2], P, oplane, low)
+            _gemm(TR, NT, P, Og, R, 1.0, t_, to, P, WS, wt + g * Og, O, 0.0, WS, ys + g * Og, O)
+        else:
+            _gemm(NT, NT, Og, P, R, 1.0, Wt, wo + g * Og * R, R, t_, to, P, 0.0, WS, ys + g * Og * P, P)
 
 
 @njit(**JIT)
 def conv_pool_wt(Wt, WS, M, E, p):
-    """W^T (R, O) after the workers' regions, for the channels-last windows: the first phase of
-    ``conv_pool_fwd``."""
+    """W^T (R, O) after the workers' regions: the first phase of ``conv_pool_fwd``."""
     q = p
     N, C, O, G, nb, R, P = _conv_dims(M, q)
-    if _pool_last_fast(M[q + FW.pool_kernel], M[q + FW.pool_kernel + 1], M[q + FW.pool_kernel + 2]):
-        _copy_transposed(Wt, M[q + FW.w_off], O, R, R, WS, M[q + FW.ws_off] + M[q + FW.T] * M[q + FW.region])
+    _copy_transposed(Wt, M[q + FW.w_off], O, R, R, WS, M[q + FW.ws_off] + M[q + FW.T] * M[q + FW.region])
 
 
 @njit(**JIT)
 def conv_pool_fwd(X, Wt, V, I, WS, M, E, p):
-    """Share t of V, I = MaxPool(Conv(X, W)) (values, indices): samples t, t + T, ... in the
-    worker's region (phases: ``conv_pool_wt``, then these shares on the kernel workers)."""
+    """Share t of V, I = MaxPool(Conv(X, W)) (values, indices) for windows with an unrolled
+    channels-last loop (``nn_pool.channels_last``): per sample t, t + T, ... in the worker's
+    region, the output Y^T (P, O) = cols^T @ W^T and ``_pool_last`` pools it with the channels
+    innermost, adding the bias to each value it reads (phases: ``conv_pool_wt``, then these shares
+    on the kernel workers)."""
     xo, wo, vo, so, q = _conv_offsets(M, p)
     t = M[q + FS.share]
+    N, C, O, G, nb, R, P = _conv_dims(M, q)
     T, size = M[q + FW.T], M[q + FW.region]
-    if t < T:
-        _conv_pool_samples(X, xo, Wt, wo, V, vo, I, M[q + FW.i_off], WS, so + t * size, so + T * size, M, q, t, T)
+    if t >= T:
+        return
+    io = M[q + FW.i_off]
+    wt = so + T * size
+    so += t * size
+    ys = so + G * R * P
+    o0, o1, o2 = M[q + FW.pool_out], M[q + FW.pool_out + 1], M[q + FW.pool_out + 2]
+    oplane = o0 * o1 * o2
+    hasb = M[q + FW.has_bias] != 0
+    bo = M[q + FW.bias_off] if hasb else wo
+    for n in range(t, N, T):
+        _conv_pool_sample(X, xo, Wt, wo, WS, so, wt, ys, M, q, n, ON)
+        _pool_last(WS, ys, O, M[q + FW.OH], M[q + FW.OW], V, I, vo + n * O * oplane, io + n * O * oplane,
+                   o0, o1, o2, M[q + FW.pool_kernel + 1], M[q + FW.pool_kernel + 2], M[q + FW.pool_stride],
+                   M[q + FW.pool_stride + 1], M[q + FW.pool_stride + 2], M[q + FW.pool_dilation + 1],
+                   M[q + FW.pool_dilation + 2], Wt, bo, hasb)
+
+
+@njit(**JIT)
+def conv_pool_fwd_planar(X, Wt, V, I, WS, M, E, p):
+    """Share t of ``conv_pool_fwd`` for other windows: per sample Y (O, P) = W @ cols, the bias
+    added in place, then ``_pool_max_inside`` (``pool_max``'s own loops)."""
+    xo, wo, vo, so, q = _conv_offsets(M, p)
+    t = M[q + FS.share]
+    N, C, O, G, nb, R, P = _conv_dims(M, q)
+    T, size = M[q + FW.T], M[q + FW.region]
+    if t >= T:
+        return
+    io = M[q + FW.i_off]
+    so += t * size
+    ys = so + G * R * P
+    o0, o1, o2 = M[q + FW.pool_out], M[q + FW.pool_out + 1], M[q + FW.pool_out + 2]
+    oplane = o0 * o1 * o2
+    low = _pool_lowest(V)
+    for n in range(t, N, T):
+        _conv_pool_sample(X, xo, Wt, wo, WS, so, so, ys, M, q, n, OFF)
+        if M[q + FW.has_bias] != 0:
+            _conv_bias(WS, ys, Wt, M[q + FW.bias_off], ZERO, ONE, O, P)
+        _pool_max_inside(WS, V, I, ys, vo + n * O * oplane, io + n * O * oplane, O, M[q + FW.OH], M[q + FW.OW],
+                         o0, o1, o2, M[q + FW.pool_kernel], M[q + FW.pool_kernel + 1], M[q + FW.pool_kernel + 2],
+                         M[q + FW.pool_stride], M[q + FW.pool_stride + 1], M[q + FW.pool_stride + 2],
+                         M[q + FW.pool_dilation], M[q + FW.pool_dilation + 1], M[q + FW.pool_dilation + 2], P,
+                         oplane, low)
 
 
 @njit(**JIT)

@@ -15,7 +15,9 @@ PLANE = POOL_PLANE.at
 
 
 def _pool_lowest(a):
-    """The padding value of max pooling: -inf, or the integer dtype's minimum."""
+    """The padding value of max pooling: -inf, or the integer dtype's minimum (this body serves
+    ``NUMBA_DISABLE_JIT=1``; compiled code takes the overload below)."""
+    return -np.inf if a.dtype.kind == "f" else np.iinfo(a.dtype).min
 
 
 @overload(_pool_lowest)
