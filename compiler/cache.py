@@ -844,25 +844,35 @@ class PlanCache:
     @contextlib.contextmanager
     def compiling(self, *paths: Path) -> Iterator[None]:
         """Hold the locks of the entry folders ``paths`` (a plan, the kernel-library entry, ...)
-        and of the bound kernel folders; verify their Numba files first and seal them after the
-        block. Trigger every Numba compile or cache load inside such a block.
+        for the block; verify their Numba files and the bound kernel folders' first and seal them
+        after the block. Trigger every Numba compile or cache load inside such a block.
         ``STATS.compiles`` counts blocks in which Numba wrote new files into one of ``paths``.
-        Locks are taken in path order, so blocks over overlapping folders never deadlock."""
+
+        The kernel folders (every hand-written kernel's helpers, shared by all wrappers) are locked
+        only while they are verified and sealed, not during the compile: held throughout, they made
+        the parallel compile workers take turns. A helper another process writes meanwhile is
+        recorded by the next seal; until then the checked loader treats it as absent (Numba compiles
+        it again), so nothing unverified is ever unpickled. Locks are taken in path order, and a
+        kernel folder's lock is never held while waiting for another, so blocks never deadlock."""
         given = sorted({Path(p) for p in paths}, key=str)
         with contextlib.ExitStack() as stack:
-            folders = sorted(set(given) | set(bound_kernel_dirs()), key=str)
-            for folder in folders:
+            for folder in given:
                 stack.enter_context(_locked(_lock_path(folder)))
-            for folder in folders:
+            for folder in given:
                 _verify_folder(folder)
+            shared = [k for k in bound_kernel_dirs() if k not in given]
+            for folder in shared:
+                with _locked(_lock_path(folder)):
+                    _verify_folder(folder)
             yield
             wrote = False
-            for folder in folders:
-                if folder.is_dir() and _seal_folder(folder) and folder in given:
+            for folder in given:
+                if folder.is_dir() and _seal_folder(folder):
                     wrote = True
-            for folder in bound_kernel_dirs():  # bound during the block: sealed without its lock
-                if folder not in folders and folder.is_dir():  # (taking it now could deadlock)
-                    _seal_folder(folder)
+            for folder in bound_kernel_dirs():      # those bound during the block too
+                if folder not in given and folder.is_dir():
+                    with _locked(_lock_path(folder)):
+                        _seal_folder(folder)
             if wrote:
                 STATS.add("compiles")
 
