@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable, List, Tuple
+from typing import Callable, Iterable, List, Sequence, Tuple
 
 from ..schedule import Schedule
 from .cse import cse
@@ -77,19 +77,26 @@ def optimize(sched: Schedule, disabled: Iterable[str] = ()) -> Optimized:
 def disabled_passes(disabled: Iterable[str] = ()) -> Tuple[str, ...]:
     """The pass names switched off by ``disabled`` and ``$STATICGRAPH_DISABLE_PASSES``
     (``"all"`` names every pass); an unknown name is a ``ValueError`` listing the passes."""
+    return switched_off(PASS_NAMES, ENV_DISABLE, disabled, "pass", "passes")
+
+
+def switched_off(known: Sequence[str], env: str, disabled: Iterable[str] = (), kind: str = "pass",
+                 kinds: str = "passes") -> Tuple[str, ...]:
+    """The names of ``known`` switched off by ``disabled`` and by the comma-separated ``$env``
+    (``"all"``: every one), in ``known``'s order; an unknown name is a ``ValueError`` naming where it
+    came from and listing ``known`` (the graph passes here, the cpu backend's call rewrites)."""
     if isinstance(disabled, str):
         disabled = [disabled]
     names = [(str(n).strip(), "disabled=") for n in disabled]
-    names += [(n.strip(), f"${ENV_DISABLE}") for n in os.environ.get(ENV_DISABLE, "").split(",")]
-    off = []
+    names += [(n.strip(), f"${env}") for n in os.environ.get(env, "").split(",")]
+    off = set()
     for name, where in names:
         if not name:
             continue
         if name == "all":
-            off.extend(PASS_NAMES)
-        elif name in PASS_NAMES:
-            off.append(name)
+            off.update(known)
+        elif name in known:
+            off.add(name)
         else:
-            raise ValueError(f"unknown pass '{name}' in {where}; the passes are {', '.join(PASS_NAMES)} "
-                             f"(or 'all')")
-    return tuple(n for n in PASS_NAMES if n in off)
+            raise ValueError(f"unknown {kind} '{name}' in {where}; the {kinds} are {', '.join(known)} (or 'all')")
+    return tuple(n for n in known if n in off)

@@ -12,9 +12,9 @@ for measuring what a rewrite is worth.
 """
 from __future__ import annotations
 
-import os
 from typing import Callable, Tuple
 
+from ...passes import switched_off
 from . import lowerings, nn_conv, nn_conv_pool, nn_pool, nn_softmax, nn_wino_tile, nn_winograd  # noqa: F401 (every family: their lowerings register)
 
 ENV_DISABLE = "STATICGRAPH_DISABLE_REWRITES"
@@ -33,18 +33,7 @@ REWRITE_NAMES = tuple(name for name, _ in REWRITES)
 def disabled_rewrites() -> Tuple[str, ...]:
     """The rewrites ``$STATICGRAPH_DISABLE_REWRITES`` switches off; an unknown name is a
     ``ValueError`` listing the rewrites."""
-    off = set()
-    for name in (n.strip() for n in os.environ.get(ENV_DISABLE, "").split(",")):
-        if not name:
-            continue
-        if name == "all":
-            off.update(REWRITE_NAMES)
-        elif name in REWRITE_NAMES:
-            off.add(name)
-        else:
-            raise ValueError(f"unknown call rewrite '{name}' in ${ENV_DISABLE}; the rewrites are "
-                             f"{', '.join(REWRITE_NAMES)} (or 'all')")
-    return tuple(n for n in REWRITE_NAMES if n in off)
+    return switched_off(REWRITE_NAMES, ENV_DISABLE, (), "call rewrite", "rewrites")
 
 
 def run_rewrites(lowering) -> Tuple[str, ...]:
