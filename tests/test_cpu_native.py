@@ -107,3 +107,26 @@ def test_profile_times_every_call_and_runs_real_steps(rng):
     with sg.Session(target="reference") as ref:
         with pytest.raises(NotImplementedError, match="profile.*reference"):
             ref.compile(loss, [x]).profile(xv)
+
+
+def test_wrapper_holds_the_kernel_body_with_its_returns_reporting_E():
+    """The wrapper is one function: the kernel's parameters bound from the buffer table, its body
+    written out (no ``inline="always"``, whose IR copy cost most of a small wrapper's compile), a
+    bare ``return`` returning E[0], the library globals it reads imported."""
+    text = '''
+def kernel(X0, Y0, M, E, p):
+    """Doc."""
+    n = M[p]
+    for i in range(n):
+        if X0[i] < 0:
+            E[0] = 1
+            return
+        Y0[i] = _relu(X0[i])
+'''
+    params, body, names = native._kernel_body(text)
+    assert params == ["X0", "Y0", "M", "E", "p"]
+    assert "Doc." not in body and "return E[0]" in body and "_relu" in names
+    src = native.wrapper_source("ew_PowInt", ["int64", "int64", "int64"])
+    assert "inline" not in src and "return E[0]" in src
+    assert "    p = _R[0]" in src and "def wrapper(_B, _R):" in src
+
