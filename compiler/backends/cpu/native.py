@@ -263,12 +263,14 @@ def wrapper_source(kernel: str, dtypes: Sequence[str], kernel_source: str = "") 
     import inspect
     import textwrap
     lib = library.load()
+    home = lib      # where the body's globals are: the kernel's own module (kernels/ or the generated one)
     if kernel_source:
         text, imports = kernel_source, []
         title = f"a fused elementwise group for ({', '.join(dtypes)})"
         options = _options()
     else:
         dispatcher = getattr(lib, kernel)
+        home = sys.modules[dispatcher.py_func.__module__]
         text = textwrap.dedent(inspect.getsource(dispatcher.py_func))
         # the kernel written out below, by name (``_weight`` reads it)
         imports = [f"from {library.MODULE_NAME} import {kernel} as _dispatcher"]
@@ -276,9 +278,9 @@ def wrapper_source(kernel: str, dtypes: Sequence[str], kernel_source: str = "") 
         options = _options(dispatcher)
     params, body, names = _kernel_body(text)
     used = sorted(n for n in names - set(params) - {"np", "carray", "cfunc", "types", "as_ptr"}
-                  if not n.startswith("__") and hasattr(lib, n))
+                  if not n.startswith("__") and hasattr(home, n))
     if used:
-        imports.append(f"from {library.MODULE_NAME} import {', '.join(used)}")
+        imports.append(f"from {home.__name__} import {', '.join(used)}")
     return _WRAPPER.format(title=title, imports="\n".join(imports), runtime=RUNTIME_MODULE, options=options,
                            unpack="\n".join(_unpack(dtypes, params)), body=textwrap.indent(body, "    "),
                            errors=params[-2])
