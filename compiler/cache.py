@@ -557,9 +557,15 @@ def install_kernel_cache_locator() -> None:
 _WRITTEN: dict = {}  # Numba files this process wrote since they were last sealed: path -> (size, sha)
 
 
+_DIRTY: set = set()  # kernel folders this process's Numba wrote into since it last sealed them
+
+
 def _note_written(path: Path) -> None:
     with contextlib.suppress(OSError):
         _WRITTEN[os.path.realpath(path)] = _file_digest(path)
+    folder = _managed_folder(path)
+    if folder is not None:
+        _DIRTY.add(folder)
 
 
 def _managed_folder(path: Path) -> Optional[Path]:
@@ -848,9 +854,10 @@ class PlanCache:
         after the block. Trigger every Numba compile or cache load inside such a block.
         ``STATS.compiles`` counts blocks in which Numba wrote new files into one of ``paths``.
 
-        The kernel folders (every hand-written kernel's helpers, shared by all wrappers) are locked
-        only while they are verified and sealed, not during the compile: held throughout, they made
-        the parallel compile workers take turns. A helper another process writes meanwhile is
+        The kernel folders (every hand-written kernel's helpers, shared by all wrappers) are verified
+        once, when first bound in a process (``CacheLocator``), and locked only while sealed, not
+        during the compile: held throughout, they made the parallel compile workers take turns, and
+        verified at every block, they cost a warm start hashing every helper file at each wrapper. A helper another process writes meanwhile is
         recorded by the next seal; until then the checked loader treats it as absent (Numba compiles
         it again), so nothing unverified is ever unpickled. Locks are taken in path order, and a
         kernel folder's lock is never held while waiting for another, so blocks never deadlock."""
@@ -860,18 +867,15 @@ class PlanCache:
                 stack.enter_context(_locked(_lock_path(folder)))
             for folder in given:
                 _verify_folder(folder)
-            shared = [k for k in bound_kernel_dirs() if k not in given]
-            for folder in shared:
-                with _locked(_lock_path(folder)):
-                    _verify_folder(folder)
             yield
             wrote = False
             for folder in given:
                 if folder.is_dir() and _seal_folder(folder):
                     wrote = True
             for folder in bound_kernel_dirs():      # those bound during the block too
-                if folder not in given and folder.is_dir():
+                if folder not in given and folder in _DIRTY and folder.is_dir():
                     with _locked(_lock_path(folder)):
+                        _DIRTY.discard(folder)
                         _seal_folder(folder)
             if wrote:
                 STATS.add("compiles")
