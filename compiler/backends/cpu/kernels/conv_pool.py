@@ -40,23 +40,30 @@ def conv_pool_wt(Wt, WS, M, E, p):
 
 
 @njit(**JIT)
+def _conv_pool_share(M, p):
+    """A forward share's record start, index t, workers T, its region so, W^T's place wt, its conv
+    output's place ys (after the sample's columns) and the pooled dims."""
+    q = p
+    N, C, O, G, nb, R, P = _conv_dims(M, q)
+    T, size = M[q + FW.T], M[q + FW.region]
+    t = M[q + FS.share]
+    so = M[q + FW.ws_off] + t * size
+    return (q, t, T, so, M[q + FW.ws_off] + T * size, so + G * R * P, M[q + FW.pool_out], M[q + FW.pool_out + 1],
+            M[q + FW.pool_out + 2])
+
+
+@njit(**JIT)
 def conv_pool_fwd(X, Wt, V, I, WS, M, E, p):
     """Share t of V, I = MaxPool(Conv(X, W)) (values, indices) for windows with an unrolled
     channels-last loop (``nn_pool.channels_last``): per sample t, t + T, ... in the worker's
     region, the output Y^T (P, O) = cols^T @ W^T and ``_pool_last`` pools it with the channels
     innermost, adding the bias to each value it reads (phases: ``conv_pool_wt``, then these shares
     on the kernel workers)."""
-    xo, wo, vo, so, q = _conv_offsets(M, p)
-    t = M[q + FS.share]
-    N, C, O, G, nb, R, P = _conv_dims(M, q)
-    T, size = M[q + FW.T], M[q + FW.region]
+    q, t, T, so, wt, ys, o0, o1, o2 = _conv_pool_share(M, p)
     if t >= T:
         return
-    io = M[q + FW.i_off]
-    wt = so + T * size
-    so += t * size
-    ys = so + G * R * P
-    o0, o1, o2 = M[q + FW.pool_out], M[q + FW.pool_out + 1], M[q + FW.pool_out + 2]
+    xo, wo, vo, io = M[q + FW.x_off], M[q + FW.w_off], M[q + FW.y_off], M[q + FW.i_off]
+    N, C, O, G, nb, R, P = _conv_dims(M, q)
     oplane = o0 * o1 * o2
     hasb = M[q + FW.has_bias] != 0
     bo = M[q + FW.bias_off] if hasb else wo
@@ -72,16 +79,11 @@ def conv_pool_fwd(X, Wt, V, I, WS, M, E, p):
 def conv_pool_fwd_planar(X, Wt, V, I, WS, M, E, p):
     """Share t of ``conv_pool_fwd`` for other windows: per sample Y (O, P) = W @ cols, the bias
     added in place, then ``_pool_max_inside`` (``pool_max``'s own loops)."""
-    xo, wo, vo, so, q = _conv_offsets(M, p)
-    t = M[q + FS.share]
-    N, C, O, G, nb, R, P = _conv_dims(M, q)
-    T, size = M[q + FW.T], M[q + FW.region]
+    q, t, T, so, wt, ys, o0, o1, o2 = _conv_pool_share(M, p)
     if t >= T:
         return
-    io = M[q + FW.i_off]
-    so += t * size
-    ys = so + G * R * P
-    o0, o1, o2 = M[q + FW.pool_out], M[q + FW.pool_out + 1], M[q + FW.pool_out + 2]
+    xo, wo, vo, io = M[q + FW.x_off], M[q + FW.w_off], M[q + FW.y_off], M[q + FW.i_off]
+    N, C, O, G, nb, R, P = _conv_dims(M, q)
     oplane = o0 * o1 * o2
     low = _pool_lowest(V)
     for n in range(t, N, T):
