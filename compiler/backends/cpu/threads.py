@@ -1,12 +1,13 @@
-"""Worker threads of the parallel CPU kernels (conv chunks, Winograd tile blocks) and of the step
-loop's call groups (``Lowering.split_call``: a kernel call split into shares of its planes).
+"""Worker threads of the step loop's call groups and of the kernels that still split their own work.
 
-A parallel kernel splits its chunks of work over T workers with a ``prange(T)`` (Numba's threading
-layer); each worker has its own region of the kernel's workspace and runs its GEMMs on one BLAS
-thread (``_blas_at_most(1)``), so the im2col copies, transforms and GEMMs of both halves run at
-once instead of one core copying while BLAS splits each small GEMM. T is part of the kernel's
-record, written at plan entry (``kernel_threads()``); with T = 1 the kernel runs its chunks
-serially and never touches the threading layer.
+The conv family, single-tile Winograd, pooling and large elementwise calls are split at lowering
+into shares (``Lowering.split_call``, and ``lowerings.PHASES`` for kernels with several steps):
+the step loop runs a group's shares on T workers, each with its own region of the kernel's
+workspace and its GEMMs on one BLAS thread, so the im2col copies, transforms and GEMMs of both
+halves run at once instead of one core copying while BLAS splits each small GEMM. Winograd
+F(4x4, 3x3), ``red_Dot`` and large GEMMs (``gemm._gemm_par``) still split with a ``prange(T)``
+inside the kernel. T is part of each record, written at plan entry (``kernel_threads()``); with
+T = 1 the shares run one after another and never touch the threading layer.
 
 T is 1 when ``STATICGRAPH_KERNEL_THREADS=1``, when Numba has no thread-safe threading layer
 (OpenMP or TBB: plans may run in several Python threads at once, and Numba's ``workqueue`` layer
