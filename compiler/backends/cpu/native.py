@@ -21,6 +21,7 @@ step, and runs it as Python under ``NUMBA_DISABLE_JIT=1``.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import sys
@@ -259,14 +260,30 @@ def wrapper_source(kernel: str, dtypes: Sequence[str], kernel_source: str = "") 
     fused-group function named ``kernel``), for operands of ``dtypes``. The kernel's body is
     written into the wrapper (its parameters bound from the buffer table), so Numba compiles one
     function, not two, and without ``inline="always"``'s copy of the kernel's IR; the library
-    globals it reads are imported from the library."""
+    globals it reads are imported from the library. Built once per process and arguments (a warm
+    start asks for every wrapper of a plan twice: which are on disk, then their addresses)."""
+    return _wrapper_source(kernel, tuple(dtypes), kernel_source)
+
+
+@functools.lru_cache(maxsize=None)
+def _wrapper_source(kernel: str, dtypes: Tuple[str, ...], kernel_source: str) -> str:
+    title, imports, options, params, body = _kernel_parts(kernel, kernel_source)
+    return _WRAPPER.format(title=title.format(", ".join(dtypes)), imports=imports, runtime=RUNTIME_MODULE,
+                           options=options, unpack="\n".join(_unpack(dtypes, params)),
+                           body=body, errors=params[-2])
+
+
+@functools.lru_cache(maxsize=None)
+def _kernel_parts(kernel: str, kernel_source: str) -> tuple:
+    """(title template, import lines, Numba options, parameters, indented body) of a wrapper's
+    kernel: parsed once per kernel, whatever its operand dtypes."""
     import inspect
     import textwrap
     lib = library.load()
     home = lib      # where the body's globals are: the kernel's own module (kernels/ or the generated one)
     if kernel_source:
         text, imports = kernel_source, []
-        title = f"a fused elementwise group for ({', '.join(dtypes)})"
+        title = "a fused elementwise group for ({})"
         options = _options()
     else:
         dispatcher = getattr(lib, kernel)
@@ -274,16 +291,14 @@ def wrapper_source(kernel: str, dtypes: Sequence[str], kernel_source: str = "") 
         text = textwrap.dedent(inspect.getsource(dispatcher.py_func))
         # the kernel written out below, by name (``_weight`` reads it)
         imports = [f"from {library.MODULE_NAME} import {kernel} as _dispatcher"]
-        title = f"{kernel} for ({', '.join(dtypes)})"
+        title = f"{kernel} for ({{}})"
         options = _options(dispatcher)
     params, body, names = _kernel_body(text)
     used = sorted(n for n in names - set(params) - {"np", "carray", "cfunc", "types", "as_ptr"}
                   if not n.startswith("__") and hasattr(home, n))
     if used:
         imports.append(f"from {home.__name__} import {', '.join(used)}")
-    return _WRAPPER.format(title=title, imports="\n".join(imports), runtime=RUNTIME_MODULE, options=options,
-                           unpack="\n".join(_unpack(dtypes, params)), body=textwrap.indent(body, "    "),
-                           errors=params[-2])
+    return title, "\n".join(imports), options, params, textwrap.indent(body, "    ")
 
 
 def wrapper_address(source: str) -> int:
