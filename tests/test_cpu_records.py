@@ -14,8 +14,8 @@ from compiler.backends.cpu.records import RecordSpec
 
 KERNELS = Path(cpu.__file__).parent / "kernels"
 # kernel modules that read their record by field name only (a family's modules join once converted)
-NAMED_READERS = [KERNELS / f for f in ("pool.py", "softmax.py", "matmul.py", "dot.py", "array.py", "conv.py", "conv_pool.py",
-                                             "wino_tile.py")]
+NAMED_READERS = [KERNELS / f for f in ("pool.py", "softmax.py", "matmul.py", "dot.py", "reduce.py", "array.py", "conv.py",
+                                       "conv_pool.py", "wino_tile.py")]
 # a read of M at a literal position: M[p] (the record's first field), M[3], M[p + 3], M[q + 4 + 29], M[2 + p]
 MAGIC_READ = re.compile(r"\bM\[\s*(p\s*\]|\d+\s*[\]+]|\w+\s*\+\s*\d+)")
 
@@ -36,7 +36,7 @@ SPECS = {spec.name: spec for spec in ALL_SPECS}
 
 def test_the_converted_families_specs_are_found():
     assert {"pool_window", "pool_plane", "softmax_rows", "softmax_nll", "matmul_batched", "matmul_update",
-            "dot_sum", "array_fill", "array_onehot"} <= set(SPECS), sorted(SPECS)
+            "dot_sum", "reduce", "array_fill", "array_onehot"} <= set(SPECS), sorted(SPECS)
 
 
 def test_spec_names_are_unique():

@@ -1,4 +1,4 @@
-"""The cpu reduction kernels' fast paths (``library._REDUCE``): contiguous runs summed vectorized in
+"""The cpu reduction kernels' fast paths (``kernels/reduce.py``): contiguous runs summed vectorized in
 float64, leading rows summed into a row, nothing to reduce (a copy, or nothing when the plan runs a
 ``SumToLike`` in place), against float64 NumPy and the reference backend, with NaN and inf; each case
 also checks (``kernels.sum_path`` on the plan's record) that it takes the path it is meant to test."""

@@ -14,8 +14,7 @@ Every kernel has the signature ``kernel(*arrays, M, E, p)``:
 Hand-written kernels are ordinary modules of the package (``kernels/``). What is truly
 generated is generated here, as the text of one module (``SOURCE``): the elementwise kernels
 (one per entry of ``ELEMENTWISE``, the op table: a Python expression over the scalars ``x0``,
-``x1``...), the reductions (``_REDUCTIONS``) and the Winograd F(4x4, 3x3) transforms (unrolled
-from their matrices, ``nn_winograd``). That module also imports every kernel and helper of
+``x1``...) and the Winograd F(4x4, 3x3) transforms (unrolled from their matrices, ``nn_winograd``). That module also imports every kernel and helper of
 ``kernels/`` by name, so wrappers and plans find any kernel in one namespace. Numba cannot cache
 ``exec``'d code, so it is written to a verified PlanCache entry and imported from there;
 ``SOURCE_HASH`` (which covers the text of ``kernels/`` and the machine's BLAS symbols too) is
@@ -29,7 +28,6 @@ import ast
 import atexit
 import hashlib
 import sys
-import textwrap
 from pathlib import Path
 from typing import List
 
@@ -144,112 +142,6 @@ def _elementwise(name: str, arity: int, expr: str, check: str) -> str:
     return loop_kernel(f"ew_{name}", arity, 1, check_lines(check) + [f"y0 = {expr}"])
 
 
-_REDUCE = '''
-@njit(**_JIT)
-def red_{name}(X, Y, M, E, p):
-    """Reduce X over its reduced dims into contiguous Y.
-    Record: nk, kshape[R], xk[R], nr, rshape[R], xr[R], x_off, y_off, count (nr >= 1)."""
-    nk = M[p]
-    kS = p + 1
-    kX = kS + MAXR
-    nr = M[kX + MAXR]
-    rS = kX + MAXR + 1
-    rX = rS + MAXR
-    xo = M[rX + MAXR]
-    yo = M[rX + MAXR + 1]
-    count = M[rX + MAXR + 2]
-    kout = 1
-    for d in range(nk):
-        kout *= M[kS + d]
-    rout = 1
-    for d in range(nr - 1):
-        rout *= M[rS + d]
-    ni = M[rS + nr - 1]
-    si = M[rX + nr - 1]
-{copy}
-{rows}
-    for q in range(kout):
-        r = q
-        xb = xo
-        for d in range(nk - 1, -1, -1):
-            sz = M[kS + d]
-            i = r % sz
-            r //= sz
-            xb += i * M[kX + d]
-{init}
-        for t in range(rout):
-            r = t
-            xc = xb
-            for d in range(nr - 2, -1, -1):
-                sz = M[rS + d]
-                i = r % sz
-                r //= sz
-                xc += i * M[rX + d]
-{inner}
-{final}
-'''
-
-# the inner loop over the last reduced dim: any reduction, any stride
-_INNER = '''\
-            for j in range(ni):
-                v = X[np.uint64(xc + j * si)]
-{step}'''
-
-# sums: a contiguous run is summed by _sum_run (vectorized)
-_SUM_INNER = '''\
-            if si == 1:
-                acc = _sum_run(X, xc, ni, acc)
-            else:
-''' + textwrap.indent(_INNER, "    ")
-
-# acc + the sum of a contiguous run, reassociated (vectorized, several partial sums); only `reassoc`,
-# so NaN and inf propagate as in order
-_SUM_RUN = '''
-@njit(cache=True, error_model="numpy", nogil=True, fastmath={"reassoc"})
-def _sum_run(X, o, n, acc):
-    """acc + X[o] + ... + X[o + n - 1], in any order."""
-    for j in range(n):
-        acc += X[np.uint64(o + j)]
-    return acc
-'''
-
-# nothing to reduce (every reduced dim has size 1: a SumToLike whose operands have the same run-time
-# shape): a copy, or nothing when the plan placed Y on X's buffer (the SumToLike lowering allows it)
-_COPY = '''\
-    if count == 1 and nk == 1 and M[kX] == 1:
-        n = M[kS]
-        if xo != yo or X.ctypes.data != Y.ctypes.data:
-            for j in range(n):
-                Y[np.uint64(yo + j)] = X[np.uint64(xo + j)]
-        return'''
-
-_REDUCTIONS = {
-    # name: (init, step, final) - indented source fragments; `acc` accumulates, `k` counts
-    "SumF": ("        acc = 0.0", "                acc += v", "        Y[np.uint64(yo + q)] = acc"),
-    "SumI": ("        acc = 0", "                acc += v", "        Y[np.uint64(yo + q)] = acc"),
-    "Mean": ("        acc = 0.0", "                acc += v", "        Y[np.uint64(yo + q)] = acc / count"),
-    "Max": ("        acc = X[xb]\n        nan = False",
-            "                if v != v:\n                    nan = True\n                    acc = v\n"
-            "                elif not nan and v > acc:\n                    acc = v",
-            "        Y[yo + q] = acc"),
-    "ArgMax": ("        acc = X[xb]\n        best = 0\n        k = 0\n        nan = acc != acc",
-               "                if not nan and (v != v or v > acc):\n                    acc = v\n"
-               "                    best = k\n                    nan = v != v\n                k += 1",
-               "        Y[yo + q] = best"),
-}
-
-# sum over leading rows into a contiguous row (bias gradients): accumulate row by row, as NumPy does
-_ROWS = '''\
-    if nk == 1 and nr == 1 and M[kX] == 1:
-        K = M[kS]
-        for k in range(K):
-            Y[np.uint64(yo + k)] = 0
-        for i in range(ni):
-            xr = xo + i * si
-            for k in range(K):
-                Y[np.uint64(yo + k)] += X[np.uint64(xr + k)]
-        return'''
-
 # STATICGRAPH_BLAS_THREADS=auto: mid-size GEMMs run on one BLAS thread: on a busy machine (more runnable threads than cores) a
 # multi-threaded OpenBLAS call waits for a descheduled worker, tens of ms for a sub-ms GEMM; from
 # BLAS_SMALL multiply-adds (512^3) up the threads pay off. The thread count of the kernels' BLAS
@@ -268,7 +160,8 @@ ROW_CHUNK = 4096
 MM_LOOPS_UP_TO = 4096
 
 KERNEL_FILES = ("tile_matrices.py",) + tuple(f"kernels/{m}.py" for m in (
-    "__init__", "base", "gemm", "array", "matmul", "dot", "conv", "pool", "conv_pool", "softmax", "wino_tile"))
+    "__init__", "base", "gemm", "array", "matmul", "dot", "reduce", "conv", "pool", "conv_pool", "softmax",
+    "wino_tile"))
 
 
 def config_text() -> str:
@@ -335,12 +228,6 @@ def _sources() -> str:
                                       imports=_imports(), maxr=MAXR)]
     for name, (arity, expr, check) in ELEMENTWISE.items():
         parts.append("\n" + _elementwise(name, arity, expr, check))
-    parts.append(_SUM_RUN)
-    for name, (init, step, final) in _REDUCTIONS.items():
-        rows = _ROWS if name in ("SumF", "SumI") else ""
-        copy = _COPY if name != "ArgMax" else ""
-        inner = (_SUM_INNER if name in ("SumF", "SumI", "Mean") else _INNER).format(step=step)
-        parts.append(_REDUCE.format(name=name, init=init, inner=inner, final=final, rows=rows, copy=copy))
     from .nn_winograd import SOURCE as winograd     # the one generated family
     parts.append(winograd)
     return "".join(parts)

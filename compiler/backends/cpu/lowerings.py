@@ -203,7 +203,8 @@ def ew_share(rec: List[int], t: int, g: int) -> List[int]:
 
 def loop_record_size(n_operands: int) -> int:
     return 1 + MAXR + n_operands * (MAXR + 1)
-RED_SIZE = 1 + 2 * MAXR + 1 + 2 * MAXR + 3
+# the reductions' record (kernels/reduce.py): kept dims, reduced dims (nr >= 1), offsets, the reduced count
+REDUCE = RecordSpec("reduce", f"nk kshape*{MAXR} kstride*{MAXR} nr rshape*{MAXR} rstride*{MAXR} x_off y_off count")
 
 
 def reduce_record(x: View, axes, y_off: int) -> List[int]:
@@ -218,19 +219,20 @@ def reduce_record(x: View, axes, y_off: int) -> List[int]:
     count = int(np.prod([x.shape[i] for i in axes], dtype=np.int64))
     if len(ks) > MAXR or len(rs) > MAXR:
         raise ValueError(f"the cpu backend reduces at most {MAXR} non-trivial dimensions (shape {x.shape})")
-    return [len(ks)] + _pad(ks) + _pad(kx[0]) + [len(rs)] + _pad(rs) + _pad(rx[0]) + [x.off, y_off, count]
+    return REDUCE.pack(dict(nk=len(ks), kshape=_pad(ks), kstride=_pad(kx[0]), nr=len(rs), rshape=_pad(rs),
+                            rstride=_pad(rx[0]), x_off=x.off, y_off=y_off, count=count))
 
 
 def sum_path(rec: Sequence[int]) -> str:
-    """The loop a ``red_Sum*``/``red_Mean`` kernel runs for record ``rec`` (see ``library._REDUCE``):
+    """The loop a ``red_Sum*``/``red_Mean`` kernel runs for record ``rec`` (see ``kernels/reduce.py``):
     "copy" (nothing reduced), "rows" (leading rows summed into a contiguous row; sums only),
     "runs" (contiguous runs, vectorized) or "strided"."""
-    nk, kx0, nr = rec[0], rec[1 + MAXR], rec[1 + 2 * MAXR]
-    if rec[-1] == 1 and nk == 1 and kx0 == 1:
+    r = REDUCE.unpack(rec)
+    if r["count"] == 1 and r["nk"] == 1 and r["kstride"][0] == 1:
         return "copy"
-    if nk == 1 and nr == 1 and kx0 == 1:
+    if r["nk"] == 1 and r["nr"] == 1 and r["kstride"][0] == 1:
         return "rows"
-    return "runs" if rec[2 + 3 * MAXR + nr - 1] == 1 else "strided"
+    return "runs" if r["rstride"][r["nr"] - 1] == 1 else "strided"
 
 
 # -- the builder's environment at plan entry ---------------------------------------------------
@@ -366,11 +368,11 @@ def _split_like(op, b):
 
 def _reduce(b, kernel, x, out, axes_of, inplace: bool = False):
     """A reduction kernel call; ``inplace``: the plan may place ``out`` on ``x``'s buffer when their run-time
-    shapes are equal (nothing reduced: the kernel then does nothing, see ``library._COPY``)."""
+    shapes are equal (nothing reduced: the kernel then does nothing, see ``kernels/reduce.py``)."""
     def record(env):
         v = env.view(x)
         return reduce_record(v, axes_of(env), env.off(b.write_key(out)))
-    b.call(kernel, [x], out, record, RED_SIZE, inplace=[x] if inplace else ())
+    b.call(kernel, [x], out, record, REDUCE.size, inplace=[x] if inplace else ())
 
 
 def _all_axes(x):

@@ -10,13 +10,13 @@ first points Numba there (``compiler.cache``'s kernel locator, in a folder keyed
 and ``library.config_text``) and makes the BLAS the kernels call visible to the JIT linker.
 
 What is generated stays generated, in the kernel library's one generated module
-(``library.SOURCE``): the elementwise kernels (from ``library.ELEMENTWISE``, the op table), the
-reductions and the Winograd F(4x4, 3x3) transforms (unrolled from their matrices). That module
+(``library.SOURCE``): the elementwise kernels (from ``library.ELEMENTWISE``, the op table) and the
+Winograd F(4x4, 3x3) transforms (unrolled from their matrices). That module
 imports every kernel below by name.
 
 Modules: ``base`` (options, typed constants, scalar helpers), ``gemm`` (BLAS GEMM on flat
 buffers, BLAS thread control, GEMMs split over workers), ``array`` (fill, one-hot), ``matmul``,
-``dot``, ``conv``, ``pool``, ``conv_pool``, ``softmax``, ``wino_tile``.
+``dot``, ``reduce`` (sums, means, maxima, argmax), ``conv``, ``pool``, ``conv_pool``, ``softmax``, ``wino_tile``.
 """
 from compiler import cache as _cache
 
