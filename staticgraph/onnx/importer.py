@@ -20,7 +20,7 @@ from ..ops import constant, placeholder
 from ..tensor import Tensor
 from ..variables import Variable
 from .dependency import require_onnx
-from .opset import IMPORTERS
+from .opset import IMPORTERS, Partial
 
 
 class _Static:
@@ -30,13 +30,6 @@ class _Static:
     def __init__(self, value: np.ndarray, name: str, variable: bool):
         self.value, self.name, self.variable = value, name, variable
         self.tensor: Optional[Tensor] = None
-
-
-class _ShapeOf:
-    """The output of a Shape node: only ConstantOfShape reads it (as staticgraph's ``FillLike``)."""
-
-    def __init__(self, tensor: Tensor):
-        self.tensor = tensor
 
 
 class ImportContext:
@@ -68,9 +61,8 @@ class ImportContext:
     def tensor(self, node, i: int) -> Tensor:
         """Input ``i`` as a tensor."""
         v = self._raw(node, i)
-        if isinstance(v, _ShapeOf):
-            raise self.fail(node, f"input '{node.input[i]}' is a Shape node's output, which only "
-                                  f"ConstantOfShape may read")
+        if isinstance(v, Partial):
+            raise self.fail(node, f"input '{node.input[i]}' can only be read by {v.readers}")
         if isinstance(v, _Static):
             if v.tensor is None:
                 v.tensor = Variable(v.value, trainable=dtypes.is_floating(v.value.dtype), name=v.name) \
@@ -91,14 +83,10 @@ class ImportContext:
                                   f"an initializer)")
         return None
 
-    def shape_source(self, node, i: int) -> Optional[Tensor]:
-        """The tensor whose shape input ``i`` is (the output of a Shape node), else None."""
+    def partial(self, node, i: int, readers: str) -> Optional[Partial]:
+        """Input ``i`` when it is a ``Partial`` value for ``readers``, else None."""
         v = self._raw(node, i)
-        return v.tensor if isinstance(v, _ShapeOf) else None
-
-    @staticmethod
-    def shape_of(t: Tensor) -> _ShapeOf:
-        return _ShapeOf(t)
+        return v if isinstance(v, Partial) and v.readers == readers else None
 
     @staticmethod
     def static_value(value: np.ndarray) -> _Static:

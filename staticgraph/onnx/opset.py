@@ -23,12 +23,22 @@ import numpy as np
 from .. import ops
 from ..nn import functional as F
 from ..ops.core import make
+from ..tensor import Tensor
 
 EXPORTERS: Dict[str, Callable] = {}
 IMPORTERS: Dict[str, Tuple[Callable, dict]] = {}
 INT64_MAX = np.iinfo(np.int64).max
 INT64_MIN = np.iinfo(np.int64).min
 _BIG = 2 ** 62          # a Slice bound beyond this means "to the end" (exporters write INT64_MAX/MIN)
+
+
+class Partial:
+    """A value only certain nodes may read (``tensor()`` refuses it, saying so): the output of a
+    Shape node (read by ConstantOfShape, as staticgraph's ``FillLike``) or MaxPool's flat Indices
+    (read by a Mod by the plane size, which gives staticgraph's per-plane indices)."""
+
+    def __init__(self, tensor: Tensor, readers: str, info=None):
+        self.tensor, self.readers, self.info = tensor, readers, info
 
 
 def exports(*op_types: str):
@@ -146,9 +156,13 @@ def _import_constant(ctx, node, a):
     return [ctx.static_value(np.asarray(v, dtype=dtype))]
 
 
+SHAPE_READERS = "ConstantOfShape"
+INDICES_READERS = "Mod by the size of the pooled plane"
+
+
 @imports("Shape")
 def _import_shape(ctx, node, a):
-    return [ctx.shape_of(ctx.tensor(node, 0))]
+    return [Partial(ctx.tensor(node, 0), SHAPE_READERS)]
 
 
 @imports("ConstantOfShape", value=None)
@@ -156,9 +170,9 @@ def _import_constant_of_shape(ctx, node, a):
     value = np.zeros(1, np.float32) if a["value"] is None else np.asarray(a["value"])
     if value.size != 1:
         raise ctx.fail(node, f"value must have one element, got shape {value.shape}")
-    like = ctx.shape_source(node, 0)
+    like = ctx.partial(node, 0, SHAPE_READERS)
     if like is not None:      # Shape(x) -> ConstantOfShape: a fill shaped like x at run time
-        return [make("FillLike", [like], name=ctx.op_name(node), value=value.item(), dtype=value.dtype)]
+        return [make("FillLike", [like.tensor], name=ctx.op_name(node), value=value.item(), dtype=value.dtype)]
     shape = ctx.static(node, 0, "shape")
     return [make("Fill", [], name=ctx.op_name(node), shape=tuple(int(d) for d in shape),
                  value=value.item(), dtype=value.dtype)]
@@ -521,14 +535,26 @@ _POOL_ATTRS = dict(auto_pad="NOTSET", ceil_mode=0, dilations=None, kernel_shape=
 
 @imports("MaxPool", storage_order=0, **_POOL_ATTRS)
 def _import_max_pool(ctx, node, a):
-    if len(node.output) > 1 and node.output[1]:
-        raise ctx.fail(node, "the Indices output (flat over the whole tensor) is not supported")
+    """The values; the flat Indices (if wanted) only through a Mod by the plane size, the form
+    the exporter writes for PyTorch's per-plane indices."""
     if a["storage_order"]:
         raise ctx.fail(node, "storage_order=1 is not supported")
     x = ctx.tensor(node, 0)
     d, window = _window_attrs(ctx, node, a, x)
     pool = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[d]
-    return [pool(x, tuple(a["kernel_shape"]), ceil_mode=bool(a["ceil_mode"]), name=ctx.op_name(node), **window)]
+    values, indices = pool(x, tuple(a["kernel_shape"]), ceil_mode=bool(a["ceil_mode"]), return_indices=True,
+                           name=ctx.op_name(node), **window)
+    plane = None if x.shape is None or None in x.shape[2:] else math.prod(x.shape[2:])
+    return [values, Partial(indices, INDICES_READERS, plane)]
+
+
+@imports("Mod", fmod=0)
+def _import_mod(ctx, node, a):
+    indices = ctx.partial(node, 0, INDICES_READERS)
+    divisor = ctx.static(node, 1)
+    if indices is None or divisor is None or indices.info is None or int(divisor) != indices.info:
+        raise ctx.fail(node, "Mod is only supported on MaxPool's Indices by the size of the pooled plane")
+    return [ops.identity(indices.tensor, name=ctx.op_name(node))]
 
 
 @imports("AveragePool", count_include_pad=0, **_POOL_ATTRS)
