@@ -21,7 +21,7 @@ from ..files import write_atomically
 from ..graph import Operation
 from ..tensor import Tensor
 from .dependency import require_onnx
-from .opset import EXPORTERS
+from .opset import EXPORTERS, NO_ONNX_FORM
 
 DEFAULT_OPSET = 17          # widely deployed (ONNX Runtime, TensorRT 8.6+, onnxruntime-web)
 MIN_OPSET = 13              # Softmax over one axis, ReduceSum/Unsqueeze/Squeeze axes as inputs
@@ -114,9 +114,8 @@ def export(sess, outputs: Union[Tensor, Sequence[Tensor]], inputs: Sequence[Tens
         elif op.type in EXPORTERS:
             EXPORTERS[op.type](ctx, op)
         else:
-            why = "it is part of a gradient" if op.grad_of is not None else \
-                "assigns, random ops and gradient-only ops are not exported"
-            raise ExportContext.fail(op, f"no ONNX form ({why}); export the forward outputs only")
+            why = NO_ONNX_FORM.get(op.type, "no exporter in staticgraph/onnx/opset.py")
+            raise ExportContext.fail(op, f"no ONNX form ({why})")
     graph_outputs = _graph_outputs(ctx, outs, ins, {i.name for i in initializers})
     graph = helper.make_graph(ctx.nodes, _graph_name(path), graph_inputs, graph_outputs, initializers,
                               doc_string="exported by staticgraph's sg.onnx.export")

@@ -10,8 +10,9 @@ attributes, checked against the names and defaults it was registered with (``@im
 values of the node's outputs, built with the public builders (``importer.ImportContext``:
 ``tensor``, ``static``, ``present``, ``shape_of``, ``fail``, ``opset``).
 
-Ops with no ONNX form (gradient-only ops, assigns, random ops, the compiler's own) are simply not
-in ``EXPORTERS``; the exporter names them in its error.
+Every op type of ``staticgraph.ops`` is either in ``EXPORTERS``, in ``NO_ONNX_FORM`` (with the
+reason the exporter's error gives) or a graph leaf the exporter handles itself (``Placeholder``:
+a graph input, ``Variable``: an initializer); ``tests/test_onnx.py`` holds new op types to that.
 """
 from __future__ import annotations
 
@@ -27,6 +28,15 @@ from ..tensor import Tensor
 
 EXPORTERS: Dict[str, Callable] = {}
 IMPORTERS: Dict[str, Tuple[Callable, dict]] = {}
+NO_ONNX_FORM: Dict[str, str] = {
+    **dict.fromkeys(["AvgPoolGrad", "ConvBackpropFilter", "ConvBackpropInput", "MaxPoolGather", "MaxPoolGrad",
+                     "NllLossGrad", "BroadcastLike", "SumToLike", "ReshapeLike", "ScatterLike", "SplitLike",
+                     "ReducedCount"], "a gradient op: export the forward outputs"),
+    "Assign": "an assign: an ONNX model is a pure function of its inputs",
+    "NoOp": "a group of ops run for their effects, which an ONNX model has none of",
+    "RandomNormal": "a random op: draw the values in the session and feed them as an input",
+    "RandomUniform": "a random op: draw the values in the session and feed them as an input",
+}
 INT64_MAX = np.iinfo(np.int64).max
 INT64_MIN = np.iinfo(np.int64).min
 _BIG = 2 ** 62          # a Slice bound beyond this means "to the end" (exporters write INT64_MAX/MIN)
