@@ -64,9 +64,9 @@ def check_close(actual, expected, what, scaled=False):
         np.testing.assert_array_equal(actual, expected, err_msg=what)
 
 
-def check_in_onnxruntime(sess, outputs, placeholders, kinds, path, rng, batches=BATCHES):
+def check_in_onnxruntime(sess, outputs, placeholders, kinds, path, rng, batches=BATCHES, opset=None):
     """Export once; at each batch size ONNX Runtime's outputs equal the session's."""
-    sg.onnx.export(sess, outputs, placeholders, path)
+    sg.onnx.export(sess, outputs, placeholders, path, opset=opset)
     ort_sess = ort_session(path)
     names = [i.name for i in ort_sess.get_inputs()]
     assert names == [p.op.name for p in placeholders]
@@ -83,7 +83,7 @@ def check_in_onnxruntime(sess, outputs, placeholders, kinds, path, rng, batches=
 
 def float_gradients(outputs, xs, rng):
     """Gradients of a fixed random weighting of the floating outputs wrt ``xs`` (None where none)."""
-    terms = [sg.reduce_sum(o * sg.constant(rng.standard_normal(o.shape).astype(o.dtype)))
+    terms = [sg.reduce_sum(o * sg.constant(rng.standard_normal(o.shape), dtype=o.dtype))
              for o in outputs if o.dtype.kind == "f" and o.shape is not None and None not in o.shape]
     terms += [sg.reduce_sum(o) for o in outputs if o.dtype.kind == "f" and (o.shape is None or None in o.shape)]
     if not terms or not xs:
@@ -208,6 +208,8 @@ OP_CASES = [
                       F.cross_entropy(x, t, reduction="none"), F.mse_loss(x, y), F.mse_loss(x, y, "none")]),
     ("nll_unbatched", [((3,), F32, "normal"), (((), np.int64, (0, 3)))],
      lambda x, t: F.cross_entropy(x, t)),
+    ("float64", [((None, 3), np.float64, "normal")],
+     lambda x: [F.softmax(sg.tanh(x) @ sg.constant(np.eye(3) * 2.0, dtype=sg.float64), 1), sg.reduce_mean(x * x)]),
 ]
 
 
@@ -226,6 +228,39 @@ def test_op_in_onnxruntime_and_round_trip(case, tmp_path, rng):
             feeds = check_in_onnxruntime(sess, outputs, placeholders, [s[2] for s in specs], tmp_path / "op.onnx",
                                          rng, BATCHES if batched else (None,))
             check_round_trip(sess, outputs, placeholders, feeds, tmp_path / "op.onnx", grads=case[3:] == ())
+
+
+@needs_onnx
+@pytest.mark.parametrize("opset", [13, 18, 21])
+def test_other_opsets(opset, tmp_path, rng):
+    """Opset 13 (the oldest supported) and later ones (reduction axes become inputs at 18)."""
+    with sg.Graph().as_default():
+        x = sg.placeholder(sg.float32, (None, 3, 4), name="x")
+        outputs = [sg.reduce_sum(x, 1), sg.reduce_mean(x, (0, 2), keepdims=True), sg.reduce_max(x, -1),
+                   F.log_softmax(x, 1), x[:, 1:, None, ::2], F.max_pool1d(x, 2, return_indices=True)[1]]
+        with sg.Session(target="reference") as sess:
+            check_in_onnxruntime(sess, outputs, [x], ["normal"], tmp_path / "m.onnx", rng, opset=opset)
+    import onnx
+    assert onnx.load(str(tmp_path / "m.onnx")).opset_import[0].version == opset
+
+
+@needs_onnx
+def test_outputs_that_are_inputs_or_repeated_and_inputs_inside_the_graph(tmp_path, rng):
+    with sg.Graph().as_default():
+        x = sg.placeholder(sg.float32, (None, 3), name="x")
+        hidden = sg.relu(x * 2.0, name="hidden")
+        y = sg.exp(hidden, name="y")
+        with sg.Session(target="reference") as sess:
+            model = sg.onnx.export(sess, [x, y, y], [x], tmp_path / "a.onnx")
+            assert len({o.name for o in model.graph.output}) == 3
+            feeds = check_in_onnxruntime(sess, [x, y, y], [x], ["normal"], tmp_path / "a.onnx", rng)
+            check_round_trip(sess, [x, y, y], [x], feeds, tmp_path / "a.onnx")
+            # an intermediate tensor as the input: its producers are cut off, as a feed does
+            model = sg.onnx.export(sess, y, [hidden], tmp_path / "b.onnx")
+            assert [n.op_type for n in model.graph.node] == ["Exp"]
+            h = np.abs(rng.standard_normal((2, 3))).astype(F32)
+            (got,) = ort_session(tmp_path / "b.onnx").run(None, {"hidden:0": h})
+            check_close(got, sess.run(y, {hidden: h}), "y from hidden")
 
 
 def test_every_op_type_is_exported_or_refused_with_a_reason():

@@ -42,8 +42,8 @@ class ImportContext:
 
     @staticmethod
     def op_name(node) -> str:
-        """The staticgraph op name for ``node``'s result (its ONNX name, without a leading '/' or ':')."""
-        return (node.name or node.output[0]).lstrip("/").replace(":", "_") or node.op_type.lower()
+        """The staticgraph op name for ``node``'s result (its ONNX name, see ``_clean``)."""
+        return _clean(node.name or node.output[0]) or node.op_type.lower()
 
     @staticmethod
     def present(node, i: int) -> bool:
@@ -65,8 +65,9 @@ class ImportContext:
             raise self.fail(node, f"input '{node.input[i]}' can only be read by {v.readers}")
         if isinstance(v, _Static):
             if v.tensor is None:
-                v.tensor = Variable(v.value, trainable=dtypes.is_floating(v.value.dtype), name=v.name) \
-                    if v.variable else constant(v.value, dtype=v.value.dtype, name=v.name)
+                name = _clean(v.name) or None
+                v.tensor = Variable(v.value, trainable=dtypes.is_floating(v.value.dtype), name=name) \
+                    if v.variable else constant(v.value, dtype=v.value.dtype, name=name)
             return v.tensor
         return v
 
@@ -171,7 +172,13 @@ def _placeholder(ctx: ImportContext, info) -> Tensor:
     shape = None
     if tensor_type.HasField("shape"):
         shape = tuple(d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim)
-    return placeholder(ctx.np_dtype(tensor_type.elem_type), shape, name=info.name.replace(":", "_"))
+    return placeholder(ctx.np_dtype(tensor_type.elem_type), shape, name=_clean(info.name))
+
+
+def _clean(name: str) -> str:
+    """An ONNX name as a staticgraph op name: no leading '/' (PyTorch's "/conv1/Conv"), no ':'
+    (it separates a tensor's op name from its output index)."""
+    return name.lstrip("/").replace(":", "_")
 
 
 def _build(ctx: ImportContext, node) -> None:
