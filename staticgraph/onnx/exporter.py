@@ -163,8 +163,13 @@ def _forward_ops(outs: List[Tensor], ins: List[Tensor]) -> List[Operation]:
 
 
 def _value_info(ctx: ExportContext, t: Tensor, symbolic: bool, name: Optional[str] = None):
+    """A graph input's or output's type: ONNX needs its rank; ``None`` dims are symbolic (inputs)
+    or left unnamed (outputs)."""
     name = name or ctx.names[t]
-    shape = None if t.shape is None else [
+    if t.shape is None:
+        raise ValueError(f"sg.onnx.export: tensor '{t.name}' has an unknown rank; the inputs and outputs of an "
+                         f"ONNX graph need one (give the placeholder a shape, e.g. (None, 3))")
+    shape = [
         (f"{name}_dim{i}" if symbolic else None) if d is None else d for i, d in enumerate(t.shape)]
     return ctx.onnx.helper.make_tensor_value_info(name, ctx.elem_type(t.dtype), shape)
 

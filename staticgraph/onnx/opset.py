@@ -92,9 +92,7 @@ def _stop_gradient(ctx, op):
     ctx.node("Identity", [ctx.name(op.inputs[0])], [ctx.out(op)], op)
 
 
-@imports("Neg", "Exp", "Log", "Sin", "Cos", "Tanh", "Sigmoid", "Sqrt", "Abs", "Sign", "Relu", "Identity",
-         "Add", "Sub", "Mul", "Div", "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "Equal", "Where",
-         "MatMul")
+@imports(*(t for t in _FROM_ONNX if t not in ("Pow", "Max", "Min")))   # those three: below
 def _import_direct(ctx, node, a):
     inputs = [ctx.tensor(node, i) for i in range(len(node.input))]
     return [make(_FROM_ONNX[node.op_type], inputs, name=ctx.op_name(node))]
@@ -211,13 +209,20 @@ def _reshape(ctx, op):
 def _import_reshape(ctx, node, a):
     x = ctx.tensor(node, 0)
     shape = [int(d) for d in ctx.static(node, 1, "shape")]
-    if not a["allowzero"]:           # 0 copies the input's dim
-        for i, d in enumerate(shape):
-            if d == 0:
-                if x.shape is None or i >= len(x.shape) or x.shape[i] is None:
-                    raise ctx.fail(node, f"shape entry {i} is 0 (copy the input's dimension), which is "
-                                         f"unknown in input '{x.name}' of shape {x.shape}")
-                shape[i] = x.shape[i]
+    copied = [] if a["allowzero"] else [i for i, d in enumerate(shape) if d == 0]   # 0: the input's dim
+    if copied and (x.shape is None or max(copied) >= len(x.shape)):
+        raise ctx.fail(node, f"shape {shape} copies dims of input '{x.name}' of shape {x.shape}")
+    for i in copied:
+        shape[i] = x.shape[i]
+    unknown = [i for i, d in enumerate(shape) if d is None]
+    if unknown:     # one copied unknown dim (the batch): it becomes the -1, the -1 is solved statically
+        rest = [d for i, d in enumerate(x.shape) if i not in unknown]
+        others = [d for i, d in enumerate(shape) if i not in unknown and d != -1]
+        if len(unknown) > 1 or None in rest or (-1 in shape and math.prod(rest) % max(math.prod(others), 1)):
+            raise ctx.fail(node, f"shape {shape} cannot be resolved statically for input '{x.name}' of shape "
+                                 f"{x.shape}")
+        shape = [math.prod(rest) // max(math.prod(others), 1) if d == -1 else d for d in shape]
+        shape[unknown[0]] = -1
     return [ops.reshape(x, shape, name=ctx.op_name(node))]
 
 
