@@ -275,7 +275,7 @@ def test_every_forward_op_type_has_a_case():
     seen = set()
     for _, specs, build, *_ in OP_CASES:
         with sg.Graph().as_default() as g:
-            out = build(*[sg.placeholder(dtype, shape) for shape, dtype, _ in specs])
+            build(*[sg.placeholder(dtype, shape) for shape, dtype, _ in specs])
             seen |= {op.type for op in g.get_operations()}
     assert set(sg.onnx.EXPORTERS) - seen == set()
 
@@ -366,9 +366,11 @@ def test_unexportable_ops_are_errors_naming_them(tmp_path):
         y = sg.placeholder(sg.float32, (3,), name="y")
         with sg.Session(target="reference") as sess:
             sess.run(sg.global_variables_initializer())
-            with pytest.raises(ValueError, match=r"RandomNormal 'noise': no ONNX form \(a random op.*\n.*test_onnx\.py"):
+            random_op = r"RandomNormal 'noise': no ONNX form \(a random op.*\n.*test_onnx\.py"
+            with pytest.raises(ValueError, match=random_op):
                 sg.onnx.export(sess, x + noise, [x], tmp_path / "a.onnx")
-            with pytest.raises(sg.errors.InvalidArgumentError, match=r"BroadcastLike .*a gradient op(.|\n)*part of the gradient of ReduceSum"):
+            gradient_op = r"BroadcastLike .*a gradient op(.|\n)*part of the gradient of ReduceSum"
+            with pytest.raises(sg.errors.InvalidArgumentError, match=gradient_op):
                 sg.onnx.export(sess, g, [x], tmp_path / "b.onnx")
             with pytest.raises(ValueError, match=r"Placeholder 'y': .*not among `inputs`"):
                 sg.onnx.export(sess, x + y, [x], tmp_path / "c.onnx")
@@ -534,7 +536,8 @@ def test_export_onnx_example(tmp_path, monkeypatch):
     from test_examples import number_after, run_example
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
     out = run_example(Path(EXAMPLES) / "export_onnx.py", tmp_path, ["--epochs", "1", "--target", "reference"])
-    ours, theirs = number_after(out, "staticgraph held-out accuracy:"), number_after(out, "ONNX Runtime held-out accuracy:")
+    ours = number_after(out, "staticgraph held-out accuracy:")
+    theirs = number_after(out, "ONNX Runtime held-out accuracy:")
     assert ours == theirs and ours > 0.3, out                  # 1 epoch; chance is 0.1
     assert number_after(out, "largest logit difference:") < 1e-4
     assert (tmp_path / "digits_convnet.onnx").is_file()

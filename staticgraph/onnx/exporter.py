@@ -63,6 +63,17 @@ class ExportContext:
         self.nodes.append(self.onnx.helper.make_node(onnx_type, list(inputs), list(outputs), name=name,
                                                      doc_string=doc, **attrs))
 
+    def chain(self, op: Operation, first: str, steps: Sequence[tuple]) -> None:
+        """Nodes applied one after the other to ``first``, each step ``(onnx_type, more_inputs, attrs,
+        part)`` reading the previous result then ``more_inputs``; the last writes ``op``'s output
+        and carries ``op``'s name."""
+        current = first
+        for k, (onnx_type, more, attrs, part) in enumerate(steps):
+            last = k == len(steps) - 1
+            out = self.out(op) if last else self.temp(op, part)
+            self.node(onnx_type, [current, *more], [out], op, part=None if last else part, **attrs)
+            current = out
+
     def const(self, op: Operation, part: str, value) -> str:
         """A Constant node holding ``value`` for ``op``'s nodes; returns its output name."""
         out = self.temp(op, part)

@@ -122,9 +122,8 @@ def _import_not(ctx, node, a):
 
 @exports("NotEqual")
 def _not_equal(ctx, op):
-    equal = ctx.temp(op, "equal")
-    ctx.node("Equal", [ctx.name(t) for t in op.inputs], [equal], op, part="equal")
-    ctx.node("Not", [equal], [ctx.out(op)], op)
+    a, b = (ctx.name(t) for t in op.inputs)
+    ctx.chain(op, a, [("Equal", [b], {}, "equal"), ("Not", [], {}, "not")])
 
 
 @exports("Square")
@@ -148,10 +147,8 @@ def _fill(ctx, op):
 
 @exports("FillLike")
 def _fill_like(ctx, op):
-    shape = ctx.temp(op, "shape")
-    ctx.node("Shape", [ctx.name(op.inputs[0])], [shape], op, part="shape")
-    value = np.full((1,), op.attrs["value"], op.attrs["dtype"])
-    ctx.node("ConstantOfShape", [shape], [ctx.out(op)], op, value=ctx.tensor_proto(value, "value"))
+    value = ctx.tensor_proto(np.full((1,), op.attrs["value"], op.attrs["dtype"]), "value")
+    ctx.chain(op, ctx.name(op.inputs[0]), [("Shape", [], {}, "shape"), ("ConstantOfShape", [], {"value": value}, "")])
 
 
 @imports("Constant", value=None, value_float=None, value_int=None, value_floats=None, value_ints=None)
@@ -305,7 +302,7 @@ def _getitem(ctx, op):
     x = op.inputs[0]
     if x.ndim is None:
         raise ctx.fail(op, f"indexing '{x.name}' needs a known rank")
-    starts, ends, axes, steps, picks, new_axes = [], [], [], [], [], []
+    starts, ends, axes, strides, picks, new_axes = [], [], [], [], [], []
     dim = pos = 0
     for s in _expanded_spec(op.attrs["spec"], x.ndim):
         if s[0] == "new":
@@ -319,33 +316,19 @@ def _getitem(ctx, op):
             starts.append(s[1] if s[1] is not None else 0 if step > 0 else INT64_MAX)
             ends.append(s[2] if s[2] is not None else INT64_MAX if step > 0 else INT64_MIN)
             axes.append(dim)
-            steps.append(step)
+            strides.append(step)
         pos += s[0] == "slice"
         dim += 1
-    current = ctx.name(x)
-    stages = [("slice", bool(axes)), ("gather", bool(picks)), ("unsqueeze", bool(new_axes))]
-    last = max(i for i, (_, used) in enumerate(stages) if used) if any(u for _, u in stages) else -1
-    if last < 0:
-        ctx.node("Identity", [current], [ctx.out(op)], op)
-        return
-
-    def target(stage: int, part: str) -> str:
-        return ctx.out(op) if stage == last else ctx.temp(op, part)
+    steps = []
     if axes:
-        arrays = [ctx.const(op, what, np.array(v, dtype=np.int64))
-                  for what, v in (("starts", starts), ("ends", ends), ("axes", axes), ("steps", steps))]
-        out = target(0, "slice")
-        ctx.node("Slice", [current] + arrays, [out], op, part=None if last == 0 else "slice")
-        current = out
-    for n, (dim, index) in enumerate(sorted(picks, reverse=True)):     # last axis first: dims stay put
-        out = ctx.out(op) if last == 1 and n == len(picks) - 1 else ctx.temp(op, f"gather{dim}")
-        index_name = ctx.const(op, f"index{dim}", np.array(index, dtype=np.int64))
-        ctx.node("Gather", [current, index_name], [out], op, part=None if out == ctx.out(op) else f"gather{dim}",
-                 axis=dim)
-        current = out
+        steps.append(("Slice", [ctx.const(op, what, np.array(v, dtype=np.int64)) for what, v in
+                                (("starts", starts), ("ends", ends), ("axes", axes), ("steps", strides))], {}, "slice"))
+    for dim, index in sorted(picks, reverse=True):      # the last axis first: the others stay put
+        index_name = ctx.const(op, f"index{dim}", np.array(index, np.int64))
+        steps.append(("Gather", [index_name], {"axis": dim}, f"gather{dim}"))
     if new_axes:
-        axes_name = ctx.const(op, "new_axes", np.array(new_axes, dtype=np.int64))
-        ctx.node("Unsqueeze", [current, axes_name], [ctx.out(op)], op)
+        steps.append(("Unsqueeze", [ctx.const(op, "new_axes", np.array(new_axes, np.int64))], {}, "unsqueeze"))
+    ctx.chain(op, ctx.name(x), steps or [("Identity", [], {}, "")])
 
 
 def _bound(v: int):
@@ -382,13 +365,10 @@ def _one_hot(ctx, op):
     """``indices[..., None] == arange(depth)`` as float32: out-of-range (and negative) indices give
     zeros, as staticgraph's one_hot does (ONNX's OneHot counts negative indices from the end)."""
     indices = op.inputs[0]
-    column = ctx.temp(op, "column")
-    ctx.node("Unsqueeze", [ctx.name(indices), ctx.const(op, "last", np.array([-1], np.int64))], [column], op,
-             part="column")
-    classes = ctx.const(op, "classes", np.arange(op.attrs["depth"], dtype=indices.dtype))
-    hits = ctx.temp(op, "hits")
-    ctx.node("Equal", [column, classes], [hits], op, part="hits")
-    ctx.node("Cast", [hits], [ctx.out(op)], op, to=ctx.elem_type(np.float32))
+    ctx.chain(op, ctx.name(indices), [
+        ("Unsqueeze", [ctx.const(op, "last", np.array([-1], np.int64))], {}, "column"),
+        ("Equal", [ctx.const(op, "classes", np.arange(op.attrs["depth"], dtype=indices.dtype))], {}, "hits"),
+        ("Cast", [], {"to": ctx.elem_type(np.float32)}, "")])
 
 
 # -- reductions ---------------------------------------------------------------------------------------
@@ -424,12 +404,10 @@ def _import_reduce(ctx, node, a):
 
 @exports("ArgMax")
 def _argmax(ctx, op):
-    x, axis = ctx.name(op.inputs[0]), op.attrs["axis"]
-    if axis is None:                                    # over the flattened tensor
-        flat = ctx.temp(op, "flat")
-        ctx.node("Reshape", [x, ctx.const(op, "flat_shape", np.array([-1], np.int64))], [flat], op, part="flat")
-        x, axis = flat, 0
-    ctx.node("ArgMax", [x], [ctx.out(op)], op, axis=axis, keepdims=0)
+    axis = op.attrs["axis"]
+    flat = [("Reshape", [ctx.const(op, "flat_shape", np.array([-1], np.int64))], {}, "flat")]  # over all
+    ctx.chain(op, ctx.name(op.inputs[0]), (flat if axis is None else []) +
+              [("ArgMax", [], {"axis": 0 if axis is None else axis, "keepdims": 0}, "")])
 
 
 @imports("ArgMax", axis=0, keepdims=1, select_last_index=0)
@@ -484,18 +462,24 @@ def _import_conv(ctx, node, a):
     return [conv(x, w, bias, groups=a["group"], name=ctx.op_name(node), **window)]
 
 
-def _batched(ctx, op, x, k: int):
-    """``x``'s ONNX name with a batch axis (pooling ops need one): unbatched inputs get Unsqueeze."""
-    if x.ndim == k + 2:
-        return ctx.name(x), False
-    batched = ctx.temp(op, "batched")
-    ctx.node("Unsqueeze", [ctx.name(x), ctx.const(op, "axis0", np.array([0], np.int64))], [batched], op,
-             part="batched")
-    return batched, True
+def _axis0(ctx, op) -> str:
+    return ctx.const(op, "axis0", np.array([0], np.int64))
 
 
-def _unbatch(ctx, op, name: str, out: str, part: str):
-    ctx.node("Squeeze", [name, ctx.const(op, "axis0", np.array([0], np.int64))], [out], op, part=part)
+def _batch_steps(ctx, op, step: tuple, unbatched: bool) -> list:
+    """``step`` (a node that needs a batch axis) between an Unsqueeze and a Squeeze of axis 0 when
+    ``op``'s input is ``unbatched``."""
+    if not unbatched:
+        return [step]
+    return [("Unsqueeze", [_axis0(ctx, op)], {}, "batched"), step, ("Squeeze", [_axis0(ctx, op)], {}, "unbatched")]
+
+
+def _pool_input(ctx, op):
+    """The pooled tensor and whether it is unbatched (C, *spatial)."""
+    x = op.inputs[0]
+    if x.ndim is None:
+        raise ctx.fail(op, f"pooling '{x.name}' needs a known rank")
+    return x, x.ndim == len(op.attrs["kernel_size"]) + 1
 
 
 def _pool_attrs(at) -> dict:
@@ -505,44 +489,35 @@ def _pool_attrs(at) -> dict:
 
 @exports("MaxPool")
 def _max_pool(ctx, op):
-    """ONNX MaxPool; its Indices (flat over the whole tensor) taken modulo the plane size give
-    PyTorch's per-plane indices."""
-    x, at = op.inputs[0], op.attrs
-    k = len(at["kernel_size"])
-    if x.ndim is None:
-        raise ctx.fail(op, f"pooling '{x.name}' needs a known rank")
-    x_name, unbatched = _batched(ctx, op, x, k)
-    values, indices = op.outputs
-    want = ctx.needed(indices)
-    v_out = ctx.temp(op, "values") if unbatched else ctx.out(op, 0)
-    outs = [v_out] + ([ctx.temp(op, "flat_indices")] if want else [])
-    ctx.node("MaxPool", [x_name], outs, op, dilations=list(at["dilation"]), **_pool_attrs(at))
+    """ONNX MaxPool; its Indices (flat over the whole tensor), when needed, taken modulo the plane
+    size give PyTorch's per-plane indices."""
+    (x, unbatched), at = _pool_input(ctx, op), op.attrs
+    attrs = dict(dilations=list(at["dilation"]), **_pool_attrs(at))
+    if not ctx.needed(op.outputs[1]):
+        ctx.chain(op, ctx.name(x), _batch_steps(ctx, op, ("MaxPool", [], attrs, "pool"), unbatched))
+        return
+    plane = x.shape[-len(at["kernel_size"]):]
+    if None in plane:
+        raise ctx.fail(op, f"exporting max-pool indices needs the spatial size of '{x.name}' (shape {x.shape})")
+    x_name = ctx.name(x)
     if unbatched:
-        _unbatch(ctx, op, v_out, ctx.out(op, 0), "values_unbatched")
-    if want:
-        plane = x.shape[-k:]
-        if None in plane:
-            raise ctx.fail(op, f"exporting max-pool indices needs the spatial size of '{x.name}' "
-                               f"(shape {x.shape})")
-        i_out = ctx.temp(op, "indices") if unbatched else ctx.out(op, 1)
-        ctx.node("Mod", [outs[1], ctx.const(op, "plane", np.array(math.prod(plane), np.int64))], [i_out], op,
-                 part="indices")
-        if unbatched:
-            _unbatch(ctx, op, i_out, ctx.out(op, 1), "indices_unbatched")
+        ctx.node("Unsqueeze", [x_name, _axis0(ctx, op)], [ctx.temp(op, "batched")], op, part="batched")
+        x_name = ctx.temp(op, "batched")
+    values, indices = (ctx.temp(op, "values"), ctx.temp(op, "indices")) if unbatched else \
+        (ctx.out(op, 0), ctx.out(op, 1))
+    ctx.node("MaxPool", [x_name], [values, ctx.temp(op, "flat_indices")], op, **attrs)
+    ctx.node("Mod", [ctx.temp(op, "flat_indices"), ctx.const(op, "plane", np.array(math.prod(plane), np.int64))],
+             [indices], op, part="indices")
+    if unbatched:
+        for i, name in enumerate((values, indices)):
+            ctx.node("Squeeze", [name, _axis0(ctx, op)], [ctx.out(op, i)], op, part=f"unbatched{i}")
 
 
 @exports("AvgPool")
 def _avg_pool(ctx, op):
-    x, at = op.inputs[0], op.attrs
-    k = len(at["kernel_size"])
-    if x.ndim is None:
-        raise ctx.fail(op, f"pooling '{x.name}' needs a known rank")
-    x_name, unbatched = _batched(ctx, op, x, k)
-    out = ctx.temp(op, "values") if unbatched else ctx.out(op)
-    ctx.node("AveragePool", [x_name], [out], op, count_include_pad=int(at["count_include_pad"]),
-             **_pool_attrs(at))
-    if unbatched:
-        _unbatch(ctx, op, out, ctx.out(op), "unbatched")
+    (x, unbatched), at = _pool_input(ctx, op), op.attrs
+    step = ("AveragePool", [], dict(count_include_pad=int(at["count_include_pad"]), **_pool_attrs(at)), "pool")
+    ctx.chain(op, ctx.name(x), _batch_steps(ctx, op, step, unbatched))
 
 
 _POOL_ATTRS = dict(auto_pad="NOTSET", ceil_mode=0, dilations=None, kernel_shape=None, pads=None, strides=None)
@@ -600,18 +575,15 @@ def _import_softmax(ctx, node, a):
 @exports("NllLoss")
 def _nll_loss(ctx, op):
     """NegativeLogLikelihoodLoss with reduction "none" (the reductions are ops of their own); an
-    unbatched (C,) input gets a batch axis of one and loses it again."""
+    unbatched (C,) input and its () label get a batch axis of one, which the result loses again."""
     logp, labels = op.inputs
-    names = [ctx.name(logp), ctx.name(labels)]
-    if logp.ndim == 1:
-        axis0 = ctx.const(op, "axis0", np.array([0], np.int64))
-        for i, part in enumerate(("logp", "labels")):
-            ctx.node("Unsqueeze", [names[i], axis0], [ctx.temp(op, part)], op, part=part)
-            names[i] = ctx.temp(op, part)
-    out = ctx.temp(op, "batched") if logp.ndim == 1 else ctx.out(op)
-    ctx.node("NegativeLogLikelihoodLoss", names, [out], op, reduction="none")
-    if logp.ndim == 1:
-        _unbatch(ctx, op, out, ctx.out(op), "unbatched")
+    step = ("NegativeLogLikelihoodLoss", [ctx.name(labels)], {"reduction": "none"}, "loss")
+    if logp.ndim != 1:
+        ctx.chain(op, ctx.name(logp), [step])
+        return
+    ctx.node("Unsqueeze", [ctx.name(labels), _axis0(ctx, op)], [ctx.temp(op, "labels")], op, part="labels")
+    step = (step[0], [ctx.temp(op, "labels")], *step[2:])
+    ctx.chain(op, ctx.name(logp), _batch_steps(ctx, op, step, True))
 
 
 @imports("NegativeLogLikelihoodLoss", reduction="mean", ignore_index=None)
