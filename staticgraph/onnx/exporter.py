@@ -115,6 +115,20 @@ def export(sess, outputs: Union[Tensor, Sequence[Tensor]], inputs: Sequence[Tens
     for t in ins:
         ctx.names[t] = t.op.name if t.op.type == "Placeholder" else t.name
         graph_inputs.append(_value_info(ctx, t, symbolic=True))
+    initializers = _emit(ctx, sess, ops)
+    graph_outputs = _graph_outputs(ctx, outs, ins, {i.name for i in initializers})
+    graph = helper.make_graph(ctx.nodes, _graph_name(path), graph_inputs, graph_outputs, initializers,
+                              doc_string="exported by staticgraph's sg.onnx.export")
+    opsets = [helper.make_opsetid("", opset)]
+    model = helper.make_model(graph, opset_imports=opsets, producer_name="staticgraph",
+                              ir_version=helper.find_min_ir_version_for(opsets))
+    onnx.checker.check_model(model, full_check=True)
+    write_atomically(path, model.SerializeToString(), "ONNX model")
+    return model
+
+
+def _emit(ctx: ExportContext, sess, ops: List[Operation]) -> list:
+    """Each op as its nodes (in ``ctx``); returns the initializers (the variables' current values)."""
     initializers = []
     for op in ops:
         if op.type == "Variable":
@@ -127,15 +141,7 @@ def export(sess, outputs: Union[Tensor, Sequence[Tensor]], inputs: Sequence[Tens
         else:
             why = NO_ONNX_FORM.get(op.type, "no exporter in staticgraph/onnx/opset.py")
             raise ExportContext.fail(op, f"no ONNX form ({why})")
-    graph_outputs = _graph_outputs(ctx, outs, ins, {i.name for i in initializers})
-    graph = helper.make_graph(ctx.nodes, _graph_name(path), graph_inputs, graph_outputs, initializers,
-                              doc_string="exported by staticgraph's sg.onnx.export")
-    opsets = [helper.make_opsetid("", opset)]
-    model = helper.make_model(graph, opset_imports=opsets, producer_name="staticgraph",
-                              ir_version=helper.find_min_ir_version_for(opsets))
-    onnx.checker.check_model(model, full_check=True)
-    write_atomically(path, model.SerializeToString(), "ONNX model")
-    return model
+    return initializers
 
 
 def _check_opset(onnx, opset: Optional[int]) -> int:
