@@ -208,6 +208,10 @@ OP_CASES = [
                       F.cross_entropy(x, t, reduction="none"), F.mse_loss(x, y), F.mse_loss(x, y, "none")]),
     ("nll_unbatched", [((3,), F32, "normal"), (((), np.int64, (0, 3)))],
      lambda x, t: F.cross_entropy(x, t)),
+    ("tf1_losses", [((None, 3), F32, "normal"), LABELS, ((None, 3), F32, "positive")],
+     lambda x, t, p: [nn.sparse_softmax_cross_entropy_with_logits(t, x),
+                      nn.softmax_cross_entropy_with_logits(p / sg.reduce_sum(p, 1, keepdims=True), x),
+                      nn.sigmoid_cross_entropy_with_logits(p * 0.3, x)]),
     ("float64", [((None, 3), np.float64, "normal")],
      lambda x: [F.softmax(sg.tanh(x) @ sg.constant(np.eye(3) * 2.0, dtype=sg.float64), 1), sg.reduce_mean(x * x)]),
 ]
