@@ -400,6 +400,15 @@ IMPORT_CASES = [   # (id, nodes, {input: shape}, {initializer: array}, {output: 
      {"a": (4, 3)}, {"shape": np.array([3], np.int64)}, {"y0": 2, "y1": 2}),
     ("squeeze_flatten", [("Squeeze", ["a", "axis"], ["y0"], {}), ("Flatten", ["y0"], ["y1"], {"axis": 2})],
      {"a": (4, 1, 2, 3, 5)}, {"axis": np.array([1], np.int64)}, {"y0": 4, "y1": 2}),
+    ("shape_arithmetic", [   # PyTorch's x.view(x.size(0), -1) and x.view(-1, x.size(1)), torch.zeros_like(x)
+        ("Shape", ["a"], ["s"], {}), ("Gather", ["s", "zero"], ["n"], {}), ("Unsqueeze", ["n", "zeros1"], ["n1"], {}),
+        ("Concat", ["n1", "minus1"], ["target"], {"axis": 0}), ("Reshape", ["a", "target"], ["y0"], {}),
+        ("Gather", ["s", "one"], ["c"], {}), ("Unsqueeze", ["c", "zeros1"], ["c1"], {}),
+        ("Concat", ["minus1", "c1"], ["target2"], {"axis": 0}), ("Reshape", ["a", "target2"], ["y1"], {}),
+        ("ConstantOfShape", ["s"], ["y2"], {"value": np.array([0.0], F32)})],
+     {"a": (4, 2, 6)}, {"zero": np.array(0, np.int64), "one": np.array(1, np.int64),
+                        "zeros1": np.array([0], np.int64), "minus1": np.array([-1], np.int64)},
+     {"y0": 2, "y1": 2, "y2": 3}),
     ("gemm", [("Gemm", ["a", "w", "b"], ["y0"], {"alpha": 0.5, "beta": 2.0, "transB": 1})],
      {"a": (4, 3)}, {"w": np.ones((5, 3), F32) / 3, "b": np.arange(5, dtype=F32)}, {"y0": 2}),
 ]
@@ -460,6 +469,14 @@ def test_unsupported_onnx_nodes_are_errors_naming_them(tmp_path):
                        [x], [y], tmp_path / "asym.onnx", [w])
     with sg.Graph().as_default(), pytest.raises(ValueError, match=r"node 'asym' \(Conv\): pads .* symmetric"):
         sg.onnx.load(asym)
+    import onnx
+    shape_sum = helper.make_graph([helper.make_node("Shape", ["x"], ["s"], name="shape"),
+                                   helper.make_node("Cast", ["s"], ["y"], name="cast_shape", to=1)], "g", [x],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])])
+    onnx.save(helper.make_model(shape_sum, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "s.onnx"))
+    with sg.Graph().as_default(), pytest.raises(ValueError, match=r"node 'cast_shape' \(Cast\): input 's' can only "
+                                                                  r"be read by Gather, .* \(shape arithmetic\)"):
+        sg.onnx.load(tmp_path / "s.onnx")
     (tmp_path / "junk.onnx").write_bytes(b"not a model at all")
     with sg.Graph().as_default(), pytest.raises(sg.errors.DataLossError, match="junk.onnx"):
         sg.onnx.load(tmp_path / "junk.onnx")

@@ -8,7 +8,7 @@ context (``exporter.ExportContext``: ``name``, ``out``, ``node``, ``const``, ``t
 attributes, checked against the names and defaults it was registered with (``@imports(type,
 **defaults)``: any other attribute is an error naming the node), and it returns the staticgraph
 values of the node's outputs, built with the public builders (``importer.ImportContext``:
-``tensor``, ``static``, ``present``, ``shape_of``, ``fail``, ``opset``).
+``tensor``, ``static``, ``present``, ``partial``, ``fail``, ``opset``).
 
 Every op type of ``staticgraph.ops`` is either in ``EXPORTERS``, in ``NO_ONNX_FORM`` (with the
 reason the exporter's error gives) or a graph leaf the exporter handles itself (``Placeholder``:
@@ -17,7 +17,7 @@ a graph input, ``Variable``: an initializer); ``tests/test_onnx.py`` holds new o
 from __future__ import annotations
 
 import math
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 
@@ -43,12 +43,27 @@ _BIG = 2 ** 62          # a Slice bound beyond this means "to the end" (exporter
 
 
 class Partial:
-    """A value only certain nodes may read (``tensor()`` refuses it, saying so): the output of a
-    Shape node (read by ConstantOfShape, as staticgraph's ``FillLike``) or MaxPool's flat Indices
-    (read by a Mod by the plane size, which gives staticgraph's per-plane indices)."""
+    """A value only certain nodes may read (``tensor()`` refuses it, saying so): a shape computed
+    in the model (``ShapeValue``) or MaxPool's flat Indices (read by a Mod by the plane size,
+    which gives staticgraph's per-plane indices)."""
 
-    def __init__(self, tensor: Tensor, readers: str, info=None):
+    def __init__(self, tensor: Optional[Tensor], readers: str, info=None):
         self.tensor, self.readers, self.info = tensor, readers, info
+
+
+SHAPE_READERS = "Gather, Unsqueeze, Concat, Reshape and ConstantOfShape (shape arithmetic)"
+INDICES_READERS = "Mod by the size of the pooled plane"
+
+
+class ShapeValue(Partial):
+    """A shape computed in the model: Shape, then Gather/Unsqueeze/Concat of its pieces and
+    constants, as PyTorch writes ``x.view(x.size(0), -1)``. ``entries`` are ints, or ``("dim",
+    tensor, axis)`` for a size known only at run time; ``tensor`` is set when the value is that
+    tensor's whole shape; ``scalar`` marks one entry taken by a scalar Gather."""
+
+    def __init__(self, entries, of: Optional[Tensor] = None, scalar: bool = False):
+        super().__init__(of, SHAPE_READERS)
+        self.entries, self.scalar = list(entries), scalar
 
 
 def exports(*op_types: str):
@@ -161,13 +176,14 @@ def _import_constant(ctx, node, a):
     return [ctx.static_value(np.asarray(v, dtype=dtype))]
 
 
-SHAPE_READERS = "ConstantOfShape"
-INDICES_READERS = "Mod by the size of the pooled plane"
-
-
-@imports("Shape")
+@imports("Shape", start=0, end=None)
 def _import_shape(ctx, node, a):
-    return [Partial(ctx.tensor(node, 0), SHAPE_READERS)]
+    x = ctx.tensor(node, 0)
+    if x.shape is None:
+        raise ctx.fail(node, f"input '{x.name}' needs a known rank")
+    dims = [("dim", x, i) if d is None else d for i, d in enumerate(x.shape)]
+    whole = a["start"] == 0 and a["end"] is None
+    return [ShapeValue(dims[a["start"]:a["end"]], of=x if whole else None)]
 
 
 @imports("ConstantOfShape", value=None)
@@ -176,9 +192,11 @@ def _import_constant_of_shape(ctx, node, a):
     if value.size != 1:
         raise ctx.fail(node, f"value must have one element, got shape {value.shape}")
     like = ctx.partial(node, 0, SHAPE_READERS)
-    if like is not None:      # Shape(x) -> ConstantOfShape: a fill shaped like x at run time
+    if like is not None and like.tensor is not None:    # Shape(x): a fill shaped like x at run time
         return [make("FillLike", [like.tensor], name=ctx.op_name(node), value=value.item(), dtype=value.dtype)]
-    shape = ctx.static(node, 0, "shape")
+    shape = _shape_entries(ctx, node, 0)
+    if any(isinstance(d, tuple) for d in shape):
+        raise ctx.fail(node, "a shape known only at run time is supported only as a whole Shape(x)")
     return [make("Fill", [], name=ctx.op_name(node), shape=tuple(int(d) for d in shape),
                  value=value.item(), dtype=value.dtype)]
 
@@ -202,24 +220,42 @@ def _reshape(ctx, op):
     ctx.node("Reshape", [ctx.name(op.inputs[0]), ctx.const(op, "shape", shape)], [ctx.out(op)], op, **attrs)
 
 
-@imports("Reshape", allowzero=0)
-def _import_reshape(ctx, node, a):
-    x = ctx.tensor(node, 0)
-    shape = [int(d) for d in ctx.static(node, 1, "shape")]
-    copied = [] if a["allowzero"] else [i for i, d in enumerate(shape) if d == 0]   # 0: the input's dim
+def _shape_entries(ctx, node, i: int) -> list:
+    """Input ``i``, a shape: the entries of a ``ShapeValue`` or the ints of a constant."""
+    shape = ctx.partial(node, i, SHAPE_READERS)
+    if shape is not None:
+        return list(shape.entries)
+    return [int(d) for d in np.ravel(ctx.static(node, i, "shape"))]
+
+
+def _reshape_target(ctx, node, x: Tensor, shape: list, allowzero: bool) -> list:
+    """An ONNX Reshape's target as staticgraph's static shape (one -1 allowed). A 0 copies ``x``'s
+    dim (unless ``allowzero``); one dim known only at run time (the batch, from ``Shape``) becomes
+    the -1, and a -1 beside it is solved from ``x``'s static dims."""
+    copied = [] if allowzero else [i for i, d in enumerate(shape) if isinstance(d, int) and d == 0]
     if copied and (x.shape is None or max(copied) >= len(x.shape)):
         raise ctx.fail(node, f"shape {shape} copies dims of input '{x.name}' of shape {x.shape}")
     for i in copied:
-        shape[i] = x.shape[i]
-    unknown = [i for i, d in enumerate(shape) if d is None]
-    if unknown:     # one copied unknown dim (the batch): it becomes the -1, the -1 is solved statically
-        rest = [d for i, d in enumerate(x.shape) if i not in unknown]
-        others = [d for i, d in enumerate(shape) if i not in unknown and d != -1]
-        if len(unknown) > 1 or None in rest or (-1 in shape and math.prod(rest) % max(math.prod(others), 1)):
-            raise ctx.fail(node, f"shape {shape} cannot be resolved statically for input '{x.name}' of shape "
-                                 f"{x.shape}")
-        shape = [math.prod(rest) // max(math.prod(others), 1) if d == -1 else d for d in shape]
-        shape[unknown[0]] = -1
+        shape[i] = ("dim", x, i) if x.shape[i] is None else x.shape[i]
+    dynamic = [i for i, d in enumerate(shape) if isinstance(d, tuple)]
+    if not dynamic:
+        return shape
+    k = dynamic[0]
+    if len(dynamic) == 1 and -1 not in shape:
+        return [-1 if i == k else d for i, d in enumerate(shape)]
+    _, of, axis = shape[k]
+    rest = [d for i, d in enumerate(x.shape or ()) if i != axis]
+    others = 0 if len(dynamic) > 1 else math.prod(d for i, d in enumerate(shape) if i != k and d != -1)
+    if others == 0 or of is not x or None in rest or math.prod(rest) % others:
+        raise ctx.fail(node, f"the target shape cannot be resolved statically for input '{x.name}' of shape "
+                             f"{x.shape}")
+    return [-1 if i == k else math.prod(rest) // others if d == -1 else d for i, d in enumerate(shape)]
+
+
+@imports("Reshape", allowzero=0)
+def _import_reshape(ctx, node, a):
+    x = ctx.tensor(node, 0)
+    shape = _reshape_target(ctx, node, x, _shape_entries(ctx, node, 1), bool(a["allowzero"]))
     return [ops.reshape(x, shape, name=ctx.op_name(node))]
 
 
@@ -245,6 +281,11 @@ def _expand_dims(ctx, op):
 @imports("Unsqueeze", axes=None)
 def _import_unsqueeze(ctx, node, a):
     axes = a["axes"] if a["axes"] is not None else ctx.static(node, 1, "axes")
+    shape = ctx.partial(node, 0, SHAPE_READERS)
+    if shape is not None:       # one size taken from a shape, made a 1-element piece of another
+        if not shape.scalar or [int(v) for v in np.ravel(axes)] not in ([0], [-1]):
+            raise ctx.fail(node, "only a scalar piece of a shape can be unsqueezed (to one element)")
+        return [ShapeValue(shape.entries)]
     return [ops.expand_dims(ctx.tensor(node, 0), [int(v) for v in axes], name=ctx.op_name(node))]
 
 
@@ -281,6 +322,8 @@ def _concat(ctx, op):
 
 @imports("Concat", axis=None)
 def _import_concat(ctx, node, a):
+    if any(ctx.partial(node, i, SHAPE_READERS) is not None for i in range(len(node.input))):
+        return [ShapeValue([d for i in range(len(node.input)) for d in _shape_entries(ctx, node, i)])]
     values = [ctx.tensor(node, i) for i in range(len(node.input))]
     return [ops.concat(values, a["axis"], name=ctx.op_name(node))]
 
@@ -351,8 +394,11 @@ def _import_slice(ctx, node, a):
 
 @imports("Gather", axis=0)
 def _import_gather(ctx, node, a):
-    x = ctx.tensor(node, 0)
     index = ctx.static(node, 1, "indices")
+    shape = ctx.partial(node, 0, SHAPE_READERS)
+    if shape is not None:       # sizes taken from a shape
+        return [ShapeValue([shape.entries[int(i)] for i in np.ravel(index)], scalar=index.ndim == 0)]
+    x = ctx.tensor(node, 0)
     if x.ndim is None or index.ndim != 0:
         raise ctx.fail(node, "only a constant scalar index into a tensor of known rank is supported "
                              "(basic indexing)")
