@@ -505,7 +505,7 @@ def torch_lenet_onnx(path):
         def forward(self, x):
             x = TF.relu(TF.max_pool2d(self.conv1(x), 3, 3))
             x = TF.relu(TF.max_pool2d(self.conv2(x), 2, 2))
-            return self.fc2(TF.relu(self.fc1(torch.flatten(x, 1))))
+            return self.fc2(TF.relu(self.fc1(x.view(x.size(0), -1))))   # Shape, Gather, Concat, Reshape
 
     torch.manual_seed(0)
     model = Net()
@@ -524,6 +524,9 @@ def torch_lenet_onnx(path):
 @needs_onnx
 def test_pytorch_lenet_loads_matches_and_trains_one_step(tmp_path, rng):
     torch, model = torch_lenet_onnx(tmp_path / "lenet.onnx")
+    import onnx
+    assert {"Conv", "MaxPool", "Gemm", "Shape", "Reshape"} <= {n.op_type for n in onnx.load(
+        str(tmp_path / "lenet.onnx")).graph.node}
     x_val = rng.standard_normal((3, 1, 28, 28)).astype(F32)
     labels = rng.integers(0, 10, size=3)
     with sg.Graph().as_default():
