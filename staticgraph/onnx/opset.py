@@ -3,12 +3,13 @@ and how each ONNX op type is built back as staticgraph ops (``IMPORTERS``). Addi
 this module only.
 
 An exporter is ``fn(ctx, op)``: it emits the nodes computing ``op``'s outputs through the export
-context (``exporter.ExportContext``: ``name``, ``out``, ``node``, ``const``, ``temp``, ``needed``,
-``fail``). An importer is ``fn(ctx, node, attrs) -> outputs``: ``attrs`` holds the node's
+context (``exporter.ExportContext``: ``name``, ``out``, ``node``, ``chain``, ``const``, ``temp``,
+``needed``, ``tensor_proto``, ``elem_type``, ``fail``). An importer is ``fn(ctx, node, attrs) -> outputs``: ``attrs`` holds the node's
 attributes, checked against the names and defaults it was registered with (``@imports(type,
 **defaults)``: any other attribute is an error naming the node), and it returns the staticgraph
 values of the node's outputs, built with the public builders (``importer.ImportContext``:
-``tensor``, ``static``, ``present``, ``partial``, ``fail``, ``opset``).
+``tensor``, ``static``, ``present``, ``partial``, ``static_value``, ``np_dtype``, ``op_name``,
+``fail``, ``opset``).
 
 Every op type of ``staticgraph.ops`` is either in ``EXPORTERS``, in ``NO_ONNX_FORM`` (with the
 reason the exporter's error gives) or a graph leaf the exporter handles itself (``Placeholder``:
