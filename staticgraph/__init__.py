@@ -31,5 +31,6 @@ from . import initializers, summary  # noqa: F401
 from . import train  # noqa: F401
 from . import nn, datasets  # noqa: F401
 from .viz import to_dot, write_graph  # noqa: F401
+from . import onnx  # noqa: F401  (imports the onnx package only when used)
 
 __version__ = "0.1.0"

@@ -1,5 +1,6 @@
 """One rule for every file the library reads (checkpoints today; datasets, cache manifests later):
-an error about a file says which file and what is wrong with it.
+an error about a file says which file and what is wrong with it. And one for the files it writes:
+``write_atomically`` (temp file, fsync, rename), so a reader never sees a half-written file.
 
 ``file_error(path, problem)`` builds such an error; ``reading(path)`` wraps the reading code
 so that low-level failures (``OSError``, ``zipfile.BadZipFile``, NumPy's ``ValueError``...)
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import uuid
 import zipfile
 import zlib
 from typing import Iterator, Type
@@ -52,4 +54,31 @@ def sniff(path, size: int = 8) -> bytes:
         return f.read(size)
 
 
-__all__ = ["file_error", "reading", "sniff", "DataLossError"]
+def write_atomically(path, data: bytes, what: str = "file") -> None:
+    """Write ``data`` to ``path`` through a temp file in the same directory, fsynced and renamed
+    over ``path``: a crash leaves the previous file or the new one, never a mix. A missing
+    directory is a ``NotFoundError`` naming the file."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise file_error(path, f"cannot be written: directory '{directory}' does not exist", what, NotFoundError)
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        with open(tmp, "xb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+    with contextlib.suppress(OSError):     # make the rename durable (not every platform opens folders)
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+__all__ = ["file_error", "reading", "sniff", "write_atomically", "DataLossError"]

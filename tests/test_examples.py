@@ -18,8 +18,10 @@ ROOT = Path(__file__).resolve().parent.parent
 # The sg.nn examples run, with their flags and checks, in tests/test_nn_examples.py.
 NN_EXAMPLES = ["conv_shapes.py", "pooling.py", "lenet_module.py", "sequential_mlp.py", "siamese.py",
                "train_convnet.py"]
+# Examples that need an optional package run in their own test file, skipped without it.
+OPTIONAL_EXAMPLES = ["export_onnx.py"]      # tests/test_onnx.py (onnx, onnxruntime)
 EXAMPLES = sorted(p for p in (ROOT / "examples").glob("*.py")
-                  if not p.name.startswith("_") and p.name not in NN_EXAMPLES)
+                  if not p.name.startswith("_") and p.name not in NN_EXAMPLES + OPTIONAL_EXAMPLES)
 FLOAT = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 
 # Command-line flags that keep each script fast (scripts not listed run without flags).

@@ -1,4 +1,4 @@
-"""staticgraph.files: errors about files the library reads name the file and the problem."""
+"""staticgraph.files: errors about files the library reads name the file and the problem; writes are atomic."""
 import re
 import zipfile
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import staticgraph as sg
-from staticgraph.files import file_error, reading, sniff
+from staticgraph.files import file_error, reading, sniff, write_atomically
 
 
 def test_file_error_names_the_file_and_the_problem(tmp_path):
@@ -46,3 +46,15 @@ def test_reading_lets_errors_that_already_name_the_file_through(tmp_path):
 def test_sniff_reads_the_first_bytes(tmp_path):
     (tmp_path / "f").write_bytes(b"PK\x03\x04rest")
     assert sniff(tmp_path / "f", 4) == b"PK\x03\x04" and sniff(tmp_path / "f") == b"PK\x03\x04rest"
+
+
+def test_write_atomically_replaces_whole_files_and_leaves_no_temp_file(tmp_path):
+    path = tmp_path / "model.onnx"
+    write_atomically(path, b"first")
+    write_atomically(str(path), b"second version")
+    assert path.read_bytes() == b"second version"
+    with pytest.raises(TypeError):                   # a failure mid-write: the old file stays whole
+        write_atomically(path, "not bytes")
+    assert path.read_bytes() == b"second version" and [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
+    with pytest.raises(sg.errors.NotFoundError, match=r"ONNX model '.*nowhere.*': cannot be written: directory"):
+        write_atomically(tmp_path / "nowhere" / "m.onnx", b"x", what="ONNX model")
