@@ -32,6 +32,7 @@ import numpy as np
 from staticgraph.errors import InternalError, InvalidArgumentError, OpError
 from staticgraph.shapes import fmt, is_compatible
 
+from ... import cache     # before _at_exit below: its exit cleanup must run after _at_exit (LIFO)
 from ...memory import Arena, Buffer, plan_memory
 from ...schedule import Schedule
 from ...state import SessionState
@@ -111,6 +112,8 @@ def _hand_off_compiles() -> bool:
     plan.py: nothing to hand off.)"""
     if not native.enabled():
         return True
+    if cache.private_fallback() is not None:    # this process's folder goes at exit: nothing to hand to
+        return False
     try:
         sources = [native.wrapper_source(*key) for tier in list(_BUILDING.values())
                    for key in native.wrapper_keys(tier.prog)]
