@@ -35,6 +35,7 @@ from staticgraph.shapes import fmt, is_compatible
 from ... import cache     # before _at_exit below: its exit cleanup must run after _at_exit (LIFO)
 from ...memory import Arena, Buffer, plan_memory
 from ...schedule import Schedule
+from ...sizes import check_bytes, checked_size, num_elements
 from ...state import SessionState
 from ..base import Backend, Executable, ProfileRow, Tiers
 from . import codegen, library, native, threads
@@ -185,7 +186,18 @@ def concrete_shapes(prog: Program, feed_shapes) -> Dict[object, tuple]:
     for key in prog.dtypes:
         if isinstance(key, Scratch):
             shapes[key] = tuple(key.shape_fn(env)) if key.shape_fn is not None else shapes[key.like]
+    for key, shape in shapes.items():      # before anything is sized from them (sizes.py: no wraps)
+        if not isinstance(key, Slot):      # variables: checked by the session state
+            checked_size(shape, prog.dtypes.get(key, getattr(key, "dtype", np.float64)), *_sized(key))
     return shapes
+
+
+def _sized(key) -> tuple:
+    """(what, op) naming the buffer of ``key`` (a tensor or a plan scratch) in a size error."""
+    t = key.like if isinstance(key, Scratch) else key
+    op = getattr(t, "op", None)
+    name = f"'{getattr(t, 'name', t)}'" + (f" of {op.type} op '{op.name}'" if op is not None else "")
+    return (f"the {key.why} of {name}" if isinstance(key, Scratch) else f"tensor {name}"), op
 
 
 class Layout:
@@ -201,6 +213,7 @@ class Layout:
                 state.read(var)
         env = Env(shapes, {})
         self.arena = arena = self._plan(prog, shapes)
+        check_bytes(arena.peak_bytes, f"the step's buffers for fed shapes {[v.shape for v in feed_values]}")
         for key in list(shapes) + list(prog.alias):
             root = prog.root(key)
             if isinstance(root, Slot):
@@ -222,7 +235,7 @@ class Layout:
         for dt, buf in state.values.storage.items():
             arrays[f"S_{np.dtype(dt).name}"] = buf
         for t in prog.schedule.feeds:
-            arrays[prog.array_name(t)] = np.zeros(max(1, int(np.prod(shapes[t], dtype=np.int64))), prog.dtypes[t])
+            arrays[prog.array_name(t)] = np.zeros(max(1, num_elements(shapes[t], "")), prog.dtypes[t])
         M = np.zeros(max(prog.record_size, 1), np.int64)
         for call in prog.all_calls:
             rec = call.record(env)
@@ -276,7 +289,7 @@ class Layout:
     @staticmethod
     def _view(prog, arrays, env, key) -> np.ndarray:
         shape = env.shape(key)
-        n = int(np.prod(shape, dtype=np.int64))
+        n = num_elements(shape, "")
         buf = arrays[prog.array_name(key)]
         off = env.off(key)
         return buf[off:off + n].reshape(shape)
@@ -304,10 +317,10 @@ class Layout:
         pinned = {prog.root(k) for k in prog.consts}
         buffers = []
         for root in start:
-            size = int(np.prod(shapes[root], dtype=np.int64))
+            size = num_elements(shapes[root], "")     # checked by concrete_shapes
             buffers.append(Buffer(root, np.dtype(prog.dtypes[root]), size, start[root], end[root], root in pinned))
         for root in pinned - set(start):
-            buffers.append(Buffer(root, np.dtype(prog.dtypes[root]), int(np.prod(shapes[root], dtype=np.int64)),
+            buffers.append(Buffer(root, np.dtype(prog.dtypes[root]), num_elements(shapes[root], ""),
                                   0, end_of_step, True))
         inplace = []
         for call in prog.calls:
