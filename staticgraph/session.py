@@ -94,17 +94,33 @@ class Session:
 
     # -- variable values (checkpoints) ----------------------------------------------
     def get_variable_value(self, var: Tensor) -> np.ndarray:
-        """A copy of ``var``'s current value (``FailedPreconditionError`` if uninitialized)."""
-        self._check_open()
-        return np.array(self._state.read(self._variable_op(var)), copy=True)
+        """A copy of ``var``'s current value (``FailedPreconditionError`` if uninitialized), taken
+        between runs of this session (under its lock), never in the middle of one's assigns."""
+        return self._get_variable_values([var])[0]
 
     def set_variable_value(self, var: Tensor, value: Any) -> None:
         """Set ``var``'s value outside a run, by the rule feeds follow (``staticgraph.values``):
         its exact shape, ``same_kind`` casting, no lossy integer narrowing; else
-        ``sg.errors.InvalidArgumentError`` naming the variable."""
+        ``sg.errors.InvalidArgumentError`` naming the variable. Lands between runs of this session."""
+        self._set_variable_values([(var, value)])
+
+    def _get_variable_values(self, variables: Sequence[Tensor]) -> list:
+        """Copies of the values of ``variables``, all of one moment (one hold of the session lock:
+        no run of this session lands its assigns in between); what ``Saver.save`` reads."""
         self._check_open()
-        op = self._variable_op(var)
-        self._state.values[op] = np.array(_variable_value(op, value), copy=True)
+        ops = [self._variable_op(v) for v in variables]
+        with self._state.lock:
+            return [np.array(self._state.read(op), copy=True) for op in ops]
+
+    def _set_variable_values(self, pairs: Sequence[tuple]) -> None:
+        """Set each ``(variable, value)`` of ``pairs``, every value checked first, then all landed
+        in one hold of the session lock (``Saver.restore``: a run sees all or none of them)."""
+        self._check_open()
+        checked = [(op, np.array(_variable_value(op, value), copy=True))
+                   for op, value in ((self._variable_op(v), value) for v, value in pairs)]
+        with self._state.lock:
+            for op, value in checked:
+                self._state.values[op] = value
 
     def _variable_op(self, var: Tensor) -> Operation:
         if not isinstance(var, Tensor) or var.op.type != "Variable":

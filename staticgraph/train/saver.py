@@ -40,7 +40,7 @@ class Saver:
         if global_step is not None:
             path = f"{path}-{int(global_step)}"
         path = path if path.endswith(SUFFIX) else path + SUFFIX
-        arrays = {name: _value_to_save(sess, name, var) for name, var in self._variables(sess).items()}
+        arrays = _values_to_save(sess, self._variables(sess))     # all of one moment (between runs)
         _atomic_write(path, arrays)
         return path
 
@@ -53,8 +53,7 @@ class Saver:
         file = _find_checkpoint(os.fspath(path))
         named = self._variables(sess)
         values = _read_checkpoint(file, named)
-        for name, var in named.items():
-            sess.set_variable_value(var, values[name])
+        sess._set_variable_values([(var, values[name]) for name, var in named.items()])   # landed together
 
     def _variables(self, sess) -> Dict[str, Variable]:
         named = self._named if self._named is not None else _named(global_variables(sess.graph))
@@ -90,13 +89,16 @@ def _name_of(var) -> str:
 
 # -- saving -------------------------------------------------------------------------------
 
-def _value_to_save(sess, name: str, var: Variable) -> np.ndarray:
+def _values_to_save(sess, named: Mapping[str, Variable]) -> Dict[str, np.ndarray]:
+    """Copies of the variables' values, read in one hold of the session lock: a checkpoint saved
+    while another thread trains holds the values after one whole step, never a mix of two."""
     try:
-        return sess.get_variable_value(var)
-    except FailedPreconditionError:
+        return dict(zip(named, sess._get_variable_values(list(named.values()))))
+    except FailedPreconditionError as exc:
+        name = next(n for n, v in named.items() if v.op is exc.op)
         raise FailedPreconditionError(
             f"cannot save variable '{name}': it is uninitialized in this session; run its initializer "
-            f"(or sg.global_variables_initializer()) first", var.op) from None
+            f"(or sg.global_variables_initializer()) first", exc.op) from None
 
 
 def _atomic_write(path: str, arrays: Mapping[str, np.ndarray]) -> None:
