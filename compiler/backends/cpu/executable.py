@@ -349,12 +349,20 @@ class Tier:
         manifest = {"target": "cpu", "numba": version, "kernels": library.SOURCE_HASH,
                     "ops": len(sched.ops), "tier": title,
                     "op_versions": sorted({f"{op.type}:{op.opdef.version}" for op in sched.ops})}
-        self.entry = self.cache.entry(self.key, {"plan.py": self.source}, manifest)
+        self._manifest, self._entry = manifest, None
         self.native = None
         self.module = None
         self.layouts: Dict[tuple, Layout] = {}
         self.positions = [c.pos for c in prog.all_calls]
         self.build_seconds = time.perf_counter() - t0
+
+    @property
+    def entry(self):
+        """The plan's cache entry (its readable plan.py), written when first needed: by ``build()``
+        or ``explain()``, never by compiling or a warm-up run, which need no disk cache."""
+        if self._entry is None:
+            self._entry = self.cache.entry(self.key, {"plan.py": self.source}, self._manifest)
+        return self._entry
 
     @property
     def ready(self) -> bool:
@@ -366,6 +374,7 @@ class Tier:
             t0 = time.perf_counter()
             _BUILDING[id(self)] = self
             try:
+                self.entry       # noqa: B018 - the readable plan.py lands in the cache with the build
                 library.load()
                 if native.enabled():
                     self.native = native.NativeStep(self.prog, codegen.arg_names(self.prog) + ["M", "E"])
