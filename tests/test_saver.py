@@ -205,6 +205,25 @@ def test_process_killed_mid_write_keeps_old_checkpoint(tmp_path):
     overwrite(sess, w)
     sg.train.Saver([w]).restore(sess, path)
     np.testing.assert_array_equal(sess.run(w), np.arange(6.0).reshape(2, 3))
+    live = tmp_path / f".ckpt.npz.{saver_mod._HOST}-{os.getpid()}-{'0' * 12}.tmp"   # a save in progress
+    live.write_bytes(b"PK")
+    sg.train.Saver([w]).save(sess, tmp_path / "ckpt")           # the next save removes the dead one
+    assert sorted(os.listdir(tmp_path)) == sorted(["ckpt.npz", live.name])
+
+
+def test_save_into_unwritable_directory_names_the_checkpoint(tmp_path, monkeypatch):
+    make_vars()
+    sess = initialized_session()
+    real_open = open
+
+    def refuse(file, mode="r", *args, **kwargs):       # root ignores mode bits: the OS's answer, injected
+        if "x" in mode:
+            raise PermissionError(13, "Permission denied", file)
+        return real_open(file, mode, *args, **kwargs)
+    monkeypatch.setattr("builtins.open", refuse)
+    with pytest.raises(PermissionError, match=re.escape(f"cannot save checkpoint '{tmp_path / 'ckpt.npz'}' "
+                                                        f"(writing in '{tmp_path}'): Permission denied")):
+        sg.train.Saver().save(sess, tmp_path / "ckpt")
 
 
 # -- errors -------------------------------------------------------------------------------------
