@@ -440,7 +440,25 @@ class CpuTiers(Tiers):
         if self.warmup_runs >= 1:
             self._start_build()
         self.warmup_runs += 1
+        self._check_orphaned()
         return self.reference
+
+    def _check_orphaned(self) -> bool:
+        """True (warning once) in a process forked while this plan's build ran in a thread of its
+        parent: that thread does not exist here, and Numba's compiler lock and the cache's locks
+        may be held by it, so building again could hang; runs stay on the reference interpreter
+        (same results, slower). Build plans before forking (``plan.wait()``), or start processes
+        with multiprocessing's "spawn" or "forkserver"."""
+        t = self.build_thread
+        orphaned = t is not None and not t.is_alive() and not self.base.ready and self.build_error is None
+        if orphaned and not getattr(self, "_orphan_warned", False):
+            self._orphan_warned = True
+            import warnings
+            warnings.warn(f"staticgraph: this process was forked while cpu plan {self.base.key[:16]} was being "
+                          f"compiled in a thread of its parent; it cannot safely compile here, so its runs stay on "
+                          f"the reference interpreter (same results, slower). Build plans before forking "
+                          f"(plan.wait()) or use multiprocessing's 'spawn'/'forkserver'", RuntimeWarning, stacklevel=4)
+        return orphaned
 
     def _start_build(self) -> None:
         """Start building the base tier in a thread (once). Called by the second warm-up run, or
@@ -469,6 +487,8 @@ class CpuTiers(Tiers):
         t = self.build_thread
         if t is not None:
             t.join()
+        if self._check_orphaned():
+            return
         if self.build_error is not None:
             raise InternalError(f"staticgraph: building the cpu plan failed: {self.build_error!r}") \
                 from self.build_error
