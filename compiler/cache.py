@@ -1024,7 +1024,8 @@ class PlanCache:
         """
         path = Path(path)
         source_path = path / filename
-        problem = trust_problem(path)
+        root = _root_of(path / COMPILED_DIR)
+        problem = chain_problem(root, path) if _is_under(Path(os.path.realpath(path)), root) else trust_problem(path)
         if problem is not None:
             raise CacheError(f"staticgraph cache: will not run code from {source_path}: {problem}")
         with _TRUST_GUARD:

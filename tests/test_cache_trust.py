@@ -185,3 +185,14 @@ def test_kernel_folders_of_a_refused_root_are_not_used(tmp_path):
                      f"by group and others", out.stderr)
     assert not os.path.exists(fallback)               # removed at exit
     assert os.listdir(root / "kernels") == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="making a folder owned by another uid (os.chown) needs root")
+def test_load_module_refuses_an_entry_below_a_folder_of_another_uid(tmp_path, monkeypatch, rng):
+    monkeypatch.setenv("STATICGRAPH_CACHE_DIR", str(tmp_path / "cache"))
+    pc = PlanCache()
+    entry = pc.entry(cache_key("other", str(rng.integers(1 << 62))), {"plan.py": "VALUE = 1\n"}, {})
+    os.chown(entry.parent, OTHER_UID, OTHER_UID)            # the shard: its owner could swap the entry
+    with pytest.raises(CacheError, match=f"will not run code from .*: {re.escape(str(entry.parent))} is owned "
+                                         f"by uid {OTHER_UID}"):
+        pc.load_module(entry, module_name="_test_trust_other_shard")
