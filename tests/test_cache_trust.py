@@ -195,3 +195,16 @@ def test_load_module_refuses_an_entry_below_a_folder_of_another_uid(tmp_path, mo
     with pytest.raises(CacheError, match=f"will not run code from .*: {re.escape(str(entry.parent))} is owned "
                                          f"by uid {OTHER_UID}"):
         pc.load_module(entry, module_name="_test_trust_other_shard")
+
+
+def test_compile_workers_share_the_fallback_folder(tmp_path, monkeypatch):
+    root = tmp_path / "open"
+    root.mkdir()
+    os.chmod(root, 0o777)
+    monkeypatch.setenv("STATICGRAPH_CACHE_DIR", str(root))
+    from compiler.backends.cpu import native
+    with pytest.warns(CacheWarning, match=f"not using {re.escape(str(root))}"):
+        fallback = cache.cache_root()
+    assert fallback == cache.private_fallback() and fallback != root
+    assert native._worker_env()["STATICGRAPH_CACHE_DIR"] == str(fallback)
+    assert cache.PlanCache().info()["path"] == str(root)    # listing and clearing: the folder asked for
