@@ -228,7 +228,10 @@ def trust_problem(folder: Union[str, os.PathLike], ancestors: bool = True) -> Op
     Checked on the real folder a symlink leads to (as pip's cache and git's ``safe.directory``
     do): it must be a folder owned by this user and writable by no group or others. With
     ``ancestors``, no folder above it may be writable by others unless sticky (as /tmp is), since
-    whoever can rename it can swap it. A missing folder is no problem (we create it 0700)."""
+    whoever can rename it can swap it. A missing folder is no problem (we create it 0700).
+    Without POSIX owners (Windows) there is nothing to check."""
+    if not hasattr(os, "geteuid"):      # pragma: no cover - not POSIX
+        return None
     real = Path(os.path.realpath(folder))
     name = str(folder) if str(real) == os.path.abspath(folder) else f"{folder} (a link to {real})"
     try:
