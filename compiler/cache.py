@@ -829,7 +829,7 @@ def verify_kernels() -> list[Path]:
 def seal_kernels() -> None:
     """``seal`` for every bound kernel folder (under their locks)."""
     for kdir in bound_kernel_dirs():
-        with _locked(_lock_path(kdir)):
+        with _degrade_on_write_error(kdir / RECORD), _locked(_lock_path(kdir)):
             if kdir.is_dir():
                 _seal_folder(kdir)
 
@@ -1068,7 +1068,7 @@ class PlanCache:
     def seal(self, path: Path) -> None:
         """Record the hash of every Numba file of entry/kernel folder ``path`` in its numba.json."""
         path = Path(path)
-        with _locked(_lock_path(path)):
+        with _degrade_on_write_error(path / RECORD), _locked(_lock_path(path)):
             _seal_folder(path)
 
     def verify_compiled(self, path: Path) -> list[Path]:
