@@ -22,12 +22,21 @@ INT64_MAX = 2 ** 63 - 1
 
 @functools.lru_cache(maxsize=None)
 def memory_bytes() -> int:
-    """This machine's physical memory (bytes): no single buffer of a run can be larger. Where the
-    OS does not say, int64's limit."""
+    """The memory this process may use (bytes): the machine's physical memory, or its cgroup's
+    limit (a container's) if lower; no buffer of a run can be larger. Where the OS does not say,
+    int64's limit."""
     try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        limit = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (AttributeError, ValueError, OSError):   # pragma: no cover - not POSIX
-        return INT64_MAX
+        limit = INT64_MAX
+    try:
+        with open("/sys/fs/cgroup/memory.max") as f:      # cgroup v2; "max" when unlimited
+            text = f.read().strip()
+        if text.isdigit():
+            limit = min(limit, int(text))
+    except OSError:
+        pass
+    return limit
 
 
 def num_elements(shape: Iterable[int], what: str, op: Optional[Any] = None) -> int:
