@@ -276,7 +276,7 @@ def _cast(op, b):
     b.ew("CastBool" if op.attrs["dtype"].kind == "b" else "Copy", op.outputs[0], op.inputs)
 
 
-@lowers("Identity", "StopGradient", "Reshape", "ExpandDims", "ReshapeLike")
+@lowers("Identity", "StopGradient", "Reshape", "ExpandDims", "ReshapeLike", "CheckNumerics")
 def _alias(op, b):
     b.alias(op.outputs[0], op.inputs[0])
 

@@ -358,7 +358,9 @@ def missing(sources: Sequence[str]) -> List[str]:
 def _worker_env() -> Dict[str, str]:
     """This environment, with the project root first on PYTHONPATH (a worker imports ``compiler``)."""
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-    return dict(os.environ, PYTHONPATH=os.pathsep.join([root] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    from compiler.cache import worker_env
+    return dict(os.environ, PYTHONPATH=os.pathsep.join([root] + [p for p in [os.environ.get("PYTHONPATH")] if p]),
+                **worker_env())     # this process's cache folder (its private fallback, if it refused the root)
 
 
 def _spawn_worker(sources: Sequence[str], *args: str, **popen):
