@@ -8,7 +8,7 @@ MLP whose initial weights depend on its rank (so ``broadcast_variables`` has wor
 - ``raise``: rank 1 raises at step 2 (uncaught: the job must abort);
 - ``kill``: rank 1 SIGKILLs itself at step 2 (the launcher must end the others);
 - ``shape`` / ``missing``: rank 1 builds a variable of another shape / lacks one;
-- ``save``: after training every rank calls ``Saver.save`` on one shared path in OUT_DIR.
+- ``save``: after training every rank calls ``Saver.save`` (on a path naming its rank).
 """
 from __future__ import annotations
 
@@ -23,10 +23,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import staticgraph as sg  # noqa: E402
 from staticgraph import distributed as dist  # noqa: E402
 
-OPTIMIZERS = {
-    "sgd": lambda: sg.train.GradientDescentOptimizer(0.1),
-    "momentum": lambda: sg.train.MomentumOptimizer(0.05, 0.9),
-    "adam": lambda: sg.train.AdamOptimizer(0.01),
+OPTIMIZERS = {      # learning rate scale -> optimizer
+    "sgd": lambda s: sg.train.GradientDescentOptimizer(0.1 * s),
+    "momentum": lambda s: sg.train.MomentumOptimizer(0.05 * s, 0.9),
+    "adam": lambda s: sg.train.AdamOptimizer(0.01 * s),
 }
 SAMPLES, FEATURES, HIDDEN, CLASSES = 48, 5, 4, 3
 
@@ -38,7 +38,7 @@ def data(dtype):
     return x, y
 
 
-def build(dtype, optimizer: str, op: str, scenario: str, rank: int):
+def build(dtype, optimizer: str, op: str, scenario: str, rank: int, lr_scale: float = 1.0):
     rng = np.random.default_rng(100 + rank)      # per-rank initial values: broadcast must fix them
     hidden = HIDDEN + 1 if scenario == "shape" and rank == 1 else HIDDEN
     x = sg.placeholder(dtype, [None, FEATURES], name="x")
@@ -52,7 +52,7 @@ def build(dtype, optimizer: str, op: str, scenario: str, rank: int):
         b2 = sg.Variable(np.zeros(CLASSES, dtype), name="b2", dtype=dtype)
         out = out + b2
     loss = sg.reduce_mean(sg.square(out - t))
-    opt = OPTIMIZERS[optimizer]()
+    opt = OPTIMIZERS[optimizer](lr_scale)
     if op != "none":
         opt = dist.DistributedOptimizer(opt, op=op)
     return x, t, loss, opt.minimize(loss)
@@ -68,13 +68,14 @@ def main(argv=None) -> int:
     p.add_argument("--op", default="mean", help="mean, sum, or none (no DistributedOptimizer)")
     p.add_argument("--steps", type=int, default=4)
     p.add_argument("--batch", type=int, default=12)
+    p.add_argument("--lr-scale", type=float, default=1.0)
     p.add_argument("--no-broadcast", action="store_true", help="skip broadcast_variables")
     a = p.parse_args(argv)
     dist.init()
     rank, size = dist.rank(), dist.size()
     dtype = np.dtype(a.dtype)
     xs, ys = data(dtype)
-    x, t, loss, step = build(dtype, a.optimizer, a.op, a.scenario, rank)
+    x, t, loss, step = build(dtype, a.optimizer, a.op, a.scenario, rank, a.lr_scale)
     with sg.Session(target=a.target) as sess:
         sess.run(sg.global_variables_initializer())
         if not a.no_broadcast:
@@ -90,7 +91,7 @@ def main(argv=None) -> int:
         values = {v.op.name: sess.get_variable_value(v) for v in sg.global_variables()}
         np.savez(os.path.join(a.out, f"rank{rank}.npz"), **values)
         if a.scenario == "save":
-            sg.train.Saver().save(sess, os.path.join(a.out, "ckpt"))
+            sg.train.Saver().save(sess, os.path.join(a.out, f"ckpt-rank{rank}"))     # rank 0's only
     return 0
 
 

@@ -69,6 +69,7 @@ class Call:
     index: int = 0             # time of the call (1-based)
     n_in: Optional[int] = None      # how many of args are inputs (None: all but the last)
     share: tuple = ()               # (t, G): share t of a call split in G (``Lowering.split_call``)
+    host: Optional[Callable] = None  # a host call (``Lowering.host_call``): this Python function, not a kernel
 
     @property
     def leads(self) -> bool:
@@ -223,6 +224,16 @@ class Lowering:
                          call.size, lambda env, rec=call.record: loop_elements(rec(env)), EW_GROUP_WORK,
                          call.n_in, call.inplace)
         self._op = None
+
+    def host_call(self, name: str, inputs: Sequence, out, record: Callable[[Env], list], size: int,
+                  fn: Callable, inplace: Sequence = ()) -> None:
+        """A call the step makes on the host, between two native calls of its code table: ``fn(*inputs,
+        out, M, E, p)`` with the kernels' calling convention (flat arrays, its record at ``M[p]``),
+        in Python (a collective through mpi4py). The native step splits its code table around it
+        (``native.NativeStep``); raising is how it reports an error."""
+        key = self.write_key(out) if not isinstance(out, (Slot, Scratch)) else out
+        self.prog.calls.append(Call(name, tuple(inputs) + (key,), record, size, self._op, tuple(inplace),
+                                    n_in=len(inputs), host=fn))
 
     def workspace(self, dtype, shape_fn: Callable[[Env], tuple], why: str = "workspace") -> Scratch:
         """A scratch buffer for one call (pass it in ``extra``); ``shape_fn(env)`` gives its shape
