@@ -42,21 +42,25 @@ needs_mpi = pytest.mark.skipif(MPIEXEC is None, reason="mpi4py or mpiexec not in
                                                        "(pip install -e '.[distributed]')")
 
 
-def mpirun(n, tmp_path, *args):
-    """``mpiexec -n n python distributed_worker.py *args tmp_path``: (return code, output), killed
-    with its whole process group after TIMEOUT seconds (the test then fails, never hangs)."""
+def launch(n, argv, cwd):
+    """``mpiexec -n n python *argv``: (return code, output), killed with its whole process group
+    after TIMEOUT seconds (the test then fails, never hangs)."""
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
-    cmd = [MPIEXEC, "-n", str(n), sys.executable, str(HERE / "distributed_worker.py"), args[0], str(tmp_path),
-           *args[1:]]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    cmd = [MPIEXEC, "-n", str(n), sys.executable, *map(str, argv)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=cwd,
                             start_new_session=True)
     try:
         out, _ = proc.communicate(timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         out, _ = proc.communicate()
-        pytest.fail(f"mpiexec -n {n} {' '.join(args)} still ran after {TIMEOUT} s:\n{out}")
+        pytest.fail(f"{' '.join(cmd)} still ran after {TIMEOUT} s:\n{out}")
     return proc.returncode, out
+
+
+def mpirun(n, tmp_path, scenario, *args):
+    """``distributed_worker.py scenario tmp_path *args`` on n ranks."""
+    return launch(n, [HERE / "distributed_worker.py", scenario, tmp_path, *args], tmp_path)
 
 
 def single_process(tmp_path, *args):
@@ -154,6 +158,16 @@ def test_saver_writes_on_rank_0_only(tmp_path):
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
     saved = dict(np.load(tmp_path / "ckpt-rank0.npz"))
     assert_same(saved, ranks(tmp_path, 2)[0], "float64")
+
+
+@needs_mpi
+def test_the_example_trains_on_two_ranks(tmp_path):
+    rc, out = launch(2, [HERE.parent / "examples" / "train_distributed.py", "--epochs", "2", "--limit", "256",
+                         "--target", "reference"], tmp_path)
+    assert rc == 0, out
+    assert out.count("final held-out accuracy") == 1, out         # rank 0 alone prints
+    assert "2 rank(s); global batch 64 (32/32 rows per rank)" in out
+    assert "samples/s on 2 rank(s)" in out
 
 
 # -- faults: the job ends, with an error, within the timeout --------------------------------
