@@ -29,8 +29,10 @@ from .core import def_op, make
 
 REDUCTIONS = ("mean", "sum")
 # environment variables by which launchers tell a process its job size (MPICH/Hydra and Intel MPI,
-# Open MPI, PMIx, MVAPICH, Slurm's srun)
-LAUNCHER_SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MV2_COMM_WORLD_SIZE", "SLURM_NTASKS")
+# Open MPI, PMIx, MVAPICH, a step of Slurm's srun: not SLURM_NTASKS, also set in a batch script's
+# own single process)
+LAUNCHER_SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MV2_COMM_WORLD_SIZE",
+                      "SLURM_STEP_NUM_TASKS")
 Parts = Tuple[Tuple[str, str, tuple], ...]
 
 _lock = threading.Lock()
