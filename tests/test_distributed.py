@@ -207,6 +207,33 @@ def test_one_process_is_rank_0_of_1():
     dist.init()
 
 
+class _Rank1Of2:
+    """Stands in for COMM_WORLD as seen by rank 1 (for the rank-0-only writers; no collective runs)."""
+
+    def Get_rank(self):
+        return 1
+
+    def Get_size(self):
+        return 2
+
+
+def test_other_ranks_write_no_checkpoint_and_no_events(monkeypatch, tmp_path):
+    v = sg.Variable(np.arange(3.0))
+    with sg.Session(target="reference") as sess:
+        sess.run(sg.global_variables_initializer())
+        assert sg.train.Saver().save(sess, tmp_path / "ckpt") == str(tmp_path / "ckpt.npz")
+        monkeypatch.setattr(collective, "_job", {"comm": _Rank1Of2()})
+        assert dist.rank() == 1
+        assert sg.train.Saver().save(sess, tmp_path / "other") == str(tmp_path / "other.npz")
+    assert sorted(os.listdir(tmp_path)) == ["ckpt.npz"]
+    np.testing.assert_array_equal(np.load(tmp_path / "ckpt.npz")[v.op.name], np.arange(3.0))
+    pytest.importorskip("tensorboardX")
+    with sg.summary.FileWriter(tmp_path / "logs", graph=sg.get_default_graph()) as writer:
+        writer.add_scalar("loss", 1.0, 1)
+        assert writer.get_logdir() == str(tmp_path / "logs")
+    assert not (tmp_path / "logs").exists()
+
+
 def test_a_launcher_without_mpi4py_is_an_error(monkeypatch):
     """K processes that cannot talk would each train alone: refuse, saying what to install."""
     monkeypatch.setattr(collective, "_job", {})
