@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
@@ -34,6 +35,9 @@ REDUCTIONS = ("mean", "sum")
 LAUNCHER_SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MV2_COMM_WORLD_SIZE",
                       "SLURM_STEP_NUM_TASKS")
 Parts = Tuple[Tuple[str, str, tuple], ...]
+# seconds between printing an uncaught error and MPI_Abort: without it mpiexec sometimes dropped
+# the output of the ranks it was killing (the traceback was lost in 1 of 6 runs)
+ABORT_DELAY = 0.5
 
 _lock = threading.Lock()
 _job: dict = {}              # "comm": the communicator (None: one process), set once by world()
@@ -103,6 +107,7 @@ def abort_on_error(comm) -> None:
             sys.stderr.write(f"staticgraph.distributed: rank {comm.Get_rank()} of {comm.Get_size()} failed "
                              f"({kind.__name__}); aborting the MPI job\n")
             sys.stderr.flush()
+            time.sleep(ABORT_DELAY)       # the launcher forwards what was printed before it kills the job
         finally:
             comm.Abort(1)
     hook._sg_aborts = True
