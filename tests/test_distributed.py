@@ -108,6 +108,20 @@ def test_ranks_match_one_process_on_the_global_batch(tmp_path, n, target, dtype,
 
 
 @needs_mpi
+def test_the_python_plan_calls_the_allreduce_too(tmp_path, monkeypatch):
+    """Under NUMBA_DISABLE_JIT=1 the cpu target runs its generated plan.py as Python, which calls
+    the host call (the allreduce) through its ``hosts`` parameter."""
+    args = ("train", "--dtype", "float32", "--optimizer", "sgd", "--steps", "2")
+    want = single_process(tmp_path, *args, "--target", "reference")
+    monkeypatch.setenv("NUMBA_DISABLE_JIT", "1")
+    monkeypatch.setenv("STATICGRAPH_CACHE_DIR", str(tmp_path / "cache"))
+    rc, out = mpirun(2, tmp_path, *args, "--target", "cpu")
+    assert rc == 0, out
+    for got in ranks(tmp_path, 2):
+        assert_same(got, want, "float32")
+
+
+@needs_mpi
 def test_sum_is_k_times_the_mean(tmp_path):
     """op="sum" with learning rate lr is the mean-combined step with lr * K."""
     want = single_process(tmp_path, "train", "--lr-scale", "2")
