@@ -35,8 +35,8 @@ def _allreduce(op, b):
     def run(X, Y, M, E, p, kind=op.attrs["op"], parts=op.attrs["parts"], who=op):
         R = ALLREDUCE.at
         n, xo, yo = int(M[p + R.n]), int(M[p + R.x_off]), int(M[p + R.y_off])
-        out = Y[yo:yo + n]
-        if not (X is Y and xo == yo):     # in place where the planner put the output on the input
-            out[...] = X[xo:xo + n]
+        out, src = Y[yo:yo + n], X[xo:xo + n]
+        if out.ctypes.data != src.ctypes.data:     # else in place: the planner put the output on the input
+            out[...] = src
         allreduce(out, kind, parts, who)
     b.host_call("allreduce", [x], y, record, ALLREDUCE.size, run, inplace=[x])

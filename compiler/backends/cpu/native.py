@@ -438,9 +438,9 @@ def compile_detached(sources: Sequence[str]) -> Tuple[List[int], int]:
 class NativeStep:
     """The code table of one lowered program and its wrappers' addresses; ``run(F, B, C)`` runs it.
 
-    A program with host calls (``Lowering.host_call``: a collective) is run by ``go(B)``: the
-    table's segments between them (``parts``: (segment of C, host call or None)), each one
-    native call, with the host calls' Python functions in between."""
+    A program with host calls (``Lowering.host_call``: a collective) is run by ``go(B, M, E)``:
+    the table's segments between them (``parts``: (segment of C, number of the host call after it
+    or None)), each one native call, with the host calls' Python functions in between."""
 
     def __init__(self, prog, names: Sequence[str]):
         t0 = time.perf_counter()
