@@ -308,6 +308,22 @@ def test_one_process_distributed_step_is_the_plain_step(target):
         np.testing.assert_allclose(a, b, rtol=1e-6)
 
 
+def test_cpu_step_combines_in_the_fusion_buffer_in_place():
+    """The cpu plan: the gradients are copied into the fusion buffer (one copy each), the allreduce
+    is one host call in place on it, and the variables' parts are pieces of it (no copy out)."""
+    xs, variables, loss = _model(["float32"])
+    step = dist.DistributedOptimizer(sg.train.MomentumOptimizer(0.1, 0.9)).minimize(loss)
+    with sg.Session() as sess:
+        sess.run(sg.global_variables_initializer())
+        plan = sess.compile([step, loss], [xs["float32"]])
+        plan(np.ones((4, 3), np.float32))
+        exe = plan._exe
+        calls = [(c.op.type, c.kernel) for c in exe.base.prog.calls if c.op is not None]
+        lay = next(iter(exe.tier.layouts.values()))
+    assert [k for t, k in calls if t in ("Concat", "SplitLike", "Allreduce")] == ["ew_Copy", "ew_Copy", "allreduce"]
+    assert [(o.op.type, i.op.type) for o, i in lay.arena.inplace if o.op.type == "Allreduce"] == [("Allreduce", "Concat")]
+
+
 @pytest.mark.parametrize("op", ["mean", "sum"])
 def test_allreduce_gradient_by_finite_differences(op):
     """One process (the identity), first and second order: the rule builds Allreduce ops."""

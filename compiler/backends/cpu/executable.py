@@ -206,6 +206,8 @@ class Layout:
                 env.offsets[key] = 0        # a feed's own array
             elif root in arena.offsets:
                 env.offsets[key] = arena.offsets[root]
+            if key in env.offsets and prog.shifted(key):      # a piece of its root's buffer
+                env.offsets[key] += prog.shift(key, env)
         for op, check in prog.checks:
             try:
                 check(env)
@@ -310,7 +312,8 @@ class Layout:
         for call in prog.calls:
             out = call.args[-1]
             for key in call.inplace:
-                if prog.space(key) == "A" and shapes[key] == shapes[out]:
+                if prog.space(key) == "A" and shapes[key] == shapes[out] and not prog.shifted(key) \
+                        and not prog.shifted(out):
                     inplace.append((out, prog.root(key), call.index))
         return plan_memory(buffers, inplace)
 
