@@ -4,7 +4,9 @@ The step stays one code table; an ``Allreduce`` call is a *host call* (``Lowerin
 the native step runs the table up to it (one Python->native call), mpi4py's ``Allreduce`` then
 combines the flat buffer in place in the arena (no copy on the Python side), and the next native
 call runs the rest (``native.NativeStep``). ``DistributedOptimizer`` packs each dtype's gradients
-into one buffer, so a step is at most one more native call per dtype.
+into one buffer, so a step is at most one more native call per dtype; the packing itself copies
+nothing (``lowerings._fusion_buffer_pieces``: the gradients are computed into the buffer, and the
+parts after the allreduce are pieces of it).
 
 Why not call MPI from inside the native loop (``numba-mpi``): the kernel wrappers are cached on
 disk and loaded by address into every process, and an MPI function's address differs per
