@@ -121,6 +121,44 @@ def test_the_python_plan_calls_the_allreduce_too(tmp_path, monkeypatch):
         assert_same(got, want, "float32")
 
 
+READ_AFTER = """
+import sys
+sys.path.insert(0, {root!r})
+import numpy as np, staticgraph as sg
+from staticgraph import distributed as dist
+rank = dist.rank()
+res = {{}}
+for target in ("reference", "cpu"):
+    with sg.Graph().as_default():
+        x = sg.placeholder(sg.float32, [4, 3])
+        w = sg.Variable(np.ones((3, 2), np.float32))
+        b = sg.Variable(np.zeros(2, np.float32))
+        loss = sg.reduce_sum(sg.square(x @ w + b))
+        gw = sg.gradients(loss, [w])[0]
+        step = dist.DistributedOptimizer(sg.train.GradientDescentOptimizer(0.01)).minimize(loss)
+        probe = sg.reduce_sum(gw * 1.0)     # reads this rank's gradient after the allreduce
+        with sg.Session(target=target) as sess:
+            sess.run(sg.global_variables_initializer())
+            xv = np.arange(12, dtype=np.float32).reshape(4, 3) * (rank + 1)
+            res[target] = [sess.run([step, probe], {{x: xv}})[1] for _ in range(2)] + [sess.get_variable_value(w)]
+for a, c in zip(res["reference"], res["cpu"]):
+    np.testing.assert_allclose(c, a, rtol=1e-5)
+print("rank", rank, "local gradient sum", res["cpu"][0])
+"""
+
+
+@needs_mpi
+def test_a_gradient_read_after_the_allreduce_keeps_its_local_value(tmp_path):
+    """On cpu the gradient lives in the fusion buffer: a read after the allreduce must still see
+    this rank's own gradient (the allreduce then does not run in place), as on reference."""
+    script = tmp_path / "read_after.py"
+    script.write_text(READ_AFTER.format(root=str(HERE.parent)))
+    rc, out = launch(2, [script], tmp_path)
+    assert rc == 0, out
+    sums = sorted(float(line.split()[-1]) for line in out.splitlines() if "local gradient sum" in line)
+    assert len(sums) == 2 and sums[1] == pytest.approx(4 * sums[0]), out      # rank 1's inputs are 2x: 4x
+
+
 @needs_mpi
 def test_sum_is_k_times_the_mean(tmp_path):
     """op="sum" with learning rate lr is the mean-combined step with lr * K."""
