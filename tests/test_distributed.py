@@ -45,7 +45,9 @@ needs_mpi = pytest.mark.skipif(MPIEXEC is None, reason="mpi4py or mpiexec not in
 def launch(n, argv, cwd):
     """``mpiexec -n n python *argv``: (return code, output), killed with its whole process group
     after TIMEOUT seconds (the test then fails, never hangs)."""
-    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    # MPICH: a rank waiting in a collective yields its core (the suite's other workers share them)
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+               MPIR_CVAR_ENABLE_HEAVY_YIELD="1")
     cmd = [MPIEXEC, "-n", str(n), sys.executable, *map(str, argv)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=cwd,
                             start_new_session=True)
