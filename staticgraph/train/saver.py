@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import DataLossError, FailedPreconditionError, InvalidArgumentError, NotFoundError
 from ..files import file_error, reading, sniff
+from ..ops.collective import rank
 from ..variables import Variable, global_variables
 
 SUFFIX = ".npz"
@@ -38,13 +39,15 @@ class Saver:
 
     def save(self, sess, path: PathLike, global_step: Optional[int] = None) -> str:
         """Write the variables' values to ``path`` (``.npz`` appended if missing; with ``global_step``,
-        ``<path>-<step>.npz``). Returns the path written."""
+        ``<path>-<step>.npz``). Returns the path written. In an MPI job (``sg.distributed``) only
+        rank 0 writes; every rank returns the path."""
         path = os.fspath(path)
         if global_step is not None:
             path = f"{path}-{int(global_step)}"
         path = path if path.endswith(SUFFIX) else path + SUFFIX
         arrays = _values_to_save(sess, self._variables(sess))     # all of one moment (between runs)
-        _atomic_write(path, arrays)
+        if rank() == 0:         # data-parallel jobs (sg.distributed): one writer, the ranks hold the same values
+            _atomic_write(path, arrays)
         return path
 
     def restore(self, sess, path: PathLike) -> None:

@@ -222,6 +222,8 @@ class Layout:
                 env.offsets[key] = 0        # a feed's own array
             elif root in arena.offsets:
                 env.offsets[key] = arena.offsets[root]
+            if key in env.offsets and prog.shifted(key):      # a piece of its root's buffer
+                env.offsets[key] += prog.shift(key, env)
         for op, check in prog.checks:
             try:
                 check(env)
@@ -326,7 +328,8 @@ class Layout:
         for call in prog.calls:
             out = call.args[-1]
             for key in call.inplace:
-                if prog.space(key) == "A" and shapes[key] == shapes[out]:
+                if prog.space(key) == "A" and shapes[key] == shapes[out] and not prog.shifted(key) \
+                        and not prog.shifted(out):
                     inplace.append((out, prog.root(key), call.index))
         return plan_memory(buffers, inplace)
 
@@ -388,8 +391,13 @@ class Tier:
 
     def bind(self, lay: "Layout") -> None:
         """Give ``lay`` its ``go()``: the step on its buffers (errors are left in ``lay.E``)."""
-        if self.native is not None:
+        if self.native is not None and len(self.native.parts) > 1:     # host calls (collectives) between
+            lay.go = functools.partial(self.native.go, lay.B, lay.M, lay.E)
+        elif self.native is not None:
             lay.go = functools.partial(self.native.run, self.native.F, lay.B, self.native.C)
+        elif any(c.host is not None for c in self.prog.all_calls):
+            lay.go = functools.partial(self.module.step, *lay.args, hosts=[c.host for c in self.prog.all_calls
+                                                                           if c.host is not None])
         else:
             lay.go = functools.partial(self.module.step, *lay.args)
             lay.direct = {}         # the Python step takes the layout's own arrays: feeds are copied
@@ -689,6 +697,11 @@ class CpuExecutable(Executable):
                     view[...] = fn(state, lay.env)
                 lay.E[0] = 0
                 for i, row in enumerate(rows):
+                    if i in step.hosts:       # a host call (a collective)
+                        t0 = time.perf_counter()
+                        step.run_host(i, lay.B, lay.M, lay.E)
+                        totals[i] += time.perf_counter() - t0
+                        continue
                     if not row.size:          # a later share of a group: run with share 0
                         continue
                     t0 = time.perf_counter()
@@ -697,7 +710,7 @@ class CpuExecutable(Executable):
                 if lay.E[0]:
                     raise self._error(tier, lay)
         return [(totals[i] / runs, c.op.type if c.op else "", c.op.name if c.op else "", c.kernel,
-                 c.op.defined_at if c.op else "") for i, c in enumerate(tier.prog.all_calls) if rows[i].size]
+                 c.op.defined_at if c.op else "") for i, c in enumerate(tier.prog.all_calls) if rows[i].size or i in step.hosts]
 
     def _run_reference(self, state: SessionState, values: Sequence[np.ndarray]) -> List[np.ndarray]:
         """A warm-up run on the reference interpreter, under the session lock like a native run
