@@ -55,10 +55,23 @@ How Numba 0.68 caches (``numba/core/caching.py``), and what this module does abo
    block seals them; if it never comes, the next process deletes them and recompiles (safe).
 5. Last line of defence: ``install_kernel_cache_locator`` also replaces
    ``caching.IndexDataCacheFile`` (read by ``Cache.__init__``) with a subclass whose
-   ``_load_index``/``_load_data`` first check the file against ``numba.json`` (or against what
-   this process's Numba wrote, noted by ``_save_index``/``_save_data``); an unvouched file is
-   treated as absent (warning if it was recorded with another hash), so even a compile outside a
-   ``compiling`` block never unpickles an unverified file. Files of other folders are untouched.
+   ``_load_index``/``_load_data`` read the file ONCE, check those bytes against ``numba.json`` (or
+   against what this process's Numba wrote, noted by ``_save_index``/``_save_data``) and unpickle
+   the same bytes (``_checked_read``: nothing can swap the file between check and load); an
+   unvouched file is treated as absent (warning if it was recorded with another hash), so even a
+   compile outside a ``compiling`` block never unpickles an unverified file. Files of other
+   folders are untouched.
+8. Trust (issue 27): hashes beside the files only catch corruption, not a writer, so the root and
+   every folder code or pickles are read from must be owned by this user and writable by no group
+   or others, checked on the real folder a symlink leads to (``trust_problem``; folders above the
+   root may not be world-writable unless sticky). ``usable_root`` checks the root and its
+   ``plans``/``kernels``, ``PlanCache.entry`` every folder down to the entry's ``__pycache__``, the
+   kernel locator down to its folder. A refused root, or one that cannot be written (read-only,
+   full disk, no permission: ``unwritable``), costs one CacheWarning naming it and the reason;
+   from then on this process never loads from or writes into it and uses a private folder
+   (``tempfile.mkdtemp``, 0700, removed at exit, passed to compile workers: ``worker_env``).
+   ``load_module`` checks a source against the hash this process's ``entry`` call asked for
+   (the manifest only for an entry another process made, in a trusted folder).
 6. Entries: built in ``plans/<xx>/.tmp-<key>-<pid>-<rand>/`` and ``os.rename``d into place (a
    killed writer leaves only a temp folder; the next build of the key, any build in that shard
    after 10 minutes, and ``clear`` remove it; ``info`` counts it). A rename that loses a race
@@ -69,11 +82,14 @@ How Numba 0.68 caches (``numba/core/caching.py``), and what this module does abo
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import hashlib
+import io
 import json
 import os
+import pickle
 import re
 import shutil
 import stat
@@ -153,16 +169,19 @@ STATS = CacheStats()
 
 
 # ---------------------------------------------------------------------------------- paths, keys
+def configured_root() -> Path:
+    """The folder the user asked for: ``$STATICGRAPH_CACHE_DIR`` or ``$HOME/.cache/staticgraph``."""
+    env = os.environ.get(ENV_VAR)
+    return Path(os.path.abspath(os.path.expanduser(env))) if env else Path.home() / ".cache" / "staticgraph"
+
+
 def cache_root(create: bool = True) -> Path:
-    """The cache folder: ``$STATICGRAPH_CACHE_DIR`` or ``$HOME/.cache/staticgraph`` (absolute).
+    """The cache folder this process uses (absolute): ``configured_root()`` if only this user can
+    write into it, else this process's private fallback folder (see ``usable_root``).
 
     With ``create`` it and any missing parents are made 0700; a non-folder there is a CacheError.
     """
-    env = os.environ.get(ENV_VAR)
-    root = Path(os.path.abspath(os.path.expanduser(env))) if env else Path.home() / ".cache" / "staticgraph"
-    if create:
-        make_private_dirs(root)
-    return root
+    return usable_root(configured_root(), create)
 
 
 def make_private_dirs(path: Union[str, os.PathLike]) -> Path:
@@ -194,6 +213,138 @@ def make_private_dirs(path: Union[str, os.PathLike]) -> Path:
                              f"(set {ENV_VAR} to a writable folder)") from exc
         os.chmod(folder, 0o700)
     return path
+
+
+# ------------------------------------------------------------- trust, private fallback folder
+_UNWRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
+_TRUST_GUARD = threading.RLock()
+_FALLBACK: dict = {}     # real path of a refused root -> the private folder this process uses instead
+_PRIVATE: list = []      # this process's private fallback folder (made on first need, removed at exit)
+
+
+def trust_problem(folder: Union[str, os.PathLike], ancestors: bool = True) -> Optional[str]:
+    """Why files in ``folder`` could have been written by another user; None if they could not.
+
+    Checked on the real folder a symlink leads to (as pip's cache and git's ``safe.directory``
+    do): it must be a folder owned by this user and writable by no group or others. With
+    ``ancestors``, no folder above it may be writable by others unless sticky (as /tmp is), since
+    whoever can rename it can swap it. A missing folder is no problem (we create it 0700).
+    Without POSIX owners (Windows) there is nothing to check."""
+    if not hasattr(os, "geteuid"):      # pragma: no cover - not POSIX
+        return None
+    real = Path(os.path.realpath(folder))
+    name = str(folder) if str(real) == os.path.abspath(folder) else f"{folder} (a link to {real})"
+    try:
+        st = os.stat(real)
+    except (FileNotFoundError, NotADirectoryError):
+        return None       # missing (a non-folder on the way is make_private_dirs' clear error)
+    except OSError as exc:
+        return f"cannot inspect {name}: {exc.strerror}"
+    uid = os.geteuid()
+    if not stat.S_ISDIR(st.st_mode):
+        return f"{name} is not a folder"
+    if st.st_uid != uid:
+        return f"{name} is owned by uid {st.st_uid}, not by this user (uid {uid})"
+    if st.st_mode & 0o022:
+        who = "group and others" if st.st_mode & 0o022 == 0o022 else "group" if st.st_mode & 0o020 else "others"
+        return f"{name} is writable by {who} (mode {stat.S_IMODE(st.st_mode):04o})"
+    for parent in real.parents if ancestors else ():
+        with contextlib.suppress(OSError):
+            mode = os.stat(parent).st_mode
+            if mode & 0o002 and not mode & stat.S_ISVTX:
+                return f"{parent}, a folder above {name}, is writable by others and not sticky"
+    return None
+
+
+def chain_problem(root: Path, folder: Path) -> Optional[str]:
+    """``trust_problem`` of ``root`` (ancestors included) and of every existing folder from it down
+    to ``folder`` (below ``root``)."""
+    problem = trust_problem(root)
+    if problem is None and folder != root:
+        probe = root
+        for part in Path(folder).relative_to(root).parts:
+            probe = probe / part
+            if not probe.is_dir():      # missing, or a damaged entry (rebuilt by PlanCache.entry)
+                break
+            problem = trust_problem(probe, ancestors=False)
+            if problem is not None:
+                break
+    return problem
+
+
+def unwritable(exc: BaseException) -> bool:
+    """True when ``exc`` (or what caused it) says a folder cannot be written: no permission,
+    read-only file system, full disk or quota."""
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in _UNWRITABLE:
+            return True
+        exc = exc.__cause__
+    return False
+
+
+def usable_root(root: Path, create: bool = True) -> Path:
+    """``root`` if this process may use it, else its private fallback folder.
+
+    A root (or its ``plans``/``kernels`` folder) that another user could write into is refused
+    (``trust_problem``), as is one that cannot be created; either way one CacheWarning names it
+    and the reason, and this process compiles into a private fallback folder from then on."""
+    with _TRUST_GUARD:
+        fallback = _FALLBACK.get(os.path.realpath(root))
+    if fallback is not None:
+        return fallback
+    if create:
+        try:
+            make_private_dirs(root)
+        except CacheError as exc:
+            if not unwritable(exc):
+                raise
+            return fall_back(root, str(exc))
+    for folder in (root, root / "plans", root / "kernels"):
+        problem = chain_problem(root, folder)
+        if problem is not None:
+            return fall_back(root, problem)
+    return root
+
+
+def fall_back(root: Path, reason: str) -> Path:
+    """Stop using ``root`` in this process (never load from it or write into it again): warn
+    once, naming it and ``reason``, and return the private fallback folder (made 0700 by
+    ``tempfile.mkdtemp``, removed at exit; compile workers started from now on share it)."""
+    with _TRUST_GUARD:
+        key = os.path.realpath(root)
+        if key in _FALLBACK:
+            return _FALLBACK[key]
+        if _PRIVATE and os.path.realpath(_PRIVATE[0]) == key:
+            raise CacheError(f"staticgraph cache: cannot use the private fallback folder {root} "
+                             f"either: {reason}")
+        if not _PRIVATE:
+            try:
+                _PRIVATE.append(Path(tempfile.mkdtemp(prefix="staticgraph-cache-")))
+            except OSError as exc:
+                raise CacheError(f"staticgraph cache: cannot use {root} ({reason}) and cannot make "
+                                 f"a private fallback folder: {exc}") from exc
+        _FALLBACK[key] = _PRIVATE[0]
+        _warn(f"not using {root}: {reason}. This process compiles into a private temporary folder "
+              f"instead ({_PRIVATE[0]}, removed at exit); nothing is loaded from or written into {root}")
+        return _PRIVATE[0]
+
+
+def private_fallback() -> Optional[Path]:
+    """This process's private fallback folder, if some root was refused (else None)."""
+    return _PRIVATE[0] if _PRIVATE else None
+
+
+def worker_env() -> dict:
+    """Environment entries a compile worker needs to share this process's cache folder."""
+    return {ENV_VAR: str(cache_root(create=False))}
+
+
+@atexit.register
+def _remove_private() -> None:
+    # registered at import, so it runs after the exit handlers of modules imported later (LIFO),
+    # e.g. the cpu executable's, which joins the builds still writing into this folder
+    if _PRIVATE:
+        shutil.rmtree(_PRIVATE[0], ignore_errors=True)
 
 
 def cache_key(*parts: Union[str, bytes]) -> str:
@@ -452,6 +603,7 @@ def _verify_folder(folder: Path) -> list[Path]:
 
 
 # ------------------------------------------------------------- Numba locator for our files
+_EXPECTED: dict = {}   # entry folder -> {file: sha256} that this process's entry() call asked for
 _INSTALLED: dict = {}  # "locator": our locator class, "original_index_file": Numba's class
 _BOUND_KERNEL_DIRS: list[Path] = []
 _PLAN_ROOTS: set = set()
@@ -478,7 +630,11 @@ def _numba_cache_dir_for(py_file: str) -> Optional[Path]:
         base = Path(os.path.realpath(base))
         if _is_under(real, base):
             sub = ".".join(real.parent.relative_to(base.parent).parts)
-            kdir = Path(os.path.realpath(kernel_cache_dir(cache_root())))
+            root = cache_root()
+            problem = chain_problem(root, kernel_cache_dir(root) / sub)
+            if problem is not None:
+                root = fall_back(root, problem)
+            kdir = Path(os.path.realpath(kernel_cache_dir(root)))
             if kdir not in _BOUND_KERNEL_DIRS:  # first use in this process: check what is there
                 _verify_folder(kdir)  # unlocked: this may run inside a compiling() block (lock order)
                 _BOUND_KERNEL_DIRS.append(kdir)
@@ -520,34 +676,53 @@ def install_kernel_cache_locator() -> None:
         def from_function(cls, py_func, py_file):
             if not os.path.exists(py_file):
                 return None
-            folder = _numba_cache_dir_for(py_file)
-            if folder is None:
-                return None
-            locator = cls(py_func, py_file, folder)
-            locator.ensure_cache_path()  # a CacheError here names the folder
-            return locator
+            for _ in range(2):
+                folder = _numba_cache_dir_for(py_file)
+                if folder is None:
+                    return None
+                locator = cls(py_func, py_file, folder)
+                try:
+                    locator.ensure_cache_path()  # a CacheError here names the folder
+                    return locator
+                except OSError as exc:
+                    if not unwritable(exc):
+                        raise
+                    fall_back(_root_of(folder), f"cannot write into it ({exc})")
+            raise CacheError(f"staticgraph cache: no writable folder for the Numba files of {py_file}")
 
     class VerifiedIndexDataCacheFile(caching.IndexDataCacheFile):
         """Numba's index/data file access, refusing files of our folders that nothing vouches for."""
 
         def _load_index(self):
-            if not _may_load(Path(self._index_path)):
-                return {}  # as if absent: Numba compiles and rewrites it
-            return super()._load_index()
+            ours, data = _checked_read(Path(self._index_path))
+            if not ours:
+                return super()._load_index()
+            if data is None:
+                return {}  # absent or not vouched for: Numba compiles and rewrites it
+            stream = io.BytesIO(data)       # Numba's own format (``_load_index``), from the checked bytes
+            if pickle.load(stream) != self._version:
+                return {}
+            stamp, overloads = pickle.loads(stream.read())
+            return overloads if stamp == self._source_stamp else {}
 
         def _load_data(self, name):
             path = Path(self._data_path(name))
-            if not _may_load(path):
-                raise FileNotFoundError(errno.ENOENT, "not vouched for by numba.json", str(path))
-            return super()._load_data(name)
+            ours, data = _checked_read(path)
+            if not ours:
+                return super()._load_data(name)
+            if data is None:
+                raise FileNotFoundError(errno.ENOENT, "absent or not vouched for by numba.json", str(path))
+            return pickle.loads(data)
 
         def _save_index(self, overloads):
-            super()._save_index(overloads)
-            _note_written(Path(self._index_path))
+            with _degrade_on_write_error(Path(self._index_path)):
+                super()._save_index(overloads)
+                _note_written(Path(self._index_path))
 
         def _save_data(self, name, data):
-            super()._save_data(name, data)
-            _note_written(Path(self._data_path(name)))
+            with _degrade_on_write_error(Path(self._data_path(name))):
+                super()._save_data(name, data)
+                _note_written(Path(self._data_path(name)))
 
     impl._locator_classes.insert(0, CacheLocator)
     _INSTALLED.update(locator=CacheLocator, original_index_file=caching.IndexDataCacheFile)
@@ -581,32 +756,57 @@ def _managed_folder(path: Path) -> Optional[Path]:
     return None
 
 
-def _may_load(path: Path) -> bool:
-    """Whether Numba may unpickle ``path``: not ours, absent, written by this process, or recorded
-    with this exact size and hash in its folder's numba.json. Checked right before every load."""
+def _checked_read(path: Path) -> tuple:
+    """(ours, data) for a Numba file about to be unpickled. ours: ``path`` is in a folder this module
+    manages (else (False, None): Numba reads it itself). data: its bytes, read ONCE and hashed, when
+    this process wrote exactly them or its folder's numba.json records their size and hash; None when
+    absent or not vouched for (as if absent: Numba recompiles). The caller unpickles these bytes."""
     folder = _managed_folder(path)
     if folder is None:
-        return True
+        return False, None
     real = Path(os.path.realpath(path))
     try:
-        found = _file_digest(real)
+        with open(real, "rb") as f:
+            data = f.read()
     except FileNotFoundError:
-        return True
+        return True, None
     except OSError:
-        return False
+        return True, None
+    found = (len(data), hashlib.sha256(data).hexdigest())
     if _WRITTEN.get(str(real)) == found:
-        return True
+        return True, data
     want = None
     with contextlib.suppress(CacheError, AttributeError):
         want = _read_json(folder / RECORD).get("files", {}).get(real.relative_to(folder).as_posix())
     if isinstance(want, dict) and (want.get("size"), want.get("sha256")) == found:
-        return True
+        return True, data
     if (str(real), found) not in _REFUSED:  # report each refused file version once
         _REFUSED.add((str(real), found))
         STATS.add("rejected")
         if want is not None:
             _warn(f"{path} does not match its hash in {folder / RECORD}; ignored, Numba recompiles")
-    return False
+    return True, None
+
+
+def _root_of(folder: Path) -> Path:
+    """The cache root above a Numba cache folder (a plan entry's __pycache__ or a kernel folder)."""
+    real = Path(os.path.realpath(folder))
+    for parent in real.parents:
+        if parent.name in ("plans", "kernels"):
+            return parent.parent
+    return real
+
+
+@contextlib.contextmanager
+def _degrade_on_write_error(path: Path) -> Iterator[None]:
+    """Around a write into the cache: a full, read-only or forbidden folder ends this process's
+    use of its root (one warning naming it and the OS error); what was compiled stays in memory."""
+    try:
+        yield
+    except OSError as exc:
+        if not unwritable(exc):
+            raise
+        fall_back(_root_of(path.parent), f"cannot write {path} ({exc.strerror or exc})")
 
 
 _REFUSED: set = set()
@@ -629,7 +829,7 @@ def verify_kernels() -> list[Path]:
 def seal_kernels() -> None:
     """``seal`` for every bound kernel folder (under their locks)."""
     for kdir in bound_kernel_dirs():
-        with _locked(_lock_path(kdir)):
+        with _degrade_on_write_error(kdir / RECORD), _locked(_lock_path(kdir)):
             if kdir.is_dir():
                 _seal_folder(kdir)
 
@@ -643,11 +843,14 @@ class PlanCache:
 
     @property
     def root(self) -> Path:
-        """The root folder, created 0700 if missing."""
-        return make_private_dirs(self._root) if self._root is not None else cache_root()
+        """The root folder this process uses (``usable_root``), created 0700 if missing."""
+        return usable_root(self._configured())
+
+    def _configured(self) -> Path:
+        return self._root if self._root is not None else configured_root()
 
     def _root_nocreate(self) -> Path:
-        return self._root if self._root is not None else cache_root(create=False)
+        return usable_root(self._configured(), create=False)
 
     def path_of(self, key: str) -> Path:
         """The folder of ``key``'s entry (it may not exist)."""
@@ -662,14 +865,33 @@ class PlanCache:
         An existing entry that is corrupt, partial, foreign or holds other content is removed and
         rebuilt, with a CacheWarning naming the offending file.
         """
-        dest = self.path_of(key)
+        self.path_of(key)
         blobs = self._check_files(key, files)
         expected = {name: hashlib.sha256(data).hexdigest() for name, data in blobs.items()}
         try:
             meta = json.loads(json.dumps(manifest, sort_keys=True))
         except (TypeError, ValueError) as exc:
             raise TypeError(f"manifest of cache entry {key} is not JSON data: {exc}") from None
-        root = self.root
+        for _ in range(3):     # the configured root, then (once refused) the private fallback folder
+            root = self.root
+            dest = root / "plans" / key[:2] / key
+            try:
+                problem = chain_problem(root, dest / COMPILED_DIR)
+                if problem is None:
+                    dest = self._entry_in(root, dest, key, blobs, expected, meta)
+                    problem = chain_problem(root, dest / COMPILED_DIR)
+            except OSError as exc:       # CacheError included
+                if not unwritable(exc):
+                    raise
+                problem = f"cannot write into it ({exc})"
+            if problem is None:
+                with _TRUST_GUARD:
+                    _EXPECTED[str(dest)] = expected
+                return dest
+            fall_back(root, problem)
+        raise CacheError(f"staticgraph cache: no usable folder for entry {key}")
+
+    def _entry_in(self, root: Path, dest: Path, key: str, blobs: dict, expected: dict, meta: dict) -> Path:
         _PLAN_ROOTS.add(os.path.realpath(root))
         make_private_dirs(dest.parent)
         with _locked(_lock_path(dest)):
@@ -805,16 +1027,24 @@ class PlanCache:
         """
         path = Path(path)
         source_path = path / filename
-        manifest = _read_json(path / MANIFEST)
-        want = manifest.get("files", {}).get(filename)
+        root = _root_of(path / COMPILED_DIR)
+        problem = chain_problem(root, path) if _is_under(Path(os.path.realpath(path)), root) else trust_problem(path)
+        if problem is not None:
+            raise CacheError(f"staticgraph cache: will not run code from {source_path}: {problem}")
+        with _TRUST_GUARD:
+            recorded = _EXPECTED.get(str(path))
+        where = "the hash this process recorded for it"
+        if recorded is None:       # an entry this process did not make: its manifest (trusted folder)
+            recorded, where = _read_json(path / MANIFEST).get("files", {}), f"its hash in {path / MANIFEST}"
+        want = recorded.get(filename)
         try:
-            data = source_path.read_bytes()
+            data = source_path.read_bytes()       # read once: these bytes are checked and run
         except OSError as exc:
             raise CacheError(f"staticgraph cache: cannot read {source_path}: {exc.strerror}") from exc
         digest = hashlib.sha256(data).hexdigest()
         if want is None or digest != want:
-            raise CacheError(f"staticgraph cache: {source_path} does not match its hash in "
-                             f"{path / MANIFEST}; call PlanCache.entry again to rebuild it")
+            raise CacheError(f"staticgraph cache: {source_path} does not match {where}; "
+                             f"call PlanCache.entry again to rebuild it")
         install_kernel_cache_locator()  # before the module's @njit(cache=True) decorators run
         stem = Path(filename).stem
         name = module_name or f"_staticgraph_plan_{path.name}" + ("" if stem == "plan" else f"_{stem}")
@@ -838,7 +1068,7 @@ class PlanCache:
     def seal(self, path: Path) -> None:
         """Record the hash of every Numba file of entry/kernel folder ``path`` in its numba.json."""
         path = Path(path)
-        with _locked(_lock_path(path)):
+        with _degrade_on_write_error(path / RECORD), _locked(_lock_path(path)):
             _seal_folder(path)
 
     def verify_compiled(self, path: Path) -> list[Path]:
@@ -870,11 +1100,12 @@ class PlanCache:
             yield
             wrote = False
             for folder in given:
-                if folder.is_dir() and _seal_folder(folder):
-                    wrote = True
+                with _degrade_on_write_error(folder / RECORD):
+                    if folder.is_dir() and _seal_folder(folder):
+                        wrote = True
             for folder in bound_kernel_dirs():      # those bound during the block too
                 if folder not in given and folder in _DIRTY and folder.is_dir():
-                    with _locked(_lock_path(folder)):
+                    with _degrade_on_write_error(folder / RECORD), _locked(_lock_path(folder)):
                         _DIRTY.discard(folder)
                         _seal_folder(folder)
             if wrote:
@@ -882,8 +1113,9 @@ class PlanCache:
 
     # ------------------------------------------------------------------------ management
     def info(self) -> dict:
-        """{"path", "exists", "entries", "kernel_files", "temp", "bytes"} of the cache (read-only)."""
-        root = self._root_nocreate()
+        """{"path", "exists", "entries", "kernel_files", "temp", "bytes"} of the cache (read-only;
+        of the configured folder even when this process does not trust it: listing loads nothing)."""
+        root = self._configured()
         result = {"path": str(root), "exists": root.is_dir(), "entries": 0, "kernel_files": 0,
                   "temp": 0, "bytes": 0}
         plans = root / "plans"
@@ -908,7 +1140,7 @@ class PlanCache:
         """Remove every plan entry and kernel file (the folders the library made below the root);
         the root itself and anything else in it stay. Returns ``info()`` from before."""
         before = self.info()
-        root = self._root_nocreate()
+        root = self._configured()
         for folder in ("plans", "kernels"):
             if os.path.lexists(root / folder):
                 _remove_tree(root / folder)

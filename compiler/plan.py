@@ -17,6 +17,7 @@ from staticgraph.tensor import Tensor
 from staticgraph.values import convert_value
 
 from .backends.base import Executable
+from .numerics import Check, check
 from .schedule import Schedule
 from .state import SessionState
 
@@ -25,8 +26,9 @@ class Plan:
     """A compiled step: ``plan(*arrays)`` feeds ``arrays`` positionally and returns the fetches."""
 
     def __init__(self, sched: Schedule, executable: Executable, state: SessionState, pack: Callable[[List[Any]], Any],
-                 leaf_kinds: Sequence[str], target: str):
+                 leaf_kinds: Sequence[str], target: str, checks: Sequence[Check] = ()):
         self.schedule = sched
+        self._checks = tuple(checks)     # numerics.py: fetched after the caller's fetches, checked, dropped
         self.feeds = sched.feeds
         self._exe = executable
         self._state = state
@@ -51,6 +53,10 @@ class Plan:
                 values[i] = convert_feed(self.feeds[i], a)
                 self._accepted[i] = values[i].shape
         fetched = self._exe.run(self._state, values)
+        if self._checks:
+            mine = len(fetched) - len(self._checks)
+            check(fetched[mine:], self._checks)
+            fetched = fetched[:mine]
         if self._slots is not None:
             leaves = [None] * len(self._leaf_kinds)
             for i, value in zip(self._slots, fetched):

@@ -18,6 +18,8 @@ from staticgraph.errors import FailedPreconditionError
 from staticgraph.graph import Operation
 from staticgraph.values import check_broadcastable, convert_value
 
+from .sizes import check_bytes, checked_size, num_elements
+
 ALIGN = 16   # slot offsets are multiples of 16 elements (64 bytes for float32)
 
 
@@ -47,9 +49,10 @@ class VariableValues(MutableMapping):
             dt, shape = np.dtype(v.attrs["dtype"]), tuple(v.attrs["shape"])
             off = sizes.get(dt, 0)
             slots[v] = (dt, off, shape)
-            sizes[dt] = off + _aligned(max(int(np.prod(shape, dtype=np.int64)), 1))
+            sizes[dt] = off + _aligned(max(checked_size(shape, dt, f"variable '{v.name}'", v), 1))
         storage = {}
         for dt, size in sizes.items():
+            check_bytes(size * dt.itemsize, f"the session's {dt.name} variables ({len(slots)} in all)")
             buf = np.zeros(size, dt)
             old = self.storage.get(dt)
             if old is not None:
@@ -61,7 +64,7 @@ class VariableValues(MutableMapping):
 
     def _make_view(self, v: Operation) -> np.ndarray:
         dt, off, shape = self.slots[v]
-        n = int(np.prod(shape, dtype=np.int64))
+        n = num_elements(shape, "")      # checked by ensure_slots
         return self.storage[dt][off:off + n].reshape(shape)
 
     def mark_initialized(self, var_ops: Iterable[Operation]) -> None:

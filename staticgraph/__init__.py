@@ -30,6 +30,8 @@ from .variable_scope import AUTO_REUSE, VariableScope, get_variable, get_variabl
 from . import initializers, summary  # noqa: F401
 from . import train  # noqa: F401
 from . import nn, datasets  # noqa: F401
+from . import debugging  # noqa: F401
+from . import distributed  # noqa: F401
 from .viz import to_dot, write_graph  # noqa: F401
 from . import onnx  # noqa: F401  (imports the onnx package only when used)
 

@@ -41,3 +41,8 @@ class InternalError(OpError):
 class DataLossError(InvalidArgumentError):
     """A file the library reads is unreadable, truncated or not in the expected format
     (see ``staticgraph.files``); the message names the file and what is wrong with it."""
+
+
+class ResourceExhaustedError(OpError):
+    """A buffer the run needs is larger than this machine's memory (the message names the op and
+    the shape); TF1's ``tf.errors.ResourceExhaustedError``."""

@@ -15,13 +15,19 @@ TARGETS = ("cpu", "cuda", "reference")
 
 
 class Session:
-    """Runs graphs: ``sg.Session(graph=None, target="cpu")``; a context manager."""
+    """Runs graphs: ``sg.Session(graph=None, target="cpu", check_numerics=None)``; a context manager.
 
-    def __init__(self, graph: Optional[Graph] = None, target: str = "cpu"):
+    ``check_numerics=True`` checks every floating tensor of every step for NaN and inf (as TF1's
+    ``add_check_numerics_ops``; ``sg.errors.InvalidArgumentError`` naming the tensor and its op's
+    line); None: ``STATICGRAPH_CHECK_NUMERICS=1`` turns it on, off by default."""
+
+    def __init__(self, graph: Optional[Graph] = None, target: str = "cpu", check_numerics: Optional[bool] = None):
         from compiler.backends import get_backend
+        from compiler.numerics import session_default
         from compiler.state import SessionState
         self.graph = graph if graph is not None else get_default_graph()
         self.target = target
+        self.check_numerics = session_default() if check_numerics is None else bool(check_numerics)
         self._backend = get_backend(target)
         self._state = SessionState()
         self._plans: Dict[tuple, Any] = {}
@@ -57,6 +63,7 @@ class Session:
 
     def compile(self, fetches, feeds: Sequence[Tensor] = ()):
         """Compile ``fetches`` given positional ``feeds`` into a ``Plan``."""
+        from compiler.numerics import checks_of
         from compiler.plan import Plan
         from compiler.schedule import schedule
         self._check_open()
@@ -70,8 +77,11 @@ class Session:
         tensors = [x for x in leaves if isinstance(x, Tensor)]
         targets = [x for x in leaves if isinstance(x, Operation)]
         sched = schedule(tensors, targets, feeds)
+        checks = checks_of(sched, self.check_numerics)
+        if checks:     # fetched too, so every target keeps them to the step's end
+            sched = schedule(tensors + [c.tensor for c in checks], targets, feeds)
         kinds = ["op" if isinstance(x, Operation) else "tensor" for x in leaves]
-        return Plan(sched, self._backend.compile(sched), self._state, pack, kinds, self.target)
+        return Plan(sched, self._backend.compile(sched), self._state, pack, kinds, self.target, checks)
 
     def _as_feed_tensor(self, key) -> Tensor:
         if isinstance(key, str):
@@ -94,17 +104,33 @@ class Session:
 
     # -- variable values (checkpoints) ----------------------------------------------
     def get_variable_value(self, var: Tensor) -> np.ndarray:
-        """A copy of ``var``'s current value (``FailedPreconditionError`` if uninitialized)."""
-        self._check_open()
-        return np.array(self._state.read(self._variable_op(var)), copy=True)
+        """A copy of ``var``'s current value (``FailedPreconditionError`` if uninitialized), taken
+        between runs of this session (under its lock), never in the middle of one's assigns."""
+        return self._get_variable_values([var])[0]
 
     def set_variable_value(self, var: Tensor, value: Any) -> None:
         """Set ``var``'s value outside a run, by the rule feeds follow (``staticgraph.values``):
         its exact shape, ``same_kind`` casting, no lossy integer narrowing; else
-        ``sg.errors.InvalidArgumentError`` naming the variable."""
+        ``sg.errors.InvalidArgumentError`` naming the variable. Lands between runs of this session."""
+        self._set_variable_values([(var, value)])
+
+    def _get_variable_values(self, variables: Sequence[Tensor]) -> list:
+        """Copies of the values of ``variables``, all of one moment (one hold of the session lock:
+        no run of this session lands its assigns in between); what ``Saver.save`` reads."""
         self._check_open()
-        op = self._variable_op(var)
-        self._state.values[op] = np.array(_variable_value(op, value), copy=True)
+        ops = [self._variable_op(v) for v in variables]
+        with self._state.lock:
+            return [np.array(self._state.read(op), copy=True) for op in ops]
+
+    def _set_variable_values(self, pairs: Sequence[tuple]) -> None:
+        """Set each ``(variable, value)`` of ``pairs``, every value checked first, then all landed
+        in one hold of the session lock (``Saver.restore``: a run sees all or none of them)."""
+        self._check_open()
+        checked = [(op, np.array(_variable_value(op, value), copy=True))
+                   for op, value in ((self._variable_op(v), value) for v, value in pairs)]
+        with self._state.lock:
+            for op, value in checked:
+                self._state.values[op] = value
 
     def _variable_op(self, var: Tensor) -> Operation:
         if not isinstance(var, Tensor) or var.op.type != "Variable":
@@ -144,8 +170,8 @@ class InteractiveSession(Session):
     """A Session that installs itself (and its graph) as this thread's defaults until ``close()``,
     for shells and notebooks: ``t.eval()`` and ``op.run()`` then need no ``session=``."""
 
-    def __init__(self, graph: Optional[Graph] = None, target: str = "cpu"):
-        super().__init__(graph, target)
+    def __init__(self, graph: Optional[Graph] = None, target: str = "cpu", check_numerics: Optional[bool] = None):
+        super().__init__(graph, target, check_numerics)
         default_session.enter_session(self)
 
     def close(self) -> None:

@@ -110,3 +110,39 @@ def test_bad_warmup_mode_is_a_clear_error(monkeypatch):
     with sg.Session() as sess:
         with pytest.raises(ValueError, match="STATICGRAPH_WARMUP='eventually'"):
             sess.compile(x * 3.0, [x])
+
+
+def test_a_process_forked_mid_build_stays_on_the_interpreter_and_says_so(rng, held_build):
+    """The child of a fork during the build has no build thread (and maybe Numba's compiler lock
+    held by it): its runs stay on the reference interpreter, and wait() warns instead of
+    returning as if the kernels were ready."""
+    import os
+    import warnings
+    x, w, loss, train = _model(rng)
+    batch = rng.normal(size=(5, 4)).astype(np.float32)
+    with sg.Session(target="reference") as ref:
+        ref.run(w.initializer)
+        expected = ref.run(loss, {x: batch})
+    with sg.Session() as sess:
+        sess.run(w.initializer)
+        plan = sess.compile(loss, [x])
+        plan(batch)
+        plan(batch)                                  # the build thread starts (held)
+        exe = plan._exe
+        pid = os.fork()
+        if pid == 0:                                 # the child: never back into pytest
+            code = 3
+            try:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    plan.wait()
+                    value = plan(batch)
+                said = [str(m.message) for m in caught if "was forked while cpu plan" in str(m.message)]
+                code = 0 if (len(said) == 1 and exe.warming_up and np.isclose(value, expected, rtol=1e-5)) else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        held_build.set()
+        plan.wait()                                  # the parent builds as usual
+        assert not exe.warming_up
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -29,7 +29,8 @@ ARGS = {
     "batching.py": ["--n", "32", "--d", "64", "--d-out", "48", "--repeats", "3"],
     "linear_regression.py": ["--steps", "200"],
     "tf1_tutorial.py": ["--steps", "300"],
-}
+    "train_distributed.py": ["--epochs", "1", "--limit", "256", "--target", "reference"],   # 1 process; MPI:
+}                                                                                          # test_distributed.py
 
 
 def run_example(path, tmp_path, args=()):

@@ -205,6 +205,25 @@ def test_process_killed_mid_write_keeps_old_checkpoint(tmp_path):
     overwrite(sess, w)
     sg.train.Saver([w]).restore(sess, path)
     np.testing.assert_array_equal(sess.run(w), np.arange(6.0).reshape(2, 3))
+    live = tmp_path / f".ckpt.npz.{saver_mod._HOST}-{os.getpid()}-{'0' * 12}.tmp"   # a save in progress
+    live.write_bytes(b"PK")
+    sg.train.Saver([w]).save(sess, tmp_path / "ckpt")           # the next save removes the dead one
+    assert sorted(os.listdir(tmp_path)) == sorted(["ckpt.npz", live.name])
+
+
+def test_save_into_unwritable_directory_names_the_checkpoint(tmp_path, monkeypatch):
+    make_vars()
+    sess = initialized_session()
+    real_open = open
+
+    def refuse(file, mode="r", *args, **kwargs):       # root ignores mode bits: the OS's answer, injected
+        if "x" in mode:
+            raise PermissionError(13, "Permission denied", file)
+        return real_open(file, mode, *args, **kwargs)
+    monkeypatch.setattr("builtins.open", refuse)
+    with pytest.raises(PermissionError, match=re.escape(f"cannot save checkpoint '{tmp_path / 'ckpt.npz'}' "
+                                                        f"(writing in '{tmp_path}'): Permission denied")):
+        sg.train.Saver().save(sess, tmp_path / "ckpt")
 
 
 # -- errors -------------------------------------------------------------------------------------
@@ -400,3 +419,41 @@ def test_save_fsyncs_the_directory_after_the_rename(tmp_path, monkeypatch):
     sg.train.Saver().save(sess, target)
     assert ("file", False) in synced, synced      # the data, before it is renamed into place
     assert synced[-1] == ("dir", True), synced    # the directory entry, after the rename
+
+
+# -- checkpoints while another thread trains (issue 27) ------------------------------------------
+
+@pytest.mark.parametrize("target", ["cpu", "reference"])
+def test_save_racing_a_training_thread_restores_to_one_step(tmp_path, target):
+    """Saves (and single reads) take the session lock: each holds the values after one whole step,
+    never half of a step's assigns (the cpu step writes the variables in place)."""
+    import threading
+    n = 1 << 20
+    a = sg.Variable(np.zeros(n, np.float32), name="a")
+    b = sg.Variable(np.zeros(n, np.float32), name="b")
+    train = sg.group(sg.assign(a, a + 1.0), sg.assign(b, b + 1.0))
+    sess = sg.Session(target=target)
+    sess.run(sg.global_variables_initializer())
+    sess.run(train)                                 # compiled before the race
+    saver, stop = sg.train.Saver(), threading.Event()
+
+    def trainer():
+        while not stop.is_set():
+            sess.run(train)
+    thread = threading.Thread(target=trainer)
+    thread.start()
+    try:
+        paths = [saver.save(sess, tmp_path / "ckpt", global_step=i) for i in range(8)]
+        singles = [sess.get_variable_value(a) for _ in range(8)]
+    finally:
+        stop.set()
+        thread.join()
+    steps = set()
+    for path in paths:
+        saver.restore(sess, path)
+        va, vb = sess.get_variable_value(a), sess.get_variable_value(b)
+        assert va.min() == va.max() == vb.min() == vb.max(), (path, np.unique(va), np.unique(vb))
+        steps.add(float(va[0]))
+    for value in singles:
+        assert value.min() == value.max()
+    assert max(steps) > 1                           # the trainer really ran during the saves

@@ -11,13 +11,14 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from staticgraph.errors import InternalError, InvalidArgumentError, OpError
+from staticgraph.errors import InternalError, InvalidArgumentError, OpError, ResourceExhaustedError
 from staticgraph.graph import Operation
 from staticgraph.shapes import fmt, is_compatible
 from staticgraph.tensor import Tensor
 
 from ..passes.rewrite import origin
 from ..schedule import Schedule
+from ..sizes import checked_size
 from ..state import SessionState
 from .base import Backend, Executable
 
@@ -54,6 +55,11 @@ class ReferenceExecutable(Executable):
         self.schedule = sched
         fed = self._fed = set(sched.feeds)
         self.steps = [op for op in sched.ops if not (op.outputs and all(o in fed for o in op.outputs))]
+        # outputs whose static shape is beyond int64 or this machine's memory (sizes.py): each run
+        # raises the named error before anything runs, never NumPy's
+        self._oversized = [t for op in self.steps for t in op.outputs
+                           if t.shape is not None and None not in tuple(t.shape) and t not in fed
+                           and not _fits(t)]
 
     def run(self, state: SessionState, feed_values: Sequence[np.ndarray]) -> List[np.ndarray]:
         """The step under the session lock: fetches are copied (they may be views of variables or
@@ -66,6 +72,8 @@ class ReferenceExecutable(Executable):
 
     def _interpret(self, state: SessionState, feed_values: Sequence[np.ndarray]) -> Tuple[List[np.ndarray], dict]:
         """Every op in schedule order: the fetched values and the assigns, ``{var_op: (mode, value)}``."""
+        for t in self._oversized:
+            checked_size(t.shape, t.dtype, f"tensor '{t.name}' of {t.op.type} op '{t.op.name}'", t.op)
         env: Dict[Tensor, np.ndarray] = dict(zip(self.schedule.feeds, feed_values))
         ctx = RunContext(state)
         with np.errstate(all="ignore"):
@@ -98,9 +106,18 @@ def _run_op(op: Operation, args: list, ctx: RunContext):
         return opdef.reference(*args, **op.attrs)
     except OpError:
         raise
-    except (ValueError, IndexError, TypeError, FloatingPointError) as exc:
+    except (ValueError, IndexError, TypeError, FloatingPointError, MemoryError) as exc:
         shapes = ", ".join(f"'{t.name}' {np.shape(a)}" for t, a in zip(op.inputs, args))
-        raise InvalidArgumentError(f"{op.type} op '{op.name}' failed on inputs {shapes}: {exc}", op) from exc
+        error = ResourceExhaustedError if isinstance(exc, MemoryError) else InvalidArgumentError
+        raise error(f"{op.type} op '{op.name}' failed on inputs {shapes}: {exc}", op) from exc
+
+
+def _fits(t: Tensor) -> bool:
+    try:
+        checked_size(t.shape, t.dtype, "")
+        return True
+    except OpError:
+        return False
 
 
 def _checked(t: Tensor, value) -> np.ndarray:

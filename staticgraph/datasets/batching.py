@@ -9,7 +9,7 @@ Seed = Union[None, int, np.random.Generator]
 
 
 def batches(*arrays, batch_size: int, shuffle: bool = False, seed: Seed = None, epoch: int = 0,
-            drop_last: bool = False) -> Iterator[Tuple[np.ndarray, ...]]:
+            drop_last: bool = False, num_shards: int = 1, shard_index: int = 0) -> Iterator[Tuple[np.ndarray, ...]]:
     """An iterator of tuples ``(a[idx], b[idx], ...)`` of consecutive mini-batches of aligned ``arrays``.
 
     All arrays must have the same length (first dimension). Batches hold
@@ -24,6 +24,12 @@ def batches(*arrays, batch_size: int, shuffle: bool = False, seed: Seed = None, 
       shuffle=True, seed=0, epoch=e)``;
     - a ``numpy.random.Generator``: drawn from, so successive calls (epochs)
       give successive orders, reproducible when the generator is seeded.
+
+    Data-parallel training (``sg.distributed``): ``batch_size`` stays the *global* batch, and with
+    ``num_shards=K`` each global batch is cut into K contiguous parts whose sizes differ by at most
+    one (the first ``len % K`` parts one row longer); shard ``shard_index`` gets its part. So K
+    shards with the same ``seed`` and ``epoch`` together see exactly the batches of one unsharded
+    iterator (a part may be empty when a batch has fewer rows than shards).
     """
     if not arrays:
         raise TypeError("batches() needs at least one array")
@@ -38,19 +44,34 @@ def batches(*arrays, batch_size: int, shuffle: bool = False, seed: Seed = None, 
         if len(a) != n:
             raise ValueError(f"batches(): array {k} has {len(a)} samples but array 0 has {n}; "
                              f"the arrays must be aligned")
+    for what, value, low in (("num_shards", num_shards, 1), ("shard_index", shard_index, 0)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ValueError(f"batches(): {what} must be an int >= {low}, got {value!r}")
+    if shard_index >= num_shards:
+        raise ValueError(f"batches(): shard_index must be below num_shards={num_shards}, got {shard_index}")
     order = _permutation(n, seed, epoch) if shuffle else None
-    return _generate(arrays, n, batch_size, order, drop_last)
+    return _generate(arrays, n, batch_size, order, drop_last, int(num_shards), int(shard_index))
 
 
-def _generate(arrays, n, batch_size, order, drop_last):
+def _generate(arrays, n, batch_size, order, drop_last, num_shards, shard_index):
     """The batches themselves (arguments already checked, so errors surface at the call)."""
     stop = n - n % batch_size if drop_last else n
     for start in range(0, stop, batch_size):
+        end = min(start + batch_size, n)
+        lo, hi = shard_bounds(end - start, num_shards, shard_index)
         if order is None:
-            part = slice(start, min(start + batch_size, n))
+            part = slice(start + lo, start + hi)
         else:
-            part = order[start:start + batch_size]
+            part = order[start + lo:start + hi]
         yield tuple(a[part] for a in arrays)
+
+
+def shard_bounds(rows: int, num_shards: int, shard_index: int) -> Tuple[int, int]:
+    """``[lo, hi)`` of shard ``shard_index`` among ``num_shards`` contiguous parts of ``rows`` rows
+    whose sizes differ by at most one (the first ``rows % num_shards`` one longer)."""
+    small, extra = divmod(rows, num_shards)
+    lo = shard_index * small + min(shard_index, extra)
+    return lo, lo + small + (shard_index < extra)
 
 
 def _permutation(n: int, seed: Seed, epoch: int) -> np.ndarray:

@@ -13,4 +13,6 @@ from .array import (  # noqa: F401
     scatter_like, split_like, stack, stop_gradient, transpose, zeros, zeros_like,
 )
 from .random import random_normal, random_uniform  # noqa: F401
+from .debugging import check_numerics  # noqa: F401
 from .state import assign, assign_add, assign_sub, group  # noqa: F401
+from .collective import all_reduce  # noqa: F401

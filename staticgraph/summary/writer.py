@@ -5,9 +5,17 @@ import os
 from typing import Optional, Union
 
 from ..graph import Graph
+from ..ops.collective import rank
 from ._tbx import tensorboardx
 from .graph_def import graph_def
 from .ops import to_proto
+
+
+class _Discard:
+    """The writer of a rank other than 0: accepts every event and writes nothing."""
+
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
 
 
 class FileWriter:
@@ -16,20 +24,23 @@ class FileWriter:
     ``FileWriter(logdir, graph=sess.graph)`` also writes the graph (TensorBoard's Graphs tab);
     in the training loop, ``writer.add_summary(sess.run(merged, feed_dict), step)``; ``close()``
     at the end (or use it as a context manager). Events are flushed every ``flush_secs`` seconds,
-    after ``max_queue`` pending events, on ``flush()`` and on ``close()``.
+    after ``max_queue`` pending events, on ``flush()`` and on ``close()``. In an MPI job
+    (``sg.distributed``) only rank 0's writer writes; the others accept and drop every event.
     """
 
     def __init__(self, logdir: Union[str, os.PathLike], graph: Optional[Graph] = None, max_queue: int = 10,
                  flush_secs: float = 120, filename_suffix: str = ""):
-        self._writer = tensorboardx().FileWriter(os.fspath(logdir), max_queue=max_queue,
-                                                 flush_secs=flush_secs, filename_suffix=filename_suffix)
+        self._logdir = os.fspath(logdir)
+        # in an MPI job (sg.distributed) rank 0 writes and the other ranks' writers discard everything
+        self._writer = tensorboardx().FileWriter(self._logdir, max_queue=max_queue, flush_secs=flush_secs,
+                                                 filename_suffix=filename_suffix) if rank() == 0 else _Discard()
         self._closed = False
         if graph is not None:
             self.add_graph(graph)
 
     def get_logdir(self) -> str:
         """The directory the event file is written to."""
-        return self._writer.get_logdir()
+        return self._logdir
 
     def add_summary(self, summary, global_step: Optional[int] = None) -> None:
         """Record a fetched summary (``sess.run(summary)``; a Summary protobuf or its bytes also do)

@@ -3,7 +3,8 @@
 Entries are named by variable op name (``var.op.name``, e.g. ``"w"`` or ``"w/Adam_m"``), or by
 the keys of a ``{name: var}`` dict. A save writes a temporary file in the target's directory,
 flushes and fsyncs it, then renames it over the target: a crash mid-write leaves any previous
-checkpoint intact (at worst a stray ``.<name>.*.tmp`` file if the process is killed outright).
+checkpoint intact (at worst a stray ``.<name>.<host>-<pid>-*.tmp`` file if the process is killed
+outright, removed by the next save of that checkpoint on this host once that process is gone).
 A restore refuses, naming the file, anything that is not a checkpoint of exactly the expected
 entries (``staticgraph.files``); object arrays are refused from their header, never unpickled.
 """
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import socket
 import uuid
 import zipfile
 from typing import Dict, Iterable, Mapping, Optional, Union
@@ -19,6 +22,7 @@ import numpy as np
 
 from ..errors import DataLossError, FailedPreconditionError, InvalidArgumentError, NotFoundError
 from ..files import file_error, reading, sniff
+from ..ops.collective import rank
 from ..variables import Variable, global_variables
 
 SUFFIX = ".npz"
@@ -35,13 +39,15 @@ class Saver:
 
     def save(self, sess, path: PathLike, global_step: Optional[int] = None) -> str:
         """Write the variables' values to ``path`` (``.npz`` appended if missing; with ``global_step``,
-        ``<path>-<step>.npz``). Returns the path written."""
+        ``<path>-<step>.npz``). Returns the path written. In an MPI job (``sg.distributed``) only
+        rank 0 writes; every rank returns the path."""
         path = os.fspath(path)
         if global_step is not None:
             path = f"{path}-{int(global_step)}"
         path = path if path.endswith(SUFFIX) else path + SUFFIX
-        arrays = {name: _value_to_save(sess, name, var) for name, var in self._variables(sess).items()}
-        _atomic_write(path, arrays)
+        arrays = _values_to_save(sess, self._variables(sess))     # all of one moment (between runs)
+        if rank() == 0:         # data-parallel jobs (sg.distributed): one writer, the ranks hold the same values
+            _atomic_write(path, arrays)
         return path
 
     def restore(self, sess, path: PathLike) -> None:
@@ -53,8 +59,7 @@ class Saver:
         file = _find_checkpoint(os.fspath(path))
         named = self._variables(sess)
         values = _read_checkpoint(file, named)
-        for name, var in named.items():
-            sess.set_variable_value(var, values[name])
+        sess._set_variable_values([(var, values[name]) for name, var in named.items()])   # landed together
 
     def _variables(self, sess) -> Dict[str, Variable]:
         named = self._named if self._named is not None else _named(global_variables(sess.graph))
@@ -90,13 +95,16 @@ def _name_of(var) -> str:
 
 # -- saving -------------------------------------------------------------------------------
 
-def _value_to_save(sess, name: str, var: Variable) -> np.ndarray:
+def _values_to_save(sess, named: Mapping[str, Variable]) -> Dict[str, np.ndarray]:
+    """Copies of the variables' values, read in one hold of the session lock: a checkpoint saved
+    while another thread trains holds the values after one whole step, never a mix of two."""
     try:
-        return sess.get_variable_value(var)
-    except FailedPreconditionError:
+        return dict(zip(named, sess._get_variable_values(list(named.values()))))
+    except FailedPreconditionError as exc:
+        name = next(n for n, v in named.items() if v.op is exc.op)
         raise FailedPreconditionError(
             f"cannot save variable '{name}': it is uninitialized in this session; run its initializer "
-            f"(or sg.global_variables_initializer()) first", var.op) from None
+            f"(or sg.global_variables_initializer()) first", exc.op) from None
 
 
 def _atomic_write(path: str, arrays: Mapping[str, np.ndarray]) -> None:
@@ -104,18 +112,48 @@ def _atomic_write(path: str, arrays: Mapping[str, np.ndarray]) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise NotFoundError(f"cannot save checkpoint '{path}': directory '{directory}' does not exist")
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{uuid.uuid4().hex[:12]}.tmp")
+    name = os.path.basename(path)
+    _remove_dead_temps(directory, name)
+    tmp = os.path.join(directory, f".{name}.{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:12]}.tmp")
     try:
         with open(tmp, "xb") as f:
             _write_npz(f, arrays)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.remove(tmp)
+        if isinstance(exc, OSError) and exc.errno is not None:     # the OS said no: name the checkpoint
+            raise type(exc)(exc.errno, f"cannot save checkpoint '{path}' (writing in '{directory}'): "
+                                       f"{exc.strerror}") from exc
         raise
     _fsync_dir(directory)
+
+
+_HOST = socket.gethostname().replace(os.sep, "_") or "host"
+
+
+def _remove_dead_temps(directory: str, name: str) -> None:
+    """Remove temp files of checkpoint ``name`` left by killed saves: those of this host whose
+    process is gone (a live save, here or on another host sharing the folder, is never touched)."""
+    pattern = re.compile(rf"\.{re.escape(name)}\.{re.escape(_HOST)}-(\d+)-[0-9a-f]{{12}}\.tmp")
+    with contextlib.suppress(OSError):
+        for entry in os.listdir(directory):
+            m = pattern.fullmatch(entry)
+            if m and not _alive(int(m.group(1))):
+                with contextlib.suppress(OSError):
+                    os.remove(os.path.join(directory, entry))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:          # another user's process: alive
+        return True
+    return True
 
 
 def _write_npz(f, arrays: Mapping[str, np.ndarray]) -> None:

@@ -11,6 +11,12 @@ SciPy's, and ``threadpoolctl`` limits on NumPy reach the kernels too. Otherwise 
 threads that wait for a descheduled partner make small GEMMs several times slower: 1 avoids
 that, and ``auto`` runs only mid-size GEMMs (2^18 to 2^27 multiply-adds) on one thread
 (``library.BLAS_SMALL``; the matmul kernel switches the count around each such call).
+
+Known and left as is (issue 27): the count is process-wide (OpenBLAS has no per-thread one), and
+the step loop's call groups and ``auto`` change it around GEMMs; sessions running at once in
+several threads may therefore run a GEMM with the count another one set. OpenBLAS then splits
+the sum differently: results differ from a serial run in the last bits (~1e-7 in float32), never
+more, and a single session is unaffected (its runs are serialised).
 """
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Callable, Tuple
 
 from ...passes import switched_off
-from . import lowerings, nn_conv, nn_conv_pool, nn_pool, nn_softmax, nn_wino_tile, nn_winograd  # noqa: F401 (every family: their lowerings register)
+from . import collectives, lowerings, nn_conv, nn_conv_pool, nn_pool, nn_softmax, nn_wino_tile, nn_winograd  # noqa: F401 (every family: their lowerings register)
 
 ENV_DISABLE = "STATICGRAPH_DISABLE_REWRITES"
 

@@ -32,8 +32,10 @@ import numpy as np
 from staticgraph.errors import InternalError, InvalidArgumentError, OpError
 from staticgraph.shapes import fmt, is_compatible
 
+from ... import cache     # before _at_exit below: its exit cleanup must run after _at_exit (LIFO)
 from ...memory import Arena, Buffer, plan_memory
 from ...schedule import Schedule
+from ...sizes import check_bytes, checked_size, num_elements
 from ...state import SessionState
 from ..base import Backend, Executable, ProfileRow, Tiers
 from . import codegen, library, native, threads
@@ -111,6 +113,8 @@ def _hand_off_compiles() -> bool:
     plan.py: nothing to hand off.)"""
     if not native.enabled():
         return True
+    if cache.private_fallback() is not None:    # this process's folder goes at exit: nothing to hand to
+        return False
     try:
         sources = [native.wrapper_source(*key) for tier in list(_BUILDING.values())
                    for key in native.wrapper_keys(tier.prog)]
@@ -182,7 +186,18 @@ def concrete_shapes(prog: Program, feed_shapes) -> Dict[object, tuple]:
     for key in prog.dtypes:
         if isinstance(key, Scratch):
             shapes[key] = tuple(key.shape_fn(env)) if key.shape_fn is not None else shapes[key.like]
+    for key, shape in shapes.items():      # before anything is sized from them (sizes.py: no wraps)
+        if not isinstance(key, Slot):      # variables: checked by the session state
+            checked_size(shape, prog.dtypes.get(key, getattr(key, "dtype", np.float64)), *_sized(key))
     return shapes
+
+
+def _sized(key) -> tuple:
+    """(what, op) naming the buffer of ``key`` (a tensor or a plan scratch) in a size error."""
+    t = key.like if isinstance(key, Scratch) else key
+    op = getattr(t, "op", None)
+    name = f"'{getattr(t, 'name', t)}'" + (f" of {op.type} op '{op.name}'" if op is not None else "")
+    return (f"the {key.why} of {name}" if isinstance(key, Scratch) else f"tensor {name}"), op
 
 
 class Layout:
@@ -198,6 +213,7 @@ class Layout:
                 state.read(var)
         env = Env(shapes, {})
         self.arena = arena = self._plan(prog, shapes)
+        check_bytes(arena.peak_bytes, f"the step's buffers for fed shapes {[v.shape for v in feed_values]}")
         for key in list(shapes) + list(prog.alias):
             root = prog.root(key)
             if isinstance(root, Slot):
@@ -206,6 +222,8 @@ class Layout:
                 env.offsets[key] = 0        # a feed's own array
             elif root in arena.offsets:
                 env.offsets[key] = arena.offsets[root]
+            if key in env.offsets and prog.shifted(key):      # a piece of its root's buffer
+                env.offsets[key] += prog.shift(key, env)
         for op, check in prog.checks:
             try:
                 check(env)
@@ -219,7 +237,7 @@ class Layout:
         for dt, buf in state.values.storage.items():
             arrays[f"S_{np.dtype(dt).name}"] = buf
         for t in prog.schedule.feeds:
-            arrays[prog.array_name(t)] = np.zeros(max(1, int(np.prod(shapes[t], dtype=np.int64))), prog.dtypes[t])
+            arrays[prog.array_name(t)] = np.zeros(max(1, num_elements(shapes[t], "")), prog.dtypes[t])
         M = np.zeros(max(prog.record_size, 1), np.int64)
         for call in prog.all_calls:
             rec = call.record(env)
@@ -273,7 +291,7 @@ class Layout:
     @staticmethod
     def _view(prog, arrays, env, key) -> np.ndarray:
         shape = env.shape(key)
-        n = int(np.prod(shape, dtype=np.int64))
+        n = num_elements(shape, "")
         buf = arrays[prog.array_name(key)]
         off = env.off(key)
         return buf[off:off + n].reshape(shape)
@@ -301,16 +319,17 @@ class Layout:
         pinned = {prog.root(k) for k in prog.consts}
         buffers = []
         for root in start:
-            size = int(np.prod(shapes[root], dtype=np.int64))
+            size = num_elements(shapes[root], "")     # checked by concrete_shapes
             buffers.append(Buffer(root, np.dtype(prog.dtypes[root]), size, start[root], end[root], root in pinned))
         for root in pinned - set(start):
-            buffers.append(Buffer(root, np.dtype(prog.dtypes[root]), int(np.prod(shapes[root], dtype=np.int64)),
+            buffers.append(Buffer(root, np.dtype(prog.dtypes[root]), num_elements(shapes[root], ""),
                                   0, end_of_step, True))
         inplace = []
         for call in prog.calls:
             out = call.args[-1]
             for key in call.inplace:
-                if prog.space(key) == "A" and shapes[key] == shapes[out]:
+                if prog.space(key) == "A" and shapes[key] == shapes[out] and not prog.shifted(key) \
+                        and not prog.shifted(out):
                     inplace.append((out, prog.root(key), call.index))
         return plan_memory(buffers, inplace)
 
@@ -333,12 +352,20 @@ class Tier:
         manifest = {"target": "cpu", "numba": version, "kernels": library.SOURCE_HASH,
                     "ops": len(sched.ops), "tier": title,
                     "op_versions": sorted({f"{op.type}:{op.opdef.version}" for op in sched.ops})}
-        self.entry = self.cache.entry(self.key, {"plan.py": self.source}, manifest)
+        self._manifest, self._entry = manifest, None
         self.native = None
         self.module = None
         self.layouts: Dict[tuple, Layout] = {}
         self.positions = [c.pos for c in prog.all_calls]
         self.build_seconds = time.perf_counter() - t0
+
+    @property
+    def entry(self):
+        """The plan's cache entry (its readable plan.py), written when first needed: by ``build()``
+        or ``explain()``, never by compiling or a warm-up run, which need no disk cache."""
+        if self._entry is None:
+            self._entry = self.cache.entry(self.key, {"plan.py": self.source}, self._manifest)
+        return self._entry
 
     @property
     def ready(self) -> bool:
@@ -350,6 +377,7 @@ class Tier:
             t0 = time.perf_counter()
             _BUILDING[id(self)] = self
             try:
+                self.entry       # noqa: B018 - the readable plan.py lands in the cache with the build
                 library.load()
                 if native.enabled():
                     self.native = native.NativeStep(self.prog, codegen.arg_names(self.prog) + ["M", "E"])
@@ -363,8 +391,13 @@ class Tier:
 
     def bind(self, lay: "Layout") -> None:
         """Give ``lay`` its ``go()``: the step on its buffers (errors are left in ``lay.E``)."""
-        if self.native is not None:
+        if self.native is not None and len(self.native.parts) > 1:     # host calls (collectives) between
+            lay.go = functools.partial(self.native.go, lay.B, lay.M, lay.E)
+        elif self.native is not None:
             lay.go = functools.partial(self.native.run, self.native.F, lay.B, self.native.C)
+        elif any(c.host is not None for c in self.prog.all_calls):
+            lay.go = functools.partial(self.module.step, *lay.args, hosts=[c.host for c in self.prog.all_calls
+                                                                           if c.host is not None])
         else:
             lay.go = functools.partial(self.module.step, *lay.args)
             lay.direct = {}         # the Python step takes the layout's own arrays: feeds are copied
@@ -415,7 +448,25 @@ class CpuTiers(Tiers):
         if self.warmup_runs >= 1:
             self._start_build()
         self.warmup_runs += 1
+        self._check_orphaned()
         return self.reference
+
+    def _check_orphaned(self) -> bool:
+        """True (warning once) in a process forked while this plan's build ran in a thread of its
+        parent: that thread does not exist here, and Numba's compiler lock and the cache's locks
+        may be held by it, so building again could hang; runs stay on the reference interpreter
+        (same results, slower). Build plans before forking (``plan.wait()``), or start processes
+        with multiprocessing's "spawn" or "forkserver"."""
+        t = self.build_thread
+        orphaned = t is not None and not t.is_alive() and not self.base.ready and self.build_error is None
+        if orphaned and not getattr(self, "_orphan_warned", False):
+            self._orphan_warned = True
+            import warnings
+            warnings.warn(f"staticgraph: this process was forked while cpu plan {self.base.key[:16]} was being "
+                          f"compiled in a thread of its parent; it cannot safely compile here, so its runs stay on "
+                          f"the reference interpreter (same results, slower). Build plans before forking "
+                          f"(plan.wait()) or use multiprocessing's 'spawn'/'forkserver'", RuntimeWarning, stacklevel=4)
+        return orphaned
 
     def _start_build(self) -> None:
         """Start building the base tier in a thread (once). Called by the second warm-up run, or
@@ -444,6 +495,8 @@ class CpuTiers(Tiers):
         t = self.build_thread
         if t is not None:
             t.join()
+        if self._check_orphaned():
+            return
         if self.build_error is not None:
             raise InternalError(f"staticgraph: building the cpu plan failed: {self.build_error!r}") \
                 from self.build_error
@@ -644,6 +697,11 @@ class CpuExecutable(Executable):
                     view[...] = fn(state, lay.env)
                 lay.E[0] = 0
                 for i, row in enumerate(rows):
+                    if i in step.hosts:       # a host call (a collective)
+                        t0 = time.perf_counter()
+                        step.run_host(i, lay.B, lay.M, lay.E)
+                        totals[i] += time.perf_counter() - t0
+                        continue
                     if not row.size:          # a later share of a group: run with share 0
                         continue
                     t0 = time.perf_counter()
@@ -652,7 +710,7 @@ class CpuExecutable(Executable):
                 if lay.E[0]:
                     raise self._error(tier, lay)
         return [(totals[i] / runs, c.op.type if c.op else "", c.op.name if c.op else "", c.kernel,
-                 c.op.defined_at if c.op else "") for i, c in enumerate(tier.prog.all_calls) if rows[i].size]
+                 c.op.defined_at if c.op else "") for i, c in enumerate(tier.prog.all_calls) if rows[i].size or i in step.hosts]
 
     def _run_reference(self, state: SessionState, values: Sequence[np.ndarray]) -> List[np.ndarray]:
         """A warm-up run on the reference interpreter, under the session lock like a native run

@@ -69,6 +69,7 @@ class Call:
     index: int = 0             # time of the call (1-based)
     n_in: Optional[int] = None      # how many of args are inputs (None: all but the last)
     share: tuple = ()               # (t, G): share t of a call split in G (``Lowering.split_call``)
+    host: Optional[Callable] = None  # a host call (``Lowering.host_call``): this Python function, not a kernel
 
     @property
     def leads(self) -> bool:
@@ -87,6 +88,7 @@ class Program:
     calls: List[Call] = field(default_factory=list)
     writeback: List[Call] = field(default_factory=list)
     alias: Dict[object, object] = field(default_factory=dict)       # key -> source key
+    shifts: Dict[object, Callable] = field(default_factory=dict)     # alias key -> fn(env): elements past its source
     consts: Dict[object, Callable] = field(default_factory=dict)      # key -> fn(env) -> ndarray
     hosts: Dict[object, Callable] = field(default_factory=dict)       # key -> fn(state, env) -> ndarray
     checks: List[tuple] = field(default_factory=list)                 # (op, fn(env))
@@ -101,6 +103,24 @@ class Program:
         while key in self.alias:
             key = self.alias[key]
         return key
+
+    def shift(self, key, env) -> int:
+        """Elements from the start of ``key``'s root to ``key`` (0 but for a piece of a buffer)."""
+        total = 0
+        while key in self.alias:
+            if key in self.shifts:
+                total += self.shifts[key](env)
+            key = self.alias[key]
+        return total
+
+    def shifted(self, key) -> bool:
+        """True when ``key`` is a piece of its root's buffer (at a shift, or shorter): no call may
+        write it in place of another buffer, nor another buffer in place of it."""
+        while key in self.alias:
+            if key in self.shifts:
+                return True
+            key = self.alias[key]
+        return False
 
     def space(self, key) -> str:
         """"S" (a variable's slot), "F<i>" (feed i: an array of its own, the fed value itself
@@ -224,6 +244,16 @@ class Lowering:
                          call.n_in, call.inplace)
         self._op = None
 
+    def host_call(self, name: str, inputs: Sequence, out, record: Callable[[Env], list], size: int,
+                  fn: Callable, inplace: Sequence = ()) -> None:
+        """A call the step makes on the host, between two native calls of its code table: ``fn(*inputs,
+        out, M, E, p)`` with the kernels' calling convention (flat arrays, its record at ``M[p]``),
+        in Python (a collective through mpi4py). The native step splits its code table around it
+        (``native.NativeStep``); raising is how it reports an error."""
+        key = self.write_key(out) if not isinstance(out, (Slot, Scratch)) else out
+        self.prog.calls.append(Call(name, tuple(inputs) + (key,), record, size, self._op, tuple(inplace),
+                                    n_in=len(inputs), host=fn))
+
     def workspace(self, dtype, shape_fn: Callable[[Env], tuple], why: str = "workspace") -> Scratch:
         """A scratch buffer for one call (pass it in ``extra``); ``shape_fn(env)`` gives its shape
         from the concrete shapes. It lives only during the call, so its memory is reused."""
@@ -275,8 +305,13 @@ class Lowering:
         self.call("fill", [], out, lambda env: ARRAY_FILL.pack(dict(
             n=int(np.prod(env.shape(key), dtype=np.int64)), y_off=env.off(key), value=int(value))), ARRAY_FILL.size)
 
-    def alias(self, out, src) -> None:
-        self.prog.alias[self.write_key(out)] = src
+    def alias(self, out, src, shift: Optional[Callable] = None) -> None:
+        """``out`` is ``src``'s buffer (another shape), or with ``shift(env)`` the piece of it that
+        starts that many elements in."""
+        key = self.write_key(out)
+        self.prog.alias[key] = src
+        if shift is not None:
+            self.prog.shifts[key] = shift
 
     def const(self, out, fn: Callable) -> None:
         self.prog.consts[self.write_key(out)] = fn

@@ -64,6 +64,7 @@ from typing import Callable, Dict, List, NamedTuple, Sequence
 import numpy as np
 
 from staticgraph.graph import Operation
+from staticgraph.tensor import Tensor
 
 from . import threads
 from .library import MAXR
@@ -276,7 +277,7 @@ def _cast(op, b):
     b.ew("CastBool" if op.attrs["dtype"].kind == "b" else "Copy", op.outputs[0], op.inputs)
 
 
-@lowers("Identity", "StopGradient", "Reshape", "ExpandDims", "ReshapeLike")
+@lowers("Identity", "StopGradient", "Reshape", "ExpandDims", "ReshapeLike", "CheckNumerics")
 def _alias(op, b):
     b.alias(op.outputs[0], op.inputs[0])
 
@@ -345,7 +346,10 @@ def _scatter_like(op, b):
 @lowers("Concat")
 def _concat(op, b):
     out, axis = op.outputs[0], op.attrs["axis"]
+    placed = _fusion_buffer_pieces(op, b) if axis == 0 else set()
     for i, x in enumerate(op.inputs):
+        if i in placed:
+            continue
         def part(env, i=i):
             v = env.view(b.write_key(out))
             start = sum(env.shape(t)[axis] for t in op.inputs[:i])
@@ -353,9 +357,39 @@ def _concat(op, b):
         b.ew("Copy", out, [x], out_view=part, inplace=False)
 
 
+def _fusion_buffer_pieces(op, b) -> set:
+    """A Concat that an Allreduce reads (sg.distributed's fusion buffer): the inputs whose own
+    buffers become pieces of its output, so the kernels that compute them (the gradients) write
+    straight into the fusion buffer and no copy packs it. An input qualifies when its buffer is a
+    plain arena tensor that a kernel writes (not a variable, feed, constant or host value, not an
+    alias, fetched or fed), once among the inputs. Returns their positions."""
+    prog, out = b.prog, op.outputs[0]
+    if out in b.prog.feed_index or not any(o.type == "Allreduce" and o.inputs[0] is out for o in prog.schedule.ops):
+        return set()
+    b.write_key(out)        # the buffer's dtype, though perhaps no kernel writes it as a whole
+    fetched = set(prog.schedule.fetches)
+    placed, roots = set(), set()
+    for i, x in enumerate(op.inputs):
+        root = prog.root(x)
+        if (not isinstance(root, Tensor) or root in roots or root in prog.alias or root in prog.feed_index
+                or root in prog.consts or root in prog.hosts or root in fetched or x in fetched):
+            continue
+        roots.add(root)
+        placed.add(i)
+        b.alias(root, out, shift=lambda env, i=i: sum(int(np.prod(env.shape(t), dtype=np.int64))
+                                                      for t in op.inputs[:i]))
+    return placed
+
+
 @lowers("SplitLike")
 def _split_like(op, b):
     a, axis = op.inputs[0], op.attrs["axis"]
+    if axis == 0 and a.op.type == "Allreduce" and not any(t in b.prog.feed_index for t in op.outputs):
+        # the parts of a fusion buffer (sg.distributed): each a piece of it, no copy
+        for j, out in enumerate(op.outputs):
+            b.alias(out, a, shift=lambda env, j=j: sum(int(np.prod(env.shape(t), dtype=np.int64))
+                                                       for t in op.inputs[1:1 + j]))
+        return
     for j, out in enumerate(op.outputs):
         def part(env, j=j):
             v = env.view(a)

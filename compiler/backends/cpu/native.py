@@ -21,6 +21,7 @@ step, and runs it as Python under ``NUMBA_DISABLE_JIT=1``.
 """
 from __future__ import annotations
 
+import ctypes
 import functools
 import hashlib
 import os
@@ -157,6 +158,8 @@ def wrapper_keys(prog) -> List[tuple]:
     fused = {name: op for name, _, op in prog.fused}
     keys = []
     for call in prog.all_calls:
+        if call.host is not None:         # runs in Python between two native calls: no wrapper
+            continue
         dtypes = tuple(np.dtype(prog.dtypes[prog.root(k)]).name for k in call.args)
         src = fused_source("kernel", fused[call.kernel], decorate=False) if call.kernel in fused else ""
         keys.append(("kernel" if src else call.kernel, dtypes, src))
@@ -358,7 +361,9 @@ def missing(sources: Sequence[str]) -> List[str]:
 def _worker_env() -> Dict[str, str]:
     """This environment, with the project root first on PYTHONPATH (a worker imports ``compiler``)."""
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-    return dict(os.environ, PYTHONPATH=os.pathsep.join([root] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    from compiler.cache import worker_env
+    return dict(os.environ, PYTHONPATH=os.pathsep.join([root] + [p for p in [os.environ.get("PYTHONPATH")] if p]),
+                **worker_env())     # this process's cache folder (its private fallback, if it refused the root)
 
 
 def _spawn_worker(sources: Sequence[str], *args: str, **popen):
@@ -448,7 +453,11 @@ def compile_detached(sources: Sequence[str]) -> Tuple[List[int], int]:
 
 
 class NativeStep:
-    """The code table of one lowered program and its wrappers' addresses; ``run(F, B, C)`` runs it."""
+    """The code table of one lowered program and its wrappers' addresses; ``run(F, B, C)`` runs it.
+
+    A program with host calls (``Lowering.host_call``: a collective) is run by ``go(B, M, E)``:
+    the table's segments between them (``parts``: (segment of C, number of the host call after it
+    or None)), each one native call, with the host calls' Python functions in between."""
 
     def __init__(self, prog, names: Sequence[str]):
         t0 = time.perf_counter()
@@ -458,13 +467,19 @@ class NativeStep:
         rows: List[int] = []
         self.kernels: List[Tuple[str, float]] = []      # (wrapper title, seconds to compile or load)
         self.rows: List[Tuple[int, int]] = []            # each call's [start, end) in C (a group's: on share 0)
-        keys = wrapper_keys(prog)
-        todo = {k for k in keys if k not in _BY_KEY}
+        keys = iter(wrapper_keys(prog))
+        todo = {k for k in wrapper_keys(prog) if k not in _BY_KEY}
         self.precompiled = 0                             # wrappers compiled by worker processes
         if len(todo) >= PARALLEL_FROM:
             self.precompiled = precompile([wrapper_source(*k) for k in sorted(todo)])
         self.precompile_seconds = time.perf_counter() - t0
-        for call, key in zip(prog.all_calls, keys):
+        cuts: List[Tuple[int, int]] = []                  # (position in C, call number) of each host call
+        for i, call in enumerate(prog.all_calls):
+            if call.host is not None:
+                cuts.append((len(rows), i))
+                self.rows.append((len(rows), len(rows)))
+                continue
+            key = next(keys)
             if key not in slots:
                 t1 = time.perf_counter()
                 slots[key] = len(slots)
@@ -484,7 +499,28 @@ class NativeStep:
         self.F = np.array(addresses or [0], np.int64)
         self.C = np.array(rows, np.int64)
         self.run = run_entry()
+        self.hosts = {i: (prog.all_calls[i], [(index[prog.array_name(k)], np.dtype(prog.dtypes[prog.root(k)]))
+                                              for k in prog.all_calls[i].args]) for _, i in cuts}
+        self.parts: List[Tuple[np.ndarray, Optional[int]]] = []     # (segment of C, host call after it)
+        start = 0
+        for at, i in cuts + [(len(rows), None)]:
+            self.parts.append((self.C[start:at], i))
+            start = at
         self.seconds = time.perf_counter() - t0
+
+    def go(self, B: np.ndarray, M: np.ndarray, E: np.ndarray) -> None:
+        """Run the step's segments and host calls in order, stopping at the first kernel error
+        (left in ``E``); a host call raises instead."""
+        for segment, i in self.parts:
+            if segment.size and self.run(self.F, B, segment) != 0:
+                return
+            if i is not None:
+                self.run_host(i, B, M, E)
+
+    def run_host(self, i: int, B: np.ndarray, M: np.ndarray, E: np.ndarray) -> None:
+        """Host call number ``i`` of the program, on the step arrays of the buffer table ``B``."""
+        call, operands = self.hosts[i]
+        call.host(*[array_at(B, k, dt) for k, dt in operands], M, E, call.pos)
 
     @staticmethod
     def table(arrays: Sequence[np.ndarray]) -> np.ndarray:
@@ -493,6 +529,16 @@ class NativeStep:
             if not (a.ndim == 1 and a.flags.c_contiguous):
                 raise ValueError("step arrays must be flat and contiguous")
         return np.array([v for a in arrays for v in (a.ctypes.data, a.size)], np.int64)
+
+
+def array_at(B: np.ndarray, k: int, dtype: np.dtype) -> np.ndarray:
+    """Step array ``k`` of the buffer table ``B`` as a NumPy array (where the native calls see it:
+    a feed read in place is the caller's array)."""
+    n = int(B[2 * k + 1])
+    if n == 0:
+        return np.zeros(0, dtype)
+    raw = (ctypes.c_char * (n * dtype.itemsize)).from_address(int(B[2 * k]))
+    return np.frombuffer(raw, dtype, n)
 
 
 def _address(key: tuple) -> int:

@@ -10,6 +10,10 @@ process's exit: that one first fans its sources out to worker processes like ``p
 Every compile happens inside the cache's ``compiling()`` blocks, so a worker killed at any point
 leaves nothing that a later process loads unverified. A worker ignores SIGINT: a Ctrl-C stops the
 program that started it, which then exits without waiting while its workers finish the cache.
+On purpose, a worker also outlives a SIGKILL of that program (issue 27): it ends once its share
+is in the cache, which the next run then loads; its share file is deleted as soon as it is read,
+so it leaves nothing in the temp folder (unless killed itself before reading it: one small JSON
+file, ``staticgraph-compile-*.json``).
 """
 import json
 import os
