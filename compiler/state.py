@@ -9,6 +9,7 @@ re-read slot offsets). ``lock`` serialises runs and writes of one session.
 """
 from __future__ import annotations
 
+import math
 import threading
 from typing import Dict, Iterable, Iterator, MutableMapping, Tuple
 
@@ -47,7 +48,7 @@ class VariableValues(MutableMapping):
             dt, shape = np.dtype(v.attrs["dtype"]), tuple(v.attrs["shape"])
             off = sizes.get(dt, 0)
             slots[v] = (dt, off, shape)
-            sizes[dt] = off + _aligned(max(int(np.prod(shape, dtype=np.int64)), 1))
+            sizes[dt] = off + _aligned(max(math.prod(shape), 1))
         storage = {}
         for dt, size in sizes.items():
             buf = np.zeros(size, dt)
@@ -61,7 +62,7 @@ class VariableValues(MutableMapping):
 
     def _make_view(self, v: Operation) -> np.ndarray:
         dt, off, shape = self.slots[v]
-        n = int(np.prod(shape, dtype=np.int64))
+        n = math.prod(shape)
         return self.storage[dt][off:off + n].reshape(shape)
 
     def mark_initialized(self, var_ops: Iterable[Operation]) -> None:
@@ -126,6 +127,7 @@ class SessionState:
                 value = old + value if mode == "add" else old - value
             new[var_op] = np.array(value, dtype=var_op.attrs["dtype"])
         with self.lock:
+            self.values.ensure_slots(new)      # one re-layout for all new variables, not one each
             for var_op, value in new.items():
                 self.values[var_op] = value
 
