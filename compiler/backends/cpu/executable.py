@@ -32,6 +32,7 @@ import numpy as np
 from staticgraph.errors import InternalError, InvalidArgumentError, OpError
 from staticgraph.shapes import fmt, is_compatible
 
+from ...gc_pause import gc_paused
 from ...memory import Arena, Buffer, plan_memory
 from ...schedule import Schedule
 from ...state import SessionState
@@ -587,14 +588,15 @@ class CpuExecutable(Executable):
         tier = self.tiers.fused if self.tiers.jitted and sig not in self._fallback else self.base
         lay = tier.layouts.get(sig)
         if lay is None:
-            try:
-                lay = Layout(tier.prog, state, values)
-            except FusionMismatch:
-                self._fallback.add(sig)
-                tier = self.base
-                lay = tier.layouts.get(sig) or Layout(tier.prog, state, values)
-            tier.bind(lay)
-            tier.layouts[sig] = lay
+            with gc_paused():       # a large plan's layout: see gc_pause
+                try:
+                    lay = Layout(tier.prog, state, values)
+                except FusionMismatch:
+                    self._fallback.add(sig)
+                    tier = self.base
+                    lay = tier.layouts.get(sig) or Layout(tier.prog, state, values)
+                tier.bind(lay)
+                tier.layouts[sig] = lay
         return tier, lay
 
     def run(self, state: SessionState, values: Sequence[np.ndarray]) -> List[np.ndarray]:
