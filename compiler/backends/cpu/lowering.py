@@ -80,6 +80,12 @@ class Call:
         return self.args[:self.n_in] if self.n_in is not None else self.args[:-1]
 
 
+@functools.lru_cache(maxsize=None)
+def _dtype_name(dtype) -> str:
+    """``np.dtype(dtype).name``, asked once per dtype (it costs microseconds: a plan asks per argument)."""
+    return np.dtype(dtype).name
+
+
 @dataclass
 class Program:
     """The lowered step: main calls, then write-back calls (after the error check)."""
@@ -116,7 +122,7 @@ class Program:
         return {t: i for i, t in enumerate(self.schedule.feeds)}
 
     def array_name(self, key) -> str:
-        return f"{self.space(key)}_{np.dtype(self.dtypes[self.root(key)]).name}"
+        return f"{self.space(key)}_{_dtype_name(self.dtypes[self.root(key)])}"
 
     @property
     def all_calls(self) -> List[Call]:
