@@ -1,6 +1,6 @@
 """Time to the first step of large graphs, phase by phase, and how each phase grows with the graph.
 
-    python benchmarks/graph_scale.py [--chain 1000,5000] [--mlp 64,256] [--target cpu] [--steps 50]
+    python benchmarks/graph_scale.py [--chain 1000,5000] [--mlp 64,256] [--target cpu] [--clock cpu]
 
 Two workloads, each size in a fresh process with ``STATICGRAPH_WARMUP=wait`` (``compile()`` returns
 with the native step ready; set ``STATICGRAPH_CACHE_DIR`` to a warm cache to time a warm start):
@@ -32,10 +32,13 @@ PHASES = ("build", "compile", "first_run", "ref_init", "cpu_init", "step")
 WIDTH, BATCH, CHAIN_LEN = 64, 32, 16
 
 
+CLOCK = [time.perf_counter]      # --clock cpu: time.process_time (this process's CPU seconds)
+
+
 def _timed(fn):
-    t = time.perf_counter()
+    t = CLOCK[0]()
     out = fn()
-    return out, time.perf_counter() - t
+    return out, CLOCK[0]() - t
 
 
 def _steady(run, steps: int) -> float:
@@ -49,7 +52,7 @@ def _steady(run, steps: int) -> float:
 def one_chain(n: int, target: str, steps: int) -> dict:
     """Phases of the N-link chain in this process."""
     import numpy as np
-    t0 = time.perf_counter()
+    t0 = CLOCK[0]()
     import staticgraph as sg
     x0 = sg.placeholder(sg.float32, (CHAIN_LEN,))
     x = x0
@@ -57,7 +60,7 @@ def one_chain(n: int, target: str, steps: int) -> dict:
         x = sg.sin(x) * 1.0001 + 0.1
     y = sg.reduce_sum(x)
     (g,) = sg.gradients(y, [x0])
-    build = time.perf_counter() - t0
+    build = CLOCK[0]() - t0
     ops = len(sg.get_default_graph().get_operations())
     sess = sg.Session(target=target)
     plan, compile_s = _timed(lambda: sess.compile([y, g], [x0]))
@@ -71,7 +74,7 @@ def one_chain(n: int, target: str, steps: int) -> dict:
 def one_mlp(depth: int, target: str, steps: int) -> dict:
     """Phases of the depth-D MLP in this process."""
     import numpy as np
-    t0 = time.perf_counter()
+    t0 = CLOCK[0]()
     import staticgraph as sg
     x = sg.placeholder(sg.float32, (BATCH, WIDTH))
     labels = sg.placeholder(sg.float32, (BATCH, WIDTH))
@@ -83,7 +86,7 @@ def one_mlp(depth: int, target: str, steps: int) -> dict:
         h = sg.nn.relu(h @ w + b)
     loss = sg.reduce_mean(sg.square(h - labels))
     train = sg.train.GradientDescentOptimizer(1e-3).minimize(loss)
-    build = time.perf_counter() - t0
+    build = CLOCK[0]() - t0
     ops = len(sg.get_default_graph().get_operations())
     init = sg.global_variables_initializer()
     with sg.Session(target="reference") as ref:
@@ -119,16 +122,18 @@ def one_jax(n: int) -> dict:
 WORKLOADS = {"chain": one_chain, "mlp": one_mlp, "jax": lambda n, target, steps: one_jax(n)}
 
 
-def _child(kind: str, n: int, target: str, steps: int) -> None:
+def _child(kind: str, n: int, target: str, steps: int, clock: str) -> None:
+    if clock == "cpu":
+        CLOCK[0] = time.process_time
     if kind != "jax":
         import staticgraph  # noqa: F401  (import time is not the graph's)
     print(json.dumps(WORKLOADS[kind](n, target, steps)))
 
 
-def _run_child(kind: str, n: int, target: str, steps: int) -> dict:
+def _run_child(kind: str, n: int, target: str, steps: int, clock: str) -> dict:
     env = dict(os.environ, STATICGRAPH_WARMUP="wait")
     cmd = [sys.executable, os.path.abspath(__file__), "--child", kind, str(n), "--target", target,
-           "--steps", str(steps)]
+           "--steps", str(steps), "--clock", clock]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if out.returncode:
         sys.stderr.write(out.stderr)
@@ -161,13 +166,15 @@ def main() -> None:
     parser.add_argument("--mlp", default="64,256", help="MLP depths D (comma-separated; '' skips)")
     parser.add_argument("--target", default="cpu", choices=("cpu", "reference"))
     parser.add_argument("--steps", type=int, default=50, help="steady steps timed after the first")
+    parser.add_argument("--clock", default="wall", choices=("wall", "cpu"),
+                        help="wall: time.perf_counter; cpu: this process's CPU time (steadier on a busy machine)")
     parser.add_argument("--jax", action="store_true", help="also time JAX's first call of the chain")
     parser.add_argument("--child", nargs=2, metavar=("KIND", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        _child(args.child[0], int(args.child[1]), args.target, args.steps)
+        _child(args.child[0], int(args.child[1]), args.target, args.steps, args.clock)
         return
-    print(f"target={args.target}  STATICGRAPH_CACHE_DIR={os.environ.get('STATICGRAPH_CACHE_DIR', '(default)')}"
+    print(f"target={args.target}  clock={args.clock}  STATICGRAPH_CACHE_DIR={os.environ.get('STATICGRAPH_CACHE_DIR', '(default)')}"
           "  each size in a fresh process, STATICGRAPH_WARMUP=wait")
     jobs = [("chain", args.chain, ("build", "compile", "first_run", "step")),
             ("mlp", args.mlp, PHASES)]
@@ -180,7 +187,7 @@ def main() -> None:
     for kind, sizes, phases in jobs:
         sizes = [int(s) for s in sizes.split(",") if s.strip()]
         if sizes:
-            rows = [_run_child(kind, n, args.target, args.steps) for n in sizes]
+            rows = [_run_child(kind, n, args.target, args.steps, args.clock) for n in sizes]
             _table(kind, sizes, rows, phases)
             if kind == "chain":
                 total = [sum(r[p] for p in ("build", "compile", "first_run")) for r in rows]
