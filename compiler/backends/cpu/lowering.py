@@ -113,7 +113,9 @@ class Program:
     def space(self, key) -> str:
         """"S" (a variable's slot), "F<i>" (feed i: an array of its own, the fed value itself
         where ``Layout.feed`` can pass it in place) or "A" (the arena)."""
-        root = self.root(key)
+        return self._root_space(self.root(key))
+
+    def _root_space(self, root) -> str:
         if isinstance(root, Slot):
             return "S"
         i = self.feed_index.get(root)
@@ -124,7 +126,17 @@ class Program:
         return {t: i for i, t in enumerate(self.schedule.feeds)}
 
     def array_name(self, key) -> str:
-        return f"{self.space(key)}_{_dtype_name(self.dtypes[self.root(key)])}"
+        root = self.root(key)
+        return f"{self._root_space(root)}_{_dtype_name(self.dtypes[root])}"
+
+    @functools.cached_property
+    def arg_names(self) -> List[str]:
+        """The step's array parameters (``codegen.arg_names``): asked once the program is lowered,
+        by the generated source, the native step and every layout, so kept."""
+        names = set()
+        for call in self.all_calls:
+            names.update(self.array_name(k) for k in call.args)
+        return sorted(names)
 
     @property
     def all_calls(self) -> List[Call]:
