@@ -10,12 +10,12 @@ with the native step ready; set ``STATICGRAPH_CACHE_DIR`` to a warm cache to tim
 - mlp: D layers ``relu(x @ W + b)`` of width 64 on a batch of 32, MSE loss, SGD ``minimize``.
 
 Phases: build (from the first placeholder to the last gradient / ``minimize``), ``sess.compile()``,
-the first run of the plan, and for the MLP the initializer run on the reference target (and on the
-cpu target, which compiles a plan of its own first). ``step`` is the median steady step.
+the first run of the plan, and for the MLP the initializer run on the reference target
+(``ref_init``) and on the benchmark's target (``init``: on the cpu target a plan of its own). ``step`` is the median steady step.
 Each phase's slope is log(t2 / t1) / log(n2 / n1) between consecutive sizes: 1.0 is linear, 2.0
 quadratic. On a shared machine absolute times drift; slopes are ratios within one run.
-With JAX installed, ``--jax`` also times JAX's first call of the same chain (``jit`` of value and
-gradient).
+Where JAX is installed, JAX's first call of the same chain (``jit`` of value and gradient: trace,
+compile, run) is timed too (``--no-jax`` skips it).
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 
-PHASES = ("build", "compile", "first_run", "ref_init", "cpu_init", "step")
+PHASES = ("build", "compile", "first_run", "ref_init", "init", "step")
 WIDTH, BATCH, CHAIN_LEN = 64, 32, 16
 
 
@@ -92,14 +92,14 @@ def one_mlp(depth: int, target: str, steps: int) -> dict:
     with sg.Session(target="reference") as ref:
         _, ref_init = _timed(lambda: ref.run(init))
     sess = sg.Session(target=target)
-    _, cpu_init = _timed(lambda: sess.run(init))
+    _, init = _timed(lambda: sess.run(init))
     plan, compile_s = _timed(lambda: sess.compile([train, loss], [x, labels]))
     xv = rng.standard_normal((BATCH, WIDTH)).astype(np.float32)
     lv = rng.standard_normal((BATCH, WIDTH)).astype(np.float32)
     first, first_s = _timed(lambda: plan(xv, lv))
     step = _steady(lambda: plan(xv, lv), steps)
     return dict(ops=ops, build=build, compile=compile_s, first_run=first_s, ref_init=ref_init,
-                cpu_init=cpu_init, step=step, result=float(first[1]))
+                init=init, step=step, result=float(first[1]))
 
 
 def one_jax(n: int) -> dict:
@@ -168,7 +168,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=50, help="steady steps timed after the first")
     parser.add_argument("--clock", default="wall", choices=("wall", "cpu"),
                         help="wall: time.perf_counter; cpu: this process's CPU time (steadier on a busy machine)")
-    parser.add_argument("--jax", action="store_true", help="also time JAX's first call of the chain")
+    parser.add_argument("--no-jax", action="store_true", help="skip JAX's first call of the chain (timed where installed)")
     parser.add_argument("--child", nargs=2, metavar=("KIND", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -178,7 +178,7 @@ def main() -> None:
           "  each size in a fresh process, STATICGRAPH_WARMUP=wait")
     jobs = [("chain", args.chain, ("build", "compile", "first_run", "step")),
             ("mlp", args.mlp, PHASES)]
-    if args.jax:
+    if not args.no_jax:
         try:
             import jax  # noqa: F401
             jobs.append(("jax", args.chain, ("first_call",)))
