@@ -92,14 +92,14 @@ def one_mlp(depth: int, target: str, steps: int) -> dict:
     with sg.Session(target="reference") as ref:
         _, ref_init = _timed(lambda: ref.run(init))
     sess = sg.Session(target=target)
-    _, init = _timed(lambda: sess.run(init))
+    _, init_s = _timed(lambda: sess.run(init))
     plan, compile_s = _timed(lambda: sess.compile([train, loss], [x, labels]))
     xv = rng.standard_normal((BATCH, WIDTH)).astype(np.float32)
     lv = rng.standard_normal((BATCH, WIDTH)).astype(np.float32)
     first, first_s = _timed(lambda: plan(xv, lv))
     step = _steady(lambda: plan(xv, lv), steps)
     return dict(ops=ops, build=build, compile=compile_s, first_run=first_s, ref_init=ref_init,
-                init=init, step=step, result=float(first[1]))
+                init=init_s, step=step, result=float(first[1]))
 
 
 def one_jax(n: int) -> dict:
