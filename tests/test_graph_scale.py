@@ -1,6 +1,6 @@
 """What keeps large graphs linear from build to first step (issue 29), pinned by what the code does,
 not by the clock (benchmarks/graph_scale.py times it): one storage re-layout per initializer run,
-one threading-layer probe per process, no cyclic collection inside a compile or ``sg.gradients``,
+one threading-layer probe per process, no full collection inside a compile or ``sg.gradients``,
 kernel calls compared by identity. The memory planner: tests/test_memory_planner.py."""
 import gc
 import importlib
@@ -53,50 +53,56 @@ def test_threading_layer_is_probed_once_per_process(monkeypatch):
 
 
 def test_gc_paused_nests_across_threads_and_keeps_a_users_choice():
-    assert gc.isenabled()
-    entered, release = threading.Event(), threading.Event()
-
-    def other():
-        with gc_paused():
-            entered.set()
-            release.wait(10)
-    with gc_paused():
-        assert not gc.isenabled()
-        worker = threading.Thread(target=other)
-        worker.start()
-        assert entered.wait(10)
-    assert not gc.isenabled()          # the other thread's build is still running
-    release.set()
-    worker.join(10)
-    assert gc.isenabled()
-    gc.disable()
+    saved = gc.get_threshold()
+    gc.set_threshold(500, 7, 9)                 # the user's thresholds
     try:
+        entered, release = threading.Event(), threading.Event()
+
+        def other():
+            with gc_paused():
+                entered.set()
+                release.wait(10)
+        with gc_paused():
+            assert gc.get_threshold() == (500, 7, gc_pause.NO_FULL)
+            worker = threading.Thread(target=other)
+            worker.start()
+            assert entered.wait(10)
+        assert gc.get_threshold()[2] == gc_pause.NO_FULL    # the other thread's build still runs
+        release.set()
+        worker.join(10)
+        assert gc.get_threshold() == (500, 7, 9)
+        gc.disable()
         with gc_paused():
             pass
-        assert not gc.isenabled()      # disabled by the user: stays so
+        assert not gc.isenabled() and gc.get_threshold() == (500, 7, 9)   # disabled by the user: stays so
     finally:
         gc.enable()
+        gc.set_threshold(*saved)
 
 
 def _collections(build):
-    """``build()``'s result, asserting that no garbage collection started while it was paused (the
-    first allocation after the pause may start one: the build's garbage is collected then)."""
-    started = []
+    """``build()``'s result, asserting that the collections inside it were young ones only, with
+    full collections held off (and that there were some: the build allocates)."""
+    inside = []
 
     def watch(phase, info):
         if phase == "start" and gc_pause._DEPTH[0]:
-            started.append(info["generation"])
+            inside.append((info["generation"], gc.get_threshold()[2]))
+    saved = gc.get_threshold()
+    gc.set_threshold(5, 2, 2)           # collections every few allocations, full ones included
     gc.callbacks.append(watch)
     try:
         out = build()
     finally:
         gc.callbacks.remove(watch)
-    assert started == [], f"collections of generations {started} inside the build"
+        gc.set_threshold(*saved)
+    assert inside, "no collection inside the build: was it paused at all?"
+    assert all(gen < 2 and third == gc_pause.NO_FULL for gen, third in inside), inside
     return out
 
 
 @pytest.mark.parametrize("target", ["reference", "cpu"])
-def test_no_collection_while_compiling_or_differentiating(target):
+def test_no_full_collection_while_compiling_or_differentiating(target):
     x0 = sg.placeholder(sg.float32, (4,))
     x = x0
     for _ in range(300):
