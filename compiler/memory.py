@@ -9,14 +9,19 @@ elementwise kernel reading that input element for element, and the input dies
 at that call (its last use), with the same dtype and size.
 
 Placement is greedy first-fit by start time, deterministic (ties by order of
-the request list). ``Arena.check()`` verifies that no two live buffers overlap.
+the request list): each buffer takes the lowest offset where it fits beside the
+buffers still live at its start (``first_fit.FreeBlocks``: O(log n) a buffer).
+``Arena.check()`` verifies that no two live buffers overlap.
 """
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 from typing import Dict, Hashable, List, Sequence, Tuple
 
 import numpy as np
+
+from .first_fit import FreeBlocks
 
 ALIGN = 16  # elements: 64-byte alignment for float32
 
@@ -83,20 +88,18 @@ def plan_memory(buffers: Sequence[Buffer], inplace: Sequence[Tuple[Hashable, Has
     leaders = list(span)
     order = {b.key: i for i, b in enumerate(buffers)}
     leaders.sort(key=lambda k: (span[k][0], order[k]))
-    live: Dict[np.dtype, List[Tuple[int, int, int]]] = {}   # dtype -> [(offset, size, end)]
+    free: Dict[np.dtype, FreeBlocks] = {}
+    live: Dict[np.dtype, List[Tuple[int, int, int]]] = {}   # dtype -> heap of (end, offset, size)
     for lead in leaders:
         b = by_key[lead]
         start, end = span[lead]
         size = _aligned(max(by_key[k].size for k in members[lead]))
-        active = [iv for iv in live.get(b.dtype, []) if iv[2] >= start]
-        active.sort()
-        off = 0
-        for o, n, _ in active:
-            if off + size <= o:
-                break
-            off = max(off, o + n)
-        active.append((off, size, end))
-        live[b.dtype] = active
+        blocks, ending = free.setdefault(b.dtype, FreeBlocks()), live.setdefault(b.dtype, [])
+        while ending and ending[0][0] < start:      # buffers dead before this one starts
+            _, o, n = heapq.heappop(ending)
+            blocks.give(o, n)
+        off = blocks.take(size)
+        heapq.heappush(ending, (end, off, size))
         arena.sizes[b.dtype] = max(arena.sizes.get(b.dtype, 0), off + size)
         for k in members[lead]:
             arena.offsets[k] = off

@@ -82,6 +82,14 @@ class VariableValues(MutableMapping):
         self._views[v][...] = value
         self._initialized[v] = None
 
+    def update(self, values=(), /) -> None:
+        """``MutableMapping.update`` with one re-layout for all the new variables (an initializer
+        of hundreds of variables re-laid out the storage once per variable: quadratic)."""
+        values = dict(values)
+        self.ensure_slots(values)
+        for v, value in values.items():
+            self[v] = value
+
     def __delitem__(self, v: Operation) -> None:
         del self._initialized[v]
 
@@ -129,8 +137,7 @@ class SessionState:
                 value = old + value if mode == "add" else old - value
             new[var_op] = np.array(value, dtype=var_op.attrs["dtype"])
         with self.lock:
-            for var_op, value in new.items():
-                self.values[var_op] = value
+            self.values.update(new)
 
 
 def _assigned_value(var_op: Operation, value, mode: str) -> np.ndarray:

@@ -8,6 +8,7 @@ for gradient ops, the forward op it differentiates (``grad_of``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 import threading
@@ -24,12 +25,18 @@ _PACKAGE_DIRS = (
 )
 
 
+@functools.lru_cache(maxsize=4096)
+def _is_internal(co_filename: str) -> bool:
+    """Whether code from ``co_filename`` is staticgraph's own (or contextlib's): asked once per file."""
+    filename = os.path.abspath(co_filename)
+    return filename.startswith(_PACKAGE_DIRS) or "contextlib" in filename
+
+
 def user_frame() -> str:
     """``file:line`` of the innermost caller outside staticgraph/ and compiler/."""
     frame = sys._getframe(1)
     while frame is not None:
-        filename = os.path.abspath(frame.f_code.co_filename)
-        if not filename.startswith(_PACKAGE_DIRS) and "contextlib" not in filename:
+        if not _is_internal(frame.f_code.co_filename):
             return f"{frame.f_code.co_filename}:{frame.f_lineno}"
         frame = frame.f_back
     return "<unknown>"

@@ -63,10 +63,15 @@ class Session:
 
     def compile(self, fetches, feeds: Sequence[Tensor] = ()):
         """Compile ``fetches`` given positional ``feeds`` into a ``Plan``."""
+        from compiler.gc_pause import gc_paused
+        self._check_open()
+        with gc_paused():
+            return self._compile(fetches, feeds)
+
+    def _compile(self, fetches, feeds: Sequence[Tensor]):
         from compiler.numerics import checks_of
         from compiler.plan import Plan
         from compiler.schedule import schedule
-        self._check_open()
         leaves, pack = flatten(fetches, lambda x: isinstance(x, (Tensor, Operation)))
         for leaf in leaves:
             if leaf.graph is not self.graph:

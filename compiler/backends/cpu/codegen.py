@@ -13,11 +13,8 @@ from .library import MODULE_NAME
 from .lowering import Program
 
 def arg_names(prog: Program) -> List[str]:
-    """The step's array parameters: one per (space, dtype) used, sorted; then M and E."""
-    names = set()
-    for call in prog.all_calls:
-        names.update(prog.array_name(k) for k in call.args)
-    return sorted(names)
+    """The step's array parameters: one per (space, dtype) used, sorted (M and E follow them)."""
+    return list(prog.arg_names)
 
 
 def _comment(call) -> str:

@@ -33,6 +33,7 @@ from staticgraph.errors import InternalError, InvalidArgumentError, OpError
 from staticgraph.shapes import fmt, is_compatible
 
 from ... import cache     # before _at_exit below: its exit cleanup must run after _at_exit (LIFO)
+from ...gc_pause import gc_paused
 from ...memory import Arena, Buffer, plan_memory
 from ...schedule import Schedule
 from ...sizes import check_bytes, checked_size, num_elements
@@ -640,14 +641,15 @@ class CpuExecutable(Executable):
         tier = self.tiers.fused if self.tiers.jitted and sig not in self._fallback else self.base
         lay = tier.layouts.get(sig)
         if lay is None:
-            try:
-                lay = Layout(tier.prog, state, values)
-            except FusionMismatch:
-                self._fallback.add(sig)
-                tier = self.base
-                lay = tier.layouts.get(sig) or Layout(tier.prog, state, values)
-            tier.bind(lay)
-            tier.layouts[sig] = lay
+            with gc_paused():       # a large plan's layout: see gc_pause
+                try:
+                    lay = Layout(tier.prog, state, values)
+                except FusionMismatch:
+                    self._fallback.add(sig)
+                    tier = self.base
+                    lay = tier.layouts.get(sig) or Layout(tier.prog, state, values)
+                tier.bind(lay)
+                tier.layouts[sig] = lay
         return tier, lay
 
     def run(self, state: SessionState, values: Sequence[np.ndarray]) -> List[np.ndarray]:

@@ -56,9 +56,11 @@ class Scratch:
         return f"Scratch({self.why} of {getattr(self.like, 'name', self.like)})"
 
 
-@dataclass
+@dataclass(eq=False)
 class Call:
-    """One kernel call: ``kernel(*arrays(args), M, E, pos)``; ``args`` = inputs then output."""
+    """One kernel call: ``kernel(*arrays(args), M, E, pos)``; ``args`` = inputs then output.
+    Compared by identity: each is one place in the step (``in``, ``index`` and ``remove`` on a
+    list of calls find that place at C speed, not by comparing every field of every call)."""
     kernel: str
     args: tuple
     record: Callable[[Env], list]
@@ -79,6 +81,12 @@ class Call:
     @property
     def inputs(self) -> tuple:
         return self.args[:self.n_in] if self.n_in is not None else self.args[:-1]
+
+
+@functools.lru_cache(maxsize=None)
+def _dtype_name(dtype) -> str:
+    """``np.dtype(dtype).name``, asked once per dtype (it costs microseconds: a plan asks per argument)."""
+    return np.dtype(dtype).name
 
 
 @dataclass
@@ -125,7 +133,9 @@ class Program:
     def space(self, key) -> str:
         """"S" (a variable's slot), "F<i>" (feed i: an array of its own, the fed value itself
         where ``Layout.feed`` can pass it in place) or "A" (the arena)."""
-        root = self.root(key)
+        return self._root_space(self.root(key))
+
+    def _root_space(self, root) -> str:
         if isinstance(root, Slot):
             return "S"
         i = self.feed_index.get(root)
@@ -136,7 +146,17 @@ class Program:
         return {t: i for i, t in enumerate(self.schedule.feeds)}
 
     def array_name(self, key) -> str:
-        return f"{self.space(key)}_{np.dtype(self.dtypes[self.root(key)]).name}"
+        root = self.root(key)
+        return f"{self._root_space(root)}_{_dtype_name(self.dtypes[root])}"
+
+    @functools.cached_property
+    def arg_names(self) -> List[str]:
+        """The step's array parameters (``codegen.arg_names``): asked once the program is lowered,
+        by the generated source, the native step and every layout, so kept."""
+        names = set()
+        for call in self.all_calls:
+            names.update(self.array_name(k) for k in call.args)
+        return sorted(names)
 
     @property
     def all_calls(self) -> List[Call]:
@@ -406,14 +426,15 @@ class Lowering:
         prog = self.prog
         readers, viewed = self._readers()
         product = {c.args[-1]: c for c in prog.calls if c.kernel == "ew_Mul" and len(c.args) == 3}
-        found = {}
+        found, dropped = {}, set()
         for i, (var, value, mode, _) in enumerate(prog.assigns):
             call = product.get(value)
             if mode != "sub" or call is None or readers.get(value, 0) or value in viewed:
                 continue
             readers[value] = 1           # a second assign of the same product keeps it
-            prog.calls.remove(call)
+            dropped.add(call)
             found[i] = call.args[:2]
+        self._drop(dropped)
         return found
 
     def _gemm_updates(self, factors: Dict[int, tuple]) -> Dict[int, tuple]:
@@ -434,7 +455,7 @@ class Lowering:
         first_write = {}
         for j, (var, _, _, _) in enumerate(prog.assigns):
             first_write.setdefault(var, j)
-        found = {}
+        found, dropped = {}, set()
         for i, (a, b) in factors.items():
             var = prog.assigns[i][0]
             s, g = (a, b) if getattr(a, "shape", None) == () else (b, a)
@@ -451,9 +472,15 @@ class Lowering:
             k = x.shape[0] if ta else x.shape[1]
             if k is not None and shape[0] * shape[1] * k <= MM_LOOPS_UP_TO:
                 continue
-            prog.calls.remove(call)
+            dropped.add(call)
             found[i] = (x, y, s, ta, tb)
+        self._drop(dropped)
         return found
+
+    def _drop(self, calls: set) -> None:
+        """Remove ``calls`` from the main calls in one pass (one ``list.remove`` each was quadratic)."""
+        if calls:
+            self.prog.calls = [c for c in self.prog.calls if c not in calls]
 
     def _gemm_update(self, slot, x, y, s, ta: bool, tb: bool) -> None:
         def record(env):

@@ -17,6 +17,7 @@ with one worker.
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import weakref
@@ -43,7 +44,14 @@ def _threadsafe_layer() -> bool:
         return True
     if layer == "workqueue":
         return False
-    for pool in ("tbbpool", "omppool"):                    # "default" / "forksafe": the first that loads
+    return _threadsafe_pool_loads()
+
+
+@functools.lru_cache(maxsize=None)
+def _threadsafe_pool_loads() -> bool:
+    """Numba's TBB or OpenMP pool imports ("default" / "forksafe" pick the first that loads).
+    Asked once per process: a failing import is not cached by Python, and a plan asks per record."""
+    for pool in ("tbbpool", "omppool"):
         try:
             importlib.import_module(f"numba.np.ufunc.{pool}")
             return True
