@@ -180,6 +180,8 @@ OP_CASES = [
     ("identity", [X], lambda x: sg.identity(x) * x),
     # ONNX has no stop_gradient: it is exported as Identity, so a loaded model differentiates through it
     ("stop_gradient", [X], lambda x: sg.stop_gradient(x) * x, "no gradients"),
+    # ONNX has no assertions: check_numerics is exported as Identity (the check stays in staticgraph)
+    ("check_numerics", [X], lambda x: sg.debugging.check_numerics(x, "x is finite") * x),
     ("fills", [X], lambda x: [sg.zeros_like(x) + x, sg.ones_like(x, dtype=sg.int64), sg.ones((3,)) + x]),
     ("one_hot", [((None, 2), np.int64, (-1, 7))], lambda i: sg.one_hot(i, 5)),
     ("reductions", [((None, 3, 4), F32, "ties")],

@@ -37,6 +37,7 @@ NO_ONNX_FORM: Dict[str, str] = {
     "NoOp": "a group of ops run for their effects, which an ONNX model has none of",
     "RandomNormal": "a random op: draw the values in the session and feed them as an input",
     "RandomUniform": "a random op: draw the values in the session and feed them as an input",
+    "Allreduce": "a collective over an MPI job's ranks (sg.distributed): a training-time op; export the model's forward outputs",
 }
 INT64_MAX = np.iinfo(np.int64).max
 INT64_MIN = np.iinfo(np.int64).min
@@ -103,8 +104,8 @@ def _direct(ctx, op):
     ctx.node(DIRECT[op.type], [ctx.name(t) for t in op.inputs], [ctx.out(op)], op)
 
 
-@exports("StopGradient")
-def _stop_gradient(ctx, op):
+@exports("StopGradient", "CheckNumerics")      # ONNX has no gradients and no assertions: the value itself
+def _identity(ctx, op):
     ctx.node("Identity", [ctx.name(op.inputs[0])], [ctx.out(op)], op)
 
 
