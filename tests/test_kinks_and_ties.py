@@ -1,0 +1,130 @@
+"""Gradients at kinks and ties (API.md §10: PyTorch's rules): relu'(0) = abs'(0) = 0; maximum,
+minimum and reduce_max split the gradient evenly among tied inputs; a max pooling routes a window's
+gradient to its first maximum. Inputs hold exact zeros and exact ties; every expected value is
+derived here by hand (NumPy loops), first and second order, on the reference backend, the cpu
+target's base tier and its fused tier (one generated loop per fused elementwise group), and through
+a conv -> relu -> max pool and the fused conv + max pool kernels, which find a window's maximum
+themselves.
+
+Central differences cannot check these points: at relu's kink they see 1/2, and at a k-fold tie
+of reduce_max they see 1/2 whatever k is."""
+import numpy as np
+import pytest
+
+import staticgraph as sg
+
+TIERS = ["reference", "cpu", "cpu-fused"]
+
+# exact zeros of both signs between negative and positive values
+X = np.array([[-1.5, 0.0, 2.0, -0.0], [0.0, 3.0, -2.0, 0.0], [0.5, -0.0, 0.0, -0.25]])
+
+
+def _run(tier, fetches, feeds):
+    """``fetches`` for ``feeds`` (placeholder -> array) on ``tier``; the fused tier must really
+    run fused loops."""
+    with sg.Session(target="reference" if tier == "reference" else "cpu") as sess:
+        plan = sess.compile(fetches, list(feeds))
+        if tier == "cpu-fused":
+            plan.jit()
+            assert plan._exe.jitted and plan._exe.tier.prog.fused, plan.explain()
+        return plan(*feeds.values())
+
+
+def _close(got, want):
+    """Equal up to rounding; where ``want`` is 0 (a kink, or a loser of a tie), exactly 0."""
+    assert len(got) == len(want)
+    for a, b in zip(got, want):
+        assert a.shape == np.shape(b)
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=0)
+
+
+def _placeholders(*arrays):
+    return [sg.placeholder(sg.float64, a.shape) for a in arrays]
+
+
+def _second(h, x, v):
+    """The gradient of sum(dh/dx * v) w.r.t. x: the Hessian of h applied to v."""
+    (dh,) = sg.gradients(h, [x])
+    return sg.gradients(sg.reduce_sum(dh * v), [x])[0]
+
+
+@pytest.mark.parametrize("tier", TIERS)
+def test_relu_and_abs_have_zero_gradient_at_zero(tier, rng):
+    """relu'(0) = abs'(0) = 0, at +0 and -0, also for relu of relu; second order through
+    relu(x)**2 (Hessian 2 relu'(x)**2: 0 at 0, not 2) and abs(x) * x (2 sign(x): 0 at 0)."""
+    g, c, v = (rng.uniform(0.5, 2.0, X.shape) for _ in range(3))
+    x, G, C, V = _placeholders(X, g, c, v)
+    fetches = [sg.gradients(sg.relu(x), [x], grad_ys=G)[0],
+               sg.gradients(sg.relu(sg.relu(x)), [x], grad_ys=G)[0],
+               sg.gradients(sg.abs(x), [x], grad_ys=G)[0],
+               _second(sg.reduce_sum(sg.square(sg.relu(x)) * C), x, V),
+               _second(sg.reduce_sum(sg.abs(x) * x * C), x, V)]
+    got = _run(tier, fetches, {x: X, G: g, C: c, V: v})
+    positive = (X > 0).astype(float)
+    want = [g * positive, g * positive, g * np.sign(X), 2 * c * v * positive, 2 * c * v * np.sign(X)]
+    _close(got, want)
+
+
+# maximum/minimum operands with ties, including broadcast ones (a tie of b[j] with a whole column)
+A = np.array([[1.0, 2.0, 0.0, -1.0], [3.0, 3.0, 0.0, 5.0], [0.5, -2.0, 0.0, 0.0]])
+B = np.array([1.0, 2.0, 0.0, 0.0])
+
+
+def _tie_shares(a, b, first_wins):
+    """Per-element share of the gradient that goes to ``a`` (loops): 1/2 at a tie."""
+    a, b = np.broadcast_arrays(a, b)
+    share = np.zeros(a.shape)
+    for idx in np.ndindex(a.shape):
+        share[idx] = 0.5 if a[idx] == b[idx] else float(first_wins(a[idx], b[idx]))
+    return share
+
+
+@pytest.mark.parametrize("fn, first_wins", [(sg.maximum, lambda p, q: p > q), (sg.minimum, lambda p, q: p < q)],
+                         ids=["maximum", "minimum"])
+@pytest.mark.parametrize("tier", TIERS)
+def test_maximum_minimum_split_ties_evenly_first_and_second_order(tier, fn, first_wins, rng):
+    """First order: a's share s (1/2 at a tie), b's 1 - s summed over the broadcast column.
+    Second order of h = sum(C * fn(a, b)**2): d/da sum(dh/da V) = 2 C V s**2 and
+    d/db sum(dh/da V) = 2 C V s (1 - s) (1/4 and 1/4 at a tie, not 1 and 0)."""
+    g, c, v = (rng.uniform(0.5, 2.0, A.shape) for _ in range(3))
+    a, b, G, C, V = _placeholders(A, B, g, c, v)
+    first = sg.gradients(fn(a, b), [a, b], grad_ys=G)
+    (da,) = sg.gradients(sg.reduce_sum(C * sg.square(fn(a, b))), [a])
+    second = sg.gradients(sg.reduce_sum(da * V), [a, b])
+    got = _run(tier, first + second, {a: A, b: B, G: g, C: c, V: v})
+    s = _tie_shares(A, B, first_wins)
+    _close(got, [g * s, (g * (1 - s)).sum(0), 2 * c * v * s * s, (2 * c * v * s * (1 - s)).sum(0)])
+
+
+# rows with one, two, three and four tied maxima; columns with ties too
+R = np.array([[1.0, 3.0, 3.0, 0.0], [2.0, 2.0, 2.0, 2.0], [-1.0, 5.0, -1.0, 0.0], [4.0, 4.0, 0.0, 4.0]])
+
+
+def _max_shares(x, axis):
+    """mask / count: the share of each element in its reduction's gradient (loops over the kept
+    index; axis None: one reduction)."""
+    x2 = x.reshape(1, -1) if axis is None else np.moveaxis(x, axis, -1)
+    share = np.zeros(x2.shape)
+    for i in range(x2.shape[0]):
+        ties = x2[i] == x2[i].max()
+        share[i] = ties / ties.sum()
+    return share.reshape(x.shape) if axis is None else np.moveaxis(share, -1, axis)
+
+
+@pytest.mark.parametrize("axis, keepdims", [(1, False), (0, True), (None, False)])
+@pytest.mark.parametrize("tier", TIERS)
+def test_reduce_max_splits_ties_evenly_first_and_second_order(tier, axis, keepdims, rng):
+    """First order: g / k to each of k tied maxima. Second order of h = sum(C * max(x)**2):
+    2 C share * sum(V * share) over each reduction (the Hessian of a max is its share's outer
+    product)."""
+    out_shape = np.max(R, axis=axis, keepdims=keepdims).shape
+    g, c = rng.uniform(0.5, 2.0, out_shape), rng.uniform(0.5, 2.0, out_shape)
+    v = rng.uniform(0.5, 2.0, R.shape)
+    x, G, C, V = _placeholders(R, g, c, v)
+    m = sg.reduce_max(x, axis, keepdims=keepdims)
+    fetches = [m, sg.gradients(m, [x], grad_ys=G)[0], _second(sg.reduce_sum(C * sg.square(m)), x, V)]
+    got = _run(tier, fetches, {x: R, G: g, C: c, V: v})
+    share = _max_shares(R, axis)
+    expand = (lambda t: t) if axis is None or keepdims else (lambda t: np.expand_dims(t, axis))
+    sums = (share * v).sum() if axis is None else (share * v).sum(axis, keepdims=True)
+    _close(got, [np.max(R, axis=axis, keepdims=keepdims), expand(g) * share, 2 * expand(c) * share * sums])
