@@ -23,6 +23,7 @@ def _run(tier, fetches, feeds):
     """``fetches`` for ``feeds`` (placeholder -> array) on ``tier``; the fused tier must really
     run fused loops."""
     with sg.Session(target="reference" if tier == "reference" else "cpu") as sess:
+        sess.run(sg.global_variables_initializer())
         plan = sess.compile(fetches, list(feeds))
         if tier == "cpu-fused":
             plan.jit()
@@ -129,3 +130,110 @@ def test_reduce_max_splits_ties_evenly_first_and_second_order(tier, axis, keepdi
     expand = (lambda t: t) if axis is None or keepdims else (lambda t: np.expand_dims(t, axis))
     sums = (share * v).sum() if axis is None else (share * v).sum(axis, keepdims=True)
     _close(got, [np.max(R, axis=axis, keepdims=keepdims), expand(g) * share, 2 * expand(c) * share * sums])
+
+
+# -- through convolutions and max poolings ---------------------------------------------------------
+def _conv(x, w, pad):
+    """Stride-1 cross-correlation, NCHW by OIHW, by loops over the output positions."""
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    kh, kw = w.shape[2:]
+    y = np.zeros((x.shape[0], w.shape[0], xp.shape[2] - kh + 1, xp.shape[3] - kw + 1))
+    for i, j in np.ndindex(y.shape[2:]):
+        y[:, :, i, j] = np.einsum("nckl,ockl->no", xp[:, :, i:i + kh, j:j + kw], w)
+    return y
+
+
+def _conv_grads(x, w, pad, dy):
+    """The input and filter gradients of ``_conv`` for output gradient ``dy`` (the same loops)."""
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    dxp, dw = np.zeros(xp.shape), np.zeros(w.shape)
+    kh, kw = w.shape[2:]
+    for i, j in np.ndindex(dy.shape[2:]):
+        dxp[:, :, i:i + kh, j:j + kw] += np.einsum("no,ockl->nckl", dy[:, :, i, j], w)
+        dw += np.einsum("no,nckl->ockl", dy[:, :, i, j], xp[:, :, i:i + kh, j:j + kw])
+    return dxp[:, :, pad:xp.shape[2] - pad, pad:xp.shape[3] - pad], dw
+
+
+def _max_pool(y, k, dp=None):
+    """k x k max pooling, stride k, and (given the pooled gradient ``dp``) its input gradient: each
+    window's gradient goes to its FIRST maximum in row-major order (PyTorch's index rule)."""
+    n, c, h, w = y.shape
+    pooled, dy = np.zeros((n, c, h // k, w // k)), np.zeros(y.shape)
+    for a, b, i, j in np.ndindex(pooled.shape):
+        window = y[a, b, i * k:(i + 1) * k, j * k:(j + 1) * k]
+        first = np.unravel_index(np.argmax(window), window.shape)    # argmax: the first maximum
+        pooled[a, b, i, j] = window[first]
+        if dp is not None:
+            dy[a, b, i * k + first[0], j * k + first[1]] = dp[a, b, i, j]
+    return pooled, dy
+
+
+def _kink_inputs(rng, shape, w_shape):
+    """Sample 0 constant (every window of a channel's inner outputs tied), the others in
+    {-1, 0, 1} (ties and zeros everywhere); filters on a 1/4 grid, so every sum is exact; filter 0
+    with the bias that makes its output on sample 0 exactly 0 away from the padding, filter 1 and
+    its bias 0 (its output 0 everywhere), the others positive or random. Returns x, w, b."""
+    x = rng.integers(-1, 2, shape).astype(np.float64)
+    x[0] = 1.0
+    w = rng.integers(-4, 5, w_shape) / 4.0
+    w[1] = 0.0
+    w[2] = np.abs(w[2]) + 0.25
+    b = np.zeros(w_shape[0])
+    b[0] = -w[0].sum()
+    b[2] = 0.5
+    return x, w, b
+
+
+def _conv_model(x, w, b, pad, pool, relu_first, g):
+    """The loss sum(G * pool(relu(conv(X, W) + B))) (or the relu after the pooling; W and B
+    variables: the cpu target fuses a conv with its pooling only for variable filters), [X, W, B],
+    the feeds, and the expected loss and gradients of X, W, B by the loops above."""
+    X, G = _placeholders(x, g)
+    W, Bb = sg.Variable(w, dtype=sg.float64), sg.Variable(b.reshape(-1, 1, 1), dtype=sg.float64)
+    y = sg.nn.conv2d(X, W, padding=pad) + Bb
+    p = sg.nn.max_pool2d(sg.relu(y), pool) if relu_first else sg.relu(sg.nn.max_pool2d(y, pool))
+    loss = sg.reduce_sum(p * G)
+    want_y = _conv(x, w, pad) + b.reshape(-1, 1, 1)
+    if relu_first:
+        pooled, dr = _max_pool(np.maximum(want_y, 0.0), pool, g)
+        dy = dr * (want_y > 0)
+    else:
+        pooled, _ = _max_pool(want_y, pool)
+        _, dy = _max_pool(want_y, pool, g * (pooled > 0))
+        pooled = np.maximum(pooled, 0.0)
+    assert (want_y == 0).any() and (dy == 0).any() and dy.any()     # zeros met, gradients flow
+    dx, dw = _conv_grads(x, w, pad, dy)
+    feeds = {X: x, G: g}
+    want = [np.sum(pooled * g), dx, dw, dy.sum((0, 2, 3)).reshape(-1, 1, 1)]
+    return loss, [X, W, Bb], feeds, want
+
+
+@pytest.mark.parametrize("tier", TIERS)
+def test_conv_relu_max_pool_at_zeros_and_tied_windows(tier, rng):
+    """conv (padding 1) -> relu -> 2x2 max pool: the relu mask is taken at exact zeros and the
+    pooling's first maximum in windows of equal values; loss, input, filter and bias gradients."""
+    x, w, b = _kink_inputs(rng, (2, 2, 6, 6), (3, 2, 3, 3))
+    g = rng.uniform(0.5, 2.0, (2, 3, 3, 3))
+    loss, xs, feeds, want = _conv_model(x, w, b, 1, 2, True, g)
+    got = _run(tier, [loss] + sg.gradients(loss, xs), feeds)
+    _close(got, want)
+
+
+@pytest.mark.parametrize("tier", TIERS)
+def test_fused_conv_max_pool_then_relu_at_zeros_and_tied_windows(tier, rng):
+    """conv -> max pool -> relu where the cpu target fuses the conv with the pooling
+    (nn_conv_pool.py: the kernels pick each window's first maximum themselves and add the bias as
+    they read): tied windows route to their first element, pooled zeros pass no gradient; loss,
+    filter and bias gradients (an input gradient would unfuse the backward half)."""
+    x, w, b = _kink_inputs(rng, (2, 1, 28, 28), (4, 1, 5, 5))
+    g = rng.uniform(0.5, 2.0, (2, 4, 8, 8))
+    loss, (X, W, Bb), feeds, want = _conv_model(x, w, b, 0, 3, False, g)
+    fetches = [loss] + sg.gradients(loss, [W, Bb])
+    if tier != "reference":
+        with sg.Session() as sess:
+            sess.run(sg.global_variables_initializer())
+            kernels = {c.kernel for c in sess.compile(fetches, list(feeds))
+                       ._exe.base.prog.calls}
+        assert {"conv_pool_bpf"} <= kernels and kernels & {"conv_pool_fwd", "conv_pool_fwd_planar"}, kernels
+        assert not kernels & {"conv_fwd", "pool_max", "pool_max_grad"}, kernels
+    _close(_run(tier, fetches, feeds), [want[0], want[2], want[3]])
