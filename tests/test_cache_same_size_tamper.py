@@ -75,16 +75,18 @@ def _run_plan(cache_dir: Path) -> subprocess.CompletedProcess:
 
 def test_same_size_index_is_refused_by_a_plan_run_in_a_new_process(tmp_path):
     """A plan's kernel wrapper index and a library kernel index, each replaced by a same-size
-    pickle that would create a file: the next process on the cache deletes both at verification,
-    creates neither file, recompiles what it needs and gets the right result."""
+    pickle that would create a file: the next process on the cache creates neither file, gets the
+    right result, and leaves neither on disk: the wrapper is recompiled and sealed, and the kernel
+    file, which that process never loads (a BLAS helper of the step loop, which loads from its own
+    untouched entry), is gone only because verification deleted it."""
     root = tmp_path / "cache"
     first = _run_plan(root)
     assert first.returncode == 0 and json.loads(first.stdout) == RESULT, first.stderr[-3000:]
     wrappers = sorted(root.glob("plans/*/*/__pycache__/native.wrapper-*.nbi"))
-    kernel_indexes = sorted(root.glob("kernels/*/*/*/*.nbi"))
-    assert wrappers and kernel_indexes
+    helpers = sorted(root.glob("kernels/*/*/*/gemm._blas_*.nbi"))
+    assert wrappers and helpers
     planted = {}
-    for index, marker in ((wrappers[0], tmp_path / "from_wrapper"), (kernel_indexes[0], tmp_path / "from_kernel")):
+    for index, marker in ((wrappers[0], tmp_path / "from_wrapper"), (helpers[0], tmp_path / "from_kernel")):
         planted[index] = (_plant(index, marker), marker)
 
     second = _run_plan(root)
