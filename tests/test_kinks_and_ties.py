@@ -66,8 +66,8 @@ def test_relu_and_abs_have_zero_gradient_at_zero(tier, rng):
     _close(got, want)
 
 
-# maximum/minimum operands with ties, including broadcast ones (a tie of b[j] with a whole column)
-A = np.array([[1.0, 2.0, 0.0, -1.0], [3.0, 3.0, 0.0, 5.0], [0.5, -2.0, 0.0, 0.0]])
+# maximum/minimum operands with ties, including broadcast ones (b[2] ties a whole column) and -0 == 0
+A = np.array([[1.0, 2.0, 0.0, -1.0], [3.0, 3.0, 0.0, 5.0], [0.5, -2.0, 0.0, -0.0]])
 B = np.array([1.0, 2.0, 0.0, 0.0])
 
 
@@ -187,7 +187,8 @@ def _kink_inputs(rng, shape, w_shape):
 def _conv_model(x, w, b, pad, pool, relu_first, g):
     """The loss sum(G * pool(relu(conv(X, W) + B))) (or the relu after the pooling; W and B
     variables: the cpu target fuses a conv with its pooling only for variable filters), [X, W, B],
-    the feeds, and the expected loss and gradients of X, W, B by the loops above."""
+    the feeds, the expected loss and gradients of X, W, B by the loops above, and the conv
+    output's gradient."""
     X, G = _placeholders(x, g)
     W, Bb = sg.Variable(w, dtype=sg.float64), sg.Variable(b.reshape(-1, 1, 1), dtype=sg.float64)
     y = sg.nn.conv2d(X, W, padding=pad) + Bb
@@ -205,18 +206,23 @@ def _conv_model(x, w, b, pad, pool, relu_first, g):
     dx, dw = _conv_grads(x, w, pad, dy)
     feeds = {X: x, G: g}
     want = [np.sum(pooled * g), dx, dw, dy.sum((0, 2, 3)).reshape(-1, 1, 1)]
-    return loss, [X, W, Bb], feeds, want
+    return loss, [X, W, Bb], feeds, want, dy
 
 
 @pytest.mark.parametrize("tier", TIERS)
 def test_conv_relu_max_pool_at_zeros_and_tied_windows(tier, rng):
     """conv (padding 1) -> relu -> 2x2 max pool: the relu mask is taken at exact zeros and the
-    pooling's first maximum in windows of equal values; loss, input, filter and bias gradients."""
+    pooling's first maximum in windows of equal values; loss, input, filter and bias gradients.
+    Second order: dL/dW = sum dy * x is linear in x for fixed masks, so d/dX sum(dL/dW * V) is the
+    input gradient of a conv with filters V for the same (masked) output gradient dy."""
     x, w, b = _kink_inputs(rng, (2, 2, 6, 6), (3, 2, 3, 3))
-    g = rng.uniform(0.5, 2.0, (2, 3, 3, 3))
-    loss, xs, feeds, want = _conv_model(x, w, b, 1, 2, True, g)
-    got = _run(tier, [loss] + sg.gradients(loss, xs), feeds)
-    _close(got, want)
+    g, v = rng.uniform(0.5, 2.0, (2, 3, 3, 3)), rng.uniform(0.5, 2.0, w.shape)
+    loss, xs, feeds, want, dy = _conv_model(x, w, b, 1, 2, True, g)
+    grads = sg.gradients(loss, xs)
+    (V,) = _placeholders(v)
+    second = sg.gradients(sg.reduce_sum(grads[1] * V), [xs[0]])
+    got = _run(tier, [loss] + grads + second, {**feeds, V: v})
+    _close(got, want + [_conv_grads(x, v, 1, dy)[0]])
 
 
 @pytest.mark.parametrize("tier", TIERS)
@@ -227,13 +233,12 @@ def test_fused_conv_max_pool_then_relu_at_zeros_and_tied_windows(tier, rng):
     filter and bias gradients (an input gradient would unfuse the backward half)."""
     x, w, b = _kink_inputs(rng, (2, 1, 28, 28), (4, 1, 5, 5))
     g = rng.uniform(0.5, 2.0, (2, 4, 8, 8))
-    loss, (X, W, Bb), feeds, want = _conv_model(x, w, b, 0, 3, False, g)
+    loss, (X, W, Bb), feeds, want, _ = _conv_model(x, w, b, 0, 3, False, g)
     fetches = [loss] + sg.gradients(loss, [W, Bb])
     if tier != "reference":
         with sg.Session() as sess:
             sess.run(sg.global_variables_initializer())
-            kernels = {c.kernel for c in sess.compile(fetches, list(feeds))
-                       ._exe.base.prog.calls}
+            kernels = {c.kernel for c in sess.compile(fetches, list(feeds))._exe.base.prog.calls}
         assert {"conv_pool_bpf"} <= kernels and kernels & {"conv_pool_fwd", "conv_pool_fwd_planar"}, kernels
         assert not kernels & {"conv_fwd", "pool_max", "pool_max_grad"}, kernels
     _close(_run(tier, fetches, feeds), [want[0], want[2], want[3]])
