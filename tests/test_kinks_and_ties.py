@@ -13,8 +13,6 @@ import pytest
 
 import staticgraph as sg
 
-TIERS = ["reference", "cpu", "cpu-fused"]
-
 # exact zeros of both signs between negative and positive values
 X = np.array([[-1.5, 0.0, 2.0, -0.0], [0.0, 3.0, -2.0, 0.0], [0.5, -0.0, 0.0, -0.25]])
 
@@ -32,11 +30,15 @@ def _run(tier, fetches, feeds):
 
 
 def _close(got, want):
-    """Equal up to rounding; where ``want`` is 0 (a kink, or a loser of a tie), exactly 0."""
+    """Equal up to rounding, measured against each array's largest value (the gradients are sums
+    that may cancel); where ``want`` is 0 (a kink, a tie's loser, a window's other elements),
+    exactly 0."""
     assert len(got) == len(want)
     for a, b in zip(got, want):
-        assert a.shape == np.shape(b)
-        np.testing.assert_allclose(a, b, rtol=1e-13, atol=0)
+        b = np.asarray(b, dtype=np.float64)
+        assert a.shape == b.shape
+        np.testing.assert_array_equal(a[b == 0], 0)
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12 * np.abs(b).max())
 
 
 def _placeholders(*arrays):
@@ -49,8 +51,7 @@ def _second(h, x, v):
     return sg.gradients(sg.reduce_sum(dh * v), [x])[0]
 
 
-@pytest.mark.parametrize("tier", TIERS)
-def test_relu_and_abs_have_zero_gradient_at_zero(tier, rng):
+def _relu_abs_case(rng):
     """relu'(0) = abs'(0) = 0, at +0 and -0, also for relu of relu; second order through
     relu(x)**2 (Hessian 2 relu'(x)**2: 0 at 0, not 2) and abs(x) * x (2 sign(x): 0 at 0)."""
     g, c, v = (rng.uniform(0.5, 2.0, X.shape) for _ in range(3))
@@ -60,10 +61,9 @@ def test_relu_and_abs_have_zero_gradient_at_zero(tier, rng):
                sg.gradients(sg.abs(x), [x], grad_ys=G)[0],
                _second(sg.reduce_sum(sg.square(sg.relu(x)) * C), x, V),
                _second(sg.reduce_sum(sg.abs(x) * x * C), x, V)]
-    got = _run(tier, fetches, {x: X, G: g, C: c, V: v})
     positive = (X > 0).astype(float)
     want = [g * positive, g * positive, g * np.sign(X), 2 * c * v * positive, 2 * c * v * np.sign(X)]
-    _close(got, want)
+    return fetches, {x: X, G: g, C: c, V: v}, want
 
 
 # maximum/minimum operands with ties, including broadcast ones (b[2] ties a whole column) and -0 == 0
@@ -80,10 +80,7 @@ def _tie_shares(a, b, first_wins):
     return share
 
 
-@pytest.mark.parametrize("fn, first_wins", [(sg.maximum, lambda p, q: p > q), (sg.minimum, lambda p, q: p < q)],
-                         ids=["maximum", "minimum"])
-@pytest.mark.parametrize("tier", TIERS)
-def test_maximum_minimum_split_ties_evenly_first_and_second_order(tier, fn, first_wins, rng):
+def _maximum_minimum_case(rng, fn, first_wins):
     """First order: a's share s (1/2 at a tie), b's 1 - s summed over the broadcast column.
     Second order of h = sum(C * fn(a, b)**2): d/da sum(dh/da V) = 2 C V s**2 and
     d/db sum(dh/da V) = 2 C V s (1 - s) (1/4 and 1/4 at a tie, not 1 and 0)."""
@@ -92,9 +89,9 @@ def test_maximum_minimum_split_ties_evenly_first_and_second_order(tier, fn, firs
     first = sg.gradients(fn(a, b), [a, b], grad_ys=G)
     (da,) = sg.gradients(sg.reduce_sum(C * sg.square(fn(a, b))), [a])
     second = sg.gradients(sg.reduce_sum(da * V), [a, b])
-    got = _run(tier, first + second, {a: A, b: B, G: g, C: c, V: v})
     s = _tie_shares(A, B, first_wins)
-    _close(got, [g * s, (g * (1 - s)).sum(0), 2 * c * v * s * s, (2 * c * v * s * (1 - s)).sum(0)])
+    want = [g * s, (g * (1 - s)).sum(0), 2 * c * v * s * s, (2 * c * v * s * (1 - s)).sum(0)]
+    return first + second, {a: A, b: B, G: g, C: c, V: v}, want
 
 
 # rows with one, four, two and three tied maxima, columns with one and two, six of the whole
@@ -112,9 +109,7 @@ def _max_shares(x, axis):
     return share.reshape(x.shape) if axis is None else np.moveaxis(share, -1, axis)
 
 
-@pytest.mark.parametrize("axis, keepdims", [(1, False), (0, True), (None, False)])
-@pytest.mark.parametrize("tier", TIERS)
-def test_reduce_max_splits_ties_evenly_first_and_second_order(tier, axis, keepdims, rng):
+def _reduce_max_case(rng, axis, keepdims):
     """First order: g / k to each of k tied maxima. Second order of h = sum(C * max(x)**2):
     2 C share * sum(V * share) over each reduction (the Hessian of a max is its share's outer
     product)."""
@@ -124,12 +119,12 @@ def test_reduce_max_splits_ties_evenly_first_and_second_order(tier, axis, keepdi
     x, G, C, V = _placeholders(R, g, c, v)
     m = sg.reduce_max(x, axis, keepdims=keepdims)
     fetches = [m, sg.gradients(m, [x], grad_ys=G)[0], _second(sg.reduce_sum(C * sg.square(m)), x, V)]
-    got = _run(tier, fetches, {x: R, G: g, C: c, V: v})
     share = _max_shares(R, axis)
     assert 0 < share[share > 0].min() <= 0.5         # the case has ties
     expand = (lambda t: t) if axis is None or keepdims else (lambda t: np.expand_dims(t, axis))
     sums = (share * v).sum() if axis is None else (share * v).sum(axis, keepdims=True)
-    _close(got, [np.max(R, axis=axis, keepdims=keepdims), expand(g) * share, 2 * expand(c) * share * sums])
+    want = [np.max(R, axis=axis, keepdims=keepdims), expand(g) * share, 2 * expand(c) * share * sums]
+    return fetches, {x: R, G: g, C: c, V: v}, want
 
 
 # -- through convolutions and max poolings ---------------------------------------------------------
@@ -209,8 +204,7 @@ def _conv_model(x, w, b, pad, pool, relu_first, g):
     return loss, [X, W, Bb], feeds, want, dy
 
 
-@pytest.mark.parametrize("tier", TIERS)
-def test_conv_relu_max_pool_at_zeros_and_tied_windows(tier, rng):
+def _conv_relu_pool_case(rng):
     """conv (padding 1) -> relu -> 2x2 max pool: the relu mask is taken at exact zeros and the
     pooling's first maximum in windows of equal values; loss, input, filter and bias gradients.
     Second order: dL/dW = sum dy * x is linear in x for fixed masks, so d/dX sum(dL/dW * V) is the
@@ -221,12 +215,10 @@ def test_conv_relu_max_pool_at_zeros_and_tied_windows(tier, rng):
     grads = sg.gradients(loss, xs)
     (V,) = _placeholders(v)
     second = sg.gradients(sg.reduce_sum(grads[1] * V), [xs[0]])
-    got = _run(tier, [loss] + grads + second, {**feeds, V: v})
-    _close(got, want + [_conv_grads(x, v, 1, dy)[0]])
+    return [loss] + grads + second, {**feeds, V: v}, want + [_conv_grads(x, v, 1, dy)[0]]
 
 
-@pytest.mark.parametrize("tier", TIERS)
-def test_fused_conv_max_pool_then_relu_at_zeros_and_tied_windows(tier, rng):
+def _conv_pool_relu_case(rng):
     """conv -> max pool -> relu where the cpu target fuses the conv with the pooling
     (nn_conv_pool.py: the kernels pick each window's first maximum themselves and add the bias as
     they read): tied windows route to their first element, pooled zeros pass no gradient; loss,
@@ -234,11 +226,48 @@ def test_fused_conv_max_pool_then_relu_at_zeros_and_tied_windows(tier, rng):
     x, w, b = _kink_inputs(rng, (2, 1, 28, 28), (4, 1, 5, 5))
     g = rng.uniform(0.5, 2.0, (2, 4, 8, 8))
     loss, (X, W, Bb), feeds, want, _ = _conv_model(x, w, b, 0, 3, False, g)
-    fetches = [loss] + sg.gradients(loss, [W, Bb])
-    if tier != "reference":
-        with sg.Session() as sess:
-            sess.run(sg.global_variables_initializer())
-            kernels = {c.kernel for c in sess.compile(fetches, list(feeds))._exe.base.prog.calls}
-        assert {"conv_pool_bpf"} <= kernels and kernels & {"conv_pool_fwd", "conv_pool_fwd_planar"}, kernels
-        assert not kernels & {"conv_fwd", "pool_max", "pool_max_grad"}, kernels
-    _close(_run(tier, fetches, feeds), [want[0], want[2], want[3]])
+    return [loss] + sg.gradients(loss, [W, Bb]), feeds, [want[0], want[2], want[3]]
+
+
+CASES = [pytest.param(_relu_abs_case, {}, id="relu-abs"),
+         pytest.param(_maximum_minimum_case, dict(fn=sg.maximum, first_wins=lambda p, q: p > q), id="maximum"),
+         pytest.param(_maximum_minimum_case, dict(fn=sg.minimum, first_wins=lambda p, q: p < q), id="minimum"),
+         pytest.param(_reduce_max_case, dict(axis=1, keepdims=False), id="reduce_max-rows"),
+         pytest.param(_reduce_max_case, dict(axis=0, keepdims=True), id="reduce_max-columns-keepdims"),
+         pytest.param(_reduce_max_case, dict(axis=None, keepdims=False), id="reduce_max-all"),
+         pytest.param(_conv_relu_pool_case, {}, id="conv-relu-max_pool"),
+         pytest.param(_conv_pool_relu_case, {}, id="fused-conv+max_pool-relu")]
+
+
+@pytest.mark.parametrize("case, kw", CASES)
+@pytest.mark.parametrize("tier", ["reference", "cpu"])
+def test_kinks_and_ties_follow_pytorch(tier, case, kw, rng):
+    """Each case's fetches against its hand-derived values (the rules: each case's docstring)."""
+    fetches, feeds, want = case(rng, **kw)
+    _close(_run(tier, fetches, feeds), want)
+
+
+# on the fused tier (each fused group a compile of its own): minimum mirrors maximum, and the
+# fused conv case's groups are the conv case's
+FUSED = ["relu-abs", "maximum", "reduce_max-rows", "reduce_max-all", "conv-relu-max_pool"]
+
+
+def test_fused_tier_follows_them_too(rng):
+    """The cases of ``FUSED`` in one plan on the fused tier: the rules inside generated loops."""
+    fetches, feeds, want = [], {}, []
+    for param in (p for p in CASES if p.id in FUSED):
+        case, kw = param.values
+        f, fd, w = case(rng, **kw)
+        fetches, want = fetches + f, want + w
+        feeds.update(fd)
+    _close(_run("cpu-fused", fetches, feeds), want)
+
+
+def test_the_conv_case_runs_the_fused_conv_and_pooling_kernels(rng):
+    """The cpu target fuses the fused-conv case's conv with its pooling, forward and backward."""
+    fetches, feeds, _ = _conv_pool_relu_case(rng)
+    with sg.Session() as sess:
+        sess.run(sg.global_variables_initializer())
+        kernels = {c.kernel for c in sess.compile(fetches, list(feeds))._exe.base.prog.calls}
+    assert {"conv_pool_bpf"} <= kernels and kernels & {"conv_pool_fwd", "conv_pool_fwd_planar"}, kernels
+    assert not kernels & {"conv_fwd", "pool_max", "pool_max_grad"}, kernels
