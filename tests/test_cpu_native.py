@@ -70,9 +70,12 @@ def test_buffer_table_points_at_the_layout_arrays(rng):
             assert lay.B.tolist() == [v for a in lay.args for v in (a.ctypes.data, a.size)]
 
 
-def test_missing_wrappers_compile_in_worker_processes(monkeypatch):
+def test_missing_wrappers_compile_in_worker_processes(monkeypatch, tmp_path):
     """precompile() fills the disk cache from parallel worker processes; this process then only
-    loads (dtypes no other test uses, so nothing is cached yet)."""
+    loads. The test's own empty cache folder (wrappers and workers read STATICGRAPH_CACHE_DIR when
+    they need it) makes the wrappers missing whatever the suite's cache holds (a kept one too), and
+    dtypes no other test uses keep them from being loaded in this process already."""
+    monkeypatch.setenv("STATICGRAPH_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("STATICGRAPH_COMPILE_WORKERS", "2")
     keys = [(k, ("int16", "int16", "int16"), "") for k in ("ew_Add", "ew_Sub", "ew_Maximum", "ew_Minimum")]
     sources = [native.wrapper_source(*k) for k in keys]
