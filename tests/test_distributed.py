@@ -98,6 +98,8 @@ def assert_same(got, want, dtype):
     (2, "reference", "float32", "adam"),
     (3, "cpu", "float32", "adam"),
     (2, "cpu", "float32", "sgd"),
+    (2, "cpu", "float32", "momentum"),
+    (2, "cpu", "float64", "sgd"),
 ])
 def test_ranks_match_one_process_on_the_global_batch(tmp_path, n, target, dtype, optimizer):
     args = ("train", "--target", target, "--dtype", dtype, "--optimizer", optimizer, "--steps", "4", "--batch", "12")
