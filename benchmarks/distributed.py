@@ -95,6 +95,7 @@ def sweep() -> list:
 
 def launch(ranks: int, threads: int, args: list, yield_cpu: bool = False) -> dict:
     env = dict(os.environ, STATICGRAPH_KERNEL_THREADS=str(threads), NUMBA_NUM_THREADS=str(threads),
+               OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads),
                OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
     if yield_cpu:       # MPICH: a rank waiting in a collective sleeps instead of spinning on its core
         env.update(MPIR_CVAR_ENABLE_HEAVY_YIELD="1", MPIR_CVAR_POLLS_BEFORE_YIELD="1")
