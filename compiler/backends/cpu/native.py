@@ -156,11 +156,17 @@ def wrapper_keys(prog) -> List[tuple]:
     """What a program's wrappers depend on: (kernel, operand dtypes, fused group source or "")."""
     from .fused import fused_source
     fused = {name: op for name, _, op in prog.fused}
+    names: Dict[object, str] = {}      # dtype -> its name, looked up once (40k calls read 190k operands)
+
+    def name(dt) -> str:
+        if dt not in names:
+            names[dt] = np.dtype(dt).name
+        return names[dt]
     keys = []
     for call in prog.all_calls:
         if call.host is not None:         # runs in Python between two native calls: no wrapper
             continue
-        dtypes = tuple(np.dtype(prog.dtypes[prog.root(k)]).name for k in call.args)
+        dtypes = tuple(name(prog.dtypes[prog.root(k)]) for k in call.args)
         src = fused_source("kernel", fused[call.kernel], decorate=False) if call.kernel in fused else ""
         keys.append(("kernel" if src else call.kernel, dtypes, src))
     return keys
