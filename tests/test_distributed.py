@@ -447,3 +447,47 @@ def test_shard_arguments_are_checked():
         sg.datasets.batches(x, batch_size=2, num_shards=2, shard_index=2)
     with pytest.raises(ValueError, match=r"shard_index must be an int >= 0"):
         sg.datasets.batches(x, batch_size=2, num_shards=2, shard_index=-1)
+
+
+# -- ranks on one node share its cores -----------------------------------------------------------
+
+def test_ranks_on_one_node_default_to_their_share_of_the_cores(monkeypatch):
+    import threadpoolctl
+    for var in collective.THREAD_VARS:
+        monkeypatch.delenv(var, raising=False)      # restored after the test
+    with threadpoolctl.threadpool_limits(limits=None):       # restores the BLAS thread counts on exit
+        assert collective.share_cores(1) is None and not any(os.environ.get(v) for v in collective.THREAD_VARS)
+        cpus = len(os.sched_getaffinity(0))
+        n = collective.share_cores(2)
+        assert n == (cpus if cpus < os.cpu_count() else max(1, cpus // 2))
+        assert all(os.environ[v] == str(n) for v in collective.THREAD_VARS)
+        assert all(lib["num_threads"] <= n for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas")
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    monkeypatch.delenv("STATICGRAPH_KERNEL_THREADS")
+    assert collective.share_cores(2) is None and "STATICGRAPH_KERNEL_THREADS" not in os.environ   # the user's
+
+
+THREADS = """
+import os, sys
+sys.path.insert(0, {root!r})
+import threadpoolctl
+from staticgraph import distributed as dist
+dist.init()
+blas = max(lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas")
+with open({out!r} + f"/threads{{dist.rank()}}.txt", "w") as f:
+    f.write(f"{{os.environ['STATICGRAPH_KERNEL_THREADS']}} {{blas}}")
+"""
+
+
+@needs_mpi
+def test_two_ranks_split_the_cores_under_mpiexec(tmp_path, monkeypatch):
+    for var in collective.THREAD_VARS:
+        monkeypatch.delenv(var, raising=False)
+    script = tmp_path / "threads.py"
+    script.write_text(THREADS.format(root=str(HERE.parent), out=str(tmp_path)))
+    rc, out = launch(2, [script], tmp_path)
+    assert rc == 0, out
+    want = str(max(1, len(os.sched_getaffinity(0)) // 2))
+    for r in range(2):
+        kernel, blas = (tmp_path / f"threads{r}.txt").read_text().split()
+        assert kernel == want and int(blas) <= int(want), (r, kernel, blas)

@@ -79,7 +79,30 @@ def _connect():
     if comm.Get_size() < 2:
         return None
     abort_on_error(comm)
+    share_cores(comm.Split_type(MPI.COMM_TYPE_SHARED).Get_size())
     return comm
+
+
+THREAD_VARS = ("STATICGRAPH_KERNEL_THREADS", "STATICGRAPH_BLAS_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
+
+
+def share_cores(local_ranks: int) -> Optional[int]:
+    """Ranks on one node split its cores: when ``local_ranks`` > 1 and the user set none of
+    ``THREAD_VARS``, this process's kernel workers, kernel BLAS, OpenBLAS and OpenMP default to its
+    share (its CPUs / local ranks; all of its CPUs when the launcher bound it to fewer than the
+    node's), and the BLAS already loaded (NumPy's) is limited now. Each rank's BLAS threads busy-wait
+    for their partners: 2 ranks on 2 cores with a BLAS thread per core each made the MLP step 100x
+    slower (docs/distributed.md). Returns the thread count set, None when nothing was."""
+    if local_ranks < 2 or any(os.environ.get(var) for var in THREAD_VARS):
+        return None
+    mine = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    bound = mine < (os.cpu_count() or mine)
+    n = max(1, mine if bound else mine // local_ranks)
+    for var in THREAD_VARS:
+        os.environ[var] = str(n)
+    import threadpoolctl
+    threadpoolctl.threadpool_limits(n)
+    return n
 
 
 def rank() -> int:
