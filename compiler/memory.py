@@ -65,13 +65,17 @@ def _aligned(n: int) -> int:
     return max((n + ALIGN - 1) // ALIGN * ALIGN, ALIGN)
 
 
-def plan_memory(buffers: Sequence[Buffer], inplace: Sequence[Tuple[Hashable, Hashable, int]] = ()) -> Arena:
-    """Place ``buffers``; ``inplace`` lists ``(out_key, in_key, call)`` candidates (taken when safe)."""
+def group_inplace(buffers: Sequence[Buffer], inplace: Sequence[Tuple[Hashable, Hashable, int]]):
+    """The in-place candidates taken, as groups sharing one placement: ``(span, members, taken)``
+    with ``span[leader] = [start, end]`` of each group (pinned buffers: the whole step),
+    ``members[leader]`` its keys, and ``taken`` the ``(out_key, in_key)`` pairs. A candidate is
+    taken when the output starts at the call where its input's group ends, with the same dtype and
+    size, neither pinned and the output not in a group yet."""
     by_key = {b.key: b for b in buffers}
     group: Dict[Hashable, Hashable] = {b.key: b.key for b in buffers}    # key -> group leader
     members: Dict[Hashable, List[Hashable]] = {b.key: [b.key] for b in buffers}
     span = {b.key: ([-1, 1 << 62] if b.pinned else [b.start, b.end]) for b in buffers}
-    arena = Arena()
+    taken: List[Tuple[Hashable, Hashable]] = []
     for out_key, in_key, call in inplace:
         out, src = by_key.get(out_key), by_key.get(in_key)
         if out is None or src is None or src.pinned or out.pinned or group[out_key] != out_key:
@@ -84,7 +88,16 @@ def plan_memory(buffers: Sequence[Buffer], inplace: Sequence[Tuple[Hashable, Has
         members[lead] += members.pop(out_key)
         group[out_key] = lead
         del span[out_key]
-        arena.inplace.append((out_key, in_key))
+        taken.append((out_key, in_key))
+    return span, members, taken
+
+
+def plan_memory(buffers: Sequence[Buffer], inplace: Sequence[Tuple[Hashable, Hashable, int]] = ()) -> Arena:
+    """Place ``buffers``; ``inplace`` lists ``(out_key, in_key, call)`` candidates (taken when safe)."""
+    by_key = {b.key: b for b in buffers}
+    span, members, taken = group_inplace(buffers, inplace)
+    arena = Arena()
+    arena.inplace.extend(taken)
     leaders = list(span)
     order = {b.key: i for i, b in enumerate(buffers)}
     leaders.sort(key=lambda k: (span[k][0], order[k]))

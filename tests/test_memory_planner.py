@@ -16,31 +16,17 @@ import numpy as np
 import pytest
 
 from compiler.first_fit import UNBOUNDED, FreeBlocks
-from compiler.memory import Buffer, _aligned, plan_memory
+from compiler.memory import Buffer, _aligned, group_inplace, plan_memory
 
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.int64))
 
 
 def old_plan_memory(buffers, inplace=()):
-    """The planner before issue 29 (884578d): for each buffer, filter and sort every live one."""
+    """The planner before issue 29 (884578d): for each buffer, filter and sort every live one (its
+    in-place grouping, unchanged since, is the planner's own ``group_inplace``)."""
     by_key = {b.key: b for b in buffers}
-    group = {b.key: b.key for b in buffers}
-    members = {b.key: [b.key] for b in buffers}
-    span = {b.key: ([-1, 1 << 62] if b.pinned else [b.start, b.end]) for b in buffers}
-    offsets, sizes, taken = {}, {}, []
-    for out_key, in_key, call in inplace:
-        out, src = by_key.get(out_key), by_key.get(in_key)
-        if out is None or src is None or src.pinned or out.pinned or group[out_key] != out_key:
-            continue
-        lead = group[in_key]
-        if (src.dtype != out.dtype or src.size != out.size or span[lead][1] != call or out.start != call
-                or lead == out_key):
-            continue
-        span[lead][1] = max(span[lead][1], out.end)
-        members[lead] += members.pop(out_key)
-        group[out_key] = lead
-        del span[out_key]
-        taken.append((out_key, in_key))
+    span, members, taken = group_inplace(buffers, inplace)
+    offsets, sizes = {}, {}
     order = {b.key: i for i, b in enumerate(buffers)}
     leaders = sorted(span, key=lambda k: (span[k][0], order[k]))
     live: Dict[np.dtype, list] = {}
