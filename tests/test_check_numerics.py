@@ -95,3 +95,15 @@ def test_switch_off_explicitly_overrides_the_environment(monkeypatch):
     assert not sg.Session(target="reference", check_numerics=False).check_numerics
     monkeypatch.setenv("STATICGRAPH_CHECK_NUMERICS", "0")
     assert not sg.Session(target="reference").check_numerics
+
+
+def test_large_finite_values_whose_sum_overflows_pass(target):
+    """The check sums each tensor (NaN and inf reach the sum); finite values whose float32 sum
+    overflows to inf are then looked at one by one and pass."""
+    x = sg.placeholder(sg.float32, [None], name="x")
+    y = sg.debugging.check_numerics(x * 1.0, "large but finite")
+    with sg.Session(target=target) as sess:
+        big = np.full(4, 3e38, np.float32)
+        np.testing.assert_array_equal(sess.run(y, {x: big}), big)
+        with pytest.raises(sg.errors.InvalidArgumentError, match="1 inf"):
+            sess.run(y, {x: np.array([3e38, np.inf, 3e38], np.float32)})
