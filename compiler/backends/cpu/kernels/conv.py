@@ -218,6 +218,14 @@ def _conv_dims(M, q):
 
 
 @njit(**JIT)
+def _chunk_regions(so, O, G, nb, R, P):
+    """A worker's im2col workspace from so: the chunk's columns (G * R * nb * P), then its rows of Y
+    or dY at ro (O * nb * P), then its transposed input at xt."""
+    ro = so + G * R * nb * P
+    return ro, ro + O * nb * P
+
+
+@njit(**JIT)
 def _cols_at(M, q, so, first):
     """Where the im2col columns of a chunk go (``first``: the elements of the batch's columns
     before it, n0 * G * R * P): the worker's workspace at so, or (``keep_columns``) their place
@@ -382,8 +390,7 @@ def _fwd_chunks(X, xo, Wt, wo, Y, yo, WS, so, M, q, t, T):
     N, C, O, G, nb, R, P = _conv_dims(M, q)
     Og = O // G
     direct = _conv_pointwise(M, q)
-    ro = so + G * R * nb * P
-    xt = ro + O * nb * P
+    ro, xt = _chunk_regions(so, O, G, nb, R, P)
     for n0 in range(t * nb, N, T * nb):
         m = min(nb, N - n0)
         cols = m * P
@@ -437,8 +444,7 @@ def _bpf_chunks(X, xo, DY, dyo, WS, acc, so, bs, M, q, t, T):
     N, C, O, G, nb, R, P = _conv_dims(M, q)
     Og = O // G
     direct = _conv_pointwise(M, q)
-    ro = so + G * R * nb * P
-    xt = ro + O * nb * P
+    ro, xt = _chunk_regions(so, O, G, nb, R, P)
     if bs >= 0:
         for i in range(O * P):
             WS[np.uint64(bs + i)] = 0
@@ -466,8 +472,7 @@ def _bpi_chunks(DY, dyo, Wt, wo, DX, dxo, WS, so, M, q, t, T):
     N, C, O, G, nb, R, P = _conv_dims(M, q)
     Og = O // G
     direct = _conv_pointwise(M, q)
-    ro = so + G * R * nb * P
-    xt = ro + O * nb * P
+    ro, xt = _chunk_regions(so, O, G, nb, R, P)
     for n0 in range(t * nb, N, T * nb):
         m = min(nb, N - n0)
         cols = m * P
