@@ -48,7 +48,7 @@ PLAN_CACHE = textwrap.dedent("""\
 
 def _run(setup: str, code: str, **env) -> subprocess.CompletedProcess:
     """``code`` in a fresh Python after ``setup`` (sh), in a private mount namespace."""
-    env = dict(os.environ, PYTHONPATH=str(WORKTREE), **env)
+    env = {**os.environ, "PYTHONPATH": str(WORKTREE), **env}
     script = f"{setup} && exec {sys.executable} -c \"$CODE\""
     return subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
                           capture_output=True, text=True, env=dict(env, CODE=code), cwd=WORKTREE, timeout=600)
@@ -88,9 +88,12 @@ def test_interpreter_runs_need_no_cache_at_all():
     """Warm-up (the default): compile and the first run use the reference interpreter, which
     touches no disk cache, even when no folder at all can be written (so no fallback either:
     /tmp, /var/tmp and the working folder are read-only in the subprocess's namespace)."""
-    setup = ("mount -t tmpfs -o size=1m tmpfs /tmp && mkdir -m 700 /tmp/cache && mount -o remount,ro /tmp "
+    # the project is bound read-only at /mnt first: a checkout under /tmp would vanish under the new /tmp
+    setup = (f"mount --bind {WORKTREE} /mnt && mount -o remount,bind,ro /mnt "
+             "&& mount -t tmpfs -o size=1m tmpfs /tmp && mkdir -m 700 /tmp/cache && mount -o remount,ro /tmp "
              "&& mount -t tmpfs -o ro,size=64k tmpfs /var/tmp && cd /tmp")
-    out = _run(setup, SESSION, STATICGRAPH_CACHE_DIR="/tmp/cache", TMPDIR="/tmp", STATICGRAPH_WARMUP="reference")
+    out = _run(setup, SESSION, STATICGRAPH_CACHE_DIR="/tmp/cache", TMPDIR="/tmp", STATICGRAPH_WARMUP="reference",
+               PYTHONPATH="/mnt")
     assert out.returncode == 0, out.stderr[-3000:]
     assert "value 22.0" in out.stdout.splitlines()
     assert "Traceback" not in out.stderr
