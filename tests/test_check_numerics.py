@@ -98,8 +98,7 @@ def test_switch_off_explicitly_overrides_the_environment(monkeypatch):
 
 
 def test_large_finite_values_whose_sum_overflows_pass(target):
-    """The check sums each tensor (NaN and inf reach the sum); finite values whose float32 sum
-    overflows to inf are then looked at one by one and pass."""
+    """Finite values near float32's largest (whose sum would overflow) are not taken for inf."""
     x = sg.placeholder(sg.float32, [None], name="x")
     y = sg.debugging.check_numerics(x * 1.0, "large but finite")
     with sg.Session(target=target) as sess:
