@@ -1,0 +1,42 @@
+"""The cuda backend's kernel registry: one launcher per kernel name of the shared lowering.
+
+The cuda backend runs the program that the cpu backend's lowering builds (``cpu/lowering.py``:
+calls of named kernels over flat per-(space, dtype) buffers, each with its int64 record in the
+table ``M``), so both backends share every record spec (``cpu/records.py``) and the memory plan.
+Here each kernel name gets a *launcher*, registered with ``@launches("name", ...)``::
+
+    launch(arrays, M, E, p, rec, stream) -> None
+
+- ``arrays``: the call's flat device arrays in the cpu kernel's order (inputs, the output,
+  then extra outputs and workspaces): ``Call.args`` mapped to the plan's device buffers;
+- ``M``: the plan's record table on the device (written once per shape signature); the
+  kernel's record starts at ``M[p]`` and device code reads it by field name, ``M[p + CV.field]``
+  with ``CV = SPEC.at``, exactly as the cpu kernels do;
+- ``E``: the device error slots (int64[4]); a kernel that meets bad data sets ``E[0] = code``
+  (``cpu/library.ERRORS``) and ``E[1] = p``; the executable reads them after the step;
+- ``rec``: the host copy of the record (``M[p:p + size]``), for the launch configuration only
+  (grid sizes); ``SPEC.unpack(rec)`` reads it by name;
+- ``stream``: the stream every launch of the step goes to (a CUDA graph captures it).
+
+A launcher never allocates device memory (workspaces come from the plan's arena) and never
+synchronizes: the step stays one sequence of launches that a CUDA graph can capture.
+
+This package imports numba.cuda; only the cuda backend imports it, so ``import staticgraph``
+never needs CUDA.
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict
+
+LAUNCHERS: Dict[str, Callable] = {}
+
+
+def launches(*names: str):
+    """Register the decorated launcher for kernel ``names``."""
+    def deco(fn):
+        for name in names:
+            if name in LAUNCHERS:
+                raise ValueError(f"cuda kernel {name!r} has two launchers")
+            LAUNCHERS[name] = fn
+        return fn
+    return deco
