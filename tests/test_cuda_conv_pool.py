@@ -5,17 +5,22 @@ runs every GPU thread as a Python thread).
 The records come from the real cpu lowering (``cuda_kernel_run``), im2col family only
 (``STATICGRAPH_WINOGRAD=0``), one call per op (``STATICGRAPH_KERNEL_THREADS=1``); each graph's
 calls are all kernels of these two families."""
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
 import staticgraph as sg
+from helpers import ROOT
 from staticgraph.ops.pool import max_pool_gather
 
 cuda_kernel_run = pytest.importorskip("cuda_kernel_run", reason="numba-cuda is not installed",
                                       exc_type=ImportError)
 from compiler.backends.cpu.records import CONV  # noqa: E402
 from compiler.backends.cuda.kernels import LAUNCHERS, conv, pool  # noqa: E402
-from numba.cuda.core import config as cuda_config  # noqa: E402
+from numba import cuda  # noqa: E402
 
 CONV_KERNELS = ("conv_fwd", "conv_bpi", "conv_bpf")
 POOL_KERNELS = ("pool_max", "pool_avg", "pool_avg_grad", "pool_max_grad", "pool_max_gather")
@@ -36,7 +41,7 @@ def _small_blocks(monkeypatch):
     blocks of 64 threads instead of 256 and 128: the kernels are generic over these sizes, which the
     simulator reads at run time (a GPU compiles them in, so they stay as they are there). Smaller
     chunks also take pool_max_grad's planes through several chunks."""
-    if cuda_config.ENABLE_CUDASIM:
+    if cuda.config.ENABLE_CUDASIM:
         monkeypatch.setattr(conv, "TILE", 8)
         monkeypatch.setattr(conv, "BIAS_THREADS", 32)
         monkeypatch.setattr(pool, "THREADS", 32)
@@ -61,6 +66,19 @@ def _close(got, ref, dtype, what=""):
 
 def test_every_kernel_has_a_launcher():
     assert set(CONV_KERNELS + POOL_KERNELS) <= set(LAUNCHERS)
+
+
+def test_the_kernels_compile_for_a_gpu():
+    """Typed and compiled to PTX for the GPU target (``cuda_ptx_check.py``, NVVM only; a skip
+    without the CUDA toolkit): the simulator never compiles them."""
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
+    out = subprocess.run([sys.executable, str(ROOT / "tests" / "cuda_ptx_check.py")], env=env,
+                         capture_output=True, text=True, timeout=600)
+    if out.returncode == 3:
+        pytest.skip(out.stdout.strip())
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.count("ok ") == 11
 
 
 # -- convolutions -----------------------------------------------------------------------------------------
@@ -119,9 +137,8 @@ def test_filter_gradient_split_over_the_batch_is_deterministic(monkeypatch, rng)
     fixed order): the reference's values, and bit-identical twice."""
     monkeypatch.setattr(conv, "SLICE_DEPTH", 8)
     fetches, feeds, values = _conv_graph(rng, np.float32, (3, 2, 13), (3, 2, 3), dict(padding=1), True)
-    assert conv.bpf_slices(dict(CONV.unpack([0] * CONV.size), N=3, C=2, O=3, KD=1, KH=1, KW=3, OD=1, OH=1,
-                                OW=13, groups=1, T=1, region=10 ** 4)) > 1
-    got, ref, _, _ = _cuda_and_reference(fetches, feeds, values)
+    got, ref, _, records = _cuda_and_reference(fetches, feeds, values)
+    assert conv.bpf_slices(CONV.unpack(records["conv_bpf"])) == 39 // 8      # N * OW columns, 8 a slice
     _close(got, ref, np.float32)
     with sg.Session(target="reference") as sess:
         sess.run(sg.global_variables_initializer())

@@ -37,12 +37,12 @@ TILE = 16             # a block computes a TILE x TILE tile of its GEMM, one ele
 TARGET_BLOCKS = 512   # conv_bpf: split the batch reduction until about this many blocks run
 SLICE_DEPTH = 256     # ... into slices of at least this many (sample, position) columns
 MAX_GRID_Z = 65535    # CUDA's limit on gridDim.z (groups x slices)
-BIAS_THREADS = 128    # threads of a fused bias gradient's block (one block per channel)
+BIAS_THREADS = 128    # threads of a fused bias gradient's block (one block per channel; a power of 2)
 
 
 # -- the record's geometry, read once per thread -------------------------------------------------
 
-@cuda.jit(device=True, inline=True)
+@cuda.jit(device=True, inline="always")
 def _geometry(M, p):
     """The record's offsets and dims: x, w, y offsets; N, C, D, H, W; O; kernel, output dims;
     stride, padding, dilation; groups."""
@@ -53,13 +53,13 @@ def _geometry(M, p):
             M[p + CV.dd], M[p + CV.dh], M[p + CV.dw], M[p + CV.groups])
 
 
-@cuda.jit(device=True, inline=True)
+@cuda.jit(device=True, inline="always")
 def _split3(v, b, c):
     """v as (i, j, k) in an (*, b, c) grid."""
     return v // (b * c), v // c % b, v % c
 
 
-@cuda.jit(device=True, inline=True)
+@cuda.jit(device=True, inline="always")
 def _input_at(X, geo, n, c, t, pos, zero):
     """X(n, c) at output position ``pos``'s receptive field, kernel tap ``t``; ``zero`` in the
     padding (X: the flat input array, its (N, C, D, H, W) at the record's x_off)."""
@@ -74,7 +74,7 @@ def _input_at(X, geo, n, c, t, pos, zero):
     return X[xo + (((n * C + c) * D + i) * H + j) * W + k]
 
 
-@cuda.jit(device=True, inline=True)
+@cuda.jit(device=True, inline="always")
 def _source(x, k, s, pad, dil, n_out):
     """The output index along one axis whose window reads input ``x`` at kernel index ``k``, or -1."""
     v = x + pad - k * dil
@@ -88,21 +88,21 @@ def _source(x, k, s, pad, dil, n_out):
 # geometry, the group g, the element (row i, depth k of the left operand; depth i, column k of the
 # right one) of group g's GEMM, and 0 in the arrays' dtype.
 
-@cuda.jit(device=True, inline=True)
+@cuda.jit(device=True, inline="always")
 def _fwd_dims(geo):
     """conv_fwd: O/G output channels by N * prod(out) positions, over C/G * prod(kernel)."""
     _, _, _, N, C, D, H, W, O, KD, KH, KW, OD, OH, OW, sd, sh, sw, pd, ph, pw, dd, dh, dw, G = geo
     return O // G, N * OD * OH * OW, C // G * KD * KH * KW
 
 
-@cuda.jit(device=True, inline=True)
+@cuda.jit(device=True, inline="always")
 def _fwd_a(X, Wt, geo, g, i, k, zero):
     """W[g * O/G + i, k] (W: (O, C/G * prod(kernel)) at w_off)."""
     _, wo, _, N, C, D, H, W, O, KD, KH, KW, OD, OH, OW, sd, sh, sw, pd, ph, pw, dd, dh, dw, G = geo
     return Wt[wo + (g * (O // G) + i) * (C // G * KD * KH * KW) + k]
 
 
-@cuda.jit(device=True, inline=True)
+@cuda.jit(device=True, inline="always")
 def _fwd_b(X, Wt, geo, g, k, j, zero):
     """Column j = (sample, position), row k = (channel of group g, tap): the receptive-field element."""
     _, _, _, N, C, D, H, W, O, KD, KH, KW, OD, OH, OW, sd, sh, sw, pd, ph, pw, dd, dh, dw, G = geo
@@ -110,7 +110,7 @@ def _fwd_b(X, Wt, geo, g, k, j, zero):
     return _input_at(X, geo, j // P, g * (C // G) + k // K, k % K, j % P, zero)
 
 
-@cuda.jit(device=True, inline=True)
+@cuda.jit(device=True, inline="always")
 def _fwd_put(Y, Wt, geo, g, s, zo, i, j, acc, has_bias, bias_off):
     """Y[n, g * O/G + i, pos] = acc (+ the fused bias, at bias_off of the weight's array)."""
     _, _, yo, N, C, D, H, W, O, KD, KH, KW, OD, OH, OW, sd, sh, sw, pd, ph, pw, dd, dh, dw, G = geo
@@ -121,14 +121,14 @@ def _fwd_put(Y, Wt, geo, g, s, zo, i, j, acc, has_bias, bias_off):
     Y[yo + (j // P * O + o) * P + j % P] = acc
 
 
-@cuda.jit(device=True, inline=True)
+@cuda.jit(device=True, inline="always")
 def _bpi_dims(geo):
     """conv_bpi: C/G input channels by N * prod(in) positions, over O/G * prod(kernel)."""
     _, _, _, N, C, D, H, W, O, KD, KH, KW, OD, OH, OW, sd, sh, sw, pd, ph, pw, dd, dh, dw, G = geo
     return C // G, N * D * H * W, O // G * KD * KH * KW
 
 
-@cuda.jit(device=True, inline=True)
+@cuda.jit(device=True, inline="always")
 def _bpi_a(DY, Wt, geo, g, i, k, zero):
     """W[g * O/G + o, i, tap] for depth k = (o, tap) (W: (O, C/G, prod(kernel)) at w_off)."""
     _, wo, _, N, C, D, H, W, O, KD, KH, KW, OD, OH, OW, sd, sh, sw, pd, ph, pw, dd, dh, dw, G = geo
@@ -136,7 +136,7 @@ def _bpi_a(DY, Wt, geo, g, i, k, zero):
     return Wt[wo + ((g * (O // G) + k // K) * (C // G) + i) * K + k % K]
 
 
-@cuda.jit(device=True, inline=True)
+@cuda.jit(device=True, inline="always")
 def _bpi_b(DY, Wt, geo, g, k, j, zero):
     """dY(n, g * O/G + o, y) for depth k = (o, tap) and column j = (n, x): y the output whose window
     reads input x at that tap, 0 where there is none (dY: (N, O, *out) at x_off)."""
@@ -152,7 +152,7 @@ def _bpi_b(DY, Wt, geo, g, k, j, zero):
     return DY[dyo + (((j // S * O + g * (O // G) + k // K) * OD + a) * OH + b) * OW + c]
 
 
-@cuda.jit(device=True, inline=True)
+@cuda.jit(device=True, inline="always")
 def _bpi_put(DX, Wt, geo, g, s, zo, i, j, acc, has_bias, bias_off):
     """dX[n, g * C/G + i, x] = acc (dX: (N, C, *in) at y_off)."""
     _, _, dxo, N, C, D, H, W, O, KD, KH, KW, OD, OH, OW, sd, sh, sw, pd, ph, pw, dd, dh, dw, G = geo
@@ -160,14 +160,14 @@ def _bpi_put(DX, Wt, geo, g, s, zo, i, j, acc, has_bias, bias_off):
     DX[dxo + (j // S * C + g * (C // G) + i) * S + j % S] = acc
 
 
-@cuda.jit(device=True, inline=True)
+@cuda.jit(device=True, inline="always")
 def _bpf_dims(geo):
     """conv_bpf: O/G output channels by C/G * prod(kernel), over N * prod(out)."""
     _, _, _, N, C, D, H, W, O, KD, KH, KW, OD, OH, OW, sd, sh, sw, pd, ph, pw, dd, dh, dw, G = geo
     return O // G, C // G * KD * KH * KW, N * OD * OH * OW
 
 
-@cuda.jit(device=True, inline=True)
+@cuda.jit(device=True, inline="always")
 def _bpf_a(X, DY, geo, g, i, k, zero):
     """dY[n, g * O/G + i, pos] for depth k = (n, pos) (dY: (N, O, *out) at w_off)."""
     _, dyo, _, N, C, D, H, W, O, KD, KH, KW, OD, OH, OW, sd, sh, sw, pd, ph, pw, dd, dh, dw, G = geo
@@ -175,7 +175,7 @@ def _bpf_a(X, DY, geo, g, i, k, zero):
     return DY[dyo + (k // P * O + g * (O // G) + i) * P + k % P]
 
 
-@cuda.jit(device=True, inline=True)
+@cuda.jit(device=True, inline="always")
 def _bpf_b(X, DY, geo, g, k, j, zero):
     """The receptive-field element of depth k = (n, pos) and column j = (channel of group g, tap)."""
     _, _, _, N, C, D, H, W, O, KD, KH, KW, OD, OH, OW, sd, sh, sw, pd, ph, pw, dd, dh, dw, G = geo
@@ -183,7 +183,7 @@ def _bpf_b(X, DY, geo, g, k, j, zero):
     return _input_at(X, geo, k // P, g * (C // G) + j // K, j % K, k % P, zero)
 
 
-@cuda.jit(device=True, inline=True)
+@cuda.jit(device=True, inline="always")
 def _bpf_put(Z, DY, geo, g, s, zo, i, j, acc, has_bias, bias_off):
     """Slice s's partial dW[g * O/G + i, j] at zo (slices of O * C/G * prod(kernel) elements: the
     workspace, or dW itself when there is one slice)."""

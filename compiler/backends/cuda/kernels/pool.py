@@ -32,9 +32,12 @@ WIN = POOL_WINDOW.at        # record field offsets (numba freezes the namedtuple
 PLANE = POOL_PLANE.at
 THREADS = 128               # threads per block of the one-thread-per-element kernels
 POOL_THREADS = 128          # pool_max_grad: threads per plane's block, outputs per chunk
+# the kernel names of max pooling over a POOL_WINDOW record (x_off; values at y_off, indices at
+# y2_off): a lowering that picks among several names for one record lists them all here
+MAX_POOL_NAMES = ("pool_max",)
 
 
-@cuda.jit(device=True, inline=True)
+@cuda.jit(device=True, inline="always")
 def _window(M, p):
     """A window record's geometry: input n0-n2; output o0-o2; kernel k0-k2; stride s0-s2;
     padding q0-q2; dilation d0-d2."""
@@ -46,13 +49,13 @@ def _window(M, p):
             M[p + WIN.dilation], M[p + WIN.dilation + 1], M[p + WIN.dilation + 2])
 
 
-@cuda.jit(device=True, inline=True)
+@cuda.jit(device=True, inline="always")
 def _split3(v, b, c):
     """v as (i, j, k) in an (*, b, c) grid."""
     return v // (b * c), v // c % b, v % c
 
 
-@cuda.jit(device=True, inline=True)
+@cuda.jit(device=True, inline="always")
 def _span(o, s, q, k, d, n):
     """Max-pool window ``o`` of one axis: its first position at or after 0 (stepping over the left
     padding by ``d``) and how many of its elements lie in [0, n) (the cpu's ``_pool_span``)."""
@@ -65,7 +68,7 @@ def _span(o, s, q, k, d, n):
     return lo, (hi - lo if d == 1 else (hi - lo + d - 1) // d)
 
 
-@cuda.jit(device=True, inline=True)
+@cuda.jit(device=True, inline="always")
 def _avg_span(o, s, q, k, n):
     """Avg-pool window ``o`` of one axis: its valid range [lo, hi) and its size clipped to the
     padded input (the cpu's ``_pool_avg_run``)."""
@@ -125,7 +128,7 @@ def _pool_avg(X, Y, M, p):
     Y[M[p + WIN.y_off] + e] = acc / max(div, 1)
 
 
-@cuda.jit(device=True, inline=True)
+@cuda.jit(device=True, inline="always")
 def _covering(i, s, q, k, n_out):
     """The outputs [lo, hi) of one axis whose window [o * s - q, o * s - q + k) contains input i."""
     lo = 0 if i + q - k < 0 else (i + q - k) // s + 1
@@ -218,10 +221,9 @@ def _outputs(rec) -> int:
     return f["planes"] * int(np.prod(f["output"]))
 
 
-@launches("pool_max")
+@launches(*MAX_POOL_NAMES)
 def pool_max(arrays, M, E, p, rec, stream) -> None:
-    """Max pooling: arrays (X, values, indices); any kernel name whose record is ``POOL_WINDOW``
-    with x_off, y_off (values) and y2_off (indices) can share this launcher."""
+    """Max pooling: arrays (X, values, indices)."""
     X, V, I = arrays[:3]
     _per_element(_pool_max, _outputs(rec), (X, V, I, M, p, _lowest(V.dtype)), stream)
 
