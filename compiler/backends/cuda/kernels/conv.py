@@ -37,6 +37,7 @@ TILE = 16             # a block computes a TILE x TILE tile of its GEMM, one ele
 TARGET_BLOCKS = 512   # conv_bpf: split the batch reduction until about this many blocks run
 SLICE_DEPTH = 256     # ... into slices of at least this many (sample, position) columns
 MAX_GRID_Z = 65535    # CUDA's limit on gridDim.z (groups x slices)
+SUM_THREADS = 128     # threads per block of conv_bpf's sum of slices
 BIAS_THREADS = 128    # threads of a fused bias gradient's block (one block per channel; a power of 2)
 
 
@@ -268,7 +269,8 @@ def _bias_grad(DY, BG, M, p, zero):
 # -- launchers ---------------------------------------------------------------------------------------
 
 def _tiles(n: int) -> int:
-    return -(-n // TILE)
+    """Tiles covering n (a Python int: launch configurations take no NumPy ints)."""
+    return int(-(-n // TILE))
 
 
 def _zero(a):
@@ -278,7 +280,7 @@ def _zero(a):
 
 def _launch_gemm(kernel, rows: int, cols: int, groups: int, slices: int, args, stream) -> None:
     if rows and cols and groups:
-        kernel[(_tiles(cols), _tiles(rows), groups * slices), (TILE, TILE), stream](*args)
+        kernel[(_tiles(cols), _tiles(rows), int(groups * slices)), (TILE, TILE), stream](*args)
 
 
 @launches("conv_fwd")
@@ -335,9 +337,6 @@ def conv_bpf(arrays, M, E, p, rec, stream) -> None:
     else:
         _launch_gemm(_bpf, rows, cols, G, slices, (X, DY, WS, M, p, f["ws_off"], slices, _zero(WS)), stream)
         n = f["O"] * cols
-        _bpf_sum[-(-n // 128), 128, stream](WS, DW, M, p, slices, _zero(DW))
+        _bpf_sum[int(-(-n // SUM_THREADS)), SUM_THREADS, stream](WS, DW, M, p, slices, _zero(DW))
     if f["has_bias"] and f["O"]:
-        _bias_grad[f["O"], BIAS_THREADS, stream](DY, BG, M, p, _zero(BG))
-
-
-__all__ = ["conv_fwd", "conv_bpi", "conv_bpf", "bpf_slices", "bpf_room", "TILE"]
+        _bias_grad[int(f["O"]), BIAS_THREADS, stream](DY, BG, M, p, _zero(BG))

@@ -213,7 +213,7 @@ def _lowest(dtype: np.dtype):
 def _per_element(kernel, n: int, args, stream) -> None:
     """``kernel`` with one thread per element of ``n``."""
     if n > 0:
-        kernel[-(-n // THREADS), THREADS, stream](*args)
+        kernel[int(-(-n // THREADS)), THREADS, stream](*args)
 
 
 def _outputs(rec) -> int:
@@ -249,7 +249,7 @@ def pool_max_grad(arrays, M, E, p, rec, stream) -> None:
     G, I, Y = arrays[:3]
     f = POOL_PLANE.unpack(rec)
     if f["planes"] > 0 and f["in_plane"] > 0:
-        _pool_max_grad[f["planes"], POOL_THREADS, stream](G, I, Y, M, p)
+        _pool_max_grad[int(f["planes"]), POOL_THREADS, stream](G, I, Y, M, p)
 
 
 @launches("pool_max_gather")
