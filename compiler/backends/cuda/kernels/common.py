@@ -9,11 +9,12 @@ from numba import config, cuda
 
 SIMULATED = bool(config.ENABLE_CUDASIM)
 # threads per block, and the most blocks a grid-stride kernel launches: the simulator runs every
-# thread as a Python thread, so it gets few of both (the kernels loop over the rest)
-TPB = 32 if SIMULATED else 256
-MAX_BLOCKS = 4 if SIMULATED else 4096
-RED_TPB = 32 if SIMULATED else 256      # a tree reduction's block (a power of two)
-TILE = 8 if SIMULATED else 16           # the tiled GEMM's square tile
+# thread as a Python thread (~3 ms each a launch), so it gets few of both and the grid-stride
+# loops do the rest (which the tests then exercise)
+TPB = 8 if SIMULATED else 256
+MAX_BLOCKS = 2 if SIMULATED else 4096
+RED_TPB = 8 if SIMULATED else 256       # a tree reduction's block (a power of two)
+TILE = 4 if SIMULATED else 16           # the tiled GEMM's square tile
 
 
 def blocks(n: int) -> int:
