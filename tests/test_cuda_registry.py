@@ -83,7 +83,7 @@ def test_every_emitted_kernel_has_a_launcher_and_every_op_type_is_covered():
     assert {f"ew_{n}" for n in ELEMENTWISE} <= set(LAUNCHERS)
     # the cpu-only kernels are never chosen: no Winograd, single-tile Winograd, conv+pool fusion
     assert not {k for k in emitted if k.startswith(("wino_", "tile_", "conv_pool"))}
-    assert {"conv_fwd", "conv_bpi", "conv_bpf", "pool_max", "pool_avg", "pool_avg_grad", "pool_max_grad"} <= emitted
+    assert set(PENDING) <= emitted         # the conv and pool kernels, as the cpu lowers them unfused
     assert not any(c.share for c in prog.all_calls)
 
 
