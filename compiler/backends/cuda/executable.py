@@ -31,7 +31,7 @@ from ..cpu.executable import _optimize, kernel_error, plan_host, record_table
 from ..cpu.lowering import Lowering, Program, describe
 from . import driver
 from .kernels import LAUNCHERS, PENDING, load_all
-from .kernels.gemm import ENGINE
+from .kernels.gemm import engine
 from .memory import DeviceMemory, DeviceVariables, pinned
 from .profile import CUDA_PROFILE
 
@@ -152,6 +152,7 @@ class CudaExecutable(Executable):
         self.report = opt.report if opt else []
         self.prog = prog = Lowering(opt.schedule if opt else sched, CUDA_PROFILE).lower()
         self.launchers = launchers_of(prog)
+        self.gemm = engine()          # cuBLAS or the tiled kernel, decided once per process
         self.positions = [c.pos for c in prog.all_calls]
         self._vars = sorted(set(prog.reads) | {v for v, _, _, _ in prog.assigns}, key=lambda o: o.id)
         self._assigned = [v for v, _, _, _ in prog.assigns]
@@ -199,7 +200,7 @@ class CudaExecutable(Executable):
         device = "the CUDA simulator" if driver.simulated() else _device_name()
         lines = [f"cuda plan (base tier, unfused; on {device})",
                  "  launches: one per call on one stream (not captured as a CUDA graph)",
-                 f"  GEMMs: {ENGINE}"]
+                 f"  GEMMs: {self.gemm}"]
         if self.report:
             lines.append("  passes (ops before -> after, time):")
             for name, before, after, secs in self.report:

@@ -5,19 +5,29 @@ tiled shared-memory kernel: each block computes a TILE x TILE block of y, stagin
 tiles of op(a) and op(b) in shared memory. Floats accumulate in the output's dtype (as cuBLAS
 does), integers in int64.
 
-On the simulator and wherever cuBLAS is not used, this kernel runs every GEMM; ``ENGINE`` names
-it for ``plan.explain()``. (cuBLAS through nvmath-python is not wired in: see docs/cuda.md.)"""
+On a real GPU, ``mm_blas``'s float GEMMs without batch dims go to cuBLAS where ``cublas.choose()``
+found it usable (nvmath-python); everything else, and every GEMM on the simulator, runs this
+kernel. ``engine()`` says which, for ``plan.explain()``."""
 from __future__ import annotations
 
+import numpy as np
 from numba import cuda, float32, float64, int64
 
 from ...cpu.lowerings import MATMUL_BATCHED, MATMUL_UPDATE
-from . import launches
+from . import cublas, launches
 from .common import MAX_BLOCKS, TILE
 
 MM = MATMUL_BATCHED.at
 UP = MATMUL_UPDATE.at
-ENGINE = f"tiled shared-memory GEMM kernel ({TILE}x{TILE} tiles)"
+TILED = f"tiled shared-memory GEMM kernel ({TILE}x{TILE} tiles)"
+
+
+def engine() -> str:
+    """Which GEMM runs ``mm_blas`` (deciding once per process, see ``cublas.choose``)."""
+    why = cublas.choose()
+    if why is None:
+        return f"cuBLAS (nvmath-python) for float GEMMs without batch dims; {TILED} for the rest"
+    return f"{TILED} ({why})"
 
 
 @cuda.jit(device=True)
@@ -110,8 +120,13 @@ def _mm(arrays, M, E, p, rec, stream):
     batches = 1
     for d in range(r["nb"]):
         batches *= r["batch"][d]
-    if r["m"] * r["n"] * batches:
-        _for(arrays[2])[0][_grid(r["m"], r["n"], batches), (TILE, TILE), stream](*arrays, M, E, p)
+    if not r["m"] * r["n"] * batches:
+        return
+    if (r["nb"] == 0 and r["k"] and cublas.in_use() and arrays[2].dtype in (np.float32, np.float64)
+            and arrays[0].dtype == arrays[2].dtype == arrays[1].dtype):
+        cublas.gemm(*arrays, r["a_off"], r["b_off"], r["y_off"], r["m"], r["k"], r["n"], r["ta"], r["tb"], stream)
+        return
+    _for(arrays[2])[0][_grid(r["m"], r["n"], batches), (TILE, TILE), stream](*arrays, M, E, p)
 
 
 @launches("mm_update")
