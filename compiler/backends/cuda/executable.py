@@ -13,7 +13,9 @@ A step, under ``state.lock``: the session's variables made current on the device
 (``memory.DeviceVariables.push``), feeds and host values (random ops) copied in, the main
 launches, the error slots read (only when write-back follows: assigns land only after a step
 without data errors, as on cpu), the write-back launches (the assigns, into the device
-variables), fetches and ``E`` copied out, one synchronize. Every device allocation goes through
+variables), fetches and ``E`` copied out, one synchronize. On a real GPU a signature's second
+step captures the main and write-back launches as CUDA graphs, replayed from then on
+(``graphs.py``; plain launches where capture fails). Every device allocation goes through
 the executable's ``DeviceMemory`` (counted): a signature's first step allocates, later ones never.
 """
 from __future__ import annotations
@@ -29,7 +31,7 @@ from ...state import SessionState
 from ..base import Executable
 from ..cpu.executable import _optimize, kernel_error, plan_host, record_table
 from ..cpu.lowering import Lowering, Program, describe
-from . import driver
+from . import driver, graphs
 from .kernels import LAUNCHERS, PENDING, load_all
 from .kernels.gemm import engine
 from .memory import DeviceMemory, DeviceVariables, pinned
@@ -100,6 +102,9 @@ class CudaLayout:
         bound = [(fn, tuple(arrays[prog.array_name(k)] for k in c.args), c.pos, [int(x) for x in M[c.pos:c.pos + c.size]])
                  for fn, c in zip(exe.launchers, prog.all_calls)]
         self.main, self.writeback = bound[:n_main], bound[n_main:]
+        self.graphs = None              # (main, write-back) CUDA graphs, captured at the second step
+        self.graph_note = graphs.why_not() or "captured at this signature's second step"
+        self.steps = 0
         self.ran = False
         self.plan_seconds = time.perf_counter() - t0
         stream.synchronize()
@@ -117,23 +122,42 @@ class CudaLayout:
             self._copy_in(placed, value, stream)
         for placed, fn in self.hosts:
             self._copy_in(placed, fn(state, self.env), stream)
-        M, E = self.M, self.E
-        E.copy_to_device(self.E_zero, stream=stream)
-        for fn, arrays, p, rec in self.main:
-            fn(arrays, M, E, p, rec, stream)
+        self.E.copy_to_device(self.E_zero, stream=stream)
+        self.steps += 1
+        if self.steps == 2 and graphs.why_not() is None:
+            self._capture(stream)
+        self._launch(0, self.main, stream)
         if self.writeback:
-            E.copy_to_host(self.E_host, stream=stream)
+            self.E.copy_to_host(self.E_host, stream=stream)
             stream.synchronize()
             if self.E_host[0]:
                 return False
-            for fn, arrays, p, rec in self.writeback:
-                fn(arrays, M, E, p, rec, stream)
+            self._launch(1, self.writeback, stream)
         for dev, host, _ in self.fetches:
             if dev is not None:
                 dev.copy_to_host(host[:dev.size], stream=stream)
-        E.copy_to_host(self.E_host, stream=stream)
+        self.E.copy_to_host(self.E_host, stream=stream)
         stream.synchronize()
         return not self.E_host[0]
+
+    def _capture(self, stream) -> None:
+        """Capture the main and write-back launches as CUDA graphs; on failure stay on launches."""
+        try:
+            self.graphs = tuple(graphs.Graph(part, self.M, self.E, stream) if part else None
+                                for part in (self.main, self.writeback))
+            self.graph_note = "replayed as CUDA graphs (main, write-back)"
+        except Exception as exc:  # noqa: BLE001 - launches still work: say why in explain()
+            self.graphs = None
+            self.graph_note = f"plain launches: capture failed ({type(exc).__name__}: {exc})"
+
+    def _launch(self, part: int, launches, stream) -> None:
+        """Run ``launches`` (part 0: main, 1: write-back): their graph's replay, or one launch each."""
+        graph = self.graphs[part] if self.graphs is not None else None
+        if graph is not None:
+            graph.launch(stream)
+            return
+        for fn, arrays, p, rec in launches:
+            fn(arrays, self.M, self.E, p, rec, stream)
 
     def results(self) -> List[np.ndarray]:
         """The fetched values, copies the caller owns."""
@@ -198,8 +222,10 @@ class CudaExecutable(Executable):
     def explain(self) -> str:
         prog = self.prog
         device = "the CUDA simulator" if driver.simulated() else _device_name()
+        why = graphs.why_not()
         lines = [f"cuda plan (base tier, unfused; on {device})",
-                 "  launches: one per call on one stream (not captured as a CUDA graph)",
+                 "  launches: one per call on one stream" + (f" (not captured as a CUDA graph: {why})" if why else
+                                                            "; per shape signature captured as CUDA graphs"),
                  f"  GEMMs: {self.gemm}"]
         if self.report:
             lines.append("  passes (ops before -> after, time):")
@@ -217,7 +243,7 @@ class CudaExecutable(Executable):
             a = lay.arena
             lines.append(f"  buffers for feed shapes {sig}: {len(a.offsets)} buffers in {len(a.intervals)} slots, "
                          f"{len(a.inplace)} in place, peak {a.peak_bytes} bytes; planned in "
-                         f"{lay.plan_seconds * 1e3:.2f} ms")
+                         f"{lay.plan_seconds * 1e3:.2f} ms; {lay.graph_note}")
         lines.append(f"  device allocations: {self.memory.allocations} ({self.memory.bytes} bytes) by this plan")
         return "\n".join(lines)
 
