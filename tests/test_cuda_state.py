@@ -94,3 +94,15 @@ def test_import_staticgraph_never_imports_numba_cuda():
             "sg.Session(target='reference').run(x * 2.0, {x: [1.0, 2.0]}); "
             "assert 'numba.cuda' not in sys.modules, 'numba.cuda imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_gpu_benchmark_refuses_without_a_gpu():
+    import os
+    import subprocess
+    import sys
+    from helpers import ROOT
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu.py")], env=env, capture_output=True,
+                          text=True)
+    assert proc.returncode == 2
+    assert "needs an NVIDIA GPU: no CUDA driver could be loaded" in proc.stderr and "Nothing was measured" in proc.stderr
