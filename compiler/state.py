@@ -10,8 +10,8 @@ re-read slot offsets). ``lock`` serialises runs and writes of one session.
 A device copy (the cuda backend keeps the variables resident on its GPU, ``mirror``) follows
 one protocol, all under ``lock``:
 
-- host writes (initializers' assigns through the reference path, ``set_variable_value``,
-  ``Saver.restore``, a re-layout) bump ``host_version``: the mirror copies the host storage in
+- host writes (``set_variable_value``, ``Saver.restore``, assigns landed by the reference
+  interpreter's ``apply``, a re-layout) bump ``host_version``: the mirror copies the host storage in
   before its next step (``mirror.push``);
 - a step that assigns on the device calls ``device_wrote()``: the host storage is stale until
   ``sync_host()`` copies the device values back (``mirror.pull``), which every host read does
