@@ -102,4 +102,5 @@ def build_conv_block():
 BUILDERS = {
     "dag_tiny": build_dag_tiny, "dag_tiny_jit": lambda: build_dag_tiny(native=True), "mlp": build_mlp, "lenet_b64": lambda: build_lenet(64),
     "lenet_b256": lambda: build_lenet(256), "gemm_fwd_bwd": build_gemm, "conv_block": build_conv_block,
+    "gemm_4096": lambda: build_gemm(4096),
 }

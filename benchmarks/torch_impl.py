@@ -1,16 +1,26 @@
-"""The same training steps in PyTorch eager mode (CPU), the reference point of every ratio."""
+"""The same training steps in PyTorch eager mode (CPU), the reference point of every ratio.
+``SG_BENCH_TORCH_DEVICE=cuda`` (benchmarks/gpu.py) runs them on the GPU, each step ending in a
+synchronize so that its time is the work's, not the launches'."""
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+DEVICE = os.environ.get("SG_BENCH_TORCH_DEVICE", "cpu")
 
 LR = 1e-3
 LR_CONV = 1e-8   # conv_block's loss sum(y*y) is large: a small step keeps it finite
 
 
 def _t(a, grad=False):
-    return torch.tensor(np.asarray(a, np.float32), requires_grad=grad)
+    return torch.tensor(np.asarray(a, np.float32), requires_grad=grad, device=DEVICE)
+
+
+def _labels(a):
+    return torch.tensor(a, device=DEVICE)
 
 
 def _sgd_step(params, loss_fn):
@@ -71,13 +81,13 @@ def build_mlp():
     model = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256),
                                 torch.nn.ReLU(), torch.nn.Linear(256, 10))
     x = _t(rng.random((128, 784)))
-    return _classifier(model, x, torch.tensor(rng.integers(0, 10, 128))), {}
+    return _classifier(model.to(DEVICE), x, _labels(rng.integers(0, 10, 128))), {}
 
 
 def build_lenet(batch):
     rng = np.random.default_rng(0)
     x = _t(rng.random((batch, 1, 28, 28)))
-    return _classifier(_LeNet(), x, torch.tensor(rng.integers(0, 10, batch))), {}
+    return _classifier(_LeNet().to(DEVICE), x, _labels(rng.integers(0, 10, batch))), {}
 
 
 def build_gemm(n=1024):
@@ -110,4 +120,22 @@ def build_conv_block():
 BUILDERS = {
     "dag_tiny": build_dag_tiny, "dag_tiny_jit": build_dag_tiny, "mlp": build_mlp, "lenet_b64": lambda: build_lenet(64),
     "lenet_b256": lambda: build_lenet(256), "gemm_fwd_bwd": build_gemm, "conv_block": build_conv_block,
+    "gemm_4096": lambda: build_gemm(4096),
 }
+
+
+def _synchronized(build):
+    """``build`` whose step waits for the GPU (SG_BENCH_TORCH_DEVICE=cuda)."""
+    def built():
+        step, info = build()
+
+        def synced():
+            out = step()
+            torch.cuda.synchronize()
+            return out
+        return synced, info
+    return built
+
+
+if DEVICE == "cuda":
+    BUILDERS = {name: _synchronized(build) for name, build in BUILDERS.items()}

@@ -6,6 +6,17 @@ compiled plans take that handful of arrays instead of one array per variable.
 ``values[var_op] = array`` copies into the slot. When a variable without a slot
 is first set, the buffers are re-laid out (``layout_version`` grows, so plans
 re-read slot offsets). ``lock`` serialises runs and writes of one session.
+
+A device copy (the cuda backend keeps the variables resident on its GPU, ``mirror``) follows
+one protocol, all under ``lock``:
+
+- host writes (``set_variable_value``, ``Saver.restore``, assigns landed by the reference
+  interpreter's ``apply``, a re-layout) bump ``host_version``: the mirror copies the host storage in
+  before its next step (``mirror.push``);
+- a step that assigns on the device calls ``device_wrote()``: the host storage is stale until
+  ``sync_host()`` copies the device values back (``mirror.pull``), which every host read does
+  first (``values[var]``: fetching on the reference path, ``get_variable_value``, ``Saver.save``),
+  and so does a host write (the variables it does not write keep their device values).
 """
 from __future__ import annotations
 
@@ -36,6 +47,20 @@ class VariableValues(MutableMapping):
         self._views: Dict[Operation, np.ndarray] = {}
         self._initialized: Dict[Operation, None] = {}
         self.layout_version = 0
+        self.host_version = 0       # grows with every host write (a device copy is then stale)
+        self.mirror = None          # a device copy: ``pull(values)`` copies its values into storage
+        self._device_newer = False  # the mirror holds values the host storage lacks
+
+    # -- a device copy (see the module docstring) ----------------------------------------
+    def device_wrote(self) -> None:
+        """A step assigned variables in the device copy: host reads must pull first."""
+        self._device_newer = True
+
+    def sync_host(self) -> None:
+        """Copy the device values into the host storage if they are newer."""
+        if self._device_newer:
+            self.mirror.pull(self)
+            self._device_newer = False
 
     # -- layout ------------------------------------------------------------------------
     def ensure_slots(self, var_ops: Iterable[Operation]) -> None:
@@ -43,6 +68,7 @@ class VariableValues(MutableMapping):
         new = [v for v in var_ops if v not in self.slots]
         if not new:
             return
+        self.sync_host()          # the old storage is copied into the new one
         sizes: Dict[np.dtype, int] = {dt: buf.size for dt, buf in self.storage.items()}
         slots = dict(self.slots)
         for v in sorted(new, key=lambda o: o.id):
@@ -61,6 +87,7 @@ class VariableValues(MutableMapping):
         self.storage, self.slots = storage, slots
         self._views = {v: self._make_view(v) for v in slots}
         self.layout_version += 1
+        self.host_version += 1
 
     def _make_view(self, v: Operation) -> np.ndarray:
         dt, off, shape = self.slots[v]
@@ -75,12 +102,15 @@ class VariableValues(MutableMapping):
     def __getitem__(self, v: Operation) -> np.ndarray:
         if v not in self._initialized:
             raise KeyError(v)
+        self.sync_host()
         return self._views[v]
 
     def __setitem__(self, v: Operation, value) -> None:
         self.ensure_slots([v])
+        self.sync_host()
         self._views[v][...] = value
         self._initialized[v] = None
+        self.host_version += 1
 
     def update(self, values=(), /) -> None:
         """``MutableMapping.update`` with one re-layout for all the new variables (an initializer

@@ -29,6 +29,10 @@ os.environ["STATICGRAPH_CACHE_DIR"] = _CACHE_DIR
 # interpreter: cpu tests must test the cpu kernels (tests/test_cpu_warmup.py tests the warm-up).
 os.environ.setdefault("STATICGRAPH_JIT", "off")
 os.environ.setdefault("STATICGRAPH_WARMUP", "wait")
+# The cuda target's tests (tests/test_cuda_*.py) run on Numba's CUDA simulator (no GPU in CI),
+# set before anything imports numba.cuda; STATICGRAPH_TEST_REAL_CUDA=1 runs them on a real GPU.
+if os.environ.get("STATICGRAPH_TEST_REAL_CUDA") != "1":
+    os.environ["NUMBA_ENABLE_CUDASIM"] = "1"
 
 import staticgraph as sg
 from seeding import pytest_runtest_makereport, rng  # noqa: F401  (rng fixture; failures print its seed)

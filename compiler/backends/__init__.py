@@ -15,5 +15,6 @@ def get_backend(target: str):
         from .cpu import CpuBackend
         return CpuBackend(target)
     if target == "cuda":
-        raise NotImplementedError("the 'cuda' target is not implemented yet; use target='cpu' or 'reference'")
+        from .cuda import CudaBackend      # raises at once if numba-cuda, a driver or a device is missing
+        return CudaBackend(target)
     raise ValueError(f"unknown Session target {target!r}; choose 'cpu', 'cuda' or 'reference'")

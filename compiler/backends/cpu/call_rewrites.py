@@ -37,11 +37,13 @@ def disabled_rewrites() -> Tuple[str, ...]:
 
 
 def run_rewrites(lowering) -> Tuple[str, ...]:
-    """Run the enabled rewrites in order on ``lowering``'s program; the names of those that ran."""
+    """Run the enabled rewrites in order on ``lowering``'s program (those of its profile,
+    ``LoweringProfile.rewrites``); the names of those that ran."""
     off = disabled_rewrites()
+    chosen = lowering.profile.rewrites
     ran = []
     for name, rewrite in REWRITES:
-        if name not in off:
+        if name not in off and (chosen is None or name in chosen):
             rewrite(lowering)
             ran.append(name)
     return tuple(ran)

@@ -201,50 +201,76 @@ def _sized(key) -> tuple:
     return (f"the {key.why} of {name}" if isinstance(key, Scratch) else f"tensor {name}"), op
 
 
+def plan_host(prog: Program, state, feed_shapes) -> tuple:
+    """The host side of a shape signature, shared by every backend that runs a lowered program
+    (cpu, cuda): concrete shapes, the variables read checked, the arena plan and every key's
+    element offset in its flat array (``Env``), the plan-entry checks. Returns (shapes, env, arena)."""
+    shapes = concrete_shapes(prog, feed_shapes)
+    for var in prog.reads:
+        state.read(var)     # FailedPreconditionError for an uninitialized variable
+    for var, _, mode, _ in prog.assigns:
+        if mode != "set":
+            state.read(var)
+    env = Env(shapes, {})
+    arena = plan_arena(prog, shapes)
+    check_bytes(arena.peak_bytes, f"the step's buffers for fed shapes {list(feed_shapes)}")
+    for key in list(shapes) + list(prog.alias):
+        root = prog.root(key)
+        if isinstance(root, Slot):
+            env.offsets[key] = state.values.slots[root.var][1]
+        elif root in prog.feed_index:
+            env.offsets[key] = 0        # a feed's own array
+        elif root in arena.offsets:
+            env.offsets[key] = arena.offsets[root]
+        if key in env.offsets and prog.shifted(key):      # a piece of its root's buffer
+            env.offsets[key] += prog.shift(key, env)
+    for op, check in prog.checks:
+        try:
+            check(env)
+        except OpError:
+            raise
+        except (ValueError, IndexError) as exc:
+            raise InvalidArgumentError(f"{op.type} op '{op.name}' failed on inputs "
+                                       f"{_shapes_text(op, shapes)}: {exc}", op) from None
+    return shapes, env, arena
+
+
+def record_table(prog: Program, env: Env) -> np.ndarray:
+    """The int64 record table ``M`` of one shape signature (every call's record at its position)."""
+    M = np.zeros(max(prog.record_size, 1), np.int64)
+    for call in prog.all_calls:
+        rec = call.record(env)
+        if len(rec) != call.size:
+            raise InternalError(f"record of {call.kernel} has {len(rec)} entries, expected {call.size}", call.op)
+        M[call.pos:call.pos + call.size] = rec
+    return M
+
+
+def kernel_error(prog: Program, positions: List[int], E, env: Env) -> OpError:
+    """The error a kernel reported in the slots ``E`` (code, record position...), naming its op."""
+    code, pos = int(E[0]), int(E[1])
+    op = prog.all_calls[bisect.bisect_right(positions, pos) - 1].op
+    msg = library.ERRORS.get(code, f"kernel error {code}")
+    if callable(msg):          # a message built from the error slots: msg(op, E, env)
+        msg = msg(op, E, env)
+    return InvalidArgumentError(f"{op.type} op '{op.name}' failed on inputs "
+                                f"{_shapes_text(op, env.shapes)}: {msg}", op)
+
+
 class Layout:
     """Everything one shape signature needs: arenas, record table, views of feeds and fetches."""
 
     def __init__(self, prog: Program, state, feed_values):
         t0 = time.perf_counter()
-        shapes = concrete_shapes(prog, [v.shape for v in feed_values])
-        for var in prog.reads:
-            state.read(var)     # FailedPreconditionError for an uninitialized variable
-        for var, _, mode, _ in prog.assigns:
-            if mode != "set":
-                state.read(var)
-        env = Env(shapes, {})
-        self.arena = arena = self._plan(prog, shapes)
-        check_bytes(arena.peak_bytes, f"the step's buffers for fed shapes {[v.shape for v in feed_values]}")
-        for key in list(shapes) + list(prog.alias):
-            root = prog.root(key)
-            if isinstance(root, Slot):
-                env.offsets[key] = state.values.slots[root.var][1]
-            elif root in prog.feed_index:
-                env.offsets[key] = 0        # a feed's own array
-            elif root in arena.offsets:
-                env.offsets[key] = arena.offsets[root]
-            if key in env.offsets and prog.shifted(key):      # a piece of its root's buffer
-                env.offsets[key] += prog.shift(key, env)
-        for op, check in prog.checks:
-            try:
-                check(env)
-            except OpError:
-                raise
-            except (ValueError, IndexError) as exc:
-                raise InvalidArgumentError(f"{op.type} op '{op.name}' failed on inputs "
-                                           f"{_shapes_text(op, shapes)}: {exc}", op) from None
+        shapes, env, arena = plan_host(prog, state, [v.shape for v in feed_values])
+        self.arena = arena
         self.env = env
         arrays = {f"A_{np.dtype(dt).name}": np.zeros(max(n, 1), dt) for dt, n in arena.sizes.items()}
         for dt, buf in state.values.storage.items():
             arrays[f"S_{np.dtype(dt).name}"] = buf
         for t in prog.schedule.feeds:
             arrays[prog.array_name(t)] = np.zeros(max(1, num_elements(shapes[t], "")), prog.dtypes[t])
-        M = np.zeros(max(prog.record_size, 1), np.int64)
-        for call in prog.all_calls:
-            rec = call.record(env)
-            if len(rec) != call.size:
-                raise InternalError(f"record of {call.kernel} has {len(rec)} entries, expected {call.size}", call.op)
-            M[call.pos:call.pos + call.size] = rec
+        M = record_table(prog, env)
         self.E = np.zeros(4, np.int64)
         names = codegen.arg_names(prog)
         for name in names:
@@ -297,42 +323,42 @@ class Layout:
         off = env.off(key)
         return buf[off:off + n].reshape(shape)
 
-    @staticmethod
-    def _plan(prog: Program, shapes) -> Arena:
-        """Liveness of every arena root, then ``memory.plan_memory``."""
-        end_of_step = len(prog.all_calls) + 1
-        start: Dict[object, int] = {}
-        end: Dict[object, int] = {}
 
-        def use(key, t):
-            root = prog.root(key)
-            if isinstance(root, Slot) or root in prog.feed_index:     # not in the arena
-                return
-            start.setdefault(root, t)
-            end[root] = max(end.get(root, t), t)
-        for key in prog.hosts:
-            use(key, 0)
-        for call in prog.all_calls:
-            for key in call.args:
-                use(key, call.index)
-        for key in prog.fetch_keys:
-            use(key, end_of_step)
-        pinned = {prog.root(k) for k in prog.consts}
-        buffers = []
-        for root in start:
-            size = num_elements(shapes[root], "")     # checked by concrete_shapes
-            buffers.append(Buffer(root, np.dtype(prog.dtypes[root]), size, start[root], end[root], root in pinned))
-        for root in pinned - set(start):
-            buffers.append(Buffer(root, np.dtype(prog.dtypes[root]), num_elements(shapes[root], ""),
-                                  0, end_of_step, True))
-        inplace = []
-        for call in prog.calls:
-            out = call.args[-1]
-            for key in call.inplace:
-                if prog.space(key) == "A" and shapes[key] == shapes[out] and not prog.shifted(key) \
-                        and not prog.shifted(out):
-                    inplace.append((out, prog.root(key), call.index))
-        return plan_memory(buffers, inplace)
+def plan_arena(prog: Program, shapes) -> Arena:
+    """Liveness of every arena root, then ``memory.plan_memory``."""
+    end_of_step = len(prog.all_calls) + 1
+    start: Dict[object, int] = {}
+    end: Dict[object, int] = {}
+
+    def use(key, t):
+        root = prog.root(key)
+        if isinstance(root, Slot) or root in prog.feed_index:     # not in the arena
+            return
+        start.setdefault(root, t)
+        end[root] = max(end.get(root, t), t)
+    for key in prog.hosts:
+        use(key, 0)
+    for call in prog.all_calls:
+        for key in call.args:
+            use(key, call.index)
+    for key in prog.fetch_keys:
+        use(key, end_of_step)
+    pinned = {prog.root(k) for k in prog.consts}
+    buffers = []
+    for root in start:
+        size = num_elements(shapes[root], "")     # checked by concrete_shapes
+        buffers.append(Buffer(root, np.dtype(prog.dtypes[root]), size, start[root], end[root], root in pinned))
+    for root in pinned - set(start):
+        buffers.append(Buffer(root, np.dtype(prog.dtypes[root]), num_elements(shapes[root], ""),
+                              0, end_of_step, True))
+    inplace = []
+    for call in prog.calls:
+        out = call.args[-1]
+        for key in call.inplace:
+            if prog.space(key) == "A" and shapes[key] == shapes[out] and not prog.shifted(key) \
+                    and not prog.shifted(out):
+                inplace.append((out, prog.root(key), call.index))
+    return plan_memory(buffers, inplace)
 
 
 class Tier:
@@ -721,14 +747,7 @@ class CpuExecutable(Executable):
             return self.tiers.warm_up().run(state, values)
 
     def _error(self, tier: Tier, lay: Layout) -> OpError:
-        code, pos = int(lay.E[0]), int(lay.E[1])
-        call = tier.prog.all_calls[bisect.bisect_right(tier.positions, pos) - 1]
-        op = call.op
-        msg = library.ERRORS.get(code, f"kernel error {code}")
-        if callable(msg):          # a message built from the error slots: msg(op, E, env)
-            msg = msg(op, lay.E, lay.env)
-        return InvalidArgumentError(f"{op.type} op '{op.name}' failed on inputs "
-                                    f"{_shapes_text(op, lay.env.shapes)}: {msg}", op)
+        return kernel_error(tier.prog, tier.positions, lay.E, lay.env)
 
     # -- description ------------------------------------------------------------------------
     def explain(self) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -163,6 +163,29 @@ class Program:
         return self.calls + self.writeback
 
 
+@dataclass(frozen=True)
+class LoweringProfile:
+    """What a target's lowering does beyond the op lowerings themselves (the default: the cpu's).
+
+    - ``shares``: ``split_call`` makes G = ``threads.shares()`` calls (False: one call, G = 1);
+    - ``phases`` / ``split_elementwise``: ``Lowering._split_phases`` / ``_split_elementwise`` run;
+    - ``rewrites``: the names of ``call_rewrites.REWRITES`` that run (None: all of them);
+    - ``kernels``: the kernel names the target has (None: every one); lowerings that choose
+      between kernels ask ``b.supports(name)`` (Winograd, single-tile Winograd)."""
+    name: str = "cpu"
+    shares: bool = True
+    phases: bool = True
+    split_elementwise: bool = True
+    rewrites: Optional[Tuple[str, ...]] = None
+    kernels: Optional[Callable[[str], bool]] = None
+
+    def supports(self, kernel: str) -> bool:
+        return self.kernels is None or self.kernels(kernel)
+
+
+CPU_PROFILE = LoweringProfile()
+
+
 # a split call's shares run on the workers from this many elements of work (a launch costs ~10 us);
 # elementwise loops (~1 ns per element) from more
 GROUP_WORK = 1 << 16
@@ -172,8 +195,9 @@ EW_GROUP_WORK = 1 << 18
 class Lowering:
     """The builder a kernel registry entry talks to (see ``kernels.py``)."""
 
-    def __init__(self, sched: Schedule):
+    def __init__(self, sched: Schedule, profile: LoweringProfile = CPU_PROFILE):
         self.prog = Program(sched)
+        self.profile = profile
         self._fed = set(sched.feeds)
         self._op: Optional[Operation] = None
         self._scratch: Dict[object, Scratch] = {}
@@ -190,6 +214,10 @@ class Lowering:
             return self._scratch[t]
         self.prog.dtypes.setdefault(t, t.dtype)
         return t
+
+    def supports(self, kernel: str) -> bool:
+        """The target has ``kernel`` (``LoweringProfile.kernels``): for lowerings that choose one."""
+        return self.profile.supports(kernel)
 
     # -- verbs -------------------------------------------------------------------------
     def call(self, kernel: str, inputs: Sequence, out, record: Callable[[Env], list], size: int,
@@ -215,7 +243,7 @@ class Lowering:
     def _shares(self, kernel: str, args: tuple, record, size: int, work, least: int, n_in, inplace: tuple) -> None:
         """Append the G calls of ``split_call`` (their flag set from ``least`` elements of ``work``)."""
         from .threads import kernel_threads, shares
-        g = shares()
+        g = shares() if self.profile.shares else 1
 
         def share(env, t):
             flag = int(g > 1 and t == 0 and kernel_threads() > 1 and work(env) >= least)
@@ -362,7 +390,7 @@ class Lowering:
             fn = LOWERINGS.get(op.type)
             if fn is None:
                 raise NotImplementedError(
-                    f"the cpu backend has no kernel for op type '{op.type}' (op '{op.name}' defined at "
+                    f"the {self.profile.name} backend has no kernel for op type '{op.type}' (op '{op.name}' defined at "
                     f"{op.defined_at}); add one in compiler/backends/cpu/lowerings.py (kernels: compiler/backends/cpu/kernels/), or run this graph "
                     f"with sg.Session(target='reference')")
             self._op = op
@@ -402,8 +430,10 @@ class Lowering:
             else:
                 self.ew("Add" if mode == "add" else "Sub", slot, [slot, value], inplace=False, writeback=True)
         self._op = None
-        self._split_phases()
-        self._split_elementwise()
+        if self.profile.phases:
+            self._split_phases()
+        if self.profile.split_elementwise:
+            self._split_elementwise()
         pos = 0
         for i, call in enumerate(prog.all_calls):     # a group's shares are one time (they run at once)
             call.pos, call.index = pos, (i + 1 if call.leads else prog.all_calls[i - 1].index)
@@ -505,4 +535,4 @@ def describe(prog: Program, call: Call) -> str:
     return f"{op.type} '{op.name}' at {op.defined_at}" if op is not None else "plan"
 
 
-__all__ = ["Lowering", "Program", "Call", "Slot", "Scratch", "View", "fmt"]
+__all__ = ["Lowering", "LoweringProfile", "CPU_PROFILE", "Program", "Call", "Slot", "Scratch", "View", "fmt"]

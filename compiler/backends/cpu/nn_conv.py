@@ -243,9 +243,9 @@ def _lower_conv(b, op, kind: str, inputs, conv_shapes) -> None:
     weight and output tensors, whose static shapes choose and whose run-time shapes size it."""
     x, w, y = conv_shapes
     shapes_of = lambda env: (env.shape(x), env.shape(w), env.shape(y))     # noqa: E731
-    if nn_wino_tile.applies(op.attrs, x.shape, w.shape, y.shape, inputs[0].dtype):
+    if b.supports(f"tile_{kind}") and nn_wino_tile.applies(op.attrs, x.shape, w.shape, y.shape, inputs[0].dtype):
         return _lower(b, op, f"tile_{kind}", inputs, shapes_of, op.attrs)
-    if nn_winograd.applies(op.attrs, w.shape, inputs[0].dtype, x.shape):
+    if b.supports(f"wino_{kind}") and nn_winograd.applies(op.attrs, w.shape, inputs[0].dtype, x.shape):
         return nn_winograd.lower(b, op, f"wino_{kind}", inputs, shapes_of, op.attrs)
     _lower(b, op, f"conv_{kind}", inputs, shapes_of, op.attrs)
 

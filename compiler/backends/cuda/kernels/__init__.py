@@ -26,9 +26,18 @@ never needs CUDA.
 """
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from typing import Callable, Dict
 
 LAUNCHERS: Dict[str, Callable] = {}
+
+# kernel names the cuda lowering emits whose launchers come from the conv and pool modules
+# (``conv.py``, ``pool.py``, written beside this backend): until they exist, a plan that needs one
+# fails at compile time naming the op, and ``tests/test_cuda_registry.py`` counts them as expected.
+# Remove a name here once its launcher is registered (the test fails while both hold it).
+PENDING = frozenset({"conv_fwd", "conv_bpi", "conv_bpf", "pool_max", "pool_avg", "pool_avg_grad",
+                     "pool_max_grad", "pool_max_gather"})
 
 
 def launches(*names: str):
@@ -40,3 +49,10 @@ def launches(*names: str):
             LAUNCHERS[name] = fn
         return fn
     return deco
+
+
+def load_all() -> Dict[str, Callable]:
+    """Import every kernel module of this package (their launchers register); the registry."""
+    for info in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{info.name}")
+    return LAUNCHERS

@@ -1,0 +1,79 @@
+"""What the cuda kernel modules share: launch sizes and the scalar helpers of the elementwise
+expressions (device versions of ``cpu/kernels/base.py``'s, same semantics: NaN propagates
+through maximum/minimum/relu, integer powers by squaring)."""
+from __future__ import annotations
+
+import math
+
+from numba import config, cuda
+
+SIMULATED = bool(config.ENABLE_CUDASIM)
+# threads per block, and the most blocks a grid-stride kernel launches: the simulator runs every
+# thread as a Python thread (~3 ms each a launch), so it gets few of both and the grid-stride
+# loops do the rest (which the tests then exercise)
+TPB = 8 if SIMULATED else 256
+MAX_BLOCKS = 2 if SIMULATED else 4096
+RED_TPB = 8 if SIMULATED else 256       # a tree reduction's block (a power of two)
+TILE = 4 if SIMULATED else 16           # the tiled GEMM's square tile
+
+
+def blocks(n: int) -> int:
+    """Blocks of ``TPB`` threads for a grid-stride loop over ``n`` elements (at least 1)."""
+    return max(1, min(-(-int(n) // TPB), MAX_BLOCKS))
+
+
+@cuda.jit(device=True)
+def _sign(a):
+    if a > 0:
+        return 1
+    if a < 0:
+        return -1
+    return a
+
+
+@cuda.jit(device=True)
+def _relu(a):
+    return a if (a > 0 or a != a) else 0
+
+
+@cuda.jit(device=True)
+def _maximum(a, b):
+    if a != a:
+        return a
+    if b != b:
+        return b
+    return a if a >= b else b
+
+
+@cuda.jit(device=True)
+def _minimum(a, b):
+    if a != a:
+        return a
+    if b != b:
+        return b
+    return a if a <= b else b
+
+
+@cuda.jit(device=True)
+def _sigmoid(x):
+    y = -x
+    m = y if y > 0.0 else 0.0
+    return math.exp(-(m + math.log1p(math.exp(-abs(y)))))
+
+
+@cuda.jit(device=True)
+def _ipow(a, b):
+    if b < 0:
+        return 0
+    r = 1
+    while b:
+        if b & 1:
+            r = r * a
+        a = a * a
+        b >>= 1
+    return r
+
+
+@cuda.jit(device=True)
+def _power(a, b):
+    return a ** b

@@ -1,0 +1,71 @@
+"""The elementwise kernels ``ew_<name>``, one per entry of ``cpu/library.ELEMENTWISE`` (the op
+table both backends generate from), over the record of ``cpu/library.loop_kernel``
+(``lowerings.ew_record``: nd, shape[MAXR], then per operand, outputs first, its offset and
+strides[MAXR]): broadcasting and strided views work as on cpu. One thread per element of the
+loop (a grid-stride loop), its operands' offsets from its flat index; a table entry's check
+(``PowInt``'s negative exponent) sets ``E`` as the cpu kernel does.
+
+The table's expressions are NumPy on scalars; device code spells them with ``math`` (``CUDA``
+below), float32 transcendentals still computed in float64 and rounded once on store."""
+from __future__ import annotations
+
+import math  # noqa: F401  (the generated kernels' namespace)
+
+import numpy as np
+from numba import cuda, float64  # noqa: F401
+
+from ...cpu.library import ELEMENTWISE, MAXR, check_lines
+from . import launches
+from .common import TPB, _ipow, _maximum, _minimum, _power, _relu, _sigmoid, _sign, blocks  # noqa: F401
+
+# NumPy scalar functions of the op table -> their device spelling
+CUDA = {"np.float64(": "float64(", "np.exp(": "math.exp(", "np.log(": "math.log(", "np.sin(": "math.sin(",
+        "np.cos(": "math.cos(", "np.tanh(": "math.tanh(", "np.sqrt(": "math.sqrt(", "np.power(": "_power("}
+
+
+def operand_base(j: int) -> int:
+    """Where operand j's offset and strides start in an elementwise record (``loop_kernel``)."""
+    return 1 + MAXR + j * (MAXR + 1)
+
+
+def device_expr(expr: str) -> str:
+    for numpy_name, device_name in CUDA.items():
+        expr = expr.replace(numpy_name, device_name)
+    if "np." in expr:
+        raise ValueError(f"elementwise expression {expr!r} uses a NumPy function with no device spelling in CUDA")
+    return expr
+
+
+def kernel_source(name: str, arity: int, expr: str, check: str) -> str:
+    """Source of ``ew_<name>(X0.., Y0, M, E, p)``: a grid-stride loop over the record's elements."""
+    xs = [f"X{i}" for i in range(arity)]
+    ops = ["Y0"] + xs
+    L = [f"def ew_{name}({', '.join(xs)}, Y0, M, E, p):", "    nd = M[p]", "    n = 1",
+         "    for d in range(nd):", "        n *= M[p + 1 + d]",
+         "    i = cuda.grid(1)", "    step = cuda.gridsize(1)", "    while i < n:", "        r = i"]
+    L += [f"        c{o} = M[p + {operand_base(j)}]" for j, o in enumerate(ops)]
+    L += ["        for d in range(nd - 1, -1, -1):", "            sz = M[p + 1 + d]", "            k = r % sz",
+          "            r //= sz"]
+    L += [f"            c{o} += k * M[p + {operand_base(j) + 1} + d]" for j, o in enumerate(ops)]
+    L += [f"        x{k} = X{k}[cX{k}]" for k in range(arity)]
+    L += ["        " + line for line in check_lines(check)]
+    L += [f"        Y0[cY0] = {device_expr(expr)}", "        i += step"]
+    return "\n".join(L) + "\n"
+
+
+def _launcher(kernel):
+    def launch(arrays, M, E, p, rec, stream):
+        n = int(np.prod(rec[1:1 + rec[0]], dtype=np.int64))
+        if n:
+            kernel[blocks(n), TPB, stream](*arrays, M, E, p)
+    return launch
+
+
+def _build() -> None:
+    namespace = dict(globals())
+    for name, (arity, expr, check) in ELEMENTWISE.items():
+        exec(compile(kernel_source(name, arity, expr, check), f"<cuda ew_{name}>", "exec"), namespace)
+        launches(f"ew_{name}")(_launcher(cuda.jit(namespace[f"ew_{name}"])))
+
+
+_build()

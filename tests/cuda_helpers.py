@@ -1,0 +1,37 @@
+"""Helpers of the cuda target's tests (tests/test_cuda_*.py): skipped where numba-cuda is missing."""
+import numpy as np
+import pytest
+
+import staticgraph as sg
+
+pytest.importorskip("numba.cuda", reason="the cuda target's tests need numba-cuda (pip install -e '.[cuda]')")
+
+
+def run_both(fetches, feed_dict=None, setup=None):
+    """``fetches`` run once on the cuda target and on the reference backend: ``(cuda, reference)``
+    (``setup(sess)`` first, e.g. the variables' initializer)."""
+    out = {}
+    for target in ("cuda", "reference"):
+        with sg.Session(target=target) as sess:
+            if setup is not None:
+                setup(sess)
+            out[target] = sess.run(fetches, feed_dict)
+    return out["cuda"], out["reference"]
+
+
+def tolerance(dtype) -> dict:
+    """float32: rtol 1e-4 (the issue's bar); float64 tighter; integers and bools exact."""
+    kind = np.dtype(dtype)
+    if kind == np.float32:
+        return dict(rtol=1e-4, atol=1e-5)
+    if kind == np.float64:
+        return dict(rtol=1e-10, atol=1e-12)
+    return dict(rtol=0, atol=0)
+
+
+def assert_all_close(got, want) -> None:
+    assert len(got) == len(want)
+    for i, (a, b) in enumerate(zip(got, want)):
+        a, b = np.asarray(a), np.asarray(b)
+        assert a.shape == b.shape and a.dtype == b.dtype, (i, a.shape, b.shape, a.dtype, b.dtype)
+        np.testing.assert_allclose(a, b, err_msg=f"fetch {i}", **tolerance(b.dtype))
