@@ -3,7 +3,7 @@ and memory plan, with the cpu-only machinery off.
 
 - ``shares=False``, ``phases=False``, ``split_elementwise=False``: a kernel call is never cut into
   per-thread shares; a GPU kernel spreads its work over its own grid;
-- ``rewrites=("fuse_sum_of_products",)``: ``red_Dot`` has a cuda kernel; the conv rewrites
+- ``rewrites=("fuse_sum_of_products", "fuse_bias", "fuse_bias_grad")``: ``red_Dot`` has a cuda kernel; the conv rewrites
   (``fuse_bias``, ``fuse_bias_grad``, ``keep_columns``, ``fuse_pool``, Winograd's
   ``fuse_backward``) change the conv kernels' records or emit cpu-only kernels, so they stay off;
 - ``kernels``: the names the cuda registry has (or expects from the conv and pool modules,
@@ -22,4 +22,4 @@ def _has_kernel(name: str) -> bool:
 
 
 CUDA_PROFILE = LoweringProfile(name="cuda", shares=False, phases=False, split_elementwise=False,
-                               rewrites=("fuse_sum_of_products",), kernels=_has_kernel)
+                               rewrites=("fuse_sum_of_products", "fuse_bias", "fuse_bias_grad"), kernels=_has_kernel)
