@@ -102,3 +102,30 @@ def test_empty_batch(rng):
     outs = [sg.matmul(x, w), sg.reduce_sum(x, axis=1), sg.relu(x), sg.reduce_sum(x)]
     got, want = run_both(outs, {x: np.zeros((0, 3), np.float32)})
     assert_all_close(got, want)
+
+
+def test_sums_follow_the_fixed_tree_order_bit_for_bit(rng):
+    """red_SumF's order is fixed by the block size alone: thread t sums elements t, t + B, ...
+    in float64, then the block adds its partials pairwise (t += t + s for s = B/2 ... 1). A host
+    emulation of that order gives the same bits, run after run (values over 16 orders of
+    magnitude: another order rounds differently, which the test checks too)."""
+    from compiler.backends.cuda.kernels.common import RED_TPB
+    v = rng.normal(size=(4, 301)) * 10.0 ** rng.integers(-8, 8, size=(4, 301))
+    x = sg.placeholder(sg.float64, (4, 301), name="x")
+    with sg.Session(target="cuda") as sess:
+        plan = sess.compile(sg.reduce_sum(x, axis=1), [x])
+        runs = [plan(v) for _ in range(3)]
+    partial = np.zeros((4, RED_TPB))
+    for t in range(RED_TPB):
+        for j in range(t, 301, RED_TPB):
+            partial[:, t] += v[:, j]
+    s = RED_TPB // 2
+    while s:
+        partial[:, :s] += partial[:, s:2 * s]
+        s //= 2
+    for out in runs:
+        np.testing.assert_array_equal(out, partial[:, 0])
+    in_order = np.zeros(4)
+    for j in range(301):
+        in_order += v[:, j]
+    assert not np.array_equal(in_order, partial[:, 0])     # the order shows in the bits
