@@ -61,11 +61,15 @@ def _launcher(kernel):
     return launch
 
 
+KERNELS = {}     # "ew_<name>" -> its kernel
+
+
 def _build() -> None:
     namespace = dict(globals())
     for name, (arity, expr, check) in ELEMENTWISE.items():
         exec(compile(kernel_source(name, arity, expr, check), f"<cuda ew_{name}>", "exec"), namespace)
-        launches(f"ew_{name}")(_launcher(cuda.jit(namespace[f"ew_{name}"])))
+        KERNELS[f"ew_{name}"] = kernel = cuda.jit(namespace[f"ew_{name}"])
+        launches(f"ew_{name}")(_launcher(kernel))
 
 
 _build()
