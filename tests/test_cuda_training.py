@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import staticgraph as sg
-from cuda_helpers import tolerance  # noqa: F401  (skips the module without numba-cuda)
+from cuda_helpers import SIMULATED
 
 
 def _mlp(rng, optimizer=None):
@@ -61,7 +61,9 @@ def test_new_batch_size_replans_and_no_device_allocation_after_the_first_step(rn
         plan(*_batch(rng, 3))                    # back to the first size: its layout is reused
         assert exe.allocations == after
         text = plan.explain()
-        assert "cuda plan" in text and "tiled shared-memory GEMM" in text and "not captured as a CUDA graph" in text
+        assert "cuda plan" in text
+        if SIMULATED:
+            assert "tiled shared-memory GEMM" in text and "not captured as a CUDA graph" in text
         assert "buffers for feed shapes ((3, 6), (3,))" in text
 
 
