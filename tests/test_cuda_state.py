@@ -100,10 +100,13 @@ def test_the_gpu_benchmark_refuses_without_a_gpu():
     import os
     import subprocess
     import sys
-    from compiler.backends.cuda.driver import _driver_error
+    import ctypes
     from helpers import ROOT
-    if _driver_error() is None:
+    try:
+        ctypes.CDLL("libcuda.so.1")
         pytest.skip("this machine has a CUDA driver: benchmarks/gpu.py would run, not refuse")
+    except OSError:
+        pass
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu.py")], env=env, capture_output=True,
                           text=True)
