@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from cuda_helpers import tolerance  # noqa: F401  (skips the module without numba-cuda)
+import cuda_helpers  # noqa: F401  (skips the module without numba-cuda)
 from helpers import ROOT
 
 PROBE = "from cuda.pathfinder import load_nvidia_dynamic_lib as f; f('nvvm'); f('nvrtc')"
