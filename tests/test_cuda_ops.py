@@ -129,3 +129,16 @@ def test_sums_follow_the_fixed_tree_order_bit_for_bit(rng):
     for j in range(301):
         in_order += v[:, j]
     assert not np.array_equal(in_order, partial[:, 0])     # the order shows in the bits
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")    # NumPy's, on the simulator's scalars
+def test_nan_and_inf_as_on_the_reference_and_check_numerics_names_the_tensor():
+    x = sg.placeholder(sg.float32, (4,), name="x")
+    v = np.array([1.0, -2.0, 0.0, 100.0], np.float32)
+    outs = [sg.log(x), sg.sqrt(x), sg.exp(x * 10.0), x / sg.abs(x), sg.nn.softmax(sg.log(x))]
+    got, want = run_both(outs, {x: v})
+    assert_all_close(got, want)
+    assert np.isnan(got[0][1]) and np.isinf(got[2][3])
+    with sg.Session(target="cuda", check_numerics=True) as sess:
+        with pytest.raises(sg.errors.InvalidArgumentError, match="log"):
+            sess.run(sg.log(x, name="log"), {x: v})
