@@ -20,7 +20,7 @@ def test_elementwise_ops_and_their_gradients(rng, dtype, shape):
     loss = sum(sg.reduce_sum(o * (i + 1.0)) for i, o in enumerate(outs))
     grads = sg.gradients(loss, [x, y, z])
     compare = [x < y, x <= z, x > 0.0, x >= y, sg.equal(x, x), sg.not_equal(x, y), sg.cast(x, sg.int64),
-               sg.cast(x > 0.0, sg.float32)]
+               sg.cast(x > 0.0, sg.float32), sg.cast(sg.relu(x), sg.bool_)]
     feeds = {x: rng.normal(size=shape).astype(dtype), y: rng.normal(size=shape[-1:]).astype(dtype),
              z: rng.normal(size=shape[:-1] + (1,)).astype(dtype)}
     got, want = run_both(outs + grads + compare, feeds)
