@@ -60,8 +60,13 @@ def launches(*names: str):
     return deco
 
 
+_LOADED = []
+
+
 def load_all() -> Dict[str, Callable]:
-    """Import every kernel module of this package (their launchers register); the registry."""
-    for info in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{info.name}")
+    """Import every kernel module of this package (their launchers register), once; the registry."""
+    if not _LOADED:
+        for info in pkgutil.iter_modules(__path__):
+            importlib.import_module(f"{__name__}.{info.name}")
+        _LOADED.append(True)
     return LAUNCHERS
