@@ -6,6 +6,11 @@ import staticgraph as sg
 
 pytest.importorskip("numba.cuda", reason="the cuda target's tests need numba-cuda (pip install -e '.[cuda]')")
 
+from numba import config  # noqa: E402
+
+SIMULATED = bool(config.ENABLE_CUDASIM)     # False under STATICGRAPH_TEST_REAL_CUDA=1 (tests/conftest.py)
+simulator_only = pytest.mark.skipif(not SIMULATED, reason="checks what the CUDA simulator does")
+
 
 def run_both(fetches, feed_dict=None, setup=None):
     """``fetches`` run once on the cuda target and on the reference backend: ``(cuda, reference)``

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import staticgraph as sg
-from cuda_helpers import assert_all_close, run_both
+from cuda_helpers import assert_all_close, run_both, simulator_only
 
 
 class FakeCublas(types.ModuleType):
@@ -78,6 +78,7 @@ def test_row_major_gemm_through_column_major_cublas(fake_cublas, rng, ta, tb):
     assert Y[0] == 9.0
 
 
+@simulator_only      # the stand-in reads operands element by element: host arrays only
 def test_plans_use_cublas_for_unbatched_float_gemms(fake_cublas, rng):
     x = sg.placeholder(sg.float32, (None, 5), name="x")
     w = sg.placeholder(sg.float32, (5, 3), name="w")
@@ -93,6 +94,7 @@ def test_plans_use_cublas_for_unbatched_float_gemms(fake_cublas, rng):
         assert "cuBLAS (nvmath-python) for float GEMMs without batch dims" in sess.compile(y, [x, w]).explain()
 
 
+@simulator_only
 def test_the_simulator_chooses_the_tiled_kernel():
     from compiler.backends.cuda.kernels import cublas, gemm
     assert cublas.choose() == "the CUDA simulator has no cuBLAS"

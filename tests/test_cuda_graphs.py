@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import staticgraph as sg
-from cuda_helpers import tolerance  # noqa: F401  (skips the module without numba-cuda)
+from cuda_helpers import simulator_only
 
 
 class RecordingGraph:
@@ -86,6 +86,7 @@ def test_a_failed_capture_falls_back_to_launches(rng, monkeypatch):
     assert "plain launches: capture failed (RuntimeError: cuStreamBeginCapture failed" in text
 
 
+@simulator_only
 def test_the_simulator_never_captures():
     from compiler.backends.cuda import graphs
     assert graphs.why_not() == "the CUDA simulator has no CUDA graphs"

@@ -20,7 +20,7 @@ def test_elementwise_ops_and_their_gradients(rng, dtype, shape):
     loss = sum(sg.reduce_sum(o * (i + 1.0)) for i, o in enumerate(outs))
     grads = sg.gradients(loss, [x, y, z])
     compare = [x < y, x <= z, x > 0.0, x >= y, sg.equal(x, x), sg.not_equal(x, y), sg.cast(x, sg.int64),
-               sg.cast(x > 0.0, sg.float32)]
+               sg.cast(x > 0.0, sg.float32), sg.cast(sg.relu(x), sg.bool_)]
     feeds = {x: rng.normal(size=shape).astype(dtype), y: rng.normal(size=shape[-1:]).astype(dtype),
              z: rng.normal(size=shape[:-1] + (1,)).astype(dtype)}
     got, want = run_both(outs + grads + compare, feeds)
@@ -102,3 +102,43 @@ def test_empty_batch(rng):
     outs = [sg.matmul(x, w), sg.reduce_sum(x, axis=1), sg.relu(x), sg.reduce_sum(x)]
     got, want = run_both(outs, {x: np.zeros((0, 3), np.float32)})
     assert_all_close(got, want)
+
+
+def test_sums_follow_the_fixed_tree_order_bit_for_bit(rng):
+    """red_SumF's order is fixed by the block size alone: thread t sums elements t, t + B, ...
+    in float64, then the block adds its partials pairwise (t += t + s for s = B/2 ... 1). A host
+    emulation of that order gives the same bits, run after run (values over 16 orders of
+    magnitude: another order rounds differently, which the test checks too)."""
+    from compiler.backends.cuda.kernels.common import RED_TPB
+    v = rng.normal(size=(4, 301)) * 10.0 ** rng.integers(-8, 8, size=(4, 301))
+    x = sg.placeholder(sg.float64, (4, 301), name="x")
+    with sg.Session(target="cuda") as sess:
+        plan = sess.compile(sg.reduce_sum(x, axis=1), [x])
+        runs = [plan(v) for _ in range(3)]
+    partial = np.zeros((4, RED_TPB))
+    for t in range(RED_TPB):
+        for j in range(t, 301, RED_TPB):
+            partial[:, t] += v[:, j]
+    s = RED_TPB // 2
+    while s:
+        partial[:, :s] += partial[:, s:2 * s]
+        s //= 2
+    for out in runs:
+        np.testing.assert_array_equal(out, partial[:, 0])
+    in_order = np.zeros(4)
+    for j in range(301):
+        in_order += v[:, j]
+    assert not np.array_equal(in_order, partial[:, 0])     # the order shows in the bits
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")    # NumPy's, on the simulator's scalars
+def test_nan_and_inf_as_on_the_reference_and_check_numerics_names_the_tensor():
+    x = sg.placeholder(sg.float32, (4,), name="x")
+    v = np.array([1.0, -2.0, 0.0, 100.0], np.float32)
+    outs = [sg.log(x), sg.sqrt(x), sg.exp(x * 10.0), x / sg.abs(x), sg.nn.softmax(sg.log(x))]
+    got, want = run_both(outs, {x: v})
+    assert_all_close(got, want)
+    assert np.isnan(got[0][1]) and np.isinf(got[2][3])
+    with sg.Session(target="cuda", check_numerics=True) as sess:
+        with pytest.raises(sg.errors.InvalidArgumentError, match="log"):
+            sess.run(sg.log(x, name="log"), {x: v})

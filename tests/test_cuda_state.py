@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import staticgraph as sg
-from cuda_helpers import tolerance  # noqa: F401  (skips the module without numba-cuda)
+import cuda_helpers  # noqa: F401  (skips the module without numba-cuda)
 
 
 def _counter():
@@ -100,9 +100,47 @@ def test_the_gpu_benchmark_refuses_without_a_gpu():
     import os
     import subprocess
     import sys
+    import ctypes
     from helpers import ROOT
+    try:
+        ctypes.CDLL("libcuda.so.1")
+        pytest.skip("this machine has a CUDA driver: benchmarks/gpu.py would run, not refuse")
+    except OSError:
+        pass
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu.py")], env=env, capture_output=True,
                           text=True)
     assert proc.returncode == 2
     assert "needs an NVIDIA GPU: no CUDA driver could be loaded" in proc.stderr and "Nothing was measured" in proc.stderr
+
+
+@cuda_helpers.simulator_only
+def test_simulator_shared_arrays_are_one_per_block_under_fast_thread_switching():
+    """kernels/common.py makes the simulator's shared-array look-up atomic: every thread of a
+    block gets the one array, however the threads interleave (tests/test_threads.py switches
+    threads every 10 us; a tree reduction lost partial sums before)."""
+    import sys
+    import threading
+    import compiler.backends.cuda.kernels.common  # noqa: F401  (the lock)
+    from numba.cuda.simulator.kernelapi import FakeCUDAShared
+    def trial() -> int:
+        """How many arrays 32 threads got from one call site of one block."""
+        shared, got = FakeCUDAShared(0), []
+        barrier = threading.Barrier(32)
+
+        def grab():
+            barrier.wait()
+            got.append(id(shared.array(8, np.float64)))
+        threads = [threading.Thread(target=grab) for _ in range(32)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return len(set(got))
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        counts = [trial() for _ in range(100)]     # unlocked: ~1 trial in 20 gave two arrays (2 runs in 3 failed)
+    finally:
+        sys.setswitchinterval(old)
+    assert counts == [1] * 100

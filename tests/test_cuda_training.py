@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import staticgraph as sg
-from cuda_helpers import tolerance  # noqa: F401  (skips the module without numba-cuda)
+from cuda_helpers import SIMULATED
 
 
 def _mlp(rng, optimizer=None):
@@ -61,7 +61,9 @@ def test_new_batch_size_replans_and_no_device_allocation_after_the_first_step(rn
         plan(*_batch(rng, 3))                    # back to the first size: its layout is reused
         assert exe.allocations == after
         text = plan.explain()
-        assert "cuda plan" in text and "tiled shared-memory GEMM" in text and "not captured as a CUDA graph" in text
+        assert "cuda plan" in text
+        if SIMULATED:
+            assert "tiled shared-memory GEMM" in text and "not captured as a CUDA graph" in text
         assert "buffers for feed shapes ((3, 6), (3,))" in text
 
 
@@ -85,3 +87,31 @@ def test_integer_to_a_negative_power_names_the_op():
     with sg.Session(target="cuda") as sess:
         with pytest.raises(sg.errors.InvalidArgumentError, match=r"Pow op .*negative integer powers"):
             sess.run(sg.pow(a, sg.constant(np.array([1, -2, 0]))), {a: np.array([2, 3, 4])})
+
+
+def test_convnet_training_step_matches_the_reference(rng):
+    """A tiny convnet (conv, max pool, avg pool, relu, dense, cross-entropy, Adam) step by step
+    against the reference. Runs once the conv and pool launchers are registered (kernels.PENDING
+    empty of them); until then the cuda plan refuses it at compile time, which is tested in
+    tests/test_cuda_registry.py."""
+    from compiler.backends.cuda.kernels import PENDING
+    if PENDING:
+        pytest.skip(f"the cuda conv and pool launchers are not registered yet: {sorted(PENDING)}")
+    x = sg.placeholder(sg.float32, (None, 1, 6, 6), name="x")
+    labels = sg.placeholder(sg.int64, (None,), name="labels")
+    k = sg.Variable(rng.normal(size=(2, 1, 3, 3)).astype(np.float32) * 0.5, name="k")
+    w = sg.Variable(rng.normal(size=(2 * 2 * 2, 3)).astype(np.float32) * 0.5, name="w")
+    h = sg.relu(sg.nn.max_pool2d(sg.nn.conv2d(x, k, padding=1), 2))          # (n, 2, 3, 3)
+    h = sg.nn.avg_pool2d(h, 2, stride=1)                                       # (n, 2, 2, 2)
+    loss = sg.reduce_mean(sg.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=labels, logits=sg.reshape(h, (-1, 8)) @ w))
+    train = sg.train.AdamOptimizer(0.05).minimize(loss)
+    batches = [(rng.normal(size=(n, 1, 6, 6)).astype(np.float32), rng.integers(0, 3, size=n)) for n in (2, 3)]
+    results = {}
+    for target in ("cuda", "reference"):
+        with sg.Session(target=target) as sess:
+            sess.run(sg.global_variables_initializer())
+            losses = [sess.run([loss, train], {x: a, labels: b})[0] for a, b in batches]
+            results[target] = (losses, sess.get_variable_value(k), sess.get_variable_value(w))
+    for got, want in zip(results["cuda"], results["reference"]):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)

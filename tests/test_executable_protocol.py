@@ -11,7 +11,11 @@ from compiler.backends.base import Backend, Executable, Tiers
 from compiler.backends.cpu.executable import CpuTiers
 from compiler.backends.reference import ReferenceExecutable
 
-TARGETS = ["reference", "cpu"]
+try:
+    import numba.cuda  # noqa: F401  (the cuda target runs on the simulator: tests/conftest.py)
+    TARGETS = ["reference", "cpu", "cuda"]
+except ImportError:
+    TARGETS = ["reference", "cpu"]
 
 
 def _bump_model():

@@ -20,8 +20,9 @@ class CudaBackend(Backend):
     """Compiles Schedules into ``CudaExecutable``s; made only where the target can run."""
 
     def __init__(self, target: str = "cuda"):
-        from .driver import require
+        from .driver import quiet_small_grids, require
         require()
+        quiet_small_grids()
         from .executable import CudaExecutable
         self.executable = CudaExecutable
         super().__init__(target)

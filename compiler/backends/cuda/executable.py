@@ -20,6 +20,7 @@ the executable's ``DeviceMemory`` (counted): a signature's first step allocates,
 """
 from __future__ import annotations
 
+import threading
 import time
 from typing import Dict, List, Sequence
 
@@ -36,6 +37,21 @@ from .kernels import LAUNCHERS, PENDING, load_all
 from .kernels.gemm import engine
 from .memory import DeviceMemory, DeviceVariables, pinned
 from .profile import CUDA_PROFILE
+
+
+class _NoLock:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+# The CUDA simulator runs one kernel at a time per process (its kernel context is a global: a
+# launch from a second Python thread meanwhile fails, "'Thread' object has no attribute
+# 'blockIdx'"): there, steps of all sessions run one at a time. A GPU takes launches from several
+# threads (each plan has its own stream).
+_SIMULATOR_LOCK = threading.Lock() if driver.simulated() else _NoLock()
 
 
 def launchers_of(prog: Program) -> List:
@@ -203,7 +219,7 @@ class CudaExecutable(Executable):
         return lay
 
     def run(self, state: SessionState, values: Sequence[np.ndarray]) -> List[np.ndarray]:
-        with state.lock:
+        with state.lock, _SIMULATOR_LOCK:
             lay = self.layout(state, values)
             if not lay.step(state, values, self.stream):
                 raise kernel_error(self.prog, self.positions, lay.E_host, lay.env)

@@ -17,8 +17,8 @@ from ..cpu.lowering import LoweringProfile
 
 
 def _has_kernel(name: str) -> bool:
-    from .kernels import LAUNCHERS, PENDING, load_all
-    return name in (LAUNCHERS or load_all()) or name in PENDING
+    from .kernels import PENDING, load_all
+    return name in load_all() or name in PENDING
 
 
 CUDA_PROFILE = LoweringProfile(name="cuda", shares=False, phases=False, split_elementwise=False,

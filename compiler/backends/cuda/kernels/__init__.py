@@ -21,6 +21,15 @@ Here each kernel name gets a *launcher*, registered with ``@launches("name", ...
 A launcher never allocates device memory (workspaces come from the plan's arena) and never
 synchronizes: the step stays one sequence of launches that a CUDA graph can capture.
 
+Every module of this package is imported by ``load_all()`` (a new module registers by being
+here). Under the cuda lowering profile (``cuda/profile.py``) calls are never split into shares
+or phases, so the conv and pool families see their cpu records whole: ``conv_fwd`` and
+``conv_bpi`` get ``(X or dY, W, Y or dX, WS)`` and ``conv_bpf`` ``(X, dY, dW, WS, BG)`` (BG is dW
+itself: no bias fusion on cuda) with the ``records.CONV`` record (``has_bias`` 0, ``kept`` -1;
+``T``, ``nb``, ``block``, ``region`` are the cpu's chunking, free to ignore; WS is sized by
+``nn_conv._workspace_size``); the pool kernels get ``nn_pool.POOL_WINDOW`` / ``POOL_PLANE``
+records of the whole work (share 0 of 1) followed by one int, the step loop's group flag.
+
 This package imports numba.cuda; only the cuda backend imports it, so ``import staticgraph``
 never needs CUDA.
 """
@@ -50,8 +59,13 @@ def launches(*names: str):
     return deco
 
 
+_LOADED = []
+
+
 def load_all() -> Dict[str, Callable]:
-    """Import every kernel module of this package (their launchers register); the registry."""
-    for info in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{info.name}")
+    """Import every kernel module of this package (their launchers register), once; the registry."""
+    if not _LOADED:
+        for info in pkgutil.iter_modules(__path__):
+            importlib.import_module(f"{__name__}.{info.name}")
+        _LOADED.append(True)
     return LAUNCHERS

@@ -4,7 +4,11 @@ through maximum/minimum/relu, integer powers by squaring)."""
 from __future__ import annotations
 
 import math
+import sys
+import threading
+import traceback
 
+import numpy as np
 from numba import config, cuda
 
 SIMULATED = bool(config.ENABLE_CUDASIM)
@@ -15,6 +19,40 @@ TPB = 8 if SIMULATED else 256
 MAX_BLOCKS = 2 if SIMULATED else 4096
 RED_TPB = 8 if SIMULATED else 256       # a tree reduction's block (a power of two)
 TILE = 4 if SIMULATED else 16           # the tiled GEMM's square tile
+
+
+def _lock_simulator_shared_memory() -> None:
+    """The simulator's ``cuda.shared.array`` looks its block's array up and creates it if missing
+    without a lock (numba-cuda 0.30, ``simulator/kernelapi.FakeCUDAShared.array``): with fast
+    thread switching (``sys.setswitchinterval(1e-5)``, tests/test_threads.py) two threads of one
+    block can create two arrays, and a tree reduction then loses partial sums. This makes the
+    look-up atomic (keyed by the caller's file and line, as there). Simulator only: a GPU's shared
+    memory is the block's by construction."""
+    from numba.core import types
+    from numba.np import numpy_support
+    from numba.cuda.simulator import kernelapi
+    original = kernelapi.FakeCUDAShared.array
+    if getattr(original, "locked_by_staticgraph", False):
+        return
+    lock = threading.Lock()
+
+    def array(self, shape, dtype, alignment=None):
+        if alignment is not None or shape == 0:
+            return original(self, shape, dtype, alignment)
+        caller = tuple(traceback.extract_stack(sys._getframe(1), limit=1)[0][0:2])
+        if isinstance(dtype, types.Type):
+            dtype = numpy_support.as_dtype(dtype)
+        with lock:
+            res = self._allocations.get(caller)
+            if res is None:
+                res = self._allocations[caller] = np.empty(shape, dtype)
+        return res
+    array.locked_by_staticgraph = True
+    kernelapi.FakeCUDAShared.array = array
+
+
+if SIMULATED:
+    _lock_simulator_shared_memory()
 
 
 def blocks(n: int) -> int:

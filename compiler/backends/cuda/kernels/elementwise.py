@@ -16,7 +16,7 @@ from numba import cuda, float64  # noqa: F401
 
 from ...cpu.library import ELEMENTWISE, MAXR, check_lines
 from . import launches
-from .common import TPB, _ipow, _maximum, _minimum, _power, _relu, _sigmoid, _sign, blocks  # noqa: F401
+from .common import SIMULATED, TPB, _ipow, _maximum, _minimum, _power, _relu, _sigmoid, _sign, blocks  # noqa: F401
 
 # NumPy scalar functions of the op table -> their device spelling
 CUDA = {"np.float64(": "float64(", "np.exp(": "math.exp(", "np.log(": "math.log(", "np.sin(": "math.sin(",
@@ -29,6 +29,11 @@ def operand_base(j: int) -> int:
 
 
 def device_expr(expr: str) -> str:
+    """The table's expression as device code. On the simulator, which runs kernels as Python, the
+    NumPy spelling stays: Python's ``math`` raises where a GPU's returns NaN or inf (``log(-1)``,
+    ``exp(1000)``); NumPy on scalars returns them, as the GPU and the reference do."""
+    if SIMULATED:
+        return expr
     for numpy_name, device_name in CUDA.items():
         expr = expr.replace(numpy_name, device_name)
     if "np." in expr:
@@ -61,11 +66,15 @@ def _launcher(kernel):
     return launch
 
 
+KERNELS = {}     # "ew_<name>" -> its kernel
+
+
 def _build() -> None:
     namespace = dict(globals())
     for name, (arity, expr, check) in ELEMENTWISE.items():
         exec(compile(kernel_source(name, arity, expr, check), f"<cuda ew_{name}>", "exec"), namespace)
-        launches(f"ew_{name}")(_launcher(cuda.jit(namespace[f"ew_{name}"])))
+        KERNELS[f"ew_{name}"] = kernel = cuda.jit(namespace[f"ew_{name}"])
+        launches(f"ew_{name}")(_launcher(kernel))
 
 
 _build()
