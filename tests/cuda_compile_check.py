@@ -58,6 +58,25 @@ def signatures():
         a = {"float32": F32, "float64": F64, "int": I64}[dt]
         yield f"mm({dt})", mm, (a, a, a) + TAIL
         yield f"mm_update({dt})", update, (a, a, a, a) + TAIL
+    yield from conv_pool_signatures()
+
+
+def conv_pool_signatures():
+    """The conv and pool kernels (their launchers pass scalars beside the record)."""
+    from compiler.backends.cuda.kernels import conv, pool
+    f, i64 = types.float32, types.int64
+    gemm = (F32, F32, F32, I64, i64, i64, i64, f)
+    yield "conv_fwd", conv._fwd, gemm
+    yield "conv_bpi", conv._bpi, gemm
+    yield "conv_bpf", conv._bpf, gemm
+    yield "conv_bpf (sum of slices)", conv._bpf_sum, (F32, F32, I64, i64, i64, f)
+    yield "conv_bpf (bias gradient)", conv._bias_grad, (F32, F32, I64, i64, f)
+    yield "pool_max", pool._pool_max, (F32, F32, I64, I64, i64, f)
+    yield "pool_max (int32)", pool._pool_max, (arr(types.int32),) * 2 + (I64, I64, i64, types.int32)
+    yield "pool_avg", pool._pool_avg, (F32, F32, I64, i64)
+    yield "pool_avg_grad", pool._pool_avg_grad, (F32, F32, I64, i64)
+    yield "pool_max_grad", pool._pool_max_grad, (F32, I64, F32, I64, i64)
+    yield "pool_max_gather", pool._pool_max_gather, (F32, I64, F32, I64, i64, f)
 
 
 def main() -> int:

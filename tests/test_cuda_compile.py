@@ -1,6 +1,7 @@
 """Every cuda kernel compiles to PTX with Numba's real CUDA compiler (tests/cuda_compile_check.py),
 where NVVM and NVRTC are installed (no GPU needed): the simulator runs kernels as Python and
-never types them for a device. Skipped where the CUDA compiler libraries are missing (CI)."""
+never types them for a device. The test extra installs them (``numba-cuda[cu13]``); skipped with
+the reason where they are missing."""
 import os
 import re
 import subprocess
@@ -27,4 +28,4 @@ def test_every_kernel_compiles_for_a_real_gpu():
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     done = re.search(r"compiled (\d+) of (\d+) kernels", proc.stdout)
-    assert done and done.group(1) == done.group(2) and int(done.group(1)) > 60, proc.stdout[-2000:]
+    assert done and done.group(1) == done.group(2) and int(done.group(1)) > 70, proc.stdout[-2000:]

@@ -1,6 +1,5 @@
 """The cuda kernel registry: every kernel the cuda profile's lowering emits, for every op type the
-cpu target lowers, has a launcher (or is expected from the conv and pool modules,
-``kernels.PENDING``, in one place); a missing launcher is a compile-time error naming the op and
+cpu target lowers, has a launcher; a missing launcher is a compile-time error naming the op and
 the user's line; the profile keeps the cpu-only kernels and machinery out."""
 import numpy as np
 import pytest
@@ -11,7 +10,7 @@ from compiler.backends.cpu import LOWERINGS
 from compiler.backends.cpu.executable import _optimize
 from compiler.backends.cpu.library import ELEMENTWISE
 from compiler.backends.cpu.lowering import Lowering
-from compiler.backends.cuda.kernels import LAUNCHERS, PENDING, load_all
+from compiler.backends.cuda.kernels import LAUNCHERS, load_all
 from compiler.backends.cuda.profile import CUDA_PROFILE
 from compiler.schedule import schedule
 from staticgraph.ops.collective import all_reduce
@@ -79,17 +78,14 @@ def test_every_emitted_kernel_has_a_launcher_and_every_op_type_is_covered():
     missing_types = sorted(set(LOWERINGS) - types - set(NOT_ON_CUDA))
     assert not missing_types, f"the zoo lacks op types (add them to _zoo): {missing_types}"
     emitted = {c.kernel for c in prog.all_calls}
-    assert emitted - set(LAUNCHERS) - PENDING == set(), "kernels with no cuda launcher"
+    assert emitted - set(LAUNCHERS) == set(), "kernels with no cuda launcher"
     assert {f"ew_{n}" for n in ELEMENTWISE} <= set(LAUNCHERS)
     # the cpu-only kernels are never chosen: no Winograd, single-tile Winograd, conv+pool fusion
     assert not {k for k in emitted if k.startswith(("wino_", "tile_", "conv_pool"))}
-    assert set(PENDING) <= emitted         # the conv and pool kernels, as the cpu lowers them unfused
+    # the conv and pool kernels, as the cpu lowers them unfused (the bias folded into the conv)
+    assert {"conv_fwd", "conv_bpi", "conv_bpf", "pool_max", "pool_avg", "pool_avg_grad", "pool_max_grad",
+            "pool_max_gather"} <= emitted
     assert not any(c.share for c in prog.all_calls)
-
-
-def test_pending_names_have_no_launcher_yet():
-    """Once conv.py / pool.py register a launcher, its name leaves kernels.PENDING."""
-    assert not (PENDING & set(load_all())), "remove these from kernels.PENDING: they have launchers now"
 
 
 def test_missing_launcher_is_a_compile_time_error_naming_the_op_and_line(monkeypatch):
@@ -100,16 +96,6 @@ def test_missing_launcher_is_a_compile_time_error_naming_the_op_and_line(monkeyp
     with sg.Session(target="cuda") as sess:
         with pytest.raises(NotImplementedError, match=r"no kernel 'ew_Sin' for Sin 'my_sine' at .*test_cuda_registry.py:\d+"):
             sess.compile(y, [x])
-
-
-def test_pending_conv_kernel_is_a_compile_time_error_until_its_launcher_exists():
-    if "conv_fwd" not in PENDING:
-        pytest.skip("conv_fwd has its launcher")
-    img = sg.placeholder(sg.float32, (1, 1, 4, 4))
-    y = sg.nn.conv2d(img, sg.constant(np.ones((1, 1, 3, 3), np.float32)), name="my_conv")
-    with sg.Session(target="cuda") as sess:
-        with pytest.raises(NotImplementedError, match=r"no kernel 'conv_fwd' for Conv 'my_conv.*conv.py or pool.py"):
-            sess.compile(y, [img])
 
 
 def test_host_calls_are_refused_at_compile_time():
@@ -125,4 +111,4 @@ def test_the_cuda_plan_runs_the_passes_without_fusion():
     y = sg.exp(sg.sin(x) * 2.0 + 1.0)           # a fusable chain: one group on the cpu's fused tier
     prog = _lowered([y], [x])
     assert [c.kernel for c in prog.all_calls] == ["ew_Sin", "ew_Mul", "ew_Add", "ew_Exp"]
-    assert CUDA_PROFILE.rewrites == ("fuse_sum_of_products",)
+    assert not prog.fused

@@ -90,18 +90,14 @@ def test_integer_to_a_negative_power_names_the_op():
 
 
 def test_convnet_training_step_matches_the_reference(rng):
-    """A tiny convnet (conv, max pool, avg pool, relu, dense, cross-entropy, Adam) step by step
-    against the reference. Runs once the conv and pool launchers are registered (kernels.PENDING
-    empty of them); until then the cuda plan refuses it at compile time, which is tested in
-    tests/test_cuda_registry.py."""
-    from compiler.backends.cuda.kernels import PENDING
-    if PENDING:
-        pytest.skip(f"the cuda conv and pool launchers are not registered yet: {sorted(PENDING)}")
+    """A tiny convnet (conv with its bias, max pool, avg pool, relu, dense, cross-entropy, Adam)
+    step by step against the reference; the bias and its gradient run fused into the conv kernels."""
     x = sg.placeholder(sg.float32, (None, 1, 6, 6), name="x")
     labels = sg.placeholder(sg.int64, (None,), name="labels")
     k = sg.Variable(rng.normal(size=(2, 1, 3, 3)).astype(np.float32) * 0.5, name="k")
     w = sg.Variable(rng.normal(size=(2 * 2 * 2, 3)).astype(np.float32) * 0.5, name="w")
-    h = sg.relu(sg.nn.max_pool2d(sg.nn.conv2d(x, k, padding=1), 2))          # (n, 2, 3, 3)
+    bias = sg.Variable(rng.normal(size=2).astype(np.float32), name="bias")
+    h = sg.relu(sg.nn.max_pool2d(sg.nn.conv2d(x, k, bias, padding=1), 2))    # (n, 2, 3, 3)
     h = sg.nn.avg_pool2d(h, 2, stride=1)                                       # (n, 2, 2, 2)
     loss = sg.reduce_mean(sg.nn.sparse_softmax_cross_entropy_with_logits(
         labels=labels, logits=sg.reshape(h, (-1, 8)) @ w))
@@ -112,6 +108,13 @@ def test_convnet_training_step_matches_the_reference(rng):
         with sg.Session(target=target) as sess:
             sess.run(sg.global_variables_initializer())
             losses = [sess.run([loss, train], {x: a, labels: b})[0] for a, b in batches]
-            results[target] = (losses, sess.get_variable_value(k), sess.get_variable_value(w))
+            results[target] = (losses, sess.get_variable_value(k), sess.get_variable_value(bias),
+                               sess.get_variable_value(w))
+            if target == "cuda":
+                calls = sess.compile([loss, train], [x, labels])._exe.prog.all_calls
+                fwd, = [c for c in calls if c.kernel == "conv_fwd"]
+                bpf, = [c for c in calls if c.kernel == "conv_bpf"]
+                assert fwd.args[2].op.type == "Add"           # the bias add, fused into the conv
+                assert bpf.args[4].op.type == "SumToLike"     # the bias gradient, fused into conv_bpf
     for got, want in zip(results["cuda"], results["reference"]):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)

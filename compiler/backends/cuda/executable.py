@@ -33,7 +33,7 @@ from ..base import Executable
 from ..cpu.executable import _optimize, kernel_error, plan_host, record_table
 from ..cpu.lowering import Lowering, Program, describe
 from . import driver, graphs
-from .kernels import LAUNCHERS, PENDING, load_all
+from .kernels import LAUNCHERS, load_all
 from .kernels.gemm import engine
 from .memory import DeviceMemory, DeviceVariables, pinned
 from .profile import CUDA_PROFILE
@@ -66,10 +66,8 @@ def launchers_of(prog: Program) -> List:
                 f"(collectives: sg.distributed runs on target='cpu')")
         fn = LAUNCHERS.get(call.kernel)
         if fn is None:
-            where = (" (its launcher belongs in compiler/backends/cuda/kernels/conv.py or pool.py, not yet "
-                     "present)" if call.kernel in PENDING else "")
             raise NotImplementedError(
-                f"the cuda backend has no kernel '{call.kernel}' for {describe(prog, call)}{where}; "
+                f"the cuda backend has no kernel '{call.kernel}' for {describe(prog, call)}; "
                 f"register a launcher with @launches('{call.kernel}') in compiler/backends/cuda/kernels/, "
                 f"or run this graph with sg.Session(target='cpu')")
         out.append(fn)

@@ -41,11 +41,6 @@ from typing import Callable, Dict
 
 LAUNCHERS: Dict[str, Callable] = {}
 
-# kernel names the cuda lowering emits whose launchers come from the conv and pool modules
-# (``conv.py``, ``pool.py``, written beside this backend): until they exist, a plan that needs one
-# fails at compile time naming the op, and ``tests/test_cuda_registry.py`` counts them as expected.
-# Remove a name here once its launcher is registered (the test fails while both hold it).
-PENDING: frozenset = frozenset()
 
 
 def launches(*names: str):
