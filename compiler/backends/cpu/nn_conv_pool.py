@@ -14,7 +14,7 @@ sample's (O, P) output in the worker's workspace:
   planar row loop scalar), adding the fused bias to each value it reads: LeNet's conv1 sample 18 ->
   ~13 us (GEMM 7.1 -> 7.4, bias pass 1.7 and pooling 9.3 -> 6.9, measured standalone); plan
   profile, LeNet b64: 0.84 -> 0.62 ms. Other windows: Y = W @ cols, the bias added in place, then
-  ``_pool_max_inside`` (``pool_max``'s own loops). Both follow ``pool_max``'s first-maximum and
+  ``_pool_max_full`` (``pool_max_full``'s loops). Both follow ``pool_max``'s first-maximum and
   NaN rules. The conv output is never written.
 - ``conv_pool_bpf``: the sample's output gradient is rebuilt in the workspace from the pooled
   gradient and I (``_pool_unpool``: ``pool_max_grad``'s own loop, for that sample, written
@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from typing import Callable
+from typing import Callable, Sequence
 
 from . import nn_conv, nn_pool
 from .lowerings import Env, Phase, runs_in_phases
@@ -100,11 +100,11 @@ def _pool_tail(pool_op, pooled, indices) -> Callable[[Env], dict]:
     return lambda env: dict(fixed, i_off=env.off(indices), pool_out=nn_pool._as3(env.shape(pooled)[2:], k, 1))
 
 
-def _shares_of(prog, kernel: str, arg: int) -> dict:
-    """{args[arg] key: the calls of ``kernel`` (the shares of one op) that have it there}."""
+def _shares_of(prog, kernels: Sequence[str], arg: int) -> dict:
+    """{args[arg] key: the calls of one of ``kernels`` (the shares of one op) that have it there}."""
     found = {}
     for call in prog.calls:
-        if call.kernel == kernel:
+        if call.kernel in kernels:
             found.setdefault(call.args[arg], []).append(call)
     return {k: v for k, v in found.items() if len({c.op for c in v}) == 1}
 
@@ -117,7 +117,7 @@ def fuse_pool(lowering) -> None:
     whose fused forms both kernels keep."""
     prog = lowering.prog
     readers, viewed = lowering._readers()
-    pools = _shares_of(prog, "pool_max", 0)
+    pools = _shares_of(prog, nn_pool.MAX_POOL_KERNELS, 0)
     for conv in [c for c in prog.calls if c.kernel == "conv_fwd"]:
         x, w, y, ws = conv.args
         shares = pools.get(y)
@@ -134,7 +134,7 @@ def fuse_pool(lowering) -> None:
         ws.why += ", W^T"
         for share in shares:
             prog.calls.remove(share)
-    grads = _shares_of(prog, "pool_max_grad", 2)
+    grads = _shares_of(prog, ("pool_max_grad",), 2)
     for conv in [c for c in prog.calls if c.kernel == "conv_bpf"]:
         x, dy, dw, ws, bg = conv.args
         shares = grads.get(dy)

@@ -8,7 +8,7 @@ from ..records import CONV_POOL_BPF, CONV_POOL_BPF_SHARE, CONV_POOL_FWD, CONV_PO
 from .base import JIT, NT, OFF, ON, ONE, TR, ZERO
 from .gemm import _copy_transposed, _gemm
 from .conv import _bias_grad, _bias_sums, _bpf_reduce, _chunk_cols, _conv_bias, _conv_dims, _conv_offsets, _conv_pointwise, _group_cols
-from .pool import _pool_last, _pool_lowest, _pool_max_inside, _pool_unpool
+from .pool import _pool_last, _pool_lowest, _pool_max_full, _pool_unpool
 
 FW = CONV_POOL_FWD.at     # conv_pool_fwd's record: the conv's, then the pooling's (records.py)
 BW = CONV_POOL_BPF.at     # conv_pool_bpf's
@@ -78,7 +78,8 @@ def conv_pool_fwd(X, Wt, V, I, WS, M, E, p):
 @njit(**JIT)
 def conv_pool_fwd_planar(X, Wt, V, I, WS, M, E, p):
     """Share t of ``conv_pool_fwd`` for other windows: per sample Y (O, P) = W @ cols, the bias
-    added in place, then ``_pool_max_inside`` (``pool_max``'s own loops)."""
+    added in place, then ``_pool_max_full`` (``pool_max_full``'s loops: these windows have no
+    unrolled rows loop, since ``nn_pool.channels_last`` takes every window that has one)."""
     q, t, T, so, wt, ys, o0, o1, o2 = _conv_pool_share(M, p)
     if t >= T:
         return
@@ -90,11 +91,11 @@ def conv_pool_fwd_planar(X, Wt, V, I, WS, M, E, p):
         _conv_pool_sample(X, xo, Wt, wo, WS, so, so, ys, M, q, n, OFF)
         if M[q + FW.has_bias] != 0:
             _conv_bias(WS, ys, Wt, M[q + FW.bias_off], ZERO, ONE, O, P)
-        _pool_max_inside(WS, V, I, ys, vo + n * O * oplane, io + n * O * oplane, O, M[q + FW.OH], M[q + FW.OW],
-                         o0, o1, o2, M[q + FW.pool_kernel], M[q + FW.pool_kernel + 1], M[q + FW.pool_kernel + 2],
-                         M[q + FW.pool_stride], M[q + FW.pool_stride + 1], M[q + FW.pool_stride + 2],
-                         M[q + FW.pool_dilation], M[q + FW.pool_dilation + 1], M[q + FW.pool_dilation + 2], P,
-                         oplane, low)
+        _pool_max_full(WS, V, I, ys, vo + n * O * oplane, io + n * O * oplane, O, M[q + FW.OH], M[q + FW.OW],
+                       o0, o1, o2, M[q + FW.pool_kernel], M[q + FW.pool_kernel + 1], M[q + FW.pool_kernel + 2],
+                       M[q + FW.pool_stride], M[q + FW.pool_stride + 1], M[q + FW.pool_stride + 2],
+                       M[q + FW.pool_dilation], M[q + FW.pool_dilation + 1], M[q + FW.pool_dilation + 2], P,
+                       oplane, low)
 
 
 @njit(**JIT)

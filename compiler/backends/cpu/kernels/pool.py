@@ -202,20 +202,18 @@ def _pool_max_inside(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, k0, k1, k2
 
 
 @njit(**JIT)
-def pool_max(X, V, I, M, E, p):
-    """Max pooling with PyTorch's indices: values at y_off, indices at y2_off."""
-    xo = M[p + WIN.x_off]
-    vo = M[p + WIN.y_off]
-    io = M[p + WIN.y2_off]
+def _pool_max_geometry(V, M, p):
+    """``pool_max``'s record: offsets xo, vo, io; then ``_pool_window``'s geometry; the elements per
+    input and output plane, and the padding value ``low`` of V's dtype."""
     planes, n0, n1, n2, o0, o1, o2, k0, k1, k2, s0, s1, s2, q0, q1, q2, d0, d1, d2 = _pool_window(M, p)
-    plane = n0 * n1 * n2
-    oplane = o0 * o1 * o2
-    low = _pool_lowest(V)
-    if (q0 == 0 and q1 == 0 and q2 == 0 and (o0 - 1) * s0 + (k0 - 1) * d0 < n0
-            and (o1 - 1) * s1 + (k1 - 1) * d1 < n1 and (o2 - 1) * s2 + (k2 - 1) * d2 < n2):
-        _pool_max_inside(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, k0, k1, k2, s0, s1, s2,
-                         d0, d1, d2, plane, oplane, low)
-        return
+    return (M[p + WIN.x_off], M[p + WIN.y_off], M[p + WIN.y2_off], planes, n0, n1, n2, o0, o1, o2, k0, k1, k2,
+            s0, s1, s2, q0, q1, q2, d0, d1, d2, n0 * n1 * n2, o0 * o1 * o2, _pool_lowest(V))
+
+
+@njit(**JIT)
+def _pool_max_padded(X, V, I, xo, vo, io, planes, n0, n1, n2, o0, o1, o2, k0, k1, k2, s0, s1, s2, q0, q1, q2,
+                     d0, d1, d2, plane, oplane, low):
+    """``pool_max``'s general loops: any padding, clipped ``ceil_mode`` windows, empty windows."""
     for c in range(planes):
         xb = xo + c * plane
         yb = c * oplane
@@ -238,6 +236,56 @@ def pool_max(X, V, I, M, E, p):
                                 where = r + t2 * d2 if take else where
                     V[np.uint64(vo + ob + e)] = best
                     I[np.uint64(io + ob + e)] = where
+
+
+@njit(**JIT)
+def pool_max(X, V, I, M, E, p):
+    """Max pooling with PyTorch's indices (values at y_off, indices at y2_off), its loop chosen per
+    call: the kernel of windows whose spatial sizes are known only at run time. Static ones run
+    the kernel of their path (``nn_pool.max_pool_kernel``), which compiles that loop alone."""
+    xo, vo, io, planes, n0, n1, n2, o0, o1, o2, k0, k1, k2, s0, s1, s2, q0, q1, q2, d0, d1, d2, plane, oplane, low = \
+        _pool_max_geometry(V, M, p)
+    if (q0 == 0 and q1 == 0 and q2 == 0 and (o0 - 1) * s0 + (k0 - 1) * d0 < n0
+            and (o1 - 1) * s1 + (k1 - 1) * d1 < n1 and (o2 - 1) * s2 + (k2 - 1) * d2 < n2):
+        _pool_max_inside(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, k0, k1, k2, s0, s1, s2,
+                         d0, d1, d2, plane, oplane, low)
+        return
+    _pool_max_padded(X, V, I, xo, vo, io, planes, n0, n1, n2, o0, o1, o2, k0, k1, k2, s0, s1, s2, q0, q1, q2,
+                     d0, d1, d2, plane, oplane, low)
+
+
+@njit(**JIT)
+def pool_max_padded(X, V, I, M, E, p):
+    """``pool_max``'s "general" path alone (``nn_pool.max_pool_path``)."""
+    xo, vo, io, planes, n0, n1, n2, o0, o1, o2, k0, k1, k2, s0, s1, s2, q0, q1, q2, d0, d1, d2, plane, oplane, low = \
+        _pool_max_geometry(V, M, p)
+    _pool_max_padded(X, V, I, xo, vo, io, planes, n0, n1, n2, o0, o1, o2, k0, k1, k2, s0, s1, s2, q0, q1, q2,
+                     d0, d1, d2, plane, oplane, low)
+
+
+@njit(**JIT)
+def pool_max_full(X, V, I, M, E, p):
+    """``pool_max``'s "full" path alone: every window inside the input."""
+    xo, vo, io, planes, n0, n1, n2, o0, o1, o2, k0, k1, k2, s0, s1, s2, q0, q1, q2, d0, d1, d2, plane, oplane, low = \
+        _pool_max_geometry(V, M, p)
+    _pool_max_full(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, k0, k1, k2, s0, s1, s2, d0, d1, d2,
+                   plane, oplane, low)
+
+
+@njit(**JIT)
+def pool_max_rows_2x2(X, V, I, M, E, p):
+    """``pool_max``'s "rows 2x2" path alone."""
+    xo, vo, io, planes, n0, n1, n2, o0, o1, o2, k0, k1, k2, s0, s1, s2, q0, q1, q2, d0, d1, d2, plane, oplane, low = \
+        _pool_max_geometry(V, M, p)
+    _pool_max_rows_2x2(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, s0, s1, plane, oplane, low)
+
+
+@njit(**JIT)
+def pool_max_rows_3x3(X, V, I, M, E, p):
+    """``pool_max``'s "rows 3x3" path alone."""
+    xo, vo, io, planes, n0, n1, n2, o0, o1, o2, k0, k1, k2, s0, s1, s2, q0, q1, q2, d0, d1, d2, plane, oplane, low = \
+        _pool_max_geometry(V, M, p)
+    _pool_max_rows_3x3(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, s0, s1, plane, oplane, low)
 
 
 @njit(**JIT)
