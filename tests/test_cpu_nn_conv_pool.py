@@ -48,7 +48,7 @@ def _model(case, dtype, rng, bias=True, input_grad=False, fetch_conv=False):
 
 def _fused_fwd(kernels) -> bool:
     """The plan runs a fused conv + pool forward (channels-last windows or the planar path)."""
-    return bool({"conv_pool_fwd", "conv_pool_fwd_planar"} & set(kernels))
+    return bool(set(nn_conv_pool.FWD_KERNELS) & set(kernels))
 
 
 def _kernels(fetches, X):
@@ -76,7 +76,7 @@ def _compare(X, fetches, train, vs, xs, dtype):
 
 
 def test_cases_run_both_pooling_loops():
-    """The cases take both of conv_pool_fwd's poolings: channels-last (unrolled windows: LeNet's,
+    """The cases take both of the fused forward's poolings: channels-last (unrolled windows: LeNet's,
     overlapping, grouped, dilated) and planar (``_pool_max_full``: the other windows)."""
     kinds = [nn_pool.channels_last(c.values[0][1][0]) for c in CASES]
     assert kinds.count(True) >= 4 and kinds.count(False) >= 2, kinds

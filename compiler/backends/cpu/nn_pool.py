@@ -20,7 +20,7 @@ of its path (``PATH_KERNELS``: ``pool_max_rows_2x2``, ``pool_max_rows_3x3``, ``p
 per call) remains for spatial sizes known only at run time. All read the same record.
 
 Channels-last loops (``_pool_last_<k1>x<k2>``, one per window in ``FAST_WINDOWS``, any stride and
-dilation; ``conv_pool_fwd`` pools its conv output with them, which its GEMM writes channels-last):
+dilation; ``conv_pool_fwd_<k1>x<k2>`` pools its conv output with them, which its GEMM writes channels-last):
 per window and channel, the window unrolled with the best value and index in registers, the
 channels innermost (unit-stride loads: vectorized however short the planes' rows; LeNet's rows of
 8 windows kept the row path above scalar, LLVM's vector loop needs ~32 iterations). NaN is
@@ -89,8 +89,8 @@ def max_pool_kernel(op) -> str:
 
 
 def channels_last(kernel: Sequence[int]) -> bool:
-    """Whether ``conv_pool_fwd`` pools windows of this kernel (1-3 dims) channels-last
-    (``_pool_last_fast``: k0 == 1 and (k1, k2) one of ``FAST_WINDOWS``)."""
+    """Whether the fused conv + pool forward pools windows of this kernel (1-3 dims) channels-last
+    (``conv_pool_fwd_<k1>x<k2>``: k0 == 1 and (k1, k2) one of ``FAST_WINDOWS``)."""
     k0, k1, k2 = _as3(kernel, len(kernel), 1)
     return k0 == 1 and (k1, k2) in FAST_WINDOWS
 

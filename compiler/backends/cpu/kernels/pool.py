@@ -116,10 +116,11 @@ def _unrolled_max_rows(K1, K2):
 
 
 def _unrolled_last(K1, K2):
-    """``_pool_last`` unrolled for K1 x K2 windows (K1, K2: constants of the closure)."""
+    """The channels-last max pooling loop of K1 x K2 windows (K1, K2: constants of the closure)."""
     @njit(**JIT)
     def last(Y, yo, O, n1, n2, V, I, vo, io, o0, o1, o2, s0, s1, s2, d1, d2, B, bo, hasb):
-        """``_pool_last`` of K1xK2 windows: per window, channels innermost (unit-stride loads,
+        """Max pooling of the channels-last planes (n0, n1, n2, O) at yo (every K1xK2 window
+        inside) into V, I (O, o0, o1, o2), per channel o of value + B[bo + o] where ``hasb``: per window, channels innermost (unit-stride loads,
         vectorized) with the best value and index in registers and the general path's rule (the
         first maximum; a NaN is taken, so the last NaN wins)."""
         P = o0 * o1 * o2
@@ -153,26 +154,6 @@ _pool_max_rows_2x2 = _unrolled_max_rows(2, 2)
 _pool_max_rows_3x3 = _unrolled_max_rows(3, 3)
 _pool_last_2x2 = _unrolled_last(2, 2)
 _pool_last_3x3 = _unrolled_last(3, 3)
-
-
-@njit(**JIT)
-def _pool_last_fast(k0, k1, k2):
-    """Whether ``_pool_last`` has an unrolled loop for this window."""
-    if k0 == 1 and k1 == 2 and k2 == 2:
-        return True
-    if k0 == 1 and k1 == 3 and k2 == 3:
-        return True
-    return False
-
-
-@njit(**JIT)
-def _pool_last(Y, yo, O, n1, n2, V, I, vo, io, o0, o1, o2, k1, k2, s0, s1, s2, d1, d2, B, bo, hasb):
-    """Max pooling of the channels-last planes (n0, n1, n2, O) at yo (``_pool_last_fast`` windows,
-    every one inside) into V, I (O, o0, o1, o2), per channel o of value + B[bo + o] where ``hasb``."""
-    if k1 == 2 and k2 == 2:
-        _pool_last_2x2(Y, yo, O, n1, n2, V, I, vo, io, o0, o1, o2, s0, s1, s2, d1, d2, B, bo, hasb)
-    if k1 == 3 and k2 == 3:
-        _pool_last_3x3(Y, yo, O, n1, n2, V, I, vo, io, o0, o1, o2, s0, s1, s2, d1, d2, B, bo, hasb)
 
 
 @njit(**JIT)
