@@ -75,11 +75,15 @@ def _compare(X, fetches, train, vs, xs, dtype):
             np.testing.assert_allclose(a, b, **tol)
 
 
-def test_cases_run_both_pooling_loops():
-    """The cases take both of the fused forward's poolings: channels-last (unrolled windows: LeNet's,
-    overlapping, grouped, dilated) and planar (``_pool_max_full``: the other windows)."""
+def test_cases_run_every_forward_kernel():
+    """The cases take each of the fused forward's kernels: channels-last, one per unrolled window
+    (LeNet's 3x3, overlapping, grouped 2x2, dilated) and planar (``_pool_max_full``: the other
+    windows)."""
     kinds = [nn_pool.channels_last(c.values[0][1][0]) for c in CASES]
     assert kinds.count(True) >= 4 and kinds.count(False) >= 2, kinds
+    assert sorted({nn_conv_pool.fwd_kernel(c.values[0][1][0]) for c in CASES}) == sorted(nn_conv_pool.FWD_KERNELS)
+    assert [nn_conv_pool.fwd_kernel(k) for k in [(2, 2), (3, 3), (1, 3, 3), (2, 3), (3,), (2, 2, 2)]] == [
+        "conv_pool_fwd_2x2", "conv_pool_fwd_3x3", "conv_pool_fwd_3x3"] + ["conv_pool_fwd_planar"] * 3
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -88,7 +92,8 @@ def test_fused_conv_pool_matches_reference_over_batch_sizes(case, rng):
     SGD steps match the reference at batch sizes 5, 2, 0 and 1 of one plan."""
     X, fetches, train, vs = _model(case, np.float64, rng)
     kernels = _kernels(fetches, X)
-    assert _fused_fwd(kernels) and "conv_pool_bpf" in kernels
+    assert set(nn_conv_pool.FWD_KERNELS) & set(kernels) == {nn_conv_pool.fwd_kernel(case[1][0])}
+    assert "conv_pool_bpf" in kernels
     assert not {"conv_fwd", "conv_bpf", "pool_max_grad", *nn_pool.MAX_POOL_KERNELS} & set(kernels)
     assert kernels.count("red_SumF") == 1     # the loss's: the bias gradient is summed in conv_pool_bpf
     shape = tuple(X.shape[1:])

@@ -186,6 +186,19 @@ def test_max_pool_of_run_time_spatial_sizes_chooses_its_path_per_call(nd, shape,
     np.testing.assert_array_equal(cpu[1], want_i)
 
 
+@pytest.mark.parametrize("shape,args,kernel", [
+    ((2, 3, 9, 9), (3, 3, 0), "pool_max_rows_3x3"), ((None, 3, 8, 8), (2, 2, 0), "pool_max_rows_2x2"),
+    ((2, 3, 9, 9), (3, 2, 0), "pool_max_full"), ((2, 3, 9, 9), (3, 3, 1), "pool_max_padded"),
+    ((2, 3, 10, 10), (3, 3, 0), "pool_max_padded"),      # ceil_mode below: a clipped last window
+    ((2, 3, None, 9), (3, 3, 0), "pool_max"), ((None, None, None, None), (2, 2, 0), "pool_max"),
+])
+def test_max_pool_kernel_is_the_one_of_its_static_path(shape, args, kernel):
+    """Static spatial sizes: the kernel of the window's one path; run-time ones: ``pool_max``."""
+    x = sg.placeholder(sg.float32, shape)
+    v, _ = F.max_pool2d(x, *args, ceil_mode=shape[-1] == 10, return_indices=True)
+    assert nn_pool.max_pool_kernel(v.op) == kernel
+
+
 def test_nan_propagates_with_the_last_nan_index_and_gradient(rng):
     xv = rng.normal(size=(2, 3, 6, 5))
     xv[0, 1, 1, 1] = xv[0, 1, 1, 2] = xv[1, 2, 4, 4] = np.nan
