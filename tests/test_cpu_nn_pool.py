@@ -140,7 +140,7 @@ def _pool_call(plan):
 @pytest.mark.parametrize("nd,shape,k,s,path", FAST_CASES)
 def test_max_pool_fast_rows_path_matches_the_naive_loops(nd, shape, k, s, path, dtype, rng):
     """The unrolled non-overlapping-rows kernels (and their neighbours that must not take them):
-    ties, -inf / the integer minimum, NaN in some planes only (taken inline: the last NaN wins)."""
+    ties, -inf / the integer minimum, NaN in some planes only (those run the general path)."""
     xv = tie_heavy(rng, shape, dtype) if rng.random() < 0.5 else (rng.normal(size=shape) * 4).astype(dtype)
     planes = xv.reshape(-1, math.prod(shape[-nd:]))
     low = -np.inf if dtype != np.int32 else np.iinfo(np.int32).min

@@ -10,9 +10,9 @@ index; ``ceil_mode`` windows are clipped; the backward ops skip out-of-plane ind
 Fast path of ``pool_max`` (``_pool_max_rows_<k1>x<k2>``, one per window in ``FAST_WINDOWS``): every
 window inside the input, ``k0 == 1``, no dilation and ``stride == kernel`` along the last axis (e.g.
 LeNet's 3x3 / stride 3): the window is unrolled, the best value and its index stay in registers and a
-row of windows is the innermost, vectorized loop (stride-``k2`` reads). NaN is taken inline, as in the
-general path (a NaN is taken, so the window's last NaN wins): no NaN scan, and no fallback loop for
-the kernel to compile.
+row of windows is the innermost, vectorized loop (stride-``k2`` reads). Each plane is first scanned for
+NaN (vectorized): without NaN, "strictly greater wins" starting from the window's first element is
+exactly the general path's rule; a plane with a NaN runs the full path (``_pool_max_full``).
 
 One kernel per path (``max_pool_kernel``): a MaxPool whose spatial sizes are static runs the kernel
 of its path (``PATH_KERNELS``: ``pool_max_rows_2x2``, ``pool_max_rows_3x3``, ``pool_max_full``,

@@ -86,12 +86,16 @@ def _pool_max_full(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, k0, k1, k2, 
 def _unrolled_max_rows(K1, K2):
     """``_pool_max_rows`` unrolled for K1 x K2 windows (K1, K2: constants of the closure)."""
     @njit(**JIT)
-    def rows(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, s0, s1, plane, oplane):
+    def rows(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, s0, s1, plane, oplane, low):
         """``pool_max`` of K1xK2 windows, stride K2 along the last axis (see nn_pool.py): per window the
-        best value and index in registers, a row of windows innermost (vectorized), NaN taken inline
-        (the general path's rule: the last NaN wins)."""
+        best value and index in registers, a row of windows innermost (vectorized); a plane holding a NaN
+        goes through ``_pool_max_full``."""
         for c in range(planes):
             xb = xo + c * plane
+            if _pool_has_nan(X, xb, plane):
+                _pool_max_full(X, V, I, xb, vo + c * oplane, io + c * oplane, ONE, n1, n2, o0, o1, o2, ONE,
+                               np.int64(K1), np.int64(K2), s0, s1, np.int64(K2), ONE, ONE, ONE, plane, oplane, low)
+                continue
             for a in range(o0):
                 for b in range(o1):
                     r0 = (a * s0 * n1 + b * s1) * n2
@@ -103,7 +107,7 @@ def _unrolled_max_rows(K1, K2):
                         for t1 in range(K1):
                             for t2 in range(K2):
                                 v = X[np.uint64(r + K2 * e + t1 * n2 + t2)]
-                                take = (v > best) | (v != v)     # branch-free: selects, no jumps
+                                take = v > best
                                 best = v if take else best
                                 where = r0 + K2 * e + t1 * n2 + t2 if take else where
                         V[np.uint64(vo + ob + e)] = best
@@ -153,16 +157,26 @@ _pool_last_3x3 = _unrolled_last(3, 3)
 
 
 @njit(**JIT)
+def _pool_has_nan(X, o, n):
+    """Whether X[o:o + n] holds a NaN (a vectorized count; folded away for integer dtypes)."""
+    bad = 0
+    for j in range(n):
+        v = X[np.uint64(o + j)]
+        bad += v != v
+    return bad != 0
+
+
+@njit(**JIT)
 def _pool_max_inside(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, k0, k1, k2, s0, s1, s2,
                      d0, d1, d2, plane, oplane, low):
     """``pool_max`` when every window lies inside the input: an unrolled row path where the window
     has one (``FAST_WINDOWS``), else ``_pool_max_full``."""
     if k0 == 1 and d1 == 1 and d2 == 1 and s2 == k2:
         if k1 == 2 and k2 == 2:
-            _pool_max_rows_2x2(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, s0, s1, plane, oplane)
+            _pool_max_rows_2x2(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, s0, s1, plane, oplane, low)
             return
         if k1 == 3 and k2 == 3:
-            _pool_max_rows_3x3(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, s0, s1, plane, oplane)
+            _pool_max_rows_3x3(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, s0, s1, plane, oplane, low)
             return
     _pool_max_full(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, k0, k1, k2, s0, s1, s2,
                    d0, d1, d2, plane, oplane, low)
@@ -244,7 +258,7 @@ def pool_max_rows_2x2(X, V, I, M, E, p):
     """``pool_max``'s "rows 2x2" path alone."""
     xo, vo, io, planes, n0, n1, n2, o0, o1, o2, k0, k1, k2, s0, s1, s2, q0, q1, q2, d0, d1, d2, plane, oplane, low = \
         _pool_max_geometry(V, M, p)
-    _pool_max_rows_2x2(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, s0, s1, plane, oplane)
+    _pool_max_rows_2x2(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, s0, s1, plane, oplane, low)
 
 
 @njit(**JIT)
@@ -252,7 +266,7 @@ def pool_max_rows_3x3(X, V, I, M, E, p):
     """``pool_max``'s "rows 3x3" path alone."""
     xo, vo, io, planes, n0, n1, n2, o0, o1, o2, k0, k1, k2, s0, s1, s2, q0, q1, q2, d0, d1, d2, plane, oplane, low = \
         _pool_max_geometry(V, M, p)
-    _pool_max_rows_3x3(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, s0, s1, plane, oplane)
+    _pool_max_rows_3x3(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, s0, s1, plane, oplane, low)
 
 
 @njit(**JIT)
