@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import staticgraph as sg
-from compiler.backends.cpu import call_rewrites
+from compiler.backends.cpu import call_rewrites, nn_pool
 
 
 def _kernels(fetches, feeds) -> set:
@@ -41,10 +41,10 @@ def test_the_pipeline_is_declared_in_its_order():
 def test_a_rewrite_switched_off_leaves_its_calls(monkeypatch):
     x, fetches = _lenet_conv1()
     fused = _kernels(fetches, [x])
-    assert {"conv_pool_fwd", "conv_pool_bpf"} <= fused and "pool_max" not in fused
+    assert {"conv_pool_fwd_3x3", "conv_pool_bpf"} <= fused and not set(nn_pool.MAX_POOL_KERNELS) & fused
     monkeypatch.setenv(call_rewrites.ENV_DISABLE, "fuse_pool")
     plain = _kernels(fetches, [x])
-    assert {"conv_fwd", "pool_max", "pool_max_grad"} <= plain and not {"conv_pool_fwd", "conv_pool_bpf"} & plain
+    assert {"conv_fwd", "pool_max_rows_3x3", "pool_max_grad"} <= plain and not {"conv_pool_fwd_3x3", "conv_pool_bpf"} & plain
     assert "ew_Add" not in plain         # fuse_bias still ran: the bias add is in the conv kernel
     monkeypatch.setenv(call_rewrites.ENV_DISABLE, "all")
     assert "ew_Add" in _kernels(fetches, [x])

@@ -48,7 +48,7 @@ def _model(case, dtype, rng, bias=True, input_grad=False, fetch_conv=False):
 
 def _fused_fwd(kernels) -> bool:
     """The plan runs a fused conv + pool forward (channels-last windows or the planar path)."""
-    return bool({"conv_pool_fwd", "conv_pool_fwd_planar"} & set(kernels))
+    return bool(set(nn_conv_pool.FWD_KERNELS) & set(kernels))
 
 
 def _kernels(fetches, X):
@@ -75,11 +75,15 @@ def _compare(X, fetches, train, vs, xs, dtype):
             np.testing.assert_allclose(a, b, **tol)
 
 
-def test_cases_run_both_pooling_loops():
-    """The cases take both of conv_pool_fwd's poolings: channels-last (unrolled windows: LeNet's,
-    overlapping, grouped, dilated) and planar (``_pool_max_inside``: the other windows)."""
+def test_cases_run_every_forward_kernel():
+    """The cases take each of the fused forward's kernels: channels-last, one per unrolled window
+    (LeNet's 3x3, overlapping, grouped 2x2, dilated) and planar (``_pool_max_full``: the other
+    windows)."""
     kinds = [nn_pool.channels_last(c.values[0][1][0]) for c in CASES]
     assert kinds.count(True) >= 4 and kinds.count(False) >= 2, kinds
+    assert sorted({nn_conv_pool.fwd_kernel(c.values[0][1][0]) for c in CASES}) == sorted(nn_conv_pool.FWD_KERNELS)
+    assert [nn_conv_pool.fwd_kernel(k) for k in [(2, 2), (3, 3), (1, 3, 3), (2, 3), (3,), (2, 2, 2)]] == [
+        "conv_pool_fwd_2x2", "conv_pool_fwd_3x3", "conv_pool_fwd_3x3"] + ["conv_pool_fwd_planar"] * 3
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -88,8 +92,9 @@ def test_fused_conv_pool_matches_reference_over_batch_sizes(case, rng):
     SGD steps match the reference at batch sizes 5, 2, 0 and 1 of one plan."""
     X, fetches, train, vs = _model(case, np.float64, rng)
     kernels = _kernels(fetches, X)
-    assert _fused_fwd(kernels) and "conv_pool_bpf" in kernels
-    assert not {"conv_fwd", "conv_bpf", "pool_max", "pool_max_grad"} & set(kernels)
+    assert set(nn_conv_pool.FWD_KERNELS) & set(kernels) == {nn_conv_pool.fwd_kernel(case[1][0])}
+    assert "conv_pool_bpf" in kernels
+    assert not {"conv_fwd", "conv_bpf", "pool_max_grad", *nn_pool.MAX_POOL_KERNELS} & set(kernels)
     assert kernels.count("red_SumF") == 1     # the loss's: the bias gradient is summed in conv_pool_bpf
     shape = tuple(X.shape[1:])
     xs = [rng.standard_normal((n,) + shape) for n in (5, 2, 0, 1)]
@@ -138,7 +143,7 @@ def test_not_fused_where_the_conv_output_or_pooling_gradient_is_read_elsewhere(r
     case = CASES[0].values[0]
     X, fetches, train, vs = _model(case, np.float64, rng, fetch_conv=True)
     kernels = _kernels(fetches, X)
-    assert "conv_fwd" in kernels and "pool_max" in kernels and not _fused_fwd(kernels)
+    assert "conv_fwd" in kernels and "pool_max_rows_3x3" in kernels and not _fused_fwd(kernels)
     assert "conv_pool_bpf" in kernels      # the pooling gradient is still read only by the filter gradient
     _compare(X, fetches, train, vs, [rng.standard_normal((2, 1, 28, 28))], np.float64)
     X, fetches, train, vs = _model(case, np.float64, rng, input_grad=True)
@@ -150,7 +155,7 @@ def test_not_fused_where_the_conv_output_or_pooling_gradient_is_read_elsewhere(r
     p = sg.nn.max_pool2d(sg.nn.conv2d(X, w), 3, stride=3, padding=1)
     loss = sg.reduce_sum(p)
     kernels = _kernels([loss] + sg.gradients(loss, [w]), X)
-    assert "conv_fwd" in kernels and "pool_max" in kernels and not _fused_fwd(kernels)
+    assert "conv_fwd" in kernels and "pool_max_padded" in kernels and not _fused_fwd(kernels)
 
 
 def test_small_convs_keep_their_kernels():

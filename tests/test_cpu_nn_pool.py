@@ -129,10 +129,11 @@ FAST_CASES = [  # (nd, shape, kernel, stride, the path pool_max takes on NaN-fre
 ]
 
 
-def _pool_record(plan):
+def _pool_call(plan):
+    """(kernel, record) of the plan's MaxPool call."""
     lay = next(iter(plan._exe.tier.layouts.values()))
-    call = next(c for c in plan._exe.tier.prog.all_calls if c.kernel == "pool_max")
-    return [int(v) for v in lay.M[call.pos:call.pos + call.size]]
+    call = next(c for c in plan._exe.tier.prog.all_calls if c.kernel in nn_pool.MAX_POOL_KERNELS)
+    return call.kernel, [int(v) for v in lay.M[call.pos:call.pos + call.size]]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32])
@@ -155,13 +156,47 @@ def test_max_pool_fast_rows_path_matches_the_naive_loops(nd, shape, k, s, path, 
     with sg.Session() as sess:
         plan = sess.compile(fetches, [x])
         cpu = plan(xv)
-        assert nn_pool.max_pool_path(_pool_record(plan)) == path
+        kernel, record = _pool_call(plan)
+        assert nn_pool.max_pool_path(record) == path and kernel == nn_pool.PATH_KERNELS[path]
     with sg.Session(target="reference") as ref:
         want = ref.run(fetches, {x: xv})
     want_v, want_i = naive_max_pool(xv, k, s, (0,) * nd, (1,) * nd, False)
     np.testing.assert_array_equal(cpu[0], want_v)
     np.testing.assert_array_equal(cpu[1], want_i)
     assert_close(cpu, want, dtype)
+
+
+@pytest.mark.parametrize("nd,shape,k,s,path", [FAST_CASES[0], FAST_CASES[2], FAST_CASES[5], FAST_CASES[8]])
+@pytest.mark.parametrize("padding", [0, 1])
+def test_max_pool_of_run_time_spatial_sizes_chooses_its_path_per_call(nd, shape, k, s, path, padding, rng):
+    """Spatial sizes unknown until run time: the one kernel of every path (``pool_max``) takes the
+    record's path (the static-size kernel of that path agrees), against the naive loops."""
+    xv = tie_heavy(rng, shape, np.float64)
+    xv.reshape(-1)[rng.choice(xv.size, 3, replace=False)] = np.nan
+    x = sg.placeholder(sg.float64, (None,) * len(shape))
+    v, i = MAX[nd](x, k, s, padding, 1, False, return_indices=True)
+    with sg.Session() as sess:
+        plan = sess.compile([v, i], [x])
+        cpu = plan(xv)
+        kernel, record = _pool_call(plan)
+    assert kernel == "pool_max"
+    assert nn_pool.max_pool_path(record) == (path if padding == 0 else "general")
+    want_v, want_i = naive_max_pool(xv, k, s, (padding,) * nd, (1,) * nd, False)
+    np.testing.assert_array_equal(cpu[0], want_v)
+    np.testing.assert_array_equal(cpu[1], want_i)
+
+
+@pytest.mark.parametrize("shape,args,kernel", [
+    ((2, 3, 9, 9), (3, 3, 0), "pool_max_rows_3x3"), ((None, 3, 8, 8), (2, 2, 0), "pool_max_rows_2x2"),
+    ((2, 3, 9, 9), (3, 2, 0), "pool_max_full"), ((2, 3, 9, 9), (3, 3, 1), "pool_max_padded"),
+    ((2, 3, 10, 10), (3, 3, 0), "pool_max_padded"),      # ceil_mode below: a clipped last window
+    ((2, 3, None, 9), (3, 3, 0), "pool_max"), ((None, None, None, None), (2, 2, 0), "pool_max"),
+])
+def test_max_pool_kernel_is_the_one_of_its_static_path(shape, args, kernel):
+    """Static spatial sizes: the kernel of the window's one path; run-time ones: ``pool_max``."""
+    x = sg.placeholder(sg.float32, shape)
+    v, _ = F.max_pool2d(x, *args, ceil_mode=shape[-1] == 10, return_indices=True)
+    assert nn_pool.max_pool_kernel(v.op) == kernel
 
 
 def test_nan_propagates_with_the_last_nan_index_and_gradient(rng):

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import staticgraph as sg
+from compiler.backends.cpu import nn_pool
 
 # exact zeros of both signs between negative and positive values
 X = np.array([[-1.5, 0.0, 2.0, -0.0], [0.0, 3.0, -2.0, 0.0], [0.5, -0.0, 0.0, -0.25]])
@@ -269,5 +270,5 @@ def test_the_conv_case_runs_the_fused_conv_and_pooling_kernels(rng):
     with sg.Session() as sess:
         sess.run(sg.global_variables_initializer())
         kernels = {c.kernel for c in sess.compile(fetches, list(feeds))._exe.base.prog.calls}
-    assert {"conv_pool_bpf"} <= kernels and kernels & {"conv_pool_fwd", "conv_pool_fwd_planar"}, kernels
-    assert not kernels & {"conv_fwd", "pool_max", "pool_max_grad"}, kernels
+    assert {"conv_pool_bpf"} <= kernels and kernels & {"conv_pool_fwd_2x2", "conv_pool_fwd_3x3", "conv_pool_fwd_planar"}, kernels
+    assert not kernels & {"conv_fwd", "pool_max_grad", *nn_pool.MAX_POOL_KERNELS}, kernels

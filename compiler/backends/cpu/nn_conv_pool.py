@@ -7,14 +7,14 @@ MaxPool 3.0, MaxPoolGrad 3.2, filter gradient 5.9). Where a conv runs one sample
 (``nn_conv._one_sample``: a sample's columns and output fit in L2), the fused kernels keep each
 sample's (O, P) output in the worker's workspace:
 
-- ``conv_pool_fwd``: columns, GEMM into the workspace, then max pooling of the sample's planes into
+- ``conv_pool_fwd_<k1>x<k2>`` / ``conv_pool_fwd_planar`` (``fwd_kernel``): columns, GEMM into the workspace, then max pooling of the sample's planes into
   the pooled values V and indices I. For the windows of ``nn_pool.FAST_WINDOWS`` (any stride and
-  dilation) the GEMM writes the output channels-last, Y^T = cols^T @ W^T, and ``_pool_last`` pools
+  dilation) the GEMM writes the output channels-last, Y^T = cols^T @ W^T, and ``_pool_last_<k1>x<k2>`` pools
   it with the channels innermost (unit-stride loads, vectorized; LeNet's rows of 8 windows kept the
   planar row loop scalar), adding the fused bias to each value it reads: LeNet's conv1 sample 18 ->
   ~13 us (GEMM 7.1 -> 7.4, bias pass 1.7 and pooling 9.3 -> 6.9, measured standalone); plan
   profile, LeNet b64: 0.84 -> 0.62 ms. Other windows: Y = W @ cols, the bias added in place, then
-  ``_pool_max_inside`` (``pool_max``'s own loops). Both follow ``pool_max``'s first-maximum and
+  ``_pool_max_full`` (``pool_max_full``'s loops). Both follow ``pool_max``'s first-maximum and
   NaN rules. The conv output is never written.
 - ``conv_pool_bpf``: the sample's output gradient is rebuilt in the workspace from the pooled
   gradient and I (``_pool_unpool``: ``pool_max_grad``'s own loop, for that sample, written
@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from typing import Callable
+from typing import Callable, Sequence
 
 from . import nn_conv, nn_pool
 from .lowerings import Env, Phase, runs_in_phases
@@ -52,6 +52,21 @@ from .records import CONV, CONV_POOL_BPF, CONV_POOL_FWD, RecordSpec
 
 FWD_SIZE = CONV_POOL_FWD.size
 BPF_SIZE = CONV_POOL_BPF.size
+
+# the channels-last forward kernels, one per window of ``nn_pool.FAST_WINDOWS`` (each compiles its own
+# unrolled pooling loop alone), and the planar one of the other windows
+LAST_KERNELS = tuple(f"conv_pool_fwd_{k1}x{k2}" for k1, k2 in nn_pool.FAST_WINDOWS)
+FWD_KERNELS = LAST_KERNELS + ("conv_pool_fwd_planar",)
+
+
+def fwd_kernel(kernel_size) -> str:
+    """The forward kernel of a pooling window (1-3 dims): ``conv_pool_fwd_<k1>x<k2>`` where it has
+    an unrolled channels-last loop (``nn_pool.channels_last``), else ``conv_pool_fwd_planar``."""
+    if not nn_pool.channels_last(kernel_size):
+        return "conv_pool_fwd_planar"
+    k1, k2 = nn_pool._as3(kernel_size, len(kernel_size), 1)[1:]
+    return f"conv_pool_fwd_{k1}x{k2}"
+
 
 def _static(shape) -> bool:
     return shape is not None and None not in tuple(shape)[1:]
@@ -100,24 +115,24 @@ def _pool_tail(pool_op, pooled, indices) -> Callable[[Env], dict]:
     return lambda env: dict(fixed, i_off=env.off(indices), pool_out=nn_pool._as3(env.shape(pooled)[2:], k, 1))
 
 
-def _shares_of(prog, kernel: str, arg: int) -> dict:
-    """{args[arg] key: the calls of ``kernel`` (the shares of one op) that have it there}."""
+def _shares_of(prog, kernels: Sequence[str], arg: int) -> dict:
+    """{args[arg] key: the calls of one of ``kernels`` (the shares of one op) that have it there}."""
     found = {}
     for call in prog.calls:
-        if call.kernel == kernel:
+        if call.kernel in kernels:
             found.setdefault(call.args[arg], []).append(call)
     return {k: v for k, v in found.items() if len({c.op for c in v}) == 1}
 
 
 def fuse_pool(lowering) -> None:
     """A one-sample im2col ``conv_fwd`` whose output only a max pooling reads becomes one
-    ``conv_pool_fwd`` call (the pooling's calls are dropped); a one-sample im2col ``conv_bpf``
+    ``conv_pool_fwd_*`` call (the pooling's calls are dropped); a one-sample im2col ``conv_bpf``
     whose output gradient only it reads, written by a ``pool_max_grad``, becomes ``conv_pool_bpf``
     (the pooling gradient's calls are dropped). After ``fuse_bias`` and ``fuse_bias_grad``,
     whose fused forms both kernels keep."""
     prog = lowering.prog
     readers, viewed = lowering._readers()
-    pools = _shares_of(prog, "pool_max", 0)
+    pools = _shares_of(prog, nn_pool.MAX_POOL_KERNELS, 0)
     for conv in [c for c in prog.calls if c.kernel == "conv_fwd"]:
         x, w, y, ws = conv.args
         shares = pools.get(y)
@@ -127,14 +142,13 @@ def fuse_pool(lowering) -> None:
         if not (_one_sample_im2col(conv.op, *conv.op.inputs, conv.op.outputs[0]) and _windows_inside(pool_op)):
             continue
         conv.record = _with_tail(CONV_POOL_FWD, replace(conv.record, out=values), _pool_tail(pool_op, values, indices))
-        last = nn_pool.channels_last(pool_op.attrs["kernel_size"])     # the kernel of the window's path
-        conv.kernel = "conv_pool_fwd" if last else "conv_pool_fwd_planar"
+        conv.kernel = fwd_kernel(pool_op.attrs["kernel_size"])
         conv.size, conv.n_in, conv.args = FWD_SIZE, 2, (x, w, values, indices, ws)
         ws.shape_fn = lambda env, f=ws.shape_fn, w=w: (f(env)[0] + math.prod(env.shape(w)),)    # + W^T
         ws.why += ", W^T"
         for share in shares:
             prog.calls.remove(share)
-    grads = _shares_of(prog, "pool_max_grad", 2)
+    grads = _shares_of(prog, ("pool_max_grad",), 2)
     for conv in [c for c in prog.calls if c.kernel == "conv_bpf"]:
         x, dy, dw, ws, bg = conv.args
         shares = grads.get(dy)
@@ -157,11 +171,11 @@ def _workers(rec: list) -> int:
     return rec[CONV.at.T]
 
 
-# The kernels run in phases (``lowerings.PHASES``): conv_pool_fwd (X, W, V, I, WS): W^T (channels-last
+# The kernels run in phases (``lowerings.PHASES``): conv_pool_fwd_<k1>x<k2> (X, W, V, I, WS): W^T (channels-last
 # windows), then the samples' shares on the kernel workers; conv_pool_bpf (X, Gp, I, dW, WS, BG): the workers' partial
 # filter gradients, then their sum (and the fused bias gradient)
-runs_in_phases("conv_pool_fwd", _workers, Phase("conv_pool_wt", (1, 4), 1, False),
-               Phase("conv_pool_fwd", (0, 1, 2, 3, 4), 2, True))
+for _name in LAST_KERNELS:
+    runs_in_phases(_name, _workers, Phase("conv_pool_wt", (1, 4), 1, False), Phase(_name, (0, 1, 2, 3, 4), 2, True))
 runs_in_phases("conv_pool_fwd_planar", _workers, Phase("conv_pool_fwd_planar", (0, 1, 2, 3, 4), 2, True))
 runs_in_phases("conv_pool_bpf", _workers, Phase("conv_pool_bpf", (0, 1, 2, 4), 3, True),
                Phase("conv_pool_bpf_reduce", (3, 4, 5), 0, False))

@@ -12,10 +12,15 @@ window inside the input, ``k0 == 1``, no dilation and ``stride == kernel`` along
 LeNet's 3x3 / stride 3): the window is unrolled, the best value and its index stay in registers and a
 row of windows is the innermost, vectorized loop (stride-``k2`` reads). Each plane is first scanned for
 NaN (vectorized): without NaN, "strictly greater wins" starting from the window's first element is
-exactly the general path's rule; a plane with a NaN runs the general path.
+exactly the general path's rule; a plane with a NaN runs the full path (``_pool_max_full``).
+
+One kernel per path (``max_pool_kernel``): a MaxPool whose spatial sizes are static runs the kernel
+of its path (``PATH_KERNELS``: ``pool_max_rows_2x2``, ``pool_max_rows_3x3``, ``pool_max_full``,
+``pool_max_padded``), so a plan compiles that path's loops alone; ``pool_max`` (every path, chosen
+per call) remains for spatial sizes known only at run time. All read the same record.
 
 Channels-last loops (``_pool_last_<k1>x<k2>``, one per window in ``FAST_WINDOWS``, any stride and
-dilation; ``conv_pool_fwd`` pools its conv output with them, which its GEMM writes channels-last):
+dilation; ``conv_pool_fwd_<k1>x<k2>`` pools its conv output with them, which its GEMM writes channels-last):
 per window and channel, the window unrolled with the best value and index in registers, the
 channels innermost (unit-stride loads: vectorized however short the planes' rows; LeNet's rows of
 8 windows kept the row path above scalar, LLVM's vector loop needs ~32 iterations). NaN is
@@ -42,25 +47,50 @@ POOL_WINDOW = RecordSpec("pool_window", "x_off y_off y2_off planes input*3 outpu
 # indices, y_off: the output; in_plane / out_plane: elements per input-shaped / pooled-shaped plane
 POOL_PLANE = RecordSpec("pool_plane", "a_off idx_off y_off planes in_plane out_plane")
 
-FAST_WINDOWS = ((2, 2), (3, 3))   # (k1, k2) of the unrolled max-pool kernels (each adds ~5 s to
-                                   # pool_max's first compile: 1-d windows take the full path)
+FAST_WINDOWS = ((2, 2), (3, 3))   # (k1, k2) of the unrolled max-pool loops (``pool_max_rows_<k1>x<k2>``;
+                                   # 1-d windows take the full path)
 
 
 def max_pool_path(rec: Sequence[int]) -> str:
     """The loop ``pool_max`` runs for window record ``rec`` (``POOL_WINDOW``) on NaN-free planes:
     "rows <k1>x<k2>" (the unrolled fast path), "full" (every window inside the input) or "general"."""
     f = POOL_WINDOW.unpack(rec)
-    if not windows_inside(f["input"], f["output"], f["kernel"], f["stride"], f["padding"], f["dilation"]):
+    return window_path(f["input"], f["output"], f["kernel"], f["stride"], f["padding"], f["dilation"])
+
+
+def window_path(n, o, k, s, q, d) -> str:
+    """``max_pool_path`` of a window's geometry, per axis (3 each): input n, output o, kernel k,
+    stride s, padding q, dilation d."""
+    if not windows_inside(n, o, k, s, q, d):
         return "general"
-    (k0, k1, k2), (_, d1, d2), s2 = f["kernel"], f["dilation"], f["stride"][2]
-    if k0 == 1 and d1 == 1 and d2 == 1 and s2 == k2 and (k1, k2) in FAST_WINDOWS:
-        return f"rows {k1}x{k2}"
+    if k[0] == 1 and d[1] == 1 and d[2] == 1 and s[2] == k[2] and (k[1], k[2]) in FAST_WINDOWS:
+        return f"rows {k[1]}x{k[2]}"
     return "full"
 
 
+# the kernel that runs one path alone (kernels/pool.py; one record, ``POOL_WINDOW``, for all)
+PATH_KERNELS = {**{f"rows {k1}x{k2}": f"pool_max_rows_{k1}x{k2}" for k1, k2 in FAST_WINDOWS},
+                "full": "pool_max_full", "general": "pool_max_padded"}
+MAX_POOL_KERNELS = ("pool_max",) + tuple(PATH_KERNELS.values())     # every kernel of a MaxPool call
+
+
+def max_pool_kernel(op) -> str:
+    """The kernel of MaxPool ``op``: where its spatial sizes are static, the one of its path (each
+    path's loops compile alone: a wrapper of all of them took ~4 CPU-s), else ``pool_max``, which
+    chooses the path per call."""
+    x, y = op.inputs[0], op.outputs[0]
+    k = len(op.attrs["kernel_size"])
+    if x.shape is None or y.shape is None or None in tuple(x.shape)[-k:] + tuple(y.shape)[-k:]:
+        return "pool_max"
+    axes = lambda v, fill=1: _as3(v, k, fill)      # noqa: E731
+    return PATH_KERNELS[window_path(axes(tuple(x.shape)[-k:]), axes(tuple(y.shape)[-k:]),
+                                    axes(op.attrs["kernel_size"]), axes(op.attrs["stride"]),
+                                    axes(op.attrs["padding"], 0), axes(op.attrs.get("dilation", (1,) * k)))]
+
+
 def channels_last(kernel: Sequence[int]) -> bool:
-    """Whether ``conv_pool_fwd`` pools windows of this kernel (1-3 dims) channels-last
-    (``_pool_last_fast``: k0 == 1 and (k1, k2) one of ``FAST_WINDOWS``)."""
+    """Whether the fused conv + pool forward pools windows of this kernel (1-3 dims) channels-last
+    (``conv_pool_fwd_<k1>x<k2>``: k0 == 1 and (k1, k2) one of ``FAST_WINDOWS``)."""
     k0, k1, k2 = _as3(kernel, len(kernel), 1)
     return k0 == 1 and (k1, k2) in FAST_WINDOWS
 
@@ -113,7 +143,7 @@ def _max_pool(op, b):
     x = op.inputs[0]
     values, indices = op.outputs
     k = len(op.attrs["kernel_size"])
-    b.split_call("pool_max", [x], values,
+    b.split_call(max_pool_kernel(op), [x], values,
                  lambda env, t, g: _window_split(env, op.attrs, x, values, k, t, g, x_off=(env.off(x), "input"),
                                                  y_off=(env.off(b.write_key(values)), "output"),
                                                  y2_off=(env.off(b.write_key(indices)), "output")),

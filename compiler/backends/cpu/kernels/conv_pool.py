@@ -7,8 +7,8 @@ from numba import njit
 from ..records import CONV_POOL_BPF, CONV_POOL_BPF_SHARE, CONV_POOL_FWD, CONV_POOL_FWD_SHARE
 from .base import JIT, NT, OFF, ON, ONE, TR, ZERO
 from .gemm import _copy_transposed, _gemm
-from .conv import _bias_grad, _bias_sums, _bpf_reduce, _chunk_cols, _conv_bias, _conv_dims, _conv_offsets, _conv_pointwise, _group_cols
-from .pool import _pool_last, _pool_lowest, _pool_max_inside, _pool_unpool
+from .conv import _bias_grad, _bias_sums, _bpf_reduce, _conv_bias, _conv_cols, _conv_dims, _conv_offsets, _conv_pointwise, _group_cols
+from .pool import _pool_last_2x2, _pool_last_3x3, _pool_lowest, _pool_max_full, _pool_unpool
 
 FW = CONV_POOL_FWD.at     # conv_pool_fwd's record: the conv's, then the pooling's (records.py)
 BW = CONV_POOL_BPF.at     # conv_pool_bpf's
@@ -22,7 +22,8 @@ def _conv_pool_sample(X, xo, Wt, wo, WS, so, wt, ys, M, q, n, last):
     N, C, O, G, nb, R, P = _conv_dims(M, q)
     Og = O // G
     direct = _conv_pointwise(M, q)
-    _chunk_cols(X, xo, WS, so, so, M, q, n, ONE, OFF, direct, False)
+    if not direct:      # one sample, straight (``_chunk_cols``'s one path these kernels take)
+        _conv_cols(X, xo, WS, so, M, q, n, ONE, OFF, ONE)
     for g in range(G):
         t_, to = _group_cols(X, xo, WS, so, n, C, g, R, P, P, direct)
         if last:
@@ -33,7 +34,7 @@ def _conv_pool_sample(X, xo, Wt, wo, WS, so, wt, ys, M, q, n, last):
 
 @njit(**JIT)
 def conv_pool_wt(Wt, WS, M, E, p):
-    """W^T (R, O) after the workers' regions: the first phase of ``conv_pool_fwd``."""
+    """W^T (R, O) after the workers' regions: the first phase of ``conv_pool_fwd_<k1>x<k2>``."""
     q = p
     N, C, O, G, nb, R, P = _conv_dims(M, q)
     _copy_transposed(Wt, M[q + FW.w_off], O, R, R, WS, M[q + FW.ws_off] + M[q + FW.T] * M[q + FW.region])
@@ -53,32 +54,52 @@ def _conv_pool_share(M, p):
 
 
 @njit(**JIT)
-def conv_pool_fwd(X, Wt, V, I, WS, M, E, p):
-    """Share t of V, I = MaxPool(Conv(X, W)) (values, indices) for windows with an unrolled
-    channels-last loop (``nn_pool.channels_last``): per sample t, t + T, ... in the worker's
-    region, the output Y^T (P, O) = cols^T @ W^T and ``_pool_last`` pools it with the channels
-    innermost, adding the bias to each value it reads (phases: ``conv_pool_wt``, then these shares
-    on the kernel workers)."""
-    q, t, T, so, wt, ys, o0, o1, o2 = _conv_pool_share(M, p)
-    if t >= T:
-        return
-    xo, wo, vo, io = M[q + FW.x_off], M[q + FW.w_off], M[q + FW.y_off], M[q + FW.i_off]
-    N, C, O, G, nb, R, P = _conv_dims(M, q)
-    oplane = o0 * o1 * o2
+def _conv_pool_last(M, q):
+    """What the channels-last pooling reads of a forward record: the conv output's rows OH, OW, the
+    pooling's strides s0-s2 and dilations d1, d2, whether a bias is fused, and its offset bo."""
     hasb = M[q + FW.has_bias] != 0
-    bo = M[q + FW.bias_off] if hasb else wo
-    for n in range(t, N, T):
-        _conv_pool_sample(X, xo, Wt, wo, WS, so, wt, ys, M, q, n, ON)
-        _pool_last(WS, ys, O, M[q + FW.OH], M[q + FW.OW], V, I, vo + n * O * oplane, io + n * O * oplane,
-                   o0, o1, o2, M[q + FW.pool_kernel + 1], M[q + FW.pool_kernel + 2], M[q + FW.pool_stride],
-                   M[q + FW.pool_stride + 1], M[q + FW.pool_stride + 2], M[q + FW.pool_dilation + 1],
-                   M[q + FW.pool_dilation + 2], Wt, bo, hasb)
+    return (M[q + FW.OH], M[q + FW.OW], M[q + FW.pool_stride], M[q + FW.pool_stride + 1], M[q + FW.pool_stride + 2],
+            M[q + FW.pool_dilation + 1], M[q + FW.pool_dilation + 2], hasb, M[q + FW.bias_off] if hasb else M[q + FW.w_off])
+
+
+# One kernel per window of ``nn_pool.FAST_WINDOWS``, so that each compiles its own unrolled loop
+# alone. They differ only in that loop: passed as an argument, a function made the wrapper
+# uncacheable (Numba: "uses dynamic globals").
+
+@njit(**JIT)
+def conv_pool_fwd_2x2(X, Wt, V, I, WS, M, E, p):
+    """Share t of V, I = MaxPool(Conv(X, W)) (values, indices) of 2x2 windows: per sample t,
+    t + T, ... in the worker's region, the output Y^T (P, O) = cols^T @ W^T, then
+    ``_pool_last_2x2`` pools it with the channels innermost, adding the bias to each value it
+    reads (phases: ``conv_pool_wt``, then these shares on the kernel workers)."""
+    q, t, T, so, wt, ys, o0, o1, o2 = _conv_pool_share(M, p)
+    n1, n2, s0, s1, s2, d1, d2, hasb, bo = _conv_pool_last(M, q)
+    N, C, O, G, nb, R, P = _conv_dims(M, q)
+    step = O * o0 * o1 * o2      # a sample's pooled elements
+    for n in range(t, N if t < T else 0, T):
+        _conv_pool_sample(X, M[q + FW.x_off], Wt, M[q + FW.w_off], WS, so, wt, ys, M, q, n, ON)
+        _pool_last_2x2(WS, ys, O, n1, n2, V, I, M[q + FW.y_off] + n * step, M[q + FW.i_off] + n * step,
+                       o0, o1, o2, s0, s1, s2, d1, d2, Wt, bo, hasb)
+
+
+@njit(**JIT)
+def conv_pool_fwd_3x3(X, Wt, V, I, WS, M, E, p):
+    """``conv_pool_fwd_2x2`` of 3x3 windows (``_pool_last_3x3``)."""
+    q, t, T, so, wt, ys, o0, o1, o2 = _conv_pool_share(M, p)
+    n1, n2, s0, s1, s2, d1, d2, hasb, bo = _conv_pool_last(M, q)
+    N, C, O, G, nb, R, P = _conv_dims(M, q)
+    step = O * o0 * o1 * o2
+    for n in range(t, N if t < T else 0, T):
+        _conv_pool_sample(X, M[q + FW.x_off], Wt, M[q + FW.w_off], WS, so, wt, ys, M, q, n, ON)
+        _pool_last_3x3(WS, ys, O, n1, n2, V, I, M[q + FW.y_off] + n * step, M[q + FW.i_off] + n * step,
+                       o0, o1, o2, s0, s1, s2, d1, d2, Wt, bo, hasb)
 
 
 @njit(**JIT)
 def conv_pool_fwd_planar(X, Wt, V, I, WS, M, E, p):
-    """Share t of ``conv_pool_fwd`` for other windows: per sample Y (O, P) = W @ cols, the bias
-    added in place, then ``_pool_max_inside`` (``pool_max``'s own loops)."""
+    """Share t of ``conv_pool_fwd_<k1>x<k2>`` for other windows: per sample Y (O, P) = W @ cols, the bias
+    added in place, then ``_pool_max_full`` (``pool_max_full``'s loops: these windows have no
+    unrolled rows loop, since ``nn_pool.channels_last`` takes every window that has one)."""
     q, t, T, so, wt, ys, o0, o1, o2 = _conv_pool_share(M, p)
     if t >= T:
         return
@@ -90,11 +111,11 @@ def conv_pool_fwd_planar(X, Wt, V, I, WS, M, E, p):
         _conv_pool_sample(X, xo, Wt, wo, WS, so, so, ys, M, q, n, OFF)
         if M[q + FW.has_bias] != 0:
             _conv_bias(WS, ys, Wt, M[q + FW.bias_off], ZERO, ONE, O, P)
-        _pool_max_inside(WS, V, I, ys, vo + n * O * oplane, io + n * O * oplane, O, M[q + FW.OH], M[q + FW.OW],
-                         o0, o1, o2, M[q + FW.pool_kernel], M[q + FW.pool_kernel + 1], M[q + FW.pool_kernel + 2],
-                         M[q + FW.pool_stride], M[q + FW.pool_stride + 1], M[q + FW.pool_stride + 2],
-                         M[q + FW.pool_dilation], M[q + FW.pool_dilation + 1], M[q + FW.pool_dilation + 2], P,
-                         oplane, low)
+        _pool_max_full(WS, V, I, ys, vo + n * O * oplane, io + n * O * oplane, O, M[q + FW.OH], M[q + FW.OW],
+                       o0, o1, o2, M[q + FW.pool_kernel], M[q + FW.pool_kernel + 1], M[q + FW.pool_kernel + 2],
+                       M[q + FW.pool_stride], M[q + FW.pool_stride + 1], M[q + FW.pool_stride + 2],
+                       M[q + FW.pool_dilation], M[q + FW.pool_dilation + 1], M[q + FW.pool_dilation + 2], P,
+                       oplane, low)
 
 
 @njit(**JIT)
@@ -116,7 +137,8 @@ def _pool_bpf_samples(X, xo, Gp, go, I, io, WS, acc, so, bs, M, q, t, T):
         for i in range(O * oplane):
             WS[np.uint64(bs + i)] = 0
     for n in range(t, N, T):
-        _chunk_cols(X, xo, WS, so, so, M, q, n, ONE, OFF, direct, False)
+        if not direct:
+            _conv_cols(X, xo, WS, so, M, q, n, ONE, OFF, ONE)
         # MaxPoolGrad of the sample, as (P, O)
         _pool_unpool(Gp, go + n * O * oplane, I, io + n * O * oplane, WS, ds, O, P, oplane, ONE, O)
         for g in range(G):

@@ -3,6 +3,7 @@ only, any dtype) and the SGD write-back of a dense layer's weight as one GEMM (`
 
 Records: ``lowerings.MATMUL_BATCHED`` (``MM``: mm_blas, mm_loops) and ``lowerings.MATMUL_UPDATE``
 (``MMU``: mm_update). Transposed operands go to GEMM as transpose flags, never copied."""
+import numpy as np
 from numba import njit
 
 from ..library import BLAS_AUTO, BLAS_SMALL, BLAS_TINY, MM_LOOPS_UP_TO
@@ -107,5 +108,7 @@ def mm_update(A, B, S, Y, M, E, p):
     n = M[p + MMU.n]
     ta = M[p + MMU.ta]
     tb = M[p + MMU.tb]
-    _gemm_par(M[p + MMU.workers], ta, tb, m, n, k, -S[M[p + MMU.s_off]], A, M[p + MMU.a_off], m if ta else k,
+    # alpha as float64, like every other GEMM's: a float32 S made a second compile of _gemm_par and _gemm
+    alpha = np.float64(-S[M[p + MMU.s_off]])
+    _gemm_par(M[p + MMU.workers], ta, tb, m, n, k, alpha, A, M[p + MMU.a_off], m if ta else k,
               B, M[p + MMU.b_off], k if tb else n, 1.0, Y, M[p + MMU.y_off], n)

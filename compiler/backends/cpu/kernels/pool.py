@@ -116,10 +116,11 @@ def _unrolled_max_rows(K1, K2):
 
 
 def _unrolled_last(K1, K2):
-    """``_pool_last`` unrolled for K1 x K2 windows (K1, K2: constants of the closure)."""
+    """The channels-last max pooling loop of K1 x K2 windows (K1, K2: constants of the closure)."""
     @njit(**JIT)
     def last(Y, yo, O, n1, n2, V, I, vo, io, o0, o1, o2, s0, s1, s2, d1, d2, B, bo, hasb):
-        """``_pool_last`` of K1xK2 windows: per window, channels innermost (unit-stride loads,
+        """Max pooling of the channels-last planes (n0, n1, n2, O) at yo (every K1xK2 window
+        inside) into V, I (O, o0, o1, o2), per channel o of value + B[bo + o] where ``hasb``: per window, channels innermost (unit-stride loads,
         vectorized) with the best value and index in registers and the general path's rule (the
         first maximum; a NaN is taken, so the last NaN wins)."""
         P = o0 * o1 * o2
@@ -156,26 +157,6 @@ _pool_last_3x3 = _unrolled_last(3, 3)
 
 
 @njit(**JIT)
-def _pool_last_fast(k0, k1, k2):
-    """Whether ``_pool_last`` has an unrolled loop for this window."""
-    if k0 == 1 and k1 == 2 and k2 == 2:
-        return True
-    if k0 == 1 and k1 == 3 and k2 == 3:
-        return True
-    return False
-
-
-@njit(**JIT)
-def _pool_last(Y, yo, O, n1, n2, V, I, vo, io, o0, o1, o2, k1, k2, s0, s1, s2, d1, d2, B, bo, hasb):
-    """Max pooling of the channels-last planes (n0, n1, n2, O) at yo (``_pool_last_fast`` windows,
-    every one inside) into V, I (O, o0, o1, o2), per channel o of value + B[bo + o] where ``hasb``."""
-    if k1 == 2 and k2 == 2:
-        _pool_last_2x2(Y, yo, O, n1, n2, V, I, vo, io, o0, o1, o2, s0, s1, s2, d1, d2, B, bo, hasb)
-    if k1 == 3 and k2 == 3:
-        _pool_last_3x3(Y, yo, O, n1, n2, V, I, vo, io, o0, o1, o2, s0, s1, s2, d1, d2, B, bo, hasb)
-
-
-@njit(**JIT)
 def _pool_has_nan(X, o, n):
     """Whether X[o:o + n] holds a NaN (a vectorized count; folded away for integer dtypes)."""
     bad = 0
@@ -202,20 +183,18 @@ def _pool_max_inside(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, k0, k1, k2
 
 
 @njit(**JIT)
-def pool_max(X, V, I, M, E, p):
-    """Max pooling with PyTorch's indices: values at y_off, indices at y2_off."""
-    xo = M[p + WIN.x_off]
-    vo = M[p + WIN.y_off]
-    io = M[p + WIN.y2_off]
+def _pool_max_geometry(V, M, p):
+    """``pool_max``'s record: offsets xo, vo, io; then ``_pool_window``'s geometry; the elements per
+    input and output plane, and the padding value ``low`` of V's dtype."""
     planes, n0, n1, n2, o0, o1, o2, k0, k1, k2, s0, s1, s2, q0, q1, q2, d0, d1, d2 = _pool_window(M, p)
-    plane = n0 * n1 * n2
-    oplane = o0 * o1 * o2
-    low = _pool_lowest(V)
-    if (q0 == 0 and q1 == 0 and q2 == 0 and (o0 - 1) * s0 + (k0 - 1) * d0 < n0
-            and (o1 - 1) * s1 + (k1 - 1) * d1 < n1 and (o2 - 1) * s2 + (k2 - 1) * d2 < n2):
-        _pool_max_inside(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, k0, k1, k2, s0, s1, s2,
-                         d0, d1, d2, plane, oplane, low)
-        return
+    return (M[p + WIN.x_off], M[p + WIN.y_off], M[p + WIN.y2_off], planes, n0, n1, n2, o0, o1, o2, k0, k1, k2,
+            s0, s1, s2, q0, q1, q2, d0, d1, d2, n0 * n1 * n2, o0 * o1 * o2, _pool_lowest(V))
+
+
+@njit(**JIT)
+def _pool_max_padded(X, V, I, xo, vo, io, planes, n0, n1, n2, o0, o1, o2, k0, k1, k2, s0, s1, s2, q0, q1, q2,
+                     d0, d1, d2, plane, oplane, low):
+    """``pool_max``'s general loops: any padding, clipped ``ceil_mode`` windows, empty windows."""
     for c in range(planes):
         xb = xo + c * plane
         yb = c * oplane
@@ -238,6 +217,56 @@ def pool_max(X, V, I, M, E, p):
                                 where = r + t2 * d2 if take else where
                     V[np.uint64(vo + ob + e)] = best
                     I[np.uint64(io + ob + e)] = where
+
+
+@njit(**JIT)
+def pool_max(X, V, I, M, E, p):
+    """Max pooling with PyTorch's indices (values at y_off, indices at y2_off), its loop chosen per
+    call: the kernel of windows whose spatial sizes are known only at run time. Static ones run
+    the kernel of their path (``nn_pool.max_pool_kernel``), which compiles that loop alone."""
+    xo, vo, io, planes, n0, n1, n2, o0, o1, o2, k0, k1, k2, s0, s1, s2, q0, q1, q2, d0, d1, d2, plane, oplane, low = \
+        _pool_max_geometry(V, M, p)
+    if (q0 == 0 and q1 == 0 and q2 == 0 and (o0 - 1) * s0 + (k0 - 1) * d0 < n0
+            and (o1 - 1) * s1 + (k1 - 1) * d1 < n1 and (o2 - 1) * s2 + (k2 - 1) * d2 < n2):
+        _pool_max_inside(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, k0, k1, k2, s0, s1, s2,
+                         d0, d1, d2, plane, oplane, low)
+        return
+    _pool_max_padded(X, V, I, xo, vo, io, planes, n0, n1, n2, o0, o1, o2, k0, k1, k2, s0, s1, s2, q0, q1, q2,
+                     d0, d1, d2, plane, oplane, low)
+
+
+@njit(**JIT)
+def pool_max_padded(X, V, I, M, E, p):
+    """``pool_max``'s "general" path alone (``nn_pool.max_pool_path``)."""
+    xo, vo, io, planes, n0, n1, n2, o0, o1, o2, k0, k1, k2, s0, s1, s2, q0, q1, q2, d0, d1, d2, plane, oplane, low = \
+        _pool_max_geometry(V, M, p)
+    _pool_max_padded(X, V, I, xo, vo, io, planes, n0, n1, n2, o0, o1, o2, k0, k1, k2, s0, s1, s2, q0, q1, q2,
+                     d0, d1, d2, plane, oplane, low)
+
+
+@njit(**JIT)
+def pool_max_full(X, V, I, M, E, p):
+    """``pool_max``'s "full" path alone: every window inside the input."""
+    xo, vo, io, planes, n0, n1, n2, o0, o1, o2, k0, k1, k2, s0, s1, s2, q0, q1, q2, d0, d1, d2, plane, oplane, low = \
+        _pool_max_geometry(V, M, p)
+    _pool_max_full(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, k0, k1, k2, s0, s1, s2, d0, d1, d2,
+                   plane, oplane, low)
+
+
+@njit(**JIT)
+def pool_max_rows_2x2(X, V, I, M, E, p):
+    """``pool_max``'s "rows 2x2" path alone."""
+    xo, vo, io, planes, n0, n1, n2, o0, o1, o2, k0, k1, k2, s0, s1, s2, q0, q1, q2, d0, d1, d2, plane, oplane, low = \
+        _pool_max_geometry(V, M, p)
+    _pool_max_rows_2x2(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, s0, s1, plane, oplane, low)
+
+
+@njit(**JIT)
+def pool_max_rows_3x3(X, V, I, M, E, p):
+    """``pool_max``'s "rows 3x3" path alone."""
+    xo, vo, io, planes, n0, n1, n2, o0, o1, o2, k0, k1, k2, s0, s1, s2, q0, q1, q2, d0, d1, d2, plane, oplane, low = \
+        _pool_max_geometry(V, M, p)
+    _pool_max_rows_3x3(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, s0, s1, plane, oplane, low)
 
 
 @njit(**JIT)
