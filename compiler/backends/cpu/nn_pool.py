@@ -143,7 +143,8 @@ def _max_pool(op, b):
     x = op.inputs[0]
     values, indices = op.outputs
     k = len(op.attrs["kernel_size"])
-    b.split_call(max_pool_kernel(op), [x], values,
+    kernel = max_pool_kernel(op)
+    b.split_call(kernel if b.supports(kernel) else "pool_max", [x], values,    # a target without path kernels
                  lambda env, t, g: _window_split(env, op.attrs, x, values, k, t, g, x_off=(env.off(x), "input"),
                                                  y_off=(env.off(b.write_key(values)), "output"),
                                                  y2_off=(env.off(b.write_key(indices)), "output")),
