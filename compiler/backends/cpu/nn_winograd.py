@@ -48,9 +48,17 @@ at 144 and nothing at 252. Hence ``BLOCK_TILES`` 192 with blocks of whole sample
 (conv_block: 144 tiles, V ~1.3 MB per worker): 25.3-25.9 -> 23.2-23.5 ms a step.
 The copied-out V^T (above) then took the filter gradient from ~1.3x the forward's time to ~1.07x.
 
+Each call runs in phases (``lowerings.PHASES``, registered at the end of this module): the
+coefficients and U (``wino_prep``; ``wino_consts`` for the filter gradient), then G shares of the
+block loop that the step loop runs on its workers (share t < T: the blocks of samples
+[t N / T, (t + 1) N / T), in worker t's region), then, for the filter gradient, the workers' partial
+dU summed in worker order and dW = G^T dU G (``wino_bpf_sum``, ``wino_bwd_sum``). No kernel holds a
+``prange`` (``threads.py``).
+
 Record (``WINO_SIZE`` ints): 4 element offsets (the kernel's 2 inputs, output, workspace), then
-N, C, H, W, O, OH, OW, pad_h, pad_w, the tile rows per block, the workers T and each one's
-workspace region (``threads.py``: worker t runs the blocks of samples [t N / T, (t + 1) N / T)).
+N, C, H, W, O, OH, OW, pad_h, pad_w, the tile rows per block, the workers T (at most the
+lowering's shares) and each one's workspace region; a share's record adds its index and the
+step loop's group flag.
 Workspace: the coefficients (``NK``), U (a^2 O C), each worker's region (V: a^2 C rows, Mx / dM:
 a^2 O rows, rows of tb tiles at a stride of ``_wino_ld(tb)``; the transforms' planes and runs),
 then the other workers' partial dU (``wino_bwd``: every worker's); U and each region start on a
