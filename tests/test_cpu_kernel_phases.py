@@ -94,3 +94,33 @@ def test_winograd_calls_run_as_shares(workers, rng, monkeypatch):
     cpu, ref = run_cpu_and_reference(fetches, {X: x, W: wt})
     for got, want in zip(cpu, ref):
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10 * np.abs(want).max())
+
+
+def test_more_workers_after_lowering_keep_to_the_lowered_shares(rng, monkeypatch):
+    """A plan lowered for 2 shares, run at a new batch size after ``STATICGRAPH_KERNEL_THREADS``
+    went up to 3: its Winograd and red_Dot records keep T at most 2 (no work for a share that
+    does not exist), and the results still match the reference."""
+    monkeypatch.setenv("STATICGRAPH_KERNEL_THREADS", "2")
+    k = nn_winograd.MIN_CHANNELS
+    X, W = sg.placeholder(sg.float64, (None, k, 6, 8)), sg.placeholder(sg.float64, (k, k, 3, 3))
+    y = sg.nn.conv2d(X, W, padding=1)
+    fetches = [sg.reduce_sum(y * y)] + sg.gradients(sg.reduce_sum(y * y), [X, W])
+    wt = rng.standard_normal((k, k, 3, 3))
+    with sg.Session() as sess:
+        plan = sess.compile(fetches, [X, W])
+        plan(rng.standard_normal((3, k, 6, 8)), wt)
+        monkeypatch.setenv("STATICGRAPH_KERNEL_THREADS", "3")
+        x = rng.standard_normal((5, k, 6, 8))
+        got = plan(x, wt)
+        assert len(plan._exe.tier.layouts) == 2
+        for lay in plan._exe.tier.layouts.values():
+            for c in plan._exe.tier.prog.all_calls:
+                rec = [int(v) for v in lay.M[c.pos:c.pos + c.size]]
+                if c.kernel == "wino_bwd":
+                    assert nn_winograd._workers(rec) <= 2
+                if c.kernel == "dot_parts":
+                    assert rec[DOT_SUM_SHARE.at.shares] == 2 and rec[DOT_SUM_SHARE.at.workers] <= 2
+    with sg.Session(target="reference") as ref:
+        want = ref.run(fetches, {X: x, W: wt})
+    for g_, w_ in zip(got, want):
+        np.testing.assert_allclose(g_, w_, rtol=1e-10, atol=1e-10 * np.abs(w_).max())

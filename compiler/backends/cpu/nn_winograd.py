@@ -641,22 +641,23 @@ def _rows_per_block(n: int, oh: int, ow: int) -> int:
     return rows // _tiles(oh) * _tiles(oh) if rows >= _tiles(oh) else rows
 
 
-def _geometry(attrs: dict, xshape, wshape, yshape) -> list:
+def _geometry(attrs: dict, xshape, wshape, yshape, shares: int) -> list:
     """N, C, H, W, O, OH, OW, pad_h, pad_w, tile rows per block (the kernels' ``_wino_dims``), the
-    workers T (``threads.py``; at most one per sample) and each one's region: V, M, planes and runs."""
+    workers T (``threads.py``; at most one per sample, and at most the lowering's ``shares``: share
+    t runs worker t) and each one's region: V, M, planes and runs."""
     n, c, h, w = xshape
     oh, ow = yshape[2:]
     rb = _rows_per_block(n, oh, ow)
     tb = rb * (_tiles(ow) + 1)
-    workers = max(1, min(threads.kernel_threads(), threads.shares(), n))     # share t < T runs worker t
+    workers = max(1, min(threads.kernel_threads(), shares, n))
     return [n, c, h, w, wshape[0], oh, ow, *attrs["padding"], rb, workers,
             _ld(_A * _A * (c + wshape[0]) * _ld(tb) + _ld(tb * c) + _ld(_A * TILE * tb) + _runs() * _ld(tb + 2))]
 
 
-def workspace_size(attrs: dict, xshape, wshape, yshape, both: bool = False) -> int:
+def workspace_size(attrs: dict, xshape, wshape, yshape, shares: int, both: bool = False) -> int:
     """The coefficients, U (a^2 O C), each worker's region, then the other workers' partial dU
     (``both``, ``wino_bwd``: every worker's)."""
-    g = _geometry(attrs, xshape, wshape, yshape)
+    g = _geometry(attrs, xshape, wshape, yshape, shares)
     workers, region = g[-2:]
     u = _A * _A * g[4] * g[1]
     return NK + _ld(u) + workers * region + (workers - 1 + both) * u
@@ -666,8 +667,9 @@ def lower(b, op, kernel: str, inputs, shapes_of, attrs: dict) -> None:
     """One Winograd kernel call (``wino_fwd``, ``wino_bpi`` or ``wino_bpf``); ``shapes_of(env)``:
     the shapes of the convolution's input, weight and (forward) output."""
     out = op.outputs[0]
-    ws = b.workspace(inputs[0].dtype, lambda env: (workspace_size(attrs, *shapes_of(env)),), "winograd tiles")
-    record = WinoRecord(attrs, shapes_of, (*inputs, b.write_key(out), ws))
+    g = threads.shares()
+    ws = b.workspace(inputs[0].dtype, lambda env: (workspace_size(attrs, *shapes_of(env), g),), "winograd tiles")
+    record = WinoRecord(attrs, shapes_of, g, (*inputs, b.write_key(out), ws))
     b.call(kernel, list(inputs), out, record, WINO_SIZE, extra=[ws])
 
 
@@ -678,11 +680,12 @@ class WinoRecord:
     shapes), then the offsets of ``tail`` (``wino_bwd``: W and dW)."""
     attrs: dict
     shapes_of: Callable
+    shares: int         # the lowering's threads.shares(): its calls' share count
     keys: tuple
     tail: tuple = ()
 
     def __call__(self, env) -> List[int]:
-        return ([env.off(k) for k in self.keys] + _geometry(self.attrs, *self.shapes_of(env))
+        return ([env.off(k) for k in self.keys] + _geometry(self.attrs, *self.shapes_of(env), self.shares)
                 + [env.off(k) for k in self.tail])
 
 
@@ -716,10 +719,11 @@ def fuse_backward(lowering) -> None:
             dw = bpf.args[2]
             shapes_of = lambda env, x=x, w=w_, dy=dy_: (env.shape(x), env.shape(w), env.shape(dy))   # noqa: E731
             attrs = bpi.op.attrs
-            ws = lowering.workspace(x.dtype, lambda env, s=shapes_of, a=attrs: (workspace_size(a, *s(env), True),),
+            g = threads.shares()
+            ws = lowering.workspace(x.dtype, lambda env, s=shapes_of, a=attrs, g=g: (workspace_size(a, *s(env), g, True),),
                                     "winograd tiles (both gradients)")
             xk = bpf.args[0]
-            record = WinoRecord(attrs, shapes_of, (xk, dy, dx, ws), (w, dw))
+            record = WinoRecord(attrs, shapes_of, g, (xk, dy, dx, ws), (w, dw))
             fused = Call("wino_bwd", (xk, dy, w, dx, dw, ws), record, WINO_SIZE + 2, bpi.op, n_in=3)
             prog.calls[i] = fused
             del prog.calls[j]
