@@ -11,7 +11,7 @@ KERNEL_FILES = [Path(library.__file__).parent / f for f in library.KERNEL_FILES]
 
 # (helper, argument position) where a literal selects the kernel's mode on purpose
 MODE_ARGUMENTS = {("_chunk_cols", 11), ("_conv_taps", 7), ("_conv_implicit_taps", 10),
-                  ("_pool_avg_run", 5), ("_wino_blocks", 9)}
+                  ("_pool_avg_run", 5), ("_wino_share", 9)}
 LITERAL = re.compile(r"-?\d+|True|False")
 
 

@@ -21,9 +21,18 @@ CONV = dict(stride=(1, 1), padding=(1, 1), dilation=(1, 1), groups=1)
 REL = {np.float64: 1e-10, np.float32: 2e-5}
 
 
+# the phase kernels each Winograd call becomes (``nn_winograd``'s ``runs_in_phases``)
+PHASES = {"fwd": ["wino_fwd", "wino_prep"], "bpi": ["wino_bpi", "wino_prep"],
+          "bpf": ["wino_bpf", "wino_bpf_sum", "wino_consts"], "bwd": ["wino_bwd", "wino_bwd_prep", "wino_bwd_sum"]}
+
+
+def _phases(*calls):
+    return sorted({k for c in calls for k in PHASES[c]})
+
+
 # which gradients a graph asks for, and the kernels its cpu plan then calls: both at once run as
 # one wino_bwd (``nn_winograd.fuse_backward``)
-GRADS = {"both": ["wino_bwd", "wino_fwd"], "input": ["wino_bpi", "wino_fwd"], "filter": ["wino_bpf", "wino_fwd"]}
+GRADS = {"both": _phases("bwd", "fwd"), "input": _phases("bpi", "fwd"), "filter": _phases("bpf", "fwd")}
 
 
 def _graph(n, c, o, h, w, pad, dtype, batch=None, grads="both"):
@@ -120,7 +129,7 @@ def test_chooser_takes_3x3_stride_1_convs_with_enough_channels():
 
 def test_plans_use_winograd_only_where_it_applies():
     feeds, fetches = _graph(2, K, K, 6, 5, 1, np.float32)
-    assert _kernels(fetches, feeds) == ["wino_bwd", "wino_fwd"]
+    assert _kernels(fetches, feeds) == _phases("bwd", "fwd")
     sg.reset_default_graph()
     feeds, fetches = _graph(2, K - 1, K, 6, 5, 1, np.float32)
     assert _kernels(fetches, feeds) == ["conv_bpf", "conv_bpf_reduce", "conv_bpi", "conv_fwd"]
@@ -165,7 +174,7 @@ def test_tile_blocks_split_over_workers(workers, dtype, grads, rng, monkeypatch)
     alone, or beside U when both gradients run at once)."""
     monkeypatch.setenv("STATICGRAPH_KERNEL_THREADS", str(workers))
     monkeypatch.setattr(nn_winograd, "BLOCK_TILES", 9)
-    geometry = nn_winograd._geometry(CONV, (5, K, 7, 5), (K + 1, K, 3, 3), (5, K + 1, 7, 5))
+    geometry = nn_winograd._geometry(CONV, (5, K, 7, 5), (K + 1, K, 3, 3), (5, K + 1, 7, 5), workers)
     assert geometry[-3:-1] == [2, workers]     # tile rows per block (3 fit: one sample's 2), workers
     _check(rng, 5, K, K + 1, 7, 5, 1, dtype, grads)
 
@@ -178,8 +187,8 @@ def test_gradients_of_different_convs_are_not_fused(rng):
     W = sg.placeholder(sg.float64, wshape)
     values = {t: rng.standard_normal(shape) for t in (X, X2, DY, DY2)}
     values[W] = rng.standard_normal(wshape)
-    for dy2, x2, kernels in ((DY2, X, ["wino_bpf", "wino_bpi"]), (DY, X2, ["wino_bpf", "wino_bpi"]),
-                             (DY, X, ["wino_bwd"])):
+    for dy2, x2, kernels in ((DY2, X, _phases("bpf", "bpi")), (DY, X2, _phases("bpf", "bpi")),
+                             (DY, X, _phases("bwd"))):
         fetches = [conv_backprop_input(DY, W, X, **CONV), conv_backprop_filter(x2, dy2, W, **CONV)]
         assert _kernels(fetches, list(values)) == kernels
         cpu, ref = run_cpu_and_reference(fetches, values)
@@ -207,5 +216,5 @@ def test_new_batch_size_in_the_same_plan(rng):
 def test_kernels_run_as_python_without_jit(tmp_path, rng):
     """Odd, narrow planes (MIN_WIDTH 1, as in the in-process tests), both gradients: one wino_bwd."""
     check_conv_without_jit(tmp_path, int(rng.integers(1 << 30)), (2, 16, 3, 5), (16, 16, 3, 3), 1,
-                           ["wino_bwd", "wino_fwd"],
+                           _phases("bwd", "fwd"),
                            prelude="from compiler.backends.cpu import nn_winograd\nnn_winograd.MIN_WIDTH = 1")

@@ -8,6 +8,7 @@ import pytest
 pytestmark = pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")   # inf - inf in NumPy
 
 import staticgraph as sg
+from compiler.backends.cpu import threads
 from compiler.backends.cpu.lowerings import DOT_SUM, sum_path
 from staticgraph.ops.reduce import sum_to_like
 from helpers import run_cpu_and_reference, train_on_cpu_and_reference
@@ -176,9 +177,9 @@ def test_sum_of_a_product_runs_as_one_dot_pass(shape, dtype, workers, rng, monke
         plan = sess.compile([sq, dot], [A, B, C])
         got = plan(a, b, a)
     kernels = [c.kernel for c in plan._exe.tier.prog.calls]
-    assert kernels == ["red_Dot", "red_Dot"], kernels
-    threads = {rec[DOT_SUM.at.workers] for _, rec in _plan_records(plan, "red_Dot")}
-    assert threads == {workers if a.size >= 1 << 16 else 1}
+    assert kernels == 2 * (["dot_parts"] * threads.shares() + ["dot_total"]), kernels
+    threads_ = {rec[DOT_SUM.at.workers] for _, rec in _plan_records(plan, "dot_total")}
+    assert threads_ == {workers if a.size >= 1 << 16 else 1}
     for value, x in zip(got, (a.astype(np.float64) * a, a.astype(np.float64) * b)):
         _check_sum(value, (x.astype(dtype)), None, dtype)      # products rounded to dtype, summed in float64
 
@@ -201,7 +202,7 @@ def test_products_read_elsewhere_or_broadcast_are_not_fused(rng):
             plan = sess.compile(fetches, [A, B])
             got = plan(a, a)
         kernels = [c.kernel for c in plan._exe.tier.prog.calls]
-        assert "ew_Mul" in kernels and "red_Dot" not in kernels, (why, kernels)
+        assert "ew_Mul" in kernels and "dot_parts" not in kernels, (why, kernels)
         with sg.Session(target="reference") as ref:
             want = ref.run(fetches, {A: a, B: a})
         for g, w in zip(got, want):
@@ -221,7 +222,7 @@ def test_squared_error_training_step_matches_the_reference(rng):
     init = [rng.normal(size=(8, 3))]
     with sg.Session() as sess:
         sess.run(sg.global_variables_initializer())
-        assert "red_Dot" in [c.kernel for c in sess.compile([train, loss], [X, Y])._exe.tier.prog.calls]
+        assert "dot_total" in [c.kernel for c in sess.compile([train, loss], [X, Y])._exe.tier.prog.calls]
     cpu, ref = train_on_cpu_and_reference([w], init, [loss, grad], train, {X: x, Y: y})
     for got, want in zip(cpu, ref):
         for g, v in zip(got, want):

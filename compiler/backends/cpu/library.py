@@ -211,9 +211,9 @@ _GENERATED_HEADER = '''\
 # kernels: {kernels}
 # config: {config}
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from {pkg}.base import JIT as _JIT, PJIT as _PJIT
+from {pkg}.base import JIT as _JIT
 {imports}
 
 MAXR = {maxr}

@@ -452,24 +452,33 @@ def fuse_sum_of_products(lowering) -> None:
         if any(k in prog.alias or not hasattr(k, "shape") for k in (a, b)):
             continue
         out = red.args[-1]
-        ws = lowering.workspace(np.float64, lambda env: (DOT_WORKERS,), "partial sums")
-        record = lambda env, a=a, b=b, out=out, ws=ws: _dot_record(env, a, b, out, ws)      # noqa: E731
+        ws = lowering.workspace(np.float64, lambda env: (DOT_PARTS,), "partial sums")
+        record = lambda env, a=a, b=b, out=out, ws=ws, g=threads.shares(): _dot_record(env, a, b, out, ws, g)   # noqa: E731
         prog.calls[prog.calls.index(mul)] = type(mul)("red_Dot", (a, b, out, ws), record, DOT_SUM.size, red.op, n_in=2)
         prog.calls.remove(red)
 
 
-DOT_WORKERS = threads.MAX_SHARES    # the partial sums' workspace (a layout's workers are fewer)
-DOT_SHARE = 1 << 16                 # red_Dot splits its run over the workers from this many products
-# the n products of a at a_off and b at b_off summed into y at y_off, over ``workers`` partial sums at
-# ws_off (float64)
-DOT_SUM = RecordSpec("dot_sum", "n a_off b_off y_off workers ws_off")
+DOT_PARTS = threads.MAX_SHARES      # runs of at least DOT_SHARE products are summed in this many parts
+DOT_SHARE = 1 << 16
+# the n products of a at a_off and b at b_off summed into y at y_off over ``parts`` float64 partial
+# sums at ws_off (DOT_PARTS from DOT_SHARE products, else 1: the same parts, so the same sum, for
+# every worker count), computed by ``shares`` share calls (the lowering's G), on ``workers`` at once
+DOT_SUM = RecordSpec("dot_sum", "n parts shares a_off b_off y_off workers ws_off")
+# a share of red_Dot's partial sums (``PHASES``): the record, the share's index, the group flag
+DOT_SUM_SHARE = DOT_SUM.extend("dot_sum_share", "share group")
 
 
-def _dot_record(env, a, b, out, ws) -> List[int]:
+def _dot_record(env, a, b, out, ws, shares: int) -> List[int]:
     n = int(np.prod(env.shape(a), dtype=np.int64))
-    workers = min(threads.kernel_threads(), DOT_WORKERS) if n >= DOT_SHARE else 1
-    return DOT_SUM.pack(dict(n=n, a_off=env.off(a), b_off=env.off(b), y_off=env.off(out), workers=max(1, workers),
-                             ws_off=env.off(ws)))
+    parts = DOT_PARTS if n >= DOT_SHARE else 1
+    workers = min(threads.kernel_threads(), shares, parts)
+    return DOT_SUM.pack(dict(n=n, parts=parts, shares=shares, a_off=env.off(a), b_off=env.off(b), y_off=env.off(out),
+                             workers=max(1, workers), ws_off=env.off(ws)))
+
+
+# red_Dot (a, b, y, ws) runs in phases: the partial sums, shared over the workers, then their sum in order
+runs_in_phases("red_Dot", lambda rec: rec[DOT_SUM.at.workers], Phase("dot_parts", (0, 1, 3), 2, True),
+               Phase("dot_total", (3, 2), 1, False))
 
 
 @lowers("ArgMax")

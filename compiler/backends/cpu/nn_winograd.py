@@ -48,9 +48,17 @@ at 144 and nothing at 252. Hence ``BLOCK_TILES`` 192 with blocks of whole sample
 (conv_block: 144 tiles, V ~1.3 MB per worker): 25.3-25.9 -> 23.2-23.5 ms a step.
 The copied-out V^T (above) then took the filter gradient from ~1.3x the forward's time to ~1.07x.
 
+Each call runs in phases (``lowerings.PHASES``, registered at the end of this module): the
+coefficients and U (``wino_prep``; ``wino_consts`` for the filter gradient), then G shares of the
+block loop that the step loop runs on its workers (share t < T: the blocks of samples
+[t N / T, (t + 1) N / T), in worker t's region), then, for the filter gradient, the workers' partial
+dU summed in worker order and dW = G^T dU G (``wino_bpf_sum``, ``wino_bwd_sum``). No kernel holds a
+``prange`` (``threads.py``).
+
 Record (``WINO_SIZE`` ints): 4 element offsets (the kernel's 2 inputs, output, workspace), then
-N, C, H, W, O, OH, OW, pad_h, pad_w, the tile rows per block, the workers T and each one's
-workspace region (``threads.py``: worker t runs the blocks of samples [t N / T, (t + 1) N / T)).
+N, C, H, W, O, OH, OW, pad_h, pad_w, the tile rows per block, the workers T (at most the
+lowering's shares) and each one's workspace region; a share's record adds its index and the
+step loop's group flag.
 Workspace: the coefficients (``NK``), U (a^2 O C), each worker's region (V: a^2 C rows, Mx / dM:
 a^2 O rows, rows of tb tiles at a stride of ``_wino_ld(tb)``; the transforms' planes and runs),
 then the other workers' partial dU (``wino_bwd``: every worker's); U and each region start on a
@@ -66,6 +74,7 @@ import numpy as np
 
 from . import threads
 from .lowering import Call
+from .lowerings import Phase, runs_in_phases
 
 # B^T (a x a), G (a x 3), A^T (m x a) of F(m x m, 3 x 3)
 MATRICES = {
@@ -436,89 +445,131 @@ def _wino_rows(A, ao, B, bo_, Z, zo, WS, M, p, direction, t, T):
             _wino_scatter(Z, zo, WS, vo, bo, ko, M, q, r0, nr)
 
 
-@njit(**_PJIT)
-def _wino_blocks(A, ao, B, bo_, Z, zo, WS, M, p, direction):
-    """The block loop of the three kernels over the record's workers (``_wino_rows``), their GEMMs
-    on at most __THREADS__ BLAS threads; the filter gradient's partial dU summed into U after."""
-    q = p + 4
-    T = M[q + 10]
-    nt = _blas_at_most(np.int64(__THREADS__))
-    if T == 1:
-        _wino_rows(A, ao, B, bo_, Z, zo, WS, M, p, direction, np.int64(0), np.int64(1))
-    else:
-        for u in prange(T):
-            t = np.int64(u)     # prange's index is unsigned: callees typed for int64 are reused
-            _wino_rows(A, ao, B, bo_, Z, zo, WS, M, p, direction, t, T)
-    if direction >= 2 and T > 1:      # the partial dU summed into U's place (2) or worker 0's region (3)
-        uo = M[p + 3] + __NK__
-        n = __AA__ * M[q + 4] * M[q + 1]
-        parts = _wino_parts(M, q, uo)
-        acc, first = (uo, parts) if direction == 2 else (parts, parts + n)
-        for t in range(T - 1):
-            for i in range(n):
-                WS[acc + i] += WS[first + t * n + i]
-    _blas_restore(np.int64(__THREADS__), nt)
+@njit(**_JIT)
+def _wino_empty(M, p):
+    """The record's conv has no output tile: its kernels only zero their outputs."""
+    N, C, H, Wd, O, OH, OW, ph, pw, rb, TH, TW, Wp = _wino_dims(M, p + 4)
+    return N * TH * TW == 0
 
 
 @njit(**_JIT)
-def wino_fwd(X, Wt, Y, WS, M, E, p):
-    """Y (N, O, OH, OW) = Conv(X, W) for a 3x3 filter, stride 1, by Winograd F(__M__x__M__, 3x3)."""
-    xo, wo, yo, q, ko, uo, vo, mo, bo = _wino_layout(M, p)
-    N, C, H, Wd, O, OH, OW, ph, pw, rb, TH, TW, Wp = _wino_dims(M, q)
-    if N * TH * TW == 0:
-        return
+def _wino_zero(Z, zo, n):
+    for i in range(n):
+        Z[zo + i] = 0
+
+
+@njit(**_JIT)
+def _wino_share(A, ao, B, bo_, Z, zo, WS, M, p, direction, t):
+    """Share t of a kernel's block loop (``_wino_rows``): worker t's samples, nothing at or past the
+    record's T; its GEMMs on at most __THREADS__ BLAS threads (one while the shares run at once)."""
+    T = M[p + 14]
+    if t < T and not _wino_empty(M, p):
+        nt = _blas_at_most(np.int64(__THREADS__))
+        _wino_rows(A, ao, B, bo_, Z, zo, WS, M, p, direction, t, T)
+        _blas_restore(np.int64(__THREADS__), nt)
+
+
+@njit(**_JIT)
+def _wino_sum_parts(WS, acc, first, n, T):
+    """WS[acc:acc + n] += the T - 1 partial sums of n elements at first, in worker order."""
+    for t in range(T - 1):
+        for i in range(n):
+            WS[acc + i] += WS[first + t * n + i]
+
+
+@njit(**_JIT)
+def _wino_prep(Wt, wo, WS, M, p):
+    """The coefficients and U = G g G^T (W at wo) into the workspace."""
+    xo, _, yo, q, ko, uo, vo, mo, bo = _wino_layout(M, p)
     _wino_consts(WS, ko)
-    _wino_weights(Wt, wo, WS, uo, O, C)
-    _wino_blocks(X, xo, X, xo, Y, yo, WS, M, p, 0)
+    _wino_weights(Wt, wo, WS, uo, M[q + 4], M[q + 1])
 
 
 @njit(**_JIT)
-def wino_bpi(DY, Wt, DX, WS, M, E, p):
-    """DX (N, C, H, W) = ConvBackpropInput(DY, W) for a 3x3 filter, stride 1: the adjoint of wino_fwd."""
-    dyo, wo, dxo, q, ko, uo, vo, mo, bo = _wino_layout(M, p)
-    N, C, H, Wd, O, OH, OW, ph, pw, rb, TH, TW, Wp = _wino_dims(M, q)
-    if N * TH * TW == 0:
-        for i in range(N * C * H * Wd):
-            DX[dxo + i] = 0
+def wino_prep(Wt, WS, M, E, p):
+    """The first phase of wino_fwd and wino_bpi: the coefficients and U."""
+    _wino_prep(Wt, M[p + 1], WS, M, p)
+
+
+@njit(**_JIT)
+def wino_bwd_prep(Wt, WS, M, E, p):
+    """The first phase of wino_bwd: the coefficients and U (W's offset after the geometry)."""
+    _wino_prep(Wt, M[p + __WINO_SIZE__], WS, M, p)
+
+
+@njit(**_JIT)
+def wino_consts(WS, M, E, p):
+    """The first phase of wino_bpf: the coefficients."""
+    _wino_consts(WS, M[p + 3])
+
+
+@njit(**_JIT)
+def wino_fwd(X, Y, WS, M, E, p):
+    """Share t (after the record) of Y (N, O, OH, OW) = Conv(X, W) for a 3x3 filter, stride 1, by
+    Winograd F(__M__x__M__, 3x3). Phases: ``wino_prep``, these shares."""
+    _wino_share(X, M[p], X, M[p], Y, M[p + 2], WS, M, p, 0, M[p + __WINO_SIZE__])
+
+
+@njit(**_JIT)
+def wino_bpi(DY, DX, WS, M, E, p):
+    """Share t of DX (N, C, H, W) = ConvBackpropInput(DY, W) for a 3x3 filter, stride 1: the adjoint
+    of wino_fwd. Phases: ``wino_prep``, these shares."""
+    t = M[p + __WINO_SIZE__]
+    if _wino_empty(M, p):
+        if t == 0:
+            _wino_zero(DX, M[p + 2], M[p + 4] * M[p + 5] * M[p + 6] * M[p + 7])
         return
-    _wino_consts(WS, ko)
-    _wino_weights(Wt, wo, WS, uo, O, C)
-    _wino_blocks(DY, dyo, DY, dyo, DX, dxo, WS, M, p, 1)
+    _wino_share(DY, M[p], DY, M[p], DX, M[p + 2], WS, M, p, 1, t)
 
 
 @njit(**_JIT)
-def wino_bpf(X, DY, DW, WS, M, E, p):
-    """DW (O, C, 3, 3) = ConvBackpropFilter(X, DY) for a 3x3 filter, stride 1: dU[xi] summed over
-    tile blocks (GEMM's beta), then G^T dU G."""
+def wino_bpf(X, DY, WS, M, E, p):
+    """Share t of DW (O, C, 3, 3) = ConvBackpropFilter(X, dY) for a 3x3 filter, stride 1: worker t's
+    partial dU[xi], summed over its tile blocks (GEMM's beta). Phases: ``wino_consts``, these shares,
+    ``wino_bpf_sum``."""
+    _wino_share(X, M[p], DY, M[p + 1], X, M[p], WS, M, p, 2, M[p + __WINO_SIZE__])
+
+
+@njit(**_JIT)
+def wino_bpf_sum(DW, WS, M, E, p):
+    """The last phase of wino_bpf: the workers' partial dU summed into U's place in worker order,
+    then dW = G^T dU G."""
     xo, dyo, dwo, q, ko, uo, vo, mo, bo = _wino_layout(M, p)
-    N, C, H, Wd, O, OH, OW, ph, pw, rb, TH, TW, Wp = _wino_dims(M, q)
-    if N * TH * TW == 0:
-        for i in range(O * C * 9):
-            DW[dwo + i] = 0
+    O, C, T = M[q + 4], M[q + 1], M[q + 10]
+    if _wino_empty(M, p):
+        _wino_zero(DW, dwo, O * C * 9)
         return
-    _wino_consts(WS, ko)
-    _wino_blocks(X, xo, DY, dyo, X, xo, WS, M, p, 2)
+    _wino_sum_parts(WS, uo, _wino_parts(M, q, uo), __AA__ * O * C, T)
     _wino_filter_back(DW, dwo, WS, uo, O, C)
 
 
 @njit(**_JIT)
-def wino_bwd(X, DY, Wt, DX, DW, WS, M, E, p):
-    """DX and DW of one conv at once (``fuse_backward``): wino_bpi's and wino_bpf's blocks in one
-    pass, each block's output-gradient transform dM computed once for both GEMMs. Record: wino_bpf's
-    (X, dY, dX, workspace offsets and the geometry), then W's and dW's offsets."""
-    xo, dyo, dxo, q, ko, uo, vo, mo, bo = _wino_layout(M, p)
-    N, C, H, Wd, O, OH, OW, ph, pw, rb, TH, TW, Wp = _wino_dims(M, q)
-    wo, dwo = M[q + 12], M[q + 13]
-    if N * TH * TW == 0:
-        for i in range(N * C * H * Wd):
-            DX[dxo + i] = 0
-        for i in range(O * C * 9):
-            DW[dwo + i] = 0
+def wino_bwd(X, DY, DX, WS, M, E, p):
+    """Share t of DX and DW of one conv at once (``fuse_backward``): wino_bpi's and wino_bpf's blocks
+    in one pass, each block's output-gradient transform dM computed once for both GEMMs; every
+    worker's partial dU in its own region. Record: wino_bpf's (X, dY, dX, workspace offsets and the
+    geometry), then W's and dW's offsets, then the share. Phases: ``wino_bwd_prep``, these shares,
+    ``wino_bwd_sum``."""
+    t = M[p + __WINO_SIZE__ + 2]
+    if _wino_empty(M, p):
+        if t == 0:
+            _wino_zero(DX, M[p + 2], M[p + 4] * M[p + 5] * M[p + 6] * M[p + 7])
         return
-    _wino_consts(WS, ko)
-    _wino_weights(Wt, wo, WS, uo, O, C)
-    _wino_blocks(X, xo, DY, dyo, DX, dxo, WS, M, p, 3)
-    _wino_filter_back(DW, dwo, WS, _wino_parts(M, q, uo), O, C)
+    _wino_share(X, M[p], DY, M[p + 1], DX, M[p + 2], WS, M, p, 3, t)
+
+
+@njit(**_JIT)
+def wino_bwd_sum(DW, WS, M, E, p):
+    """The last phase of wino_bwd: the workers' partial dU summed into worker 0's in worker order,
+    then dW = G^T dU G."""
+    xo, dyo, dxo, q, ko, uo, vo, mo, bo = _wino_layout(M, p)
+    O, C, T = M[q + 4], M[q + 1], M[q + 10]
+    parts = _wino_parts(M, q, uo)
+    if _wino_empty(M, p):
+        _wino_zero(DW, M[q + 13], O * C * 9)
+        return
+    _wino_sum_parts(WS, parts, parts + __AA__ * O * C, __AA__ * O * C, T)
+    _wino_filter_back(DW, M[q + 13], WS, parts, O, C)
 '''
 
 
@@ -545,7 +596,8 @@ def _source() -> str:
     for key, text in passes.items():
         src = src.replace(key, text)
     for key, value in (("__M__", m), ("__A__", a), ("__AA__", a * a), ("__OV__", _OV), ("__NK__", NK),
-                       ("__THREADS__", BLAS_THREADS), ("__ALIGN__", ALIGN)):
+                       ("__THREADS__", BLAS_THREADS), ("__ALIGN__", ALIGN),
+                       ("__WINO_SIZE__", WINO_SIZE)):
         src = src.replace(key, str(value))
     widths = sorted({int(line.split("_lc")[1].split("(")[0]) for line in src.splitlines() if "_lc" in line and "(WS" in line})
     return "".join(_lc_source(k) for k in widths) + _ilv_source() + _weights_source() + src
@@ -589,22 +641,23 @@ def _rows_per_block(n: int, oh: int, ow: int) -> int:
     return rows // _tiles(oh) * _tiles(oh) if rows >= _tiles(oh) else rows
 
 
-def _geometry(attrs: dict, xshape, wshape, yshape) -> list:
+def _geometry(attrs: dict, xshape, wshape, yshape, shares: int) -> list:
     """N, C, H, W, O, OH, OW, pad_h, pad_w, tile rows per block (the kernels' ``_wino_dims``), the
-    workers T (``threads.py``; at most one per sample) and each one's region: V, M, planes and runs."""
+    workers T (``threads.py``; at most one per sample, and at most the lowering's ``shares``: share
+    t runs worker t) and each one's region: V, M, planes and runs."""
     n, c, h, w = xshape
     oh, ow = yshape[2:]
     rb = _rows_per_block(n, oh, ow)
     tb = rb * (_tiles(ow) + 1)
-    workers = max(1, min(threads.kernel_threads(), n))
+    workers = max(1, min(threads.kernel_threads(), shares, n))
     return [n, c, h, w, wshape[0], oh, ow, *attrs["padding"], rb, workers,
             _ld(_A * _A * (c + wshape[0]) * _ld(tb) + _ld(tb * c) + _ld(_A * TILE * tb) + _runs() * _ld(tb + 2))]
 
 
-def workspace_size(attrs: dict, xshape, wshape, yshape, both: bool = False) -> int:
+def workspace_size(attrs: dict, xshape, wshape, yshape, shares: int, both: bool = False) -> int:
     """The coefficients, U (a^2 O C), each worker's region, then the other workers' partial dU
     (``both``, ``wino_bwd``: every worker's)."""
-    g = _geometry(attrs, xshape, wshape, yshape)
+    g = _geometry(attrs, xshape, wshape, yshape, shares)
     workers, region = g[-2:]
     u = _A * _A * g[4] * g[1]
     return NK + _ld(u) + workers * region + (workers - 1 + both) * u
@@ -614,8 +667,9 @@ def lower(b, op, kernel: str, inputs, shapes_of, attrs: dict) -> None:
     """One Winograd kernel call (``wino_fwd``, ``wino_bpi`` or ``wino_bpf``); ``shapes_of(env)``:
     the shapes of the convolution's input, weight and (forward) output."""
     out = op.outputs[0]
-    ws = b.workspace(inputs[0].dtype, lambda env: (workspace_size(attrs, *shapes_of(env)),), "winograd tiles")
-    record = WinoRecord(attrs, shapes_of, (*inputs, b.write_key(out), ws))
+    g = threads.shares()
+    ws = b.workspace(inputs[0].dtype, lambda env: (workspace_size(attrs, *shapes_of(env), g),), "winograd tiles")
+    record = WinoRecord(attrs, shapes_of, g, (*inputs, b.write_key(out), ws))
     b.call(kernel, list(inputs), out, record, WINO_SIZE, extra=[ws])
 
 
@@ -626,11 +680,12 @@ class WinoRecord:
     shapes), then the offsets of ``tail`` (``wino_bwd``: W and dW)."""
     attrs: dict
     shapes_of: Callable
+    shares: int         # the lowering's threads.shares(): its calls' share count
     keys: tuple
     tail: tuple = ()
 
     def __call__(self, env) -> List[int]:
-        return ([env.off(k) for k in self.keys] + _geometry(self.attrs, *self.shapes_of(env))
+        return ([env.off(k) for k in self.keys] + _geometry(self.attrs, *self.shapes_of(env), self.shares)
                 + [env.off(k) for k in self.tail])
 
 
@@ -664,11 +719,29 @@ def fuse_backward(lowering) -> None:
             dw = bpf.args[2]
             shapes_of = lambda env, x=x, w=w_, dy=dy_: (env.shape(x), env.shape(w), env.shape(dy))   # noqa: E731
             attrs = bpi.op.attrs
-            ws = lowering.workspace(x.dtype, lambda env, s=shapes_of, a=attrs: (workspace_size(a, *s(env), True),),
+            g = threads.shares()
+            ws = lowering.workspace(x.dtype, lambda env, s=shapes_of, a=attrs, g=g: (workspace_size(a, *s(env), g, True),),
                                     "winograd tiles (both gradients)")
             xk = bpf.args[0]
-            record = WinoRecord(attrs, shapes_of, (xk, dy, dx, ws), (w, dw))
+            record = WinoRecord(attrs, shapes_of, g, (xk, dy, dx, ws), (w, dw))
             fused = Call("wino_bwd", (xk, dy, w, dx, dw, ws), record, WINO_SIZE + 2, bpi.op, n_in=3)
             prog.calls[i] = fused
             del prog.calls[j]
             break
+
+
+def _workers(rec: list) -> int:
+    """The workers T of a Winograd record (``_geometry``)."""
+    return rec[4 + 10]
+
+
+# The kernels run in phases (``lowerings.PHASES``): the coefficients and U, then the samples' shares
+# on the kernel workers (their partial dU in their regions), then the filter gradient's sum of the
+# partial dU and dW = G^T dU G. args: wino_fwd / wino_bpi (X or dY, W, Y or dX, WS); wino_bpf
+# (X, dY, dW, WS); wino_bwd (X, dY, W, dX, dW, WS)
+runs_in_phases("wino_fwd", _workers, Phase("wino_prep", (1, 3), 1, False), Phase("wino_fwd", (0, 2, 3), 1, True))
+runs_in_phases("wino_bpi", _workers, Phase("wino_prep", (1, 3), 1, False), Phase("wino_bpi", (0, 2, 3), 1, True))
+runs_in_phases("wino_bpf", _workers, Phase("wino_consts", (3,), 0, False), Phase("wino_bpf", (0, 1, 3), 2, True),
+               Phase("wino_bpf_sum", (2, 3), 0, False))
+runs_in_phases("wino_bwd", _workers, Phase("wino_bwd_prep", (2, 5), 1, False),
+               Phase("wino_bwd", (0, 1, 3, 5), 2, True), Phase("wino_bwd_sum", (4, 5), 0, False))

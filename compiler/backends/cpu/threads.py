@@ -1,13 +1,15 @@
 """Worker threads of the step loop's call groups and of the kernels that still split their own work.
 
-The conv family, single-tile Winograd, pooling and large elementwise calls are split at lowering
-into shares (``Lowering.split_call``, and ``lowerings.PHASES`` for kernels with several steps):
-the step loop runs a group's shares on T workers, each with its own region of the kernel's
+The conv family, both Winograd families, ``red_Dot``, pooling and large elementwise calls are split
+at lowering into shares (``Lowering.split_call``, and ``lowerings.PHASES`` for kernels with several
+steps): the step loop runs a group's shares on T workers, each with its own region of the kernel's
 workspace and its GEMMs on one BLAS thread, so the im2col copies, transforms and GEMMs of both
-halves run at once instead of one core copying while BLAS splits each small GEMM. Winograd
-F(4x4, 3x3), ``red_Dot`` and large GEMMs (``gemm._gemm_par``) still split with a ``prange(T)``
-inside the kernel. T is part of each record, written at plan entry (``kernel_threads()``); with
-T = 1 the shares run one after another and never touch the threading layer.
+halves run at once instead of one core copying while BLAS splits each small GEMM; the kernels
+themselves are serial (a ``prange`` body costs Numba several optimisations of everything it
+calls). Only large GEMMs (``gemm._gemm_par``: matmuls, the SGD write-back ``mm_update``, implicit
+convs) still split with a ``prange(T)`` inside the kernel. T is part of each record, written at
+plan entry (``kernel_threads()``, at most the lowering's ``shares()`` where shares do the work);
+with T = 1 the shares run one after another and never touch the threading layer.
 
 T is 1 when ``STATICGRAPH_KERNEL_THREADS=1``, when Numba has no thread-safe threading layer
 (OpenMP or TBB: plans may run in several Python threads at once, and Numba's ``workqueue`` layer

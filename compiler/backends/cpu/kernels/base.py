@@ -5,7 +5,7 @@ from numba import njit
 
 
 JIT = dict(cache=True, error_model="numpy", nogil=True)
-PJIT = dict(JIT, parallel=True)      # kernels with a ``prange`` over worker threads (see threads.py)
+PJIT = dict(JIT, parallel=True)      # a kernel with a ``prange`` over worker threads (gemm._gemm_par, see threads.py)
 # Constant arguments of the kernels' helper calls: NumPy scalars are typed int64 / bool, where a
 # bare 0, 1, True or False is a literal type that Numba compiles (and links) one more
 # specialisation of the callee for.

@@ -1,14 +1,17 @@
 """``red_Dot``: the sum of a product over all elements in one pass (``lowerings.fuse_sum_of_products``:
 ``ReduceSum(Mul(a, b))`` where only the sum reads the product), each product rounded to the operands'
-dtype and summed in float64 as ``red_SumF`` sums it, in bands over the kernel workers. Record:
-``lowerings.DOT_SUM`` (``DOT``)."""
+dtype and summed in float64 as ``red_SumF`` sums it. It runs in phases (``lowerings.PHASES``): the
+partial sums of the record's parts in shares on the kernel workers (``dot_parts``), then their sum
+in order (``dot_total``). The parts depend on the run's length only, so the sum is the same for
+every worker count. Records: ``lowerings.DOT_SUM`` (``DOT``), its shares' ``DOT_SUM_SHARE``."""
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from ..lowerings import DOT_SUM
-from .base import JIT, PJIT
+from ..lowerings import DOT_SUM, DOT_SUM_SHARE
+from .base import JIT
 
 DOT = DOT_SUM.at     # module names: unique over kernels/ (library.SOURCE imports them all)
+DOTS = DOT_SUM_SHARE.at
 
 
 @njit(cache=True, error_model="numpy", nogil=True, fastmath={"reassoc"})
@@ -29,20 +32,18 @@ def _dot_total(S, so, T, Y, yo):
     Y[np.uint64(yo)] = total
 
 
-@njit(**PJIT)
-def red_Dot(X0, X1, Y, WS, M, E, p):
-    """Y[y_off] = sum of X0[a_off + j] * X1[b_off + j], j < n, from T partial sums (float64, at
-    ws_off in WS) over the T workers. Floats move through WS and helpers only: inlined into its
-    parallel native wrapper, a float summed or returned in this body read 0 (Numba 0.68: the
-    dispatcher itself summed right)."""
-    n = M[p + DOT.n]
-    T = M[p + DOT.workers]
-    w = M[p + DOT.ws_off]
-    if T == 1:
-        _dot_run(X0, M[p + DOT.a_off], X1, M[p + DOT.b_off], n, WS, w)
-    else:
-        for u in prange(T):
-            t = np.int64(u)
-            lo, hi = t * n // T, (t + 1) * n // T
-            _dot_run(X0, M[p + DOT.a_off] + lo, X1, M[p + DOT.b_off] + lo, hi - lo, WS, w + t)
-    _dot_total(WS, w, T, Y, M[p + DOT.y_off])
+@njit(**JIT)
+def dot_parts(X0, X1, WS, M, E, p):
+    """Share t of G (the record's ``shares``): the float64 partial sums of parts [t P / G, (t + 1) P / G)
+    of the P parts (equal runs of the n products) into WS at ws_off + part."""
+    n, P, G, t = M[p + DOTS.n], M[p + DOTS.parts], M[p + DOTS.shares], M[p + DOTS.share]
+    w = M[p + DOTS.ws_off]
+    for j in range(t * P // G, (t + 1) * P // G):
+        lo, hi = j * n // P, (j + 1) * n // P
+        _dot_run(X0, M[p + DOTS.a_off] + lo, X1, M[p + DOTS.b_off] + lo, hi - lo, WS, w + j)
+
+
+@njit(**JIT)
+def dot_total(WS, Y, M, E, p):
+    """Y[y_off] = the sum of the P partial sums at ws_off, in order."""
+    _dot_total(WS, M[p + DOT.ws_off], M[p + DOT.parts], Y, M[p + DOT.y_off])
