@@ -29,8 +29,10 @@ def test_worker_count_setting(monkeypatch):
     monkeypatch.setattr(threads, "_FORKED", [True])
     assert threads.kernel_threads() == 1
     monkeypatch.setattr(threads, "_FORKED", [False])
+    monkeypatch.setenv("STATICGRAPH_KERNEL_THREADS", str(threads.MAX_SHARES + 5))   # never more than the shares
+    assert threads.kernel_threads() == threads.shares() == threads.MAX_SHARES
     monkeypatch.delenv("STATICGRAPH_KERNEL_THREADS")
-    assert threads.kernel_threads() == numba.config.NUMBA_NUM_THREADS
+    assert threads.kernel_threads() == min(numba.config.NUMBA_NUM_THREADS, threads.shares())
     for bad in ("0", "two", "-1"):
         monkeypatch.setenv("STATICGRAPH_KERNEL_THREADS", bad)
         with pytest.raises(ValueError, match=f"STATICGRAPH_KERNEL_THREADS='{bad}': expected a positive integer"):
@@ -221,3 +223,31 @@ def test_forked_child_runs_inherited_plans_on_one_worker(tmp_path, rng):
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "child 0" in out.stdout, out.stdout + out.stderr[-2000:]
+
+
+MORE_THREADS_THAN_SHARES = r'''
+import numba, numpy as np, staticgraph as sg
+from compiler.backends.cpu import threads
+assert threads.kernel_threads() <= threads.shares() < numba.config.NUMBA_NUM_THREADS
+rng = np.random.default_rng(%d)
+x = rng.standard_normal((64, 3, 12, 12)); w = rng.standard_normal((8, 3, 3, 3))
+X = sg.placeholder(sg.float64, (None, 3, 12, 12)); W = sg.placeholder(sg.float64, w.shape)
+y = sg.nn.conv2d(X, W, stride=2)
+fetches = [y] + sg.gradients(sg.reduce_sum(sg.square(y)), [X, W])
+got = sg.Session().compile(fetches, [X, W])(x, w)
+want = sg.Session(target="reference").run(fetches, {X: x, W: w})
+print("max error", max(float(np.abs(a - b).max()) for a, b in zip(got, want)))
+'''
+
+
+def test_more_numba_threads_than_shares_still_runs_every_part(rng):
+    """NUMBA_NUM_THREADS above the shares a call is split into (more than the cores, or more than
+    MAX_SHARES cores): a record's workers are capped at the shares, each share doing one worker's
+    chunks; with more workers than shares the last workers' chunks never ran (wrong convs, silently)."""
+    env = {k: v for k, v in os.environ.items() if k != "STATICGRAPH_KERNEL_THREADS"}
+    env.update(PYTHONPATH=str(ROOT), STATICGRAPH_WINOGRAD="0",
+               NUMBA_NUM_THREADS=str(2 * min(os.cpu_count() or 1, threads.MAX_SHARES) + 1))
+    out = subprocess.run([sys.executable, "-c", MORE_THREADS_THAN_SHARES % int(rng.integers(1 << 30))], cwd=ROOT,
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert float(out.stdout.split("max error")[1]) < 1e-9, out.stdout

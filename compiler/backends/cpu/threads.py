@@ -64,14 +64,17 @@ def _threadsafe_pool_loads() -> bool:
 
 def kernel_threads() -> int:
     """Workers a parallel kernel may use (see the module doc): ``STATICGRAPH_KERNEL_THREADS``, else
-    Numba's thread count (``NUMBA_NUM_THREADS``: the machine's cores)."""
+    Numba's thread count (``NUMBA_NUM_THREADS``: the machine's cores); never more than ``shares()``.
+    A record's T workers are run by the lowering's ``shares()`` calls, share t doing worker t's
+    part: with more workers than shares (``NUMBA_NUM_THREADS`` above the core count, more than
+    ``MAX_SHARES`` cores or a setting above it) the parts past the last share would never run."""
     if _FORKED[0]:
         return 1
     import numba
     explicit = _setting()
     if numba.config.DISABLE_JIT:      # kernels run as Python: workers run one after another
-        return explicit or 1
-    n = explicit or numba.config.NUMBA_NUM_THREADS
+        return min(explicit or 1, shares())
+    n = min(explicit or numba.config.NUMBA_NUM_THREADS, shares())
     return n if n == 1 or _threadsafe_layer() else 1
 
 
