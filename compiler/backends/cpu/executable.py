@@ -41,7 +41,7 @@ from ...state import SessionState
 from ..base import Backend, Executable, ProfileRow, Tiers
 from . import codegen, library, native, threads
 from .lowerings import Env
-from .lowering import FusionMismatch, Lowering, Program, Scratch, Slot
+from .lowering import FusionMismatch, Lowering, Program, Scratch, Slot, call_lines
 
 STATS = native.STATS     # plans, layouts, kernel_compiles / kernel_loads (kernel wrappers)
 DIRECT_FEED_BYTES = 1 << 16   # fed values at least this large are read in place (``Layout.feed``); smaller ones
@@ -778,12 +778,7 @@ class CpuExecutable(Executable):
             members = " ".join(t for t, _, _, _ in op.attrs["program"])
             lines.append(f"    {name}: {len(op.attrs['program'])} ops ({members}) -> {len(op.outputs)} outputs")
         lines.append("  calls:")
-        for c in prog.all_calls:
-            op = c.op
-            outs = c.args[len(c.inputs)]      # the first output (workspaces and more outputs follow)
-            share = f" [share {c.share[0] + 1}/{c.share[1]}]" if c.share else ""
-            lines.append(f"    {c.kernel:<14} {op.type + ' ' + repr(op.name) if op else '':<36} -> "
-                         f"{getattr(outs, 'name', outs)}{share}    # {op.defined_at if op else ''}")
+        lines += call_lines(prog)
         for sig, lay in tier.layouts.items():
             a = lay.arena
             lines.append(f"  buffers for feed shapes {sig}: {len(a.offsets)} buffers in "

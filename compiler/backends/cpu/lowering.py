@@ -536,3 +536,16 @@ def describe(prog: Program, call: Call) -> str:
 
 
 __all__ = ["Lowering", "LoweringProfile", "CPU_PROFILE", "Program", "Call", "Slot", "Scratch", "View", "fmt"]
+
+
+def call_lines(prog: Program) -> List[str]:
+    """``plan.explain()``'s listing of ``prog``'s calls, one line each: kernel, op, first output,
+    share, the user's line (every backend's explain lists its program this way)."""
+    lines = []
+    for c in prog.all_calls:
+        op = c.op
+        outs = c.args[len(c.inputs)]      # the first output (workspaces and more outputs follow)
+        share = f" [share {c.share[0] + 1}/{c.share[1]}]" if c.share else ""
+        lines.append(f"    {c.kernel:<14} {op.type + ' ' + repr(op.name) if op else '':<36} -> "
+                     f"{getattr(outs, 'name', outs)}{share}    # {op.defined_at if op else ''}")
+    return lines

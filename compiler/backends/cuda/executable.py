@@ -31,7 +31,7 @@ from ...schedule import Schedule
 from ...state import SessionState
 from ..base import Executable
 from ..cpu.executable import _optimize, kernel_error, plan_host, record_table
-from ..cpu.lowering import Lowering, Program, describe
+from ..cpu.lowering import Lowering, Program, call_lines, describe
 from . import driver, graphs
 from .kernels import LAUNCHERS, load_all
 from .kernels.gemm import engine
@@ -248,11 +248,7 @@ class CudaExecutable(Executable):
         lines.append(f"  compile: passes+lower {self.compile_seconds * 1e3:.1f} ms; {len(prog.all_calls)} calls of "
                      f"{len({c.kernel for c in prog.all_calls})} kernels")
         lines.append("  calls:")
-        for c in prog.all_calls:
-            op = c.op
-            out = c.args[len(c.inputs)]
-            lines.append(f"    {c.kernel:<14} {op.type + ' ' + repr(op.name) if op else '':<36} -> "
-                         f"{getattr(out, 'name', out)}    # {op.defined_at if op else ''}")
+        lines += call_lines(prog)
         for sig, lay in self.layouts.items():
             a = lay.arena
             lines.append(f"  buffers for feed shapes {sig}: {len(a.offsets)} buffers in {len(a.intervals)} slots, "

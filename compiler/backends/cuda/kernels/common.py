@@ -1,6 +1,7 @@
-"""What the cuda kernel modules share: launch sizes and the scalar helpers of the elementwise
-expressions (device versions of ``cpu/kernels/base.py``'s, same semantics: NaN propagates
-through maximum/minimum/relu, integer powers by squaring)."""
+"""What the cuda kernel modules share: launch sizes, and the scalar helpers of the elementwise
+expressions: the cpu kernels' own (``cpu/kernels/base.py``: NaN propagates through
+maximum/minimum/relu, integer powers by squaring), compiled as device functions from the same
+source (``on_device``)."""
 from __future__ import annotations
 
 import math
@@ -10,6 +11,8 @@ import traceback
 
 import numpy as np
 from numba import config, cuda
+
+from ...cpu.kernels import base as _base
 
 SIMULATED = bool(config.ENABLE_CUDASIM)
 # threads per block, and the most blocks a grid-stride kernel launches: the simulator runs every
@@ -60,36 +63,16 @@ def blocks(n: int) -> int:
     return max(1, min(-(-int(n) // TPB), MAX_BLOCKS))
 
 
-@cuda.jit(device=True)
-def _sign(a):
-    if a > 0:
-        return 1
-    if a < 0:
-        return -1
-    return a
+def on_device(helper, **options):
+    """A cpu kernel helper (``@njit``) compiled as a device function from the same Python source:
+    the scalar and index helpers the two backends share are written once, in the cpu kernels."""
+    return cuda.jit(device=True, **options)(helper.py_func)
 
 
-@cuda.jit(device=True)
-def _relu(a):
-    return a if (a > 0 or a != a) else 0
-
-
-@cuda.jit(device=True)
-def _maximum(a, b):
-    if a != a:
-        return a
-    if b != b:
-        return b
-    return a if a >= b else b
-
-
-@cuda.jit(device=True)
-def _minimum(a, b):
-    if a != a:
-        return a
-    if b != b:
-        return b
-    return a if a <= b else b
+# the elementwise expressions' scalar helpers (``library.ELEMENTWISE``), the cpu's own; ``_sigmoid``
+# below differs only in spelling (``math`` on a GPU, where NumPy's scalar functions do not exist)
+_sign, _relu, _maximum, _minimum, _ipow = (on_device(f) for f in (_base._sign, _base._relu, _base._maximum,
+                                                                   _base._minimum, _base._ipow))
 
 
 @cuda.jit(device=True)
@@ -97,19 +80,6 @@ def _sigmoid(x):
     y = -x
     m = y if y > 0.0 else 0.0
     return math.exp(-(m + math.log1p(math.exp(-abs(y)))))
-
-
-@cuda.jit(device=True)
-def _ipow(a, b):
-    if b < 0:
-        return 0
-    r = 1
-    while b:
-        if b & 1:
-            r = r * a
-        a = a * a
-        b >>= 1
-    return r
 
 
 @cuda.jit(device=True)

@@ -13,9 +13,12 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda, float32, float64, int64
 
+from ...cpu.kernels import matmul as _cpu_matmul
 from ...cpu.lowerings import MATMUL_BATCHED, MATMUL_UPDATE
 from . import cublas, launches
-from .common import MAX_BLOCKS, TILE
+from .common import MAX_BLOCKS, TILE, on_device
+
+_mm_offsets = on_device(_cpu_matmul._mm_offsets, inline="always")   # batch z's operand offsets, the cpu's own
 
 MM = MATMUL_BATCHED.at
 UP = MATMUL_UPDATE.at
@@ -75,15 +78,7 @@ def _kernels(acc):
             count *= M[p + MM.batch + d]
         z = cuda.blockIdx.z
         while z < count:
-            ao, bo, yo = M[p + MM.a_off], M[p + MM.b_off], M[p + MM.y_off]
-            r = z
-            for d in range(M[p + MM.nb] - 1, -1, -1):
-                sz = M[p + MM.batch + d]
-                i = r % sz
-                r //= sz
-                ao += i * M[p + MM.a_stride + d]
-                bo += i * M[p + MM.b_stride + d]
-                yo += i * M[p + MM.y_stride + d]
+            ao, bo, yo = _mm_offsets(M, p, z)
             s = tile(A, B, ao, bo, m, k, n, ta, tb, As, Bs)
             if row < m and col < n:
                 Y[yo + row * n + col] = s

@@ -25,8 +25,10 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda
 
+from ...cpu.kernels import pool as _cpu_pool
 from ...cpu.nn_pool import POOL_PLANE, POOL_WINDOW
 from . import launches
+from .common import on_device
 
 WIN = POOL_WINDOW.at        # record field offsets (numba freezes the namedtuples as constants)
 PLANE = POOL_PLANE.at
@@ -55,17 +57,8 @@ def _split3(v, b, c):
     return v // (b * c), v // c % b, v % c
 
 
-@cuda.jit(device=True, inline="always")
-def _span(o, s, q, k, d, n):
-    """Max-pool window ``o`` of one axis: its first position at or after 0 (stepping over the left
-    padding by ``d``) and how many of its elements lie in [0, n) (the cpu's ``_pool_span``)."""
-    lo = o * s - q
-    hi = min(lo + (k - 1) * d + 1, n)
-    if lo < 0:
-        lo += (-lo + d - 1) // d * d
-    if hi <= lo:
-        return lo, 0
-    return lo, (hi - lo if d == 1 else (hi - lo + d - 1) // d)
+# a max-pool window's first in-range position and length on one axis: the cpu kernels' own
+_span = on_device(_cpu_pool._pool_span, inline="always")
 
 
 @cuda.jit(device=True, inline="always")
