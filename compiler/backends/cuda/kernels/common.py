@@ -63,6 +63,19 @@ def blocks(n: int) -> int:
     return max(1, min(-(-int(n) // TPB), MAX_BLOCKS))
 
 
+@cuda.jit(device=True, inline="always")
+def tree_sum(part, t, width):
+    """``part[0]`` = the sum of ``part[:width]`` (shared memory; ``width`` a power of two), added in
+    a fixed tree order: the same bits every run. Every thread ``t`` of the block calls it."""
+    cuda.syncthreads()
+    half = width // 2
+    while half > 0:
+        if t < half:
+            part[t] += part[t + half]
+        cuda.syncthreads()
+        half //= 2
+
+
 def on_device(helper, **options):
     """A cpu kernel helper (``@njit``) compiled as a device function from the same Python source:
     the scalar and index helpers the two backends share are written once, in the cpu kernels."""

@@ -31,6 +31,7 @@ from numba import cuda
 
 from ...cpu.records import CONV
 from . import launches
+from .common import tree_sum
 
 CV = CONV.at          # the conv record's field offsets (numba freezes the namedtuple as constants)
 TILE = 16             # a block computes a TILE x TILE tile of its GEMM, one element a thread
@@ -255,13 +256,7 @@ def _bias_grad(DY, BG, M, p, zero):
         acc += DY[dyo + (k // P * O + o) * P + k % P]
     part = cuda.shared.array(BIAS_THREADS, dtype=BG.dtype)
     part[t] = acc
-    cuda.syncthreads()
-    half = BIAS_THREADS // 2
-    while half > 0:
-        if t < half:
-            part[t] += part[t + half]
-        cuda.syncthreads()
-        half //= 2
+    tree_sum(part, t, BIAS_THREADS)
     if t == 0:
         BG[M[p + CV.bias_off] + o] = part[0]
 

@@ -16,7 +16,7 @@ from numba import cuda, float64, int64
 
 from ...cpu.lowerings import DOT_SUM, REDUCE
 from . import launches
-from .common import MAX_BLOCKS, RED_TPB
+from .common import MAX_BLOCKS, RED_TPB, tree_sum
 
 RED = REDUCE.at
 DOT = DOT_SUM.at
@@ -133,13 +133,7 @@ def red_Dot(X0, X1, Y, WS, M, E, p):
         v += float64(X0[ao + j]) * float64(X1[bo + j])
         j += RED_TPB
     sv[t] = v
-    cuda.syncthreads()
-    s = RED_TPB // 2
-    while s > 0:
-        if t < s:
-            sv[t] += sv[t + s]
-        cuda.syncthreads()
-        s //= 2
+    tree_sum(sv, t, RED_TPB)
     if t == 0:
         Y[M[p + DOT.y_off]] = sv[0]
 
