@@ -104,7 +104,9 @@ def loop_kernel(fname: str, n_in: int, n_out: int, body: list, decorate: bool = 
     if n_in:
         # in place (the plan put Y0 on X0's buffer): the loop then reads x0 through Y0 itself, so
         # LLVM sees a distance-0 dependence and vectorizes; through X0 its overlap check fails
-        L += [f"    alias = fast and X0.ctypes.data == Y0.ctypes.data and sX01 == 1 and {off['X0']} == {off['Y0']}",
+        L += ["    alias = fast and X0.ctypes.data == Y0.ctypes.data and sX01 == 1",
+              f"    if {off['X0']} != {off['Y0']}:",
+              "        alias = False",
               "    for d in range(nd):",
               f"        if {stride['X0']}d] != {stride['Y0']}d]:",
               "            alias = False"]
