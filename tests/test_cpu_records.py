@@ -38,7 +38,8 @@ SPECS = {spec.name: spec for spec in ALL_SPECS}
 
 
 def test_the_converted_families_specs_are_found():
-    assert {"ew_loop", "ew_operand", "pool_window", "pool_plane", "softmax_rows", "softmax_nll", "matmul_batched", "matmul_update",
+    assert {"ew_loop", "ew_operand", "wino", "wino_share", "wino_bwd", "wino_bwd_share",
+            "pool_window", "pool_plane", "softmax_rows", "softmax_nll", "matmul_batched", "matmul_update",
             "dot_sum", "reduce", "array_fill", "array_onehot"} <= set(SPECS), sorted(SPECS)
 
 

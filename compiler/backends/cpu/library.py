@@ -120,8 +120,8 @@ def loop_kernel(fname: str, n_in: int, n_out: int, body: list, decorate: bool = 
           "    for q in range(outer):", "        r = q"]
     for o in ops:
         L.append(f"        b{o} = {off[o]}")
-    L += ["        for d in range(nd - 3, -1, -1):", f"            sz = M[p + {EW}.shape + d]", "            i = r % sz",
-          "            r //= sz"]
+    L += ["        for d in range(nd - 3, -1, -1):", f"            sz = M[p + {EW}.shape + d]",
+          "            i = r % sz", "            r //= sz"]
     for o in ops:
         L.append(f"            b{o} += i * {stride[o]}d]")
     L += ["        for i in range(n0):"]

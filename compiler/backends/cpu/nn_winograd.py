@@ -655,8 +655,9 @@ def _rows_per_block(n: int, oh: int, ow: int) -> int:
 
 def _geometry(attrs: dict, xshape, wshape, yshape, shares: int) -> dict:
     """``records.WINO``'s geometry fields: N, C, H, W, O, OH, OW, pad_h, pad_w, tile rows per block
-    (the kernels' ``_wino_dims``), the workers T (``threads.py``; at most one per sample, and at most the lowering's ``shares``: share
-    t runs worker t) and each one's region: V, M, planes and runs."""
+    (the kernels' ``_wino_dims``), the workers T (``threads.py``; at most one per sample, and at
+    most the lowering's ``shares``: share t runs worker t) and each one's region: V, M, planes and
+    runs."""
     n, c, h, w = xshape
     oh, ow = yshape[2:]
     rb = _rows_per_block(n, oh, ow)

@@ -1,9 +1,10 @@
 """The elementwise kernels ``ew_<name>``, one per entry of ``cpu/library.ELEMENTWISE`` (the op
 table both backends generate from), over the record of ``cpu/library.loop_kernel``
 (``cpu/library.ew_spec``, written by ``lowerings.ew_record``: nd, shape[MAXR], then per operand,
-outputs first, its offset and strides[MAXR], read by field name): broadcasting and strided views work as on cpu. One thread per element of the
-loop (a grid-stride loop), its operands' offsets from its flat index; a table entry's check
-(``PowInt``'s negative exponent) sets ``E`` as the cpu kernel does.
+outputs first, its offset and strides[MAXR]; read by field name as ``EW<n>``): broadcasting and
+strided views work as on cpu. One thread per element of the loop (a grid-stride loop), its
+operands' offsets from its flat index; a table entry's check (``PowInt``'s negative exponent) sets
+``E`` as the cpu kernel does.
 
 The table's expressions are NumPy on scalars; device code spells them with ``math`` (``CUDA``
 below), float32 transcendentals still computed in float64 and rounded once on store."""
@@ -46,8 +47,8 @@ def kernel_source(name: str, arity: int, expr: str, check: str) -> str:
          "    for d in range(nd):", f"        n *= M[p + {EW}.shape + d]",
          "    i = cuda.grid(1)", "    step = cuda.gridsize(1)", "    while i < n:", "        r = i"]
     L += [f"        c{o} = M[p + {EW}.off{j}]" for j, o in enumerate(ops)]
-    L += ["        for d in range(nd - 1, -1, -1):", f"            sz = M[p + {EW}.shape + d]", "            k = r % sz",
-          "            r //= sz"]
+    L += ["        for d in range(nd - 1, -1, -1):", f"            sz = M[p + {EW}.shape + d]",
+          "            k = r % sz", "            r //= sz"]
     L += [f"            c{o} += k * M[p + {EW}.strides{j} + d]" for j, o in enumerate(ops)]
     L += [f"        x{k} = X{k}[cX{k}]" for k in range(arity)]
     L += ["        " + line for line in check_lines(check)]
