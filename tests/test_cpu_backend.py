@@ -122,6 +122,24 @@ def test_fused_groups_are_generated_loops(rng, fused):
     np.testing.assert_allclose(out, ref_run(y, {a: av, b: bv}, init=False), rtol=2e-6, atol=1e-6)
 
 
+def test_a_fused_group_of_more_operands_than_any_library_kernel(rng, fused):
+    """Three inputs and three outputs: a loop over six operands, whose record (``library.ew_spec(6)``,
+    ``EW6``) no library kernel reads; the plan module and the group's wrapper bind it themselves."""
+    a, b, c = (sg.placeholder(sg.float32, shape) for shape in ((None, 5), (5,), (None, 1)))
+    u = sg.exp(a) * b
+    v = u - c * 2.0
+    w = sg.tanh(v) + a
+    values = [rng.normal(size=s).astype(np.float32) for s in ((3, 5), (5,), (3, 1))]
+    with sg.Session() as sess:
+        plan = sess.compile([u, v, w], [a, b, c])
+        out = plan(*values)
+        (group,) = [op for _, _, op in plan._exe.tier.prog.fused]
+        assert len(group.inputs) + len(group.outputs) == 6, plan.explain()
+        assert "EW6 = ew_spec(6).at" in plan._exe.source
+    for got, want in zip(out, ref_run([u, v, w], dict(zip((a, b, c), values)), init=False)):
+        np.testing.assert_allclose(got, want, rtol=2e-6, atol=1e-6)
+
+
 def test_fusion_falls_back_when_runtime_shapes_differ_from_the_loop_shape(rng, fused):
     a = sg.placeholder(sg.float32, (None,))
     b = sg.placeholder(sg.float32, (None,))

@@ -88,8 +88,8 @@ def test_winograd_calls_run_as_shares(workers, rng, monkeypatch):
     kernels = [c.kernel for c in plan._exe.tier.prog.all_calls if c.kernel.startswith("wino_")]
     g = threads.shares()
     assert kernels == ["wino_prep"] + ["wino_fwd"] * g + ["wino_bwd_prep"] + ["wino_bwd"] * g + ["wino_bwd_sum"]
-    _check_shares(plan, "wino_fwd", nn_winograd._workers, nn_winograd.WINO_SIZE)
-    _check_shares(plan, "wino_bwd", nn_winograd._workers, nn_winograd.WINO_SIZE + 2)
+    _check_shares(plan, "wino_fwd", nn_winograd._workers, nn_winograd.WINO.size)
+    _check_shares(plan, "wino_bwd", nn_winograd._workers, nn_winograd.WINO_BWD.size)
     assert {nn_winograd._workers(rec) for _, rec in _records(plan, "wino_bwd")} == {min(workers, threads.kernel_threads())}
     cpu, ref = run_cpu_and_reference(fetches, {X: x, W: wt})
     for got, want in zip(cpu, ref):

@@ -175,7 +175,7 @@ def test_tile_blocks_split_over_workers(workers, dtype, grads, rng, monkeypatch)
     monkeypatch.setenv("STATICGRAPH_KERNEL_THREADS", str(workers))
     monkeypatch.setattr(nn_winograd, "BLOCK_TILES", 9)
     geometry = nn_winograd._geometry(CONV, (5, K, 7, 5), (K + 1, K, 3, 3), (5, K + 1, 7, 5), workers)
-    assert geometry[-3:-1] == [2, workers]     # tile rows per block (3 fit: one sample's 2), workers
+    assert (geometry["rows"], geometry["T"]) == (2, workers)     # tile rows per block (3 fit: one sample's 2), workers
     _check(rng, 5, K, K + 1, 7, 5, 1, dtype, grads)
 
 

@@ -1,6 +1,8 @@
 """Kernel records (compiler/backends/cpu/records.py): every ``RecordSpec`` of the cpu backend names each
 field once at contiguous offsets, packs and unpacks consistently and is part of the kernels' cache key;
-the converted kernel modules read their record by field name, never at a literal position of ``M``."""
+the kernel modules, the generated kernel library (``library.SOURCE``: the elementwise loops and the Winograd
+kernels) and the cuda kernel modules read their record by field name, never at a literal position of ``M``."""
+import ast
 import importlib
 import pkgutil
 import re
@@ -13,6 +15,7 @@ from compiler.backends.cpu import library, records
 from compiler.backends.cpu.records import RecordSpec
 
 KERNELS = Path(cpu.__file__).parent / "kernels"
+CUDA_KERNELS = sorted((KERNELS.parents[1] / "cuda" / "kernels").glob("*.py"))
 # kernel modules that read their record by field name only (a family's modules join once converted)
 NAMED_READERS = [KERNELS / f for f in ("pool.py", "softmax.py", "matmul.py", "dot.py", "reduce.py", "array.py", "conv.py",
                                        "conv_pool.py", "wino_tile.py")]
@@ -35,7 +38,8 @@ SPECS = {spec.name: spec for spec in ALL_SPECS}
 
 
 def test_the_converted_families_specs_are_found():
-    assert {"pool_window", "pool_plane", "softmax_rows", "softmax_nll", "matmul_batched", "matmul_update",
+    assert {"ew_loop", "ew_operand", "wino", "wino_share", "wino_bwd", "wino_bwd_share",
+            "pool_window", "pool_plane", "softmax_rows", "softmax_nll", "matmul_batched", "matmul_update",
             "dot_sum", "reduce", "array_fill", "array_onehot"} <= set(SPECS), sorted(SPECS)
 
 
@@ -120,6 +124,50 @@ def magic_reads(source: str) -> list:
 def test_kernels_read_their_record_by_field_name(path):
     found = magic_reads(path.read_text())
     assert not found, "\n".join(f"{path.name}:{n}: {line}" for n, line in found)
+
+
+def test_the_generated_kernel_library_reads_records_by_field_name():
+    """The elementwise loops (``library.loop_kernel``) and the Winograd kernels are generated text:
+    the scan reads ``library.SOURCE`` itself."""
+    found = magic_reads(library.SOURCE)
+    assert not found, "\n".join(f"library.SOURCE:{n}: {line}" for n, line in found)
+
+
+def _code(text: str) -> str:
+    """A module's text without its docstrings (which may name ``M[p]``, the record's start)."""
+    lines = text.splitlines()
+    for node in ast.walk(ast.parse(text)):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+            for i in range(body[0].lineno - 1, body[0].end_lineno):
+                lines[i] = ""
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize("path", CUDA_KERNELS, ids=lambda p: p.name)
+def test_cuda_kernels_read_their_record_by_field_name(path):
+    """The cuda kernels (their generator's templates included: ``elementwise.kernel_source``) read the
+    shared records by field name; the generated cuda sources are scanned in tests/test_cuda_registry.py."""
+    found = magic_reads(_code(path.read_text()))
+    assert not found, "\n".join(f"{path.name}:{n}: {line}" for n, line in found)
+
+
+def test_the_cuda_scan_skips_docstrings_only():
+    src = '''"""M[p] in a docstring"""\n\n\ndef f(M, p):\n    """M[p + 3]"""\n    return M[p + 3]\n'''
+    assert [n for n, _ in magic_reads(_code(src))] == [6]
+
+
+def test_elementwise_spec_layout():
+    """``ew_spec(n)``: the loop's rank and shape, then per operand its offset and strides; operand j's
+    fields do not depend on the operand count (a loop over fewer operands reads a prefix)."""
+    two, five = library.ew_spec(2), library.ew_spec(5)
+    assert two is library.ew_spec(2)
+    assert [f for f, _ in two.fields] == ["nd", "shape", "off0", "strides0", "off1", "strides1"]
+    assert two.size == 1 + library.MAXR + 2 * (1 + library.MAXR)
+    assert five.at[:len(two.at)] == two.at
+    assert library.ew_bindings("M[p + EW3.off1] + M[p + EW12.nd] + EW3.nd") == ["EW3 = ew_spec(3).at",
+                                                                                 "EW12 = ew_spec(12).at"]
 
 
 def test_the_scan_finds_literal_positions():

@@ -112,3 +112,14 @@ def test_the_cuda_plan_runs_the_passes_without_fusion():
     prog = _lowered([y], [x])
     assert [c.kernel for c in prog.all_calls] == ["ew_Sin", "ew_Mul", "ew_Add", "ew_Exp"]
     assert not prog.fused
+
+
+def test_the_generated_elementwise_kernels_read_their_record_by_field_name():
+    """The cuda elementwise kernels are generated text (``elementwise.kernel_source``): each reads the
+    shared elementwise record (``cpu/library.ew_spec``) by field name, never at a literal position."""
+    from compiler.backends.cuda.kernels.elementwise import kernel_source
+    from test_cpu_records import magic_reads
+    for name, (arity, expr, check) in ELEMENTWISE.items():
+        source = kernel_source(name, arity, expr, check)
+        assert f"EW{arity + 1}.off{arity}" in source, source
+        assert not magic_reads(source), (name, magic_reads(source))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import List
 
-from .library import MODULE_NAME
+from .library import MODULE_NAME, ew_bindings
 from .lowering import Program
 
 def arg_names(prog: Program) -> List[str]:
@@ -44,7 +44,8 @@ def generate(prog: Program, title: str) -> str:
            f"from {MODULE_NAME} import {', '.join(kernels) or 'fill'}", ""]
     if prog.fused:
         out += ["import numpy as np", "from numba import njit",
-                f"from {MODULE_NAME} import _JIT, _sign, _relu, _maximum, _minimum, _sigmoid, _ipow", ""]
+                f"from {MODULE_NAME} import _JIT, _sign, _relu, _maximum, _minimum, _sigmoid, _ipow, ew_spec", ""]
+        out += ew_bindings("".join(source for _, source, _ in prog.fused))
         for name, source, op in prog.fused:
             members = ", ".join(t for t, _, _, _ in op.attrs["program"])
             out += ["", f"# fused group {op.name}: {members}", source]

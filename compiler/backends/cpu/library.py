@@ -26,12 +26,15 @@ from __future__ import annotations
 
 import ast
 import atexit
+import functools
 import hashlib
+import re
 import sys
 from pathlib import Path
 from typing import List
 
 from . import blas, records
+from .records import RecordSpec
 
 MAXR = 8   # the largest rank a kernel record describes
 
@@ -57,31 +60,55 @@ ELEMENTWISE = {
     "SubMul": (3, "x0 - x1 * x2", ""),      # compiler-internal: the write-back of assign_sub(v, a * b)
 }
 
+# the elementwise loops' record (``lowerings.ew_record``): the loop's rank and shape, then per operand
+# (outputs first, then inputs) its offset and strides; nd >= 2 (padded with leading 1s)
+EW_LOOP = RecordSpec("ew_loop", f"nd shape*{MAXR}")
+EW_OPERAND = RecordSpec("ew_operand", f"off strides*{MAXR}")
+
+
+@functools.lru_cache(maxsize=None)
+def ew_spec(n_operands: int) -> RecordSpec:
+    """The record of an elementwise loop over ``n_operands`` operands: ``EW_LOOP``, then operand j's
+    ``EW_OPERAND`` fields as ``off<j>``, ``strides<j>`` (a kernel reads ``M[p + EW3.off1]``)."""
+    return EW_LOOP.extend(f"ew{n_operands}", " ".join(
+        f"{field}{j}*{width}" if width > 1 else f"{field}{j}"
+        for j in range(n_operands) for field, width in EW_OPERAND.fields))
+
+
+def ew_bindings(source: str) -> List[str]:
+    """The lines binding each ``EW<n>`` (``ew_spec(n).at``) that generated ``source`` reads: the
+    module holding a loop kernel runs them (``ew_spec`` imported) before its definition."""
+    counts = sorted({int(n) for n in re.findall(r"\bEW(\d+)\.", source)})
+    return [f"EW{n} = ew_spec({n}).at" for n in counts]
+
+
 def loop_kernel(fname: str, n_in: int, n_out: int, body: list, decorate: bool = True) -> str:
     """Source of a broadcast, strided elementwise loop kernel ``fname(X0.., Y0.., M, E, p)``.
 
     ``body``: statements run per element, reading input scalars ``x0``... and assigning the
     output scalars ``y0``...; a statement may report an error (``E[0] = code; E[1] = p; return``).
-    Record at p: nd, shape[MAXR], then per operand (outputs first, then inputs): offset,
-    strides[MAXR]. nd >= 2 (padded with leading 1s by the plan)."""
+    Its record at p is ``ew_spec(n_out + n_in)``'s, read as ``EW<n>`` (``ew_bindings``)."""
     xs = [f"X{i}" for i in range(n_in)]
     ys = [f"Y{i}" for i in range(n_out)]
     ops = ys + xs
-    R = MAXR
-    L = (["@njit(**_JIT)"] if decorate else []) + [f"def {fname}({', '.join(xs + ys)}, M, E, p):", "    nd = M[p]"]
-    for j, o in enumerate(ops):
-        L.append(f"    r{o} = p + 1 + {R} + {j * (R + 1)}")
-    L += ["    n0 = M[p + nd - 1]", "    n1 = M[p + nd]"]
+    EW = f"EW{len(ops)}"
+    off = {o: f"M[p + {EW}.off{j}]" for j, o in enumerate(ops)}           # operand o's offset
+    stride = {o: f"M[p + {EW}.strides{j} + " for j, o in enumerate(ops)}  # ... its stride along dim <expr>]
+    L = (["@njit(**_JIT)"] if decorate else []) + [f"def {fname}({', '.join(xs + ys)}, M, E, p):",
+                                                   f"    nd = M[p + {EW}.nd]"]
+    L += [f"    n0 = M[p + {EW}.shape + nd - 2]", f"    n1 = M[p + {EW}.shape + nd - 1]"]
     for o in ops:
-        L += [f"    s{o}0 = M[r{o} + nd - 1]", f"    s{o}1 = M[r{o} + nd]"]
+        L += [f"    s{o}0 = {stride[o]}nd - 2]", f"    s{o}1 = {stride[o]}nd - 1]"]
     fast = " and ".join([f"s{o}1 == 1" for o in ys] + [f"0 <= s{o}1 <= 1" for o in xs])
     L += [f"    fast = {fast}"]
     if n_in:
         # in place (the plan put Y0 on X0's buffer): the loop then reads x0 through Y0 itself, so
         # LLVM sees a distance-0 dependence and vectorizes; through X0 its overlap check fails
         L += ["    alias = fast and X0.ctypes.data == Y0.ctypes.data and sX01 == 1",
-              "    for d in range(nd + 1):",
-              "        if M[rX0 + d] != M[rY0 + d]:",
+              f"    if {off['X0']} != {off['Y0']}:",
+              "        alias = False",
+              "    for d in range(nd):",
+              f"        if {stride['X0']}d] != {stride['Y0']}d]:",
               "            alias = False"]
     # a row buffer only for an input broadcast along the inner dim (at most ROW_CHUNK long: the fast
     # loop runs the inner dim in chunks; a scalar spread over a whole collapsed 8 MB operand cost an
@@ -89,14 +116,14 @@ def loop_kernel(fname: str, n_in: int, n_out: int, body: list, decorate: bool = 
     L += [f"    nb = min(n1, {ROW_CHUNK})"]
     L += [f"    T{k} = np.empty(nb, X{k}.dtype) if fast and sX{k}1 == 0 else X{k}[:0]" for k in range(n_in)]
     L += [f"    t{k} = -1" for k in range(n_in)]          # the offset T<k> was last filled from
-    L += ["    outer = 1", "    for d in range(nd - 2):", "        outer *= M[p + 1 + d]",
+    L += ["    outer = 1", "    for d in range(nd - 2):", f"        outer *= M[p + {EW}.shape + d]",
           "    for q in range(outer):", "        r = q"]
     for o in ops:
-        L.append(f"        b{o} = M[r{o}]")
-    L += ["        for d in range(nd - 3, -1, -1):", "            sz = M[p + 1 + d]", "            i = r % sz",
-          "            r //= sz"]
+        L.append(f"        b{o} = {off[o]}")
+    L += ["        for d in range(nd - 3, -1, -1):", f"            sz = M[p + {EW}.shape + d]",
+          "            i = r % sz", "            r //= sz"]
     for o in ops:
-        L.append(f"            b{o} += i * M[r{o} + 1 + d]")
+        L.append(f"            b{o} += i * {stride[o]}d]")
     L += ["        for i in range(n0):"]
     for o in ops:
         L.append(f"            c{o} = b{o} + i * s{o}0")
@@ -214,9 +241,11 @@ import numpy as np
 from numba import njit
 
 from {pkg}.base import JIT as _JIT
+from {lib} import ew_spec
 {imports}
 
 MAXR = {maxr}
+{bindings}
 '''
 
 
@@ -224,10 +253,10 @@ def _sources() -> str:
     digest = hashlib.sha256()
     for path in _kernel_files():
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    kernels = ["\n" + _elementwise(name, arity, expr, check) for name, (arity, expr, check) in ELEMENTWISE.items()]
     parts = [_GENERATED_HEADER.format(kernels=digest.hexdigest(), config=config_text(), pkg=__package__ + ".kernels",
-                                      imports=_imports(), maxr=MAXR)]
-    for name, (arity, expr, check) in ELEMENTWISE.items():
-        parts.append("\n" + _elementwise(name, arity, expr, check))
+                                      lib=__name__, imports=_imports(), maxr=MAXR,
+                                      bindings="\n".join(ew_bindings("".join(kernels))))] + kernels
     from .nn_winograd import SOURCE as winograd     # the one generated family
     parts.append(winograd)
     return "".join(parts)

@@ -67,7 +67,7 @@ from staticgraph.graph import Operation
 from staticgraph.tensor import Tensor
 
 from . import threads
-from .library import MAXR
+from .library import EW_LOOP, EW_OPERAND, MAXR, ew_spec
 from .records import RecordSpec
 
 LOWERINGS: Dict[str, Callable] = {}
@@ -163,7 +163,8 @@ def _pad(values, n=MAXR):
 
 
 def ew_record(out: View, ins: Sequence[View], more_outs: Sequence[View] = ()) -> List[int]:
-    """The record of an elementwise kernel (see ``library.loop_kernel``): outputs, then inputs."""
+    """The record of an elementwise kernel (``library.ew_spec``, read by ``library.loop_kernel``):
+    outputs, then inputs."""
     views = [out] + list(more_outs) + [broadcast_view(v, out.shape) for v in ins]
     shape, strides = _coalesce(out.shape, [v.strides for v in views])
     while len(shape) < 2:
@@ -172,18 +173,18 @@ def ew_record(out: View, ins: Sequence[View], more_outs: Sequence[View] = ()) ->
             s.insert(0, 0)
     if len(shape) > MAXR:
         raise ValueError(f"the cpu backend handles at most {MAXR} non-trivial dimensions, got shape {out.shape}")
-    rec = [len(shape)] + _pad(shape)
-    for v, s in zip(views, strides):
-        rec += [v.off] + _pad(s)
-    return rec
+    fields = dict(nd=len(shape), shape=_pad(shape))
+    for j, (v, s) in enumerate(zip(views, strides)):
+        fields.update({f"off{j}": v.off, f"strides{j}": _pad(s)})
+    return ew_spec(len(views)).pack(fields)
 
 
-EW_SIZE = {k: 1 + MAXR + (k + 1) * (MAXR + 1) for k in range(1, 4)}
+EW_SIZE = {k: ew_spec(k + 1).size for k in range(1, 4)}     # an ``ew_<name>`` record of k inputs
 
 
 def loop_elements(rec: List[int]) -> int:
     """The elements an elementwise record's loop runs over."""
-    return int(np.prod(rec[1:1 + rec[0]], dtype=np.int64))
+    return int(np.prod(rec[EW_LOOP.at.shape:EW_LOOP.at.shape + rec[EW_LOOP.at.nd]], dtype=np.int64))
 
 
 def ew_share(rec: List[int], t: int, g: int) -> List[int]:
@@ -191,19 +192,22 @@ def ew_share(rec: List[int], t: int, g: int) -> List[int]:
     cut to [t n / g, (t + 1) n / g), every operand's offset moved by that many steps of its stride
     (0 for a broadcast). Outer first keeps the vectorised inner rows whole (splitting an MLP's
     (128, 256) rows in half made its step ~15% slower)."""
-    nd = rec[0]
-    d = next((i for i in range(nd) if rec[1 + i] >= g), max(range(nd), key=lambda i: rec[1 + i]))
-    n = rec[1 + d]
-    lo, hi = t * n // g, (t + 1) * n // g
-    out = list(rec)
-    out[1 + d] = hi - lo
-    for base in range(1 + MAXR, len(rec), MAXR + 1):
-        out[base] += lo * rec[base + 1 + d]
-    return out
+    n_operands = (len(rec) - EW_LOOP.size) // EW_OPERAND.size
+    spec = ew_spec(n_operands)
+    fields = spec.unpack(rec)
+    shape = fields["shape"]
+    d = next((i for i in range(fields["nd"]) if shape[i] >= g), max(range(fields["nd"]), key=lambda i: shape[i]))
+    lo, hi = t * shape[d] // g, (t + 1) * shape[d] // g
+    for j in range(n_operands):
+        fields[f"off{j}"] += lo * fields[f"strides{j}"][d]
+    fields["shape"] = shape[:d] + [hi - lo] + shape[d + 1:]
+    return spec.pack(fields)
 
 
 def loop_record_size(n_operands: int) -> int:
-    return 1 + MAXR + n_operands * (MAXR + 1)
+    return ew_spec(n_operands).size
+
+
 # the reductions' record (kernels/reduce.py): kept dims, reduced dims (nr >= 1), offsets, the reduced count
 REDUCE = RecordSpec("reduce", f"nk kshape*{MAXR} kstride*{MAXR} nr rshape*{MAXR} rstride*{MAXR} x_off y_off count")
 

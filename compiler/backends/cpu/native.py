@@ -290,8 +290,10 @@ def _kernel_parts(kernel: str, kernel_source: str) -> tuple:
     import textwrap
     lib = library.load()
     home = lib      # where the body's globals are: the kernel's own module (kernels/ or the generated one)
-    if kernel_source:
-        text, imports = kernel_source, []
+    bound: List[str] = []
+    if kernel_source:       # a fused group's loop: its record's fields bound in the wrapper's module
+        text, bound = kernel_source, library.ew_bindings(kernel_source)
+        imports = [f"from {library.MODULE_NAME} import ew_spec"] + bound if bound else []
         title = "a fused elementwise group for ({})"
         options = _options()
     else:
@@ -304,6 +306,7 @@ def _kernel_parts(kernel: str, kernel_source: str) -> tuple:
         options = _options(dispatcher)
     params, body, names = _kernel_body(text)
     used = sorted(n for n in names - set(params) - {"np", "carray", "cfunc", "types", "as_ptr"}
+                  - {line.split(" = ")[0] for line in bound}
                   if not n.startswith("__") and hasattr(home, n))
     if used:
         imports.append(f"from {home.__name__} import {', '.join(used)}")

@@ -55,14 +55,15 @@ block loop that the step loop runs on its workers (share t < T: the blocks of sa
 dU summed in worker order and dW = G^T dU G (``wino_bpf_sum``, ``wino_bwd_sum``). No kernel holds a
 ``prange`` (``threads.py``).
 
-Record (``WINO_SIZE`` ints): 4 element offsets (the kernel's 2 inputs, output, workspace), then
+Record (``records.WINO``, read as ``WG``): 4 element offsets (the kernel's 2 inputs, output, workspace), then
 N, C, H, W, O, OH, OW, pad_h, pad_w, the tile rows per block, the workers T (at most the
-lowering's shares) and each one's workspace region; a share's record adds its index and the
-step loop's group flag.
+lowering's shares) and each one's workspace region; a share's record (``WINO_SHARE``) adds its
+index and the step loop's group flag.
 Workspace: the coefficients (``NK``), U (a^2 O C), each worker's region (V: a^2 C rows, Mx / dM:
 a^2 O rows, rows of tb tiles at a stride of ``_wino_ld(tb)``; the transforms' planes and runs),
 then the other workers' partial dU (``wino_bwd``: every worker's); U and each region start on a
-64-byte line. ``wino_bwd``'s record is ``wino_bpf``'s (X, dY, dX) followed by W's and dW's offsets.
+64-byte line. ``wino_bwd``'s record (``WINO_BWD``) is ``wino_bpf``'s (X, dY, dX) followed by W's and dW's
+offsets.
 """
 from __future__ import annotations
 
@@ -74,6 +75,7 @@ import numpy as np
 
 from . import threads
 from .lowering import Call
+from .records import WINO, WINO_BWD
 from .lowerings import Phase, runs_in_phases
 
 # B^T (a x a), G (a x 3), A^T (m x a) of F(m x m, 3 x 3)
@@ -88,7 +90,6 @@ MATRICES = {
         np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]], float)),
 }
 TILE = 4                # m: the output tile side
-WINO_SIZE = 4 + 12
 MIN_CHANNELS = 16       # input and output channels at least this: the GEMMs pay for the transforms
 MIN_WIDTH = 8           # output planes at least this wide (the demo's 4x4 planes keep im2col, and its compiles)
 ALIGN = 16              # elements: V's and M's rows, the runs and the workers' regions start on 64-byte lines
@@ -210,12 +211,14 @@ def _wino_ld(n):
 
 @njit(**_JIT)
 def _wino_dims(M, q):
-    """N, C, H, W, O, OH, OW, pad_h, pad_w, tile rows per block, TH, TW, padded row width."""
-    OH = M[q + 5]
-    OW = M[q + 6]
+    """N, C, H, W, O, OH, OW, pad_h, pad_w, tile rows per block, TH, TW, padded row width of the
+    record at q."""
+    OH = M[q + WG.OH]
+    OW = M[q + WG.OW]
     TH = (OH + __M__ - 1) // __M__
     TW = (OW + __M__ - 1) // __M__
-    return M[q], M[q + 1], M[q + 2], M[q + 3], M[q + 4], OH, OW, M[q + 7], M[q + 8], M[q + 9], TH, TW, __M__ * (TW + 1)
+    return (M[q + WG.N], M[q + WG.C], M[q + WG.H], M[q + WG.W], M[q + WG.O], OH, OW, M[q + WG.pad_h],
+            M[q + WG.pad_w], M[q + WG.rows], TH, TW, __M__ * (TW + 1))
 
 
 @njit(**_JIT)
@@ -379,20 +382,20 @@ def _wino_layout(M, p):
     """Element offsets of the record's operands and of the workspace regions: the coefficients,
     U, then worker 0's V, M, (the filter gradient's V[xi]^T,) planes and runs (worker t's: + t *
     the record's region size)."""
-    q = p + 4
+    q = p       # the record's start, which its geometry's readers take
     N, C, H, Wd, O, OH, OW, ph, pw, rb, TH, TW, Wp = _wino_dims(M, q)
-    ko = M[p + 3]
+    ko = M[p + WG.ws_off]
     uo = ko + __NK__
     vo = uo + _wino_ld(__AA__ * O * C)
     mo = vo + __AA__ * C * _wino_ld(rb * (TW + 1))
     bo = mo + __AA__ * O * _wino_ld(rb * (TW + 1)) + _wino_ld(rb * (TW + 1) * C)     # after M: V[xi]^T (bpf)
-    return M[p], M[p + 1], M[p + 2], q, ko, uo, vo, mo, bo
+    return M[p + WG.a_off], M[p + WG.b_off], M[p + WG.z_off], q, ko, uo, vo, mo, bo
 
 
 @njit(**_JIT)
 def _wino_parts(M, q, uo):
     """Where the workers' partial dU start: after U and the T workers' regions."""
-    return uo + _wino_ld(__AA__ * M[q + 4] * M[q + 1]) + M[q + 10] * M[q + 11]
+    return uo + _wino_ld(__AA__ * M[q + WG.O] * M[q + WG.C]) + M[q + WG.T] * M[q + WG.region]
 
 
 @njit(**_JIT)
@@ -405,7 +408,7 @@ def _wino_rows(A, ao, B, bo_, Z, zo, WS, M, p, direction, t, T):
     region; each block's dM serves both GEMMs)."""
     _, _, _, q, ko, uo, vo, mo, bo = _wino_layout(M, p)
     N, C, H, Wd, O, OH, OW, ph, pw, rb, TH, TW, Wp = _wino_dims(M, q)
-    shift = t * M[q + 11]
+    shift = t * M[q + WG.region]
     vo += shift
     mo += shift
     bo += shift
@@ -448,7 +451,7 @@ def _wino_rows(A, ao, B, bo_, Z, zo, WS, M, p, direction, t, T):
 @njit(**_JIT)
 def _wino_empty(M, p):
     """The record's conv has no output tile: its kernels only zero their outputs."""
-    N, C, H, Wd, O, OH, OW, ph, pw, rb, TH, TW, Wp = _wino_dims(M, p + 4)
+    N, C, H, Wd, O, OH, OW, ph, pw, rb, TH, TW, Wp = _wino_dims(M, p)
     return N * TH * TW == 0
 
 
@@ -462,7 +465,7 @@ def _wino_zero(Z, zo, n):
 def _wino_share(A, ao, B, bo_, Z, zo, WS, M, p, direction, t):
     """Share t of a kernel's block loop (``_wino_rows``): worker t's samples, nothing at or past the
     record's T; its GEMMs on at most __THREADS__ BLAS threads (one while the shares run at once)."""
-    T = M[p + 14]
+    T = M[p + WG.T]
     if t < T and not _wino_empty(M, p):
         nt = _blas_at_most(np.int64(__THREADS__))
         _wino_rows(A, ao, B, bo_, Z, zo, WS, M, p, direction, t, T)
@@ -482,44 +485,44 @@ def _wino_prep(Wt, wo, WS, M, p):
     """The coefficients and U = G g G^T (W at wo) into the workspace."""
     xo, _, yo, q, ko, uo, vo, mo, bo = _wino_layout(M, p)
     _wino_consts(WS, ko)
-    _wino_weights(Wt, wo, WS, uo, M[q + 4], M[q + 1])
+    _wino_weights(Wt, wo, WS, uo, M[q + WG.O], M[q + WG.C])
 
 
 @njit(**_JIT)
 def wino_prep(Wt, WS, M, E, p):
     """The first phase of wino_fwd and wino_bpi: the coefficients and U."""
-    _wino_prep(Wt, M[p + 1], WS, M, p)
+    _wino_prep(Wt, M[p + WG.b_off], WS, M, p)
 
 
 @njit(**_JIT)
 def wino_bwd_prep(Wt, WS, M, E, p):
     """The first phase of wino_bwd: the coefficients and U (W's offset after the geometry)."""
-    _wino_prep(Wt, M[p + __WINO_SIZE__], WS, M, p)
+    _wino_prep(Wt, M[p + WG_BWD.w_off], WS, M, p)
 
 
 @njit(**_JIT)
 def wino_consts(WS, M, E, p):
     """The first phase of wino_bpf: the coefficients."""
-    _wino_consts(WS, M[p + 3])
+    _wino_consts(WS, M[p + WG.ws_off])
 
 
 @njit(**_JIT)
 def wino_fwd(X, Y, WS, M, E, p):
     """Share t (after the record) of Y (N, O, OH, OW) = Conv(X, W) for a 3x3 filter, stride 1, by
     Winograd F(__M__x__M__, 3x3). Phases: ``wino_prep``, these shares."""
-    _wino_share(X, M[p], X, M[p], Y, M[p + 2], WS, M, p, 0, M[p + __WINO_SIZE__])
+    _wino_share(X, M[p + WG.a_off], X, M[p + WG.a_off], Y, M[p + WG.z_off], WS, M, p, 0, M[p + WG_SHARE.share])
 
 
 @njit(**_JIT)
 def wino_bpi(DY, DX, WS, M, E, p):
     """Share t of DX (N, C, H, W) = ConvBackpropInput(DY, W) for a 3x3 filter, stride 1: the adjoint
     of wino_fwd. Phases: ``wino_prep``, these shares."""
-    t = M[p + __WINO_SIZE__]
+    t = M[p + WG_SHARE.share]
     if _wino_empty(M, p):
         if t == 0:
-            _wino_zero(DX, M[p + 2], M[p + 4] * M[p + 5] * M[p + 6] * M[p + 7])
+            _wino_zero(DX, M[p + WG.z_off], M[p + WG.N] * M[p + WG.C] * M[p + WG.H] * M[p + WG.W])
         return
-    _wino_share(DY, M[p], DY, M[p], DX, M[p + 2], WS, M, p, 1, t)
+    _wino_share(DY, M[p + WG.a_off], DY, M[p + WG.a_off], DX, M[p + WG.z_off], WS, M, p, 1, t)
 
 
 @njit(**_JIT)
@@ -527,7 +530,7 @@ def wino_bpf(X, DY, WS, M, E, p):
     """Share t of DW (O, C, 3, 3) = ConvBackpropFilter(X, dY) for a 3x3 filter, stride 1: worker t's
     partial dU[xi], summed over its tile blocks (GEMM's beta). Phases: ``wino_consts``, these shares,
     ``wino_bpf_sum``."""
-    _wino_share(X, M[p], DY, M[p + 1], X, M[p], WS, M, p, 2, M[p + __WINO_SIZE__])
+    _wino_share(X, M[p + WG.a_off], DY, M[p + WG.b_off], X, M[p + WG.a_off], WS, M, p, 2, M[p + WG_SHARE.share])
 
 
 @njit(**_JIT)
@@ -535,7 +538,7 @@ def wino_bpf_sum(DW, WS, M, E, p):
     """The last phase of wino_bpf: the workers' partial dU summed into U's place in worker order,
     then dW = G^T dU G."""
     xo, dyo, dwo, q, ko, uo, vo, mo, bo = _wino_layout(M, p)
-    O, C, T = M[q + 4], M[q + 1], M[q + 10]
+    O, C, T = M[q + WG.O], M[q + WG.C], M[q + WG.T]
     if _wino_empty(M, p):
         _wino_zero(DW, dwo, O * C * 9)
         return
@@ -550,12 +553,12 @@ def wino_bwd(X, DY, DX, WS, M, E, p):
     worker's partial dU in its own region. Record: wino_bpf's (X, dY, dX, workspace offsets and the
     geometry), then W's and dW's offsets, then the share. Phases: ``wino_bwd_prep``, these shares,
     ``wino_bwd_sum``."""
-    t = M[p + __WINO_SIZE__ + 2]
+    t = M[p + WG_BWD_SHARE.share]
     if _wino_empty(M, p):
         if t == 0:
-            _wino_zero(DX, M[p + 2], M[p + 4] * M[p + 5] * M[p + 6] * M[p + 7])
+            _wino_zero(DX, M[p + WG.z_off], M[p + WG.N] * M[p + WG.C] * M[p + WG.H] * M[p + WG.W])
         return
-    _wino_share(X, M[p], DY, M[p + 1], DX, M[p + 2], WS, M, p, 3, t)
+    _wino_share(X, M[p + WG.a_off], DY, M[p + WG.b_off], DX, M[p + WG.z_off], WS, M, p, 3, t)
 
 
 @njit(**_JIT)
@@ -563,13 +566,23 @@ def wino_bwd_sum(DW, WS, M, E, p):
     """The last phase of wino_bwd: the workers' partial dU summed into worker 0's in worker order,
     then dW = G^T dU G."""
     xo, dyo, dxo, q, ko, uo, vo, mo, bo = _wino_layout(M, p)
-    O, C, T = M[q + 4], M[q + 1], M[q + 10]
+    O, C, T = M[q + WG.O], M[q + WG.C], M[q + WG.T]
     parts = _wino_parts(M, q, uo)
     if _wino_empty(M, p):
-        _wino_zero(DW, M[q + 13], O * C * 9)
+        _wino_zero(DW, M[p + WG_BWD.dw_off], O * C * 9)
         return
     _wino_sum_parts(WS, parts, parts + __AA__ * O * C, __AA__ * O * C, T)
-    _wino_filter_back(DW, M[q + 13], WS, parts, O, C)
+    _wino_filter_back(DW, M[p + WG_BWD.dw_off], WS, parts, O, C)
+'''
+
+
+# the records' field offsets, bound in the generated module (``library.SOURCE``)
+_RECORDS = '''
+from compiler.backends.cpu.records import WINO, WINO_BWD, WINO_BWD_SHARE, WINO_SHARE
+WG = WINO.at                        # the Winograd record's fields (records.WINO)
+WG_SHARE = WINO_SHARE.at            # ... and a share's (its index)
+WG_BWD = WINO_BWD.at                # wino_bwd's: then W's and dW's offsets
+WG_BWD_SHARE = WINO_BWD_SHARE.at    # ... and its share's
 '''
 
 
@@ -596,11 +609,10 @@ def _source() -> str:
     for key, text in passes.items():
         src = src.replace(key, text)
     for key, value in (("__M__", m), ("__A__", a), ("__AA__", a * a), ("__OV__", _OV), ("__NK__", NK),
-                       ("__THREADS__", BLAS_THREADS), ("__ALIGN__", ALIGN),
-                       ("__WINO_SIZE__", WINO_SIZE)):
+                       ("__THREADS__", BLAS_THREADS), ("__ALIGN__", ALIGN)):
         src = src.replace(key, str(value))
     widths = sorted({int(line.split("_lc")[1].split("(")[0]) for line in src.splitlines() if "_lc" in line and "(WS" in line})
-    return "".join(_lc_source(k) for k in widths) + _ilv_source() + _weights_source() + src
+    return _RECORDS + "".join(_lc_source(k) for k in widths) + _ilv_source() + _weights_source() + src
 
 
 SOURCE = _source()
@@ -641,26 +653,28 @@ def _rows_per_block(n: int, oh: int, ow: int) -> int:
     return rows // _tiles(oh) * _tiles(oh) if rows >= _tiles(oh) else rows
 
 
-def _geometry(attrs: dict, xshape, wshape, yshape, shares: int) -> list:
-    """N, C, H, W, O, OH, OW, pad_h, pad_w, tile rows per block (the kernels' ``_wino_dims``), the
-    workers T (``threads.py``; at most one per sample, and at most the lowering's ``shares``: share
-    t runs worker t) and each one's region: V, M, planes and runs."""
+def _geometry(attrs: dict, xshape, wshape, yshape, shares: int) -> dict:
+    """``records.WINO``'s geometry fields: N, C, H, W, O, OH, OW, pad_h, pad_w, tile rows per block
+    (the kernels' ``_wino_dims``), the workers T (``threads.py``; at most one per sample, and at
+    most the lowering's ``shares``: share t runs worker t) and each one's region: V, M, planes and
+    runs."""
     n, c, h, w = xshape
     oh, ow = yshape[2:]
     rb = _rows_per_block(n, oh, ow)
     tb = rb * (_tiles(ow) + 1)
     workers = max(1, min(threads.kernel_threads(), shares, n))
-    return [n, c, h, w, wshape[0], oh, ow, *attrs["padding"], rb, workers,
-            _ld(_A * _A * (c + wshape[0]) * _ld(tb) + _ld(tb * c) + _ld(_A * TILE * tb) + _runs() * _ld(tb + 2))]
+    region = _ld(_A * _A * (c + wshape[0]) * _ld(tb) + _ld(tb * c) + _ld(_A * TILE * tb) + _runs() * _ld(tb + 2))
+    pad_h, pad_w = attrs["padding"]
+    return dict(N=n, C=c, H=h, W=w, O=wshape[0], OH=oh, OW=ow, pad_h=pad_h, pad_w=pad_w, rows=rb, T=workers,
+                region=region)
 
 
 def workspace_size(attrs: dict, xshape, wshape, yshape, shares: int, both: bool = False) -> int:
     """The coefficients, U (a^2 O C), each worker's region, then the other workers' partial dU
     (``both``, ``wino_bwd``: every worker's)."""
     g = _geometry(attrs, xshape, wshape, yshape, shares)
-    workers, region = g[-2:]
-    u = _A * _A * g[4] * g[1]
-    return NK + _ld(u) + workers * region + (workers - 1 + both) * u
+    u = _A * _A * g["O"] * g["C"]
+    return NK + _ld(u) + g["T"] * g["region"] + (g["T"] - 1 + both) * u
 
 
 def lower(b, op, kernel: str, inputs, shapes_of, attrs: dict) -> None:
@@ -670,7 +684,7 @@ def lower(b, op, kernel: str, inputs, shapes_of, attrs: dict) -> None:
     g = threads.shares()
     ws = b.workspace(inputs[0].dtype, lambda env: (workspace_size(attrs, *shapes_of(env), g),), "winograd tiles")
     record = WinoRecord(attrs, shapes_of, g, (*inputs, b.write_key(out), ws))
-    b.call(kernel, list(inputs), out, record, WINO_SIZE, extra=[ws])
+    b.call(kernel, list(inputs), out, record, WINO.size, extra=[ws])
 
 
 @dataclass(frozen=True, eq=False)
@@ -685,8 +699,10 @@ class WinoRecord:
     tail: tuple = ()
 
     def __call__(self, env) -> List[int]:
-        return ([env.off(k) for k in self.keys] + _geometry(self.attrs, *self.shapes_of(env), self.shares)
-                + [env.off(k) for k in self.tail])
+        offsets = dict(zip(("a_off", "b_off", "z_off", "ws_off", "w_off", "dw_off"),
+                           [env.off(k) for k in self.keys + self.tail]))
+        geometry = _geometry(self.attrs, *self.shapes_of(env), self.shares)
+        return (WINO_BWD if self.tail else WINO).pack({**offsets, **geometry})
 
 
 def _after(prog, key, start: int, end: int) -> bool:
@@ -724,7 +740,7 @@ def fuse_backward(lowering) -> None:
                                     "winograd tiles (both gradients)")
             xk = bpf.args[0]
             record = WinoRecord(attrs, shapes_of, g, (xk, dy, dx, ws), (w, dw))
-            fused = Call("wino_bwd", (xk, dy, w, dx, dw, ws), record, WINO_SIZE + 2, bpi.op, n_in=3)
+            fused = Call("wino_bwd", (xk, dy, w, dx, dw, ws), record, WINO_BWD.size, bpi.op, n_in=3)
             prog.calls[i] = fused
             del prog.calls[j]
             break
@@ -732,7 +748,7 @@ def fuse_backward(lowering) -> None:
 
 def _workers(rec: list) -> int:
     """The workers T of a Winograd record (``_geometry``)."""
-    return rec[4 + 10]
+    return rec[WINO.at.T]
 
 
 # The kernels run in phases (``lowerings.PHASES``): the coefficients and U, then the samples' shares

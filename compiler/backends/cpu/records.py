@@ -110,3 +110,14 @@ CONV_POOL_BPF = CONV.extend("conv_pool_bpf", "i_off pool_plane")
 CONV_SHARE = CONV.extend("conv_share", "share group")
 CONV_POOL_FWD_SHARE = CONV_POOL_FWD.extend("conv_pool_fwd_share", "share group")
 CONV_POOL_BPF_SHARE = CONV_POOL_BPF.extend("conv_pool_bpf_share", "share group")
+
+# -- the generated Winograd F(4x4, 3x3) kernels (nn_winograd) -----------------------------------------
+# offsets of the kernel's two inputs, its output and its workspace (wino_fwd: X, W, Y; wino_bpi: dY, W,
+# dX; wino_bpf: X, dY, dW; wino_bwd: X, dY, dX); the input dims, output channels, output dims and
+# padding; the tile rows per block; the workers T and each one's workspace region
+WINO = RecordSpec("wino", "a_off b_off z_off ws_off N C H W O OH OW pad_h pad_w rows T region")
+# a share of wino_fwd / wino_bpi / wino_bpf: its index and the step loop's group flag (as CONV_SHARE)
+WINO_SHARE = WINO.extend("wino_share", "share group")
+# wino_bwd (``nn_winograd.fuse_backward``: both gradients in one pass): then W's and dW's offsets
+WINO_BWD = WINO.extend("wino_bwd", "w_off dw_off")
+WINO_BWD_SHARE = WINO_BWD.extend("wino_bwd_share", "share group")

@@ -1,9 +1,10 @@
 """The elementwise kernels ``ew_<name>``, one per entry of ``cpu/library.ELEMENTWISE`` (the op
 table both backends generate from), over the record of ``cpu/library.loop_kernel``
-(``lowerings.ew_record``: nd, shape[MAXR], then per operand, outputs first, its offset and
-strides[MAXR]): broadcasting and strided views work as on cpu. One thread per element of the
-loop (a grid-stride loop), its operands' offsets from its flat index; a table entry's check
-(``PowInt``'s negative exponent) sets ``E`` as the cpu kernel does.
+(``cpu/library.ew_spec``, written by ``lowerings.ew_record``: nd, shape[MAXR], then per operand,
+outputs first, its offset and strides[MAXR]; read by field name as ``EW<n>``): broadcasting and
+strided views work as on cpu. One thread per element of the loop (a grid-stride loop), its
+operands' offsets from its flat index; a table entry's check (``PowInt``'s negative exponent) sets
+``E`` as the cpu kernel does.
 
 The table's expressions are NumPy on scalars; device code spells them with ``math`` (``CUDA``
 below), float32 transcendentals still computed in float64 and rounded once on store."""
@@ -14,18 +15,14 @@ import math  # noqa: F401  (the generated kernels' namespace)
 import numpy as np
 from numba import cuda, float64  # noqa: F401
 
-from ...cpu.library import ELEMENTWISE, MAXR, check_lines
+from ...cpu.library import ELEMENTWISE, check_lines, ew_bindings, ew_spec  # noqa: F401
+from ...cpu.lowerings import loop_elements
 from . import launches
 from .common import SIMULATED, TPB, _ipow, _maximum, _minimum, _power, _relu, _sigmoid, _sign, blocks  # noqa: F401
 
 # NumPy scalar functions of the op table -> their device spelling
 CUDA = {"np.float64(": "float64(", "np.exp(": "math.exp(", "np.log(": "math.log(", "np.sin(": "math.sin(",
         "np.cos(": "math.cos(", "np.tanh(": "math.tanh(", "np.sqrt(": "math.sqrt(", "np.power(": "_power("}
-
-
-def operand_base(j: int) -> int:
-    """Where operand j's offset and strides start in an elementwise record (``loop_kernel``)."""
-    return 1 + MAXR + j * (MAXR + 1)
 
 
 def device_expr(expr: str) -> str:
@@ -45,13 +42,14 @@ def kernel_source(name: str, arity: int, expr: str, check: str) -> str:
     """Source of ``ew_<name>(X0.., Y0, M, E, p)``: a grid-stride loop over the record's elements."""
     xs = [f"X{i}" for i in range(arity)]
     ops = ["Y0"] + xs
-    L = [f"def ew_{name}({', '.join(xs)}, Y0, M, E, p):", "    nd = M[p]", "    n = 1",
-         "    for d in range(nd):", "        n *= M[p + 1 + d]",
+    EW = f"EW{len(ops)}"
+    L = [f"def ew_{name}({', '.join(xs)}, Y0, M, E, p):", f"    nd = M[p + {EW}.nd]", "    n = 1",
+         "    for d in range(nd):", f"        n *= M[p + {EW}.shape + d]",
          "    i = cuda.grid(1)", "    step = cuda.gridsize(1)", "    while i < n:", "        r = i"]
-    L += [f"        c{o} = M[p + {operand_base(j)}]" for j, o in enumerate(ops)]
-    L += ["        for d in range(nd - 1, -1, -1):", "            sz = M[p + 1 + d]", "            k = r % sz",
-          "            r //= sz"]
-    L += [f"            c{o} += k * M[p + {operand_base(j) + 1} + d]" for j, o in enumerate(ops)]
+    L += [f"        c{o} = M[p + {EW}.off{j}]" for j, o in enumerate(ops)]
+    L += ["        for d in range(nd - 1, -1, -1):", f"            sz = M[p + {EW}.shape + d]",
+          "            k = r % sz", "            r //= sz"]
+    L += [f"            c{o} += k * M[p + {EW}.strides{j} + d]" for j, o in enumerate(ops)]
     L += [f"        x{k} = X{k}[cX{k}]" for k in range(arity)]
     L += ["        " + line for line in check_lines(check)]
     L += [f"        Y0[cY0] = {device_expr(expr)}", "        i += step"]
@@ -60,7 +58,7 @@ def kernel_source(name: str, arity: int, expr: str, check: str) -> str:
 
 def _launcher(kernel):
     def launch(arrays, M, E, p, rec, stream):
-        n = int(np.prod(rec[1:1 + rec[0]], dtype=np.int64))
+        n = loop_elements(rec)
         if n:
             kernel[blocks(n), TPB, stream](*arrays, M, E, p)
     return launch
@@ -72,7 +70,9 @@ KERNELS = {}     # "ew_<name>" -> its kernel
 def _build() -> None:
     namespace = dict(globals())
     for name, (arity, expr, check) in ELEMENTWISE.items():
-        exec(compile(kernel_source(name, arity, expr, check), f"<cuda ew_{name}>", "exec"), namespace)
+        source = kernel_source(name, arity, expr, check)
+        exec("\n".join(ew_bindings(source)), namespace)       # the record's fields: EW<n>
+        exec(compile(source, f"<cuda ew_{name}>", "exec"), namespace)
         KERNELS[f"ew_{name}"] = kernel = cuda.jit(namespace[f"ew_{name}"])
         launches(f"ew_{name}")(_launcher(kernel))
 
