@@ -251,3 +251,30 @@ def test_more_numba_threads_than_shares_still_runs_every_part(rng):
                          env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     assert float(out.stdout.split("max error")[1]) < 1e-9, out.stdout
+
+
+def test_workers_raised_after_lowering_keep_to_the_lowered_shares(rng, monkeypatch):
+    """A plan lowered for 2 shares, laid out for a new batch size after STATICGRAPH_KERNEL_THREADS
+    went up to 3: its im2col conv records keep T at most 2 (``threads.lowered_shares``), so no
+    chunk belongs to a worker without a share call, and the results match the reference."""
+    from compiler.backends.cpu.records import CONV
+    monkeypatch.setenv("STATICGRAPH_WINOGRAD", "0")
+    monkeypatch.setenv("STATICGRAPH_KERNEL_THREADS", "2")
+    X, W = sg.placeholder(sg.float64, (None, 3, 12, 12)), sg.placeholder(sg.float64, (8, 3, 3, 3))
+    y = sg.nn.conv2d(X, W, stride=2)
+    fetches = [y] + sg.gradients(sg.reduce_sum(sg.square(y)), [X, W])
+    w = rng.standard_normal((8, 3, 3, 3))
+    with sg.Session() as sess:
+        plan = sess.compile(fetches, [X, W])
+        plan(rng.standard_normal((4, 3, 12, 12)), w)
+        monkeypatch.setenv("STATICGRAPH_KERNEL_THREADS", "3")
+        x = rng.standard_normal((64, 3, 12, 12))
+        got = plan(x, w)
+        prog = plan._exe.tier.prog
+        lay = plan._exe.tier.layouts[((64, 3, 12, 12), (8, 3, 3, 3))]
+        convs = [c for c in prog.all_calls if c.kernel.startswith("conv_")]
+        assert convs and prog.shares == 2
+        assert all(CONV.unpack(lay.M[c.pos:c.pos + CONV.size])["T"] <= 2 for c in convs)
+    want = sg.Session(target="reference").run(fetches, {X: x, W: w})
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10 * np.abs(b).max())

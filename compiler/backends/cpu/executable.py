@@ -204,7 +204,13 @@ def _sized(key) -> tuple:
 def plan_host(prog: Program, state, feed_shapes) -> tuple:
     """The host side of a shape signature, shared by every backend that runs a lowered program
     (cpu, cuda): concrete shapes, the variables read checked, the arena plan and every key's
-    element offset in its flat array (``Env``), the plan-entry checks. Returns (shapes, env, arena)."""
+    element offset in its flat array (``Env``), the plan-entry checks. Returns (shapes, env, arena).
+    Workspaces are sized for at most the program's lowered shares (``threads.lowered_shares``)."""
+    with threads.lowered_shares(prog.shares):
+        return _plan_host(prog, state, feed_shapes)
+
+
+def _plan_host(prog: Program, state, feed_shapes) -> tuple:
     shapes = concrete_shapes(prog, feed_shapes)
     for var in prog.reads:
         state.read(var)     # FailedPreconditionError for an uninitialized variable
@@ -238,8 +244,9 @@ def plan_host(prog: Program, state, feed_shapes) -> tuple:
 def record_table(prog: Program, env: Env) -> np.ndarray:
     """The int64 record table ``M`` of one shape signature (every call's record at its position)."""
     M = np.zeros(max(prog.record_size, 1), np.int64)
-    for call in prog.all_calls:
-        rec = call.record(env)
+    with threads.lowered_shares(prog.shares):       # T <= G: no worker without its share call
+        recs = [call.record(env) for call in prog.all_calls]
+    for call, rec in zip(prog.all_calls, recs):
         if len(rec) != call.size:
             raise InternalError(f"record of {call.kernel} has {len(rec)} entries, expected {call.size}", call.op)
         M[call.pos:call.pos + call.size] = rec

@@ -19,6 +19,7 @@ from staticgraph.shapes import fmt
 from ...schedule import Schedule
 from .lowerings import (ARRAY_FILL, EW_SIZE, LOWERINGS, MATMUL_UPDATE, PHASES, Env, View, ew_record, ew_share,
                         loop_elements, mm_update_record)
+from . import threads
 from .library import ELEMENTWISE
 
 
@@ -106,6 +107,7 @@ class Program:
     fetch_keys: List[object] = field(default_factory=list)
     fused: List[tuple] = field(default_factory=list)                 # (kernel name, source, op)
     record_size: int = 0
+    shares: int = 1         # G: the calls a split call became (``Lowering._shares``); T <= G at plan entry
 
     def root(self, key):
         while key in self.alias:
@@ -196,7 +198,7 @@ class Lowering:
     """The builder a kernel registry entry talks to (see ``kernels.py``)."""
 
     def __init__(self, sched: Schedule, profile: LoweringProfile = CPU_PROFILE):
-        self.prog = Program(sched)
+        self.prog = Program(sched, shares=threads.shares() if profile.shares else 1)
         self.profile = profile
         self._fed = set(sched.feeds)
         self._op: Optional[Operation] = None
@@ -242,8 +244,8 @@ class Lowering:
 
     def _shares(self, kernel: str, args: tuple, record, size: int, work, least: int, n_in, inplace: tuple) -> None:
         """Append the G calls of ``split_call`` (their flag set from ``least`` elements of ``work``)."""
-        from .threads import kernel_threads, shares
-        g = shares() if self.profile.shares else 1
+        from .threads import kernel_threads
+        g = self.prog.shares
 
         def share(env, t):
             flag = int(g > 1 and t == 0 and kernel_threads() > 1 and work(env) >= least)

@@ -19,12 +19,15 @@ with one worker.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import importlib
 import os
 import weakref
 
 _FORKED = [False]
+_LOWERED_SHARES: contextvars.ContextVar = contextvars.ContextVar("staticgraph_lowered_shares", default=None)
 _EXECUTABLES: "weakref.WeakSet" = weakref.WeakSet()
 
 
@@ -64,17 +67,19 @@ def _threadsafe_pool_loads() -> bool:
 
 def kernel_threads() -> int:
     """Workers a parallel kernel may use (see the module doc): ``STATICGRAPH_KERNEL_THREADS``, else
-    Numba's thread count (``NUMBA_NUM_THREADS``: the machine's cores); never more than ``shares()``.
-    A record's T workers are run by the lowering's ``shares()`` calls, share t doing worker t's
-    part: with more workers than shares (``NUMBA_NUM_THREADS`` above the core count, more than
-    ``MAX_SHARES`` cores or a setting above it) the parts past the last share would never run."""
+    Numba's thread count (``NUMBA_NUM_THREADS``: the machine's cores); never more than the shares a
+    program was lowered with (``lowered_shares``; else ``shares()``). A record's T workers are run
+    by the lowering's G share calls, share t doing worker t's part: with T > G
+    (``NUMBA_NUM_THREADS`` above the core count, more than ``MAX_SHARES`` cores, a setting above it
+    or raised after the lowering) the parts past the last share would never run."""
     if _FORKED[0]:
         return 1
     import numba
     explicit = _setting()
+    most = _LOWERED_SHARES.get() or shares()
     if numba.config.DISABLE_JIT:      # kernels run as Python: workers run one after another
-        return min(explicit or 1, shares())
-    n = min(explicit or numba.config.NUMBA_NUM_THREADS, shares())
+        return min(explicit or 1, most)
+    n = min(explicit or numba.config.NUMBA_NUM_THREADS, most)
     return n if n == 1 or _threadsafe_layer() else 1
 
 
@@ -87,6 +92,18 @@ def shares() -> int:
     without importing Numba (lowering runs before the warm-up is over); whether a layout runs the
     shares on the workers is ``kernel_threads()``'s call, at plan entry."""
     return max(1, min(MAX_SHARES, _setting() or os.cpu_count() or 1))
+
+
+@contextlib.contextmanager
+def lowered_shares(g: int):
+    """Within: ``kernel_threads()`` is at most ``g``, the share count of the program whose records
+    and workspaces are being sized (``Program.shares``; per context, so plans laid out in several
+    threads at once each see their own)."""
+    token = _LOWERED_SHARES.set(g)
+    try:
+        yield
+    finally:
+        _LOWERED_SHARES.reset(token)
 
 
 def track(executable) -> None:
