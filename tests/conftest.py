@@ -29,6 +29,11 @@ os.environ["STATICGRAPH_CACHE_DIR"] = _CACHE_DIR
 # interpreter: cpu tests must test the cpu kernels (tests/test_cpu_warmup.py tests the warm-up).
 os.environ.setdefault("STATICGRAPH_JIT", "off")
 os.environ.setdefault("STATICGRAPH_WARMUP", "wait")
+# The suite's xdist workers already keep every core busy: a plan compiles its missing kernels in its
+# own process instead of starting compile workers (each imports Numba and the kernel library and
+# compiles the helpers again: measured 12% more CPU on the compile-heavy files). The worker path is
+# tested where a test sets STATICGRAPH_COMPILE_WORKERS itself (test_cpu_native.py; test_cache_warm.py passes --jobs 2).
+os.environ.setdefault("STATICGRAPH_COMPILE_WORKERS", "1")
 # The cuda target's tests (tests/test_cuda_*.py) run on Numba's CUDA simulator (no GPU in CI),
 # set before anything imports numba.cuda; STATICGRAPH_TEST_REAL_CUDA=1 runs them on a real GPU.
 if os.environ.get("STATICGRAPH_TEST_REAL_CUDA") != "1":
