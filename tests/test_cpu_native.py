@@ -90,6 +90,41 @@ def test_missing_wrappers_compile_in_worker_processes(monkeypatch, tmp_path):
     assert native.precompile(sources) == 0                   # loaded now: nothing to do
 
 
+def test_work_order_keeps_a_family_in_one_worker_and_lets_every_worker_take_everything():
+    """Compile workers pull from one queue: each worker's order holds every item once, its own share
+    (a whole family: the convolution kernels link the same helpers) first, heaviest first; a worker
+    without a family of its own starts on the heaviest items."""
+    def src(kernel):
+        return f"from sg_kernels_x import {kernel} as _dispatcher\n"
+    sources = [src(k) for k in ("ew_Add", "conv_fwd", "ew_Mul", "tile_fwd", "pool_max", "red_Sum")]
+    orders = native.work_order(sources, 2)
+    assert all(sorted(order) == list(range(6)) for order in orders)
+    assert sorted(sorted(order[:3]) for order in orders) == [[0, 2, 5], [1, 3, 4]]
+    conv_first = next(order for order in orders if order[0] in (1, 3))
+    assert conv_first[2] == 4                                       # pool (weight 2) after conv and tile (3)
+    third = native.work_order(sources, 3)[2]
+    assert sorted(third) == list(range(6)) and set(third[:2]) == {1, 3}
+
+
+def test_a_compile_worker_drains_the_queue_skipping_claimed_items(monkeypatch, tmp_path):
+    """``precompile.drain``: items claimed by another worker (renamed) are left to it; the rest are
+    compiled to the cache and deleted; the folder stays while a claimed item is in flight."""
+    from compiler.backends.cpu import precompile
+    monkeypatch.setenv("STATICGRAPH_CACHE_DIR", str(tmp_path / "cache"))
+    sources = [native.wrapper_source(k, ("int8", "int8", "int8")) for k in ("ew_Add", "ew_Sub")]   # dtypes no
+    queue = tmp_path / "queue"                                                                    # other test uses
+    queue.mkdir()
+    for i, text in enumerate(sources):
+        (queue / f"{i}.todo").write_text(text)
+    (queue / "1.todo").rename(queue / "1.todo.4242")                 # another worker's
+    precompile.drain(str(queue), [1, 0])
+    assert native._compiled_on_disk(sources[0]) and not native._compiled_on_disk(sources[1])
+    assert sorted(p.name for p in queue.iterdir()) == ["1.todo.4242"]
+    (queue / "1.todo.4242").unlink()
+    precompile.drain(str(queue), [0, 1])                             # nothing left: the folder goes
+    assert not queue.exists()
+
+
 def test_profile_times_every_call_and_runs_real_steps(rng):
     x = sg.placeholder(sg.float32, (None, 3), name="x")
     w = sg.Variable(np.ones((3, 2), np.float32), name="w")

@@ -355,10 +355,40 @@ def runtime_on_disk() -> bool:
 
 def _weight(source: str) -> int:
     """Rough compile cost of a wrapper (measured: conv kernels cost several elementwise ones)."""
+    name = _kernel_name(source)
+    return 3 if name.startswith(("conv", "tile", "wino")) else 2 if name.startswith(("pool", "softmax", "nll")) else 1
+
+
+def _kernel_name(source: str) -> str:
     import re
     m = re.search(r"import (\w+) as _dispatcher", source)
-    name = m.group(1) if m else "fused"
-    return 3 if name.startswith("conv") else 2 if name.startswith(("pool", "softmax", "nll")) else 1
+    return m.group(1) if m else "fused"
+
+
+def _family(source: str) -> str:
+    """The helper tree a wrapper links: convolutions, their Winograd tiles and the pooling kernels
+    share the GEMM, im2col and pooling helpers; the rest (elementwise, reductions, softmax, GEMM
+    calls) share little. A compile worker that keeps to one family compiles its helpers once."""
+    return "conv" if _kernel_name(source).startswith(("conv", "tile", "wino", "pool")) else "other"
+
+
+def work_order(sources: Sequence[str], workers: int) -> List[List[int]]:
+    """Each worker's order of preference over ``sources`` (indices): whole families dealt heaviest
+    first to the least loaded worker, each worker's own share first, then every other item heaviest
+    first. The workers pull from one queue (``compile_in_workers``), so one that is done with its
+    family takes what is left of the others' instead of idling."""
+    weights = [_weight(src) for src in sources]
+    heavy_first = sorted(range(len(sources)), key=lambda i: -weights[i])
+    by_family: Dict[str, List[int]] = {}
+    for i in heavy_first:
+        by_family.setdefault(_family(sources[i]), []).append(i)
+    load = [0] * workers
+    own: List[List[int]] = [[] for _ in range(workers)]
+    for items in sorted(by_family.values(), key=lambda f: -sum(weights[i] for i in f)):
+        w = min(range(workers), key=lambda k: load[k])
+        own[w] += items
+        load[w] += sum(weights[i] for i in items)
+    return [mine + [i for i in heavy_first if i not in set(mine)] for mine in own]
 
 
 def missing(sources: Sequence[str]) -> List[str]:
@@ -394,19 +424,23 @@ def _spawn_worker(sources: Sequence[str], *args: str, **popen):
 
 def compile_in_workers(sources: Sequence[str], workers: int,
                        progress: Optional[Callable[[int], None]] = None) -> List[str]:
-    """Compile ``sources`` into the disk cache in ``workers`` worker processes (heaviest kernels
-    first, dealt round-robin); ``progress(n)`` is called as n more reach the disk. Returns the
-    sources still not on disk afterwards (a worker failed: warned, with its stderr's tail)."""
+    """Compile ``sources`` into the disk cache in ``workers`` worker processes that pull them from one
+    queue, each in its own order (``work_order``: its families first, so a helper tree is compiled
+    in one worker, then whatever is left, so none idles while work remains); ``progress(n)`` is
+    called as n more reach the disk. Returns the sources still not on disk afterwards (a worker
+    failed: warned, with its stderr's tail)."""
     import tempfile
-    heavy_first = sorted(sources, key=_weight, reverse=True)
-    workers = max(1, min(workers, len(heavy_first)))
+    workers = max(1, min(workers, len(sources)))
+    queue = tempfile.mkdtemp(prefix="staticgraph-queue-")     # item i: file i, claimed by renaming it
+    for i, src in enumerate(sources):
+        with open(os.path.join(queue, f"{i}.todo"), "w") as f:
+            f.write(src)
     procs = []
-    for i in range(workers):
+    for order in work_order(sources, workers):
         err = tempfile.TemporaryFile()     # not a pipe: a worker outliving this process must not hit EPIPE
-        share = heavy_first[i::workers]
-        procs.append((_spawn_worker(share, stderr=err), err))
-        _IN_FLIGHT[procs[-1][0].pid] = (procs[-1][0], share)
-    pending = list(heavy_first)
+        procs.append((_spawn_worker([], "--queue", queue, "--order", ",".join(map(str, order)), stderr=err), err))
+        _IN_FLIGHT[procs[-1][0].pid] = (procs[-1][0], list(sources))    # the workers finish the queue together
+    pending = list(sources)
     while pending:
         running = any(proc.poll() is None for proc, _ in procs)
         left = [src for src in pending if not _compiled_on_disk(src)]
@@ -425,6 +459,8 @@ def compile_in_workers(sources: Sequence[str], workers: int,
             warnings.warn(f"staticgraph: a kernel compile worker failed ({proc.returncode}): "
                           f"{err.read().decode(errors='replace')[-400:]}", RuntimeWarning)
         err.close()
+    import shutil
+    shutil.rmtree(queue, ignore_errors=True)
     return pending
 
 

@@ -4,8 +4,9 @@ Compiles (or finds cached) the step loop and each wrapper source listed in the J
 plan cache (``STATICGRAPH_CACHE_DIR``), so that the process that started it only has to load them.
 It deletes the JSON file once read (a detached worker outlives the process that wrote it).
 
-Started by ``native.compile_in_workers`` (several at once, one share each, for ``precompile`` and
-``python -m staticgraph cache warm``) and, with ``--parallel``, by ``native.compile_detached`` at a
+Started by ``native.compile_in_workers`` (several at once, for ``precompile`` and ``python -m
+staticgraph cache warm``: with ``--queue DIR --order I,J,...`` each pulls wrapper sources from one
+queue folder in its own order, ``drain``) and, with ``--parallel``, by ``native.compile_detached`` at a
 process's exit: that one first fans its sources out to worker processes like ``precompile`` does.
 Every compile happens inside the cache's ``compiling()`` blocks, so a worker killed at any point
 leaves nothing that a later process loads unverified. A worker ignores SIGINT: a Ctrl-C stops the
@@ -19,6 +20,7 @@ import json
 import os
 import signal
 import sys
+from typing import List
 
 
 def main(path: str, parallel: bool = False) -> None:
@@ -35,5 +37,33 @@ def main(path: str, parallel: bool = False) -> None:
         native.wrapper_address(source)
 
 
+def drain(queue: str, order: List[int]) -> None:
+    """Compile the queue's items (files ``<i>.todo`` holding a wrapper source) in ``order``, each one
+    claimed first by renaming it (atomic: another worker's rename of the same item fails), deleted
+    once compiled; the last worker to find the queue empty removes its folder."""
+    from compiler.backends.cpu import native
+    mine = f".{os.getpid()}"
+    for i in order:
+        todo = os.path.join(queue, f"{i}.todo")
+        try:
+            os.rename(todo, todo + mine)
+        except FileNotFoundError:        # taken by another worker
+            continue
+        with open(todo + mine) as f:
+            source = f.read()
+        native.wrapper_address(source)
+        os.unlink(todo + mine)
+    try:
+        os.rmdir(queue)
+    except OSError:                      # others still compiling their claimed items
+        pass
+
+
 if __name__ == "__main__":
-    main(sys.argv[1], "--parallel" in sys.argv[2:])
+    args = sys.argv[1:]
+    if "--queue" in args:
+        queue, order = args[args.index("--queue") + 1], args[args.index("--order") + 1]
+        main(args[0])
+        drain(queue, [int(i) for i in order.split(",")])
+    else:
+        main(args[0], "--parallel" in args[1:])
