@@ -17,9 +17,9 @@ simulator_only = pytest.mark.skipif(not SIMULATED, reason="checks what the CUDA 
 @pytest.fixture(autouse=True)
 def fast_simulator_switching():
     """Autouse where a test module imports it: on the simulator, the GIL changes hands every 0.1 ms
-    instead of every 5 ms. The simulator runs a block's threads while its launching thread polls
-    them in a busy loop, so each hand-over between them waited out the switch interval: a test's
-    launches run about 4 times faster (the kernels and their results are the same)."""
+    instead of Python's default 5 ms. The simulator runs a block's threads while the launching
+    thread polls them in a busy loop, so most hand-overs between them waited out the whole switch
+    interval (the kernels and their results are the same; only the waits get shorter)."""
     if not SIMULATED:
         yield
         return
