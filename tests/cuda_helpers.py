@@ -1,4 +1,6 @@
 """Helpers of the cuda target's tests (tests/test_cuda_*.py): skipped where numba-cuda is missing."""
+import sys
+
 import numpy as np
 import pytest
 
@@ -10,6 +12,35 @@ from numba import config  # noqa: E402
 
 SIMULATED = bool(config.ENABLE_CUDASIM)     # False under STATICGRAPH_TEST_REAL_CUDA=1 (tests/conftest.py)
 simulator_only = pytest.mark.skipif(not SIMULATED, reason="checks what the CUDA simulator does")
+
+
+@pytest.fixture(autouse=True)
+def fast_simulator_switching():
+    """Autouse where a test module imports it: on the simulator, the GIL changes hands every 0.1 ms
+    instead of Python's default 5 ms. The simulator runs a block's threads while the launching
+    thread polls them in a busy loop, so most hand-overs between them waited out the whole switch
+    interval (the kernels and their results are the same; only the waits get shorter)."""
+    if not SIMULATED:
+        yield
+        return
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(min(old, 1e-4))
+    yield
+    sys.setswitchinterval(old)
+
+
+def small_blocks(monkeypatch) -> None:
+    """On the simulator (every GPU thread a Python thread, its cost that of the threads launched),
+    the conv and pool kernels get blocks of at most 64 threads instead of 256 and 128: the kernels
+    are generic over these sizes, which the simulator reads at run time (a GPU compiles them in, so
+    they stay as they are there). Smaller chunks also take pool_max_grad's planes through several
+    chunks."""
+    if SIMULATED:
+        from compiler.backends.cuda.kernels import conv, pool
+        monkeypatch.setattr(conv, "TILE", 8)
+        monkeypatch.setattr(conv, "BIAS_THREADS", 32)
+        monkeypatch.setattr(pool, "THREADS", 32)
+        monkeypatch.setattr(pool, "POOL_THREADS", 32)
 
 
 def run_both(fetches, feed_dict=None, setup=None):

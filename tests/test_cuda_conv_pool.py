@@ -12,10 +12,10 @@ import pytest
 import staticgraph as sg
 from staticgraph.ops.pool import max_pool_gather
 
-import cuda_helpers  # noqa: F401, E402  (skips the module without numba-cuda)
+# (skips the module without numba-cuda; fast_simulator_switching: autouse)
+from cuda_helpers import fast_simulator_switching, small_blocks  # noqa: F401, E402
 from compiler.backends.cpu.records import CONV  # noqa: E402
 from compiler.backends.cuda.kernels import LAUNCHERS, conv, pool  # noqa: E402
-from numba import cuda  # noqa: E402
 
 CONV_KERNELS = ("conv_fwd", "conv_bpi", "conv_bpf")
 POOL_KERNELS = ("pool_max", "pool_avg", "pool_avg_grad", "pool_max_grad", "pool_max_gather")
@@ -24,15 +24,7 @@ RTOL = {np.float32: 1e-4, np.float64: 1e-10}
 
 @pytest.fixture(autouse=True)
 def _small_blocks(monkeypatch):
-    """On the simulator (every GPU thread a Python thread, its cost that of the threads launched),
-    blocks of 64 threads instead of 256 and 128: the kernels are generic over these sizes, which the
-    simulator reads at run time (a GPU compiles them in, so they stay as they are there). Smaller
-    chunks also take pool_max_grad's planes through several chunks."""
-    if cuda.config.ENABLE_CUDASIM:
-        monkeypatch.setattr(conv, "TILE", 8)
-        monkeypatch.setattr(conv, "BIAS_THREADS", 32)
-        monkeypatch.setattr(pool, "THREADS", 32)
-        monkeypatch.setattr(pool, "POOL_THREADS", 32)
+    small_blocks(monkeypatch)
 
 
 def _cuda_and_reference(fetches, feeds, values, runs: int = 1):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import staticgraph as sg
-from cuda_helpers import assert_all_close, run_both, simulator_only
+from cuda_helpers import assert_all_close, fast_simulator_switching, run_both, simulator_only  # noqa: F401
 
 
 class FakeCublas(types.ModuleType):

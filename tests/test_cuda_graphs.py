@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import staticgraph as sg
-from cuda_helpers import simulator_only
+from cuda_helpers import fast_simulator_switching, simulator_only  # noqa: F401  (autouse)
 
 
 class RecordingGraph:

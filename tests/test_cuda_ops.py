@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import staticgraph as sg
-from cuda_helpers import assert_all_close, run_both
+from cuda_helpers import assert_all_close, fast_simulator_switching, run_both  # noqa: F401  (autouse)
 
 
 @pytest.mark.parametrize("dtype,shape", [(np.float32, (3, 5)), (np.float64, (2, 1, 3))])

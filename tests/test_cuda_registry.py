@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import staticgraph as sg
-import cuda_helpers  # noqa: F401  (skips the module without numba-cuda)
+from cuda_helpers import fast_simulator_switching  # noqa: F401  (autouse; skips the module without numba-cuda)
 from compiler.backends.cpu import LOWERINGS
 from compiler.backends.cpu.executable import _optimize
 from compiler.backends.cpu.library import ELEMENTWISE

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 import staticgraph as sg
-import cuda_helpers  # noqa: F401  (skips the module without numba-cuda)
+import cuda_helpers  # (skips the module without numba-cuda)
+from cuda_helpers import fast_simulator_switching  # noqa: F401  (autouse)
 
 
 def _counter():

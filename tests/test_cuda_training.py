@@ -5,7 +5,12 @@ import numpy as np
 import pytest
 
 import staticgraph as sg
-from cuda_helpers import SIMULATED
+from cuda_helpers import SIMULATED, fast_simulator_switching, small_blocks  # noqa: F401  (autouse)
+
+
+@pytest.fixture(autouse=True)
+def _small_blocks(monkeypatch):
+    small_blocks(monkeypatch)
 
 
 def _mlp(rng, optimizer=None):
