@@ -13,6 +13,8 @@ each time it is needed, so a changed variable takes effect)::
         <package.dir>/*.nbi, *.nbc       (<fp>: fingerprint of the library source)
         numba.json                       their record
     <root>/kernels/<numba>-py<XY>/.<fp>.lock
+    <root>/memo/<name>-<key[:32]>.json   small derived facts a warm start reuses (``PlanCache.read_memo``):
+                                         {"format", "name", "key", "items", "sha256" of the items}
 
 Every folder the library creates (root and missing parents included) is made with
 ``os.mkdir(p, 0o700)`` and then ``os.chmod(p, 0o700)``, so the umask never widens or narrows it.
@@ -86,8 +88,10 @@ import atexit
 import contextlib
 import errno
 import hashlib
+import importlib.util
 import io
 import json
+import marshal
 import os
 import pickle
 import re
@@ -115,6 +119,7 @@ FORMAT = 1
 MANIFEST = "manifest.json"
 RECORD = "numba.json"
 COMPILED_DIR = "__pycache__"
+MEMO_DIR = "memo"
 STALE_TEMP_SECONDS = 600
 _CONTROL_NAMES = {MANIFEST, RECORD}
 _RESERVED_NAMES = _CONTROL_NAMES | {COMPILED_DIR}
@@ -229,30 +234,68 @@ def trust_problem(folder: Union[str, os.PathLike], ancestors: bool = True) -> Op
     do): it must be a folder owned by this user and writable by no group or others. With
     ``ancestors``, no folder above it may be writable by others unless sticky (as /tmp is), since
     whoever can rename it can swap it. A missing folder is no problem (we create it 0700).
-    Without POSIX owners (Windows) there is nothing to check."""
+    Without POSIX owners (Windows) there is nothing to check.
+
+    The answer is a function of the ``os.stat`` of the folders it looked at (the folder as given,
+    the real folder, its ancestors): it is remembered with them and given again only while a
+    fresh ``os.stat`` of each still shows the same folder (device, inode), mode and owner, so a
+    chmod, chown, a folder replaced or a symlink pointed elsewhere is seen at the next call. That
+    skips ``os.path.realpath`` (a Python loop over the path's parts) on the warm start's hundreds
+    of calls."""
     if not hasattr(os, "geteuid"):      # pragma: no cover - not POSIX
         return None
-    real = Path(os.path.realpath(folder))
-    name = str(folder) if str(real) == os.path.abspath(folder) else f"{folder} (a link to {real})"
-    try:
-        st = os.stat(real)
-    except (FileNotFoundError, NotADirectoryError):
-        return None       # missing (a non-folder on the way is make_private_dirs' clear error)
-    except OSError as exc:
-        return f"cannot inspect {name}: {exc.strerror}"
     uid = os.geteuid()
-    if not stat.S_ISDIR(st.st_mode):
+    given = os.fspath(folder)
+    key = (given, ancestors, uid)
+    memo = _TRUST_MEMO.get(key) if os.path.isabs(given) else None
+    if memo is not None and tuple(map(_stat_sig, memo[0])) == memo[1]:
+        return memo[2]
+    real = os.path.realpath(folder)
+    probes = (real,) + (tuple(str(p) for p in Path(real).parents) if ancestors else ())
+    if given != real:        # where the given path leads now (a symlink on it pointed elsewhere)
+        probes += (given,)
+    sigs = tuple(map(_stat_sig, probes))    # taken before the answer is derived from them
+    answer = _trust_answer(folder, Path(real), sigs[:len(sigs) - (given != real)], uid)
+    if os.path.isabs(given):
+        with _TRUST_GUARD:
+            if len(_TRUST_MEMO) > 4096:
+                _TRUST_MEMO.clear()
+            _TRUST_MEMO[key] = (probes, sigs, answer)
+    return answer
+
+
+_TRUST_MEMO: dict = {}   # (folder, ancestors, euid) -> (folders stat'ed, their _stat_sig, answer)
+
+
+def _stat_sig(path: str) -> tuple:
+    """What ``trust_problem``'s answer depends on in ``os.stat(path)``: (dev, inode, mode, owner),
+    or the error raised (errno and message)."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        return (None, exc.errno, exc.strerror, type(exc).__name__)
+    return (st.st_dev, st.st_ino, st.st_mode, st.st_uid)
+
+
+def _trust_answer(folder: Union[str, os.PathLike], real: Path, sigs: tuple, uid: int) -> Optional[str]:
+    """``trust_problem`` from the stat signatures of the real folder, then of its ancestors."""
+    name = str(folder) if str(real) == os.path.abspath(folder) else f"{folder} (a link to {real})"
+    st = sigs[0]
+    if st[0] is None:
+        if st[3] in ("FileNotFoundError", "NotADirectoryError"):
+            return None       # missing (a non-folder on the way is make_private_dirs' clear error)
+        return f"cannot inspect {name}: {st[2]}"
+    _, _, mode, owner = st
+    if not stat.S_ISDIR(mode):
         return f"{name} is not a folder"
-    if st.st_uid != uid:
-        return f"{name} is owned by uid {st.st_uid}, not by this user (uid {uid})"
-    if st.st_mode & 0o022:
-        who = "group and others" if st.st_mode & 0o022 == 0o022 else "group" if st.st_mode & 0o020 else "others"
-        return f"{name} is writable by {who} (mode {stat.S_IMODE(st.st_mode):04o})"
-    for parent in real.parents if ancestors else ():
-        with contextlib.suppress(OSError):
-            mode = os.stat(parent).st_mode
-            if mode & 0o002 and not mode & stat.S_ISVTX:
-                return f"{parent}, a folder above {name}, is writable by others and not sticky"
+    if owner != uid:
+        return f"{name} is owned by uid {owner}, not by this user (uid {uid})"
+    if mode & 0o022:
+        who = "group and others" if mode & 0o022 == 0o022 else "group" if mode & 0o020 else "others"
+        return f"{name} is writable by {who} (mode {stat.S_IMODE(mode):04o})"
+    for parent, sig in zip(real.parents, sigs[1:]):
+        if sig[0] is not None and sig[2] & 0o002 and not sig[2] & stat.S_ISVTX:
+            return f"{parent}, a folder above {name}, is writable by others and not sticky"
     return None
 
 
@@ -261,10 +304,14 @@ def chain_problem(root: Path, folder: Path) -> Optional[str]:
     to ``folder`` (below ``root``)."""
     problem = trust_problem(root)
     if problem is None and folder != root:
-        probe = root
-        for part in Path(folder).relative_to(root).parts:
-            probe = probe / part
-            if not probe.is_dir():      # missing, or a damaged entry (rebuilt by PlanCache.entry)
+        probe, below = os.fspath(root), os.fspath(folder)
+        if below.startswith(probe.rstrip(os.sep) + os.sep) and os.path.normpath(below) == below:
+            parts = below[len(probe.rstrip(os.sep)) + 1:].split(os.sep)
+        else:
+            parts = Path(folder).relative_to(root).parts      # (a ValueError when not below root)
+        for part in parts:
+            probe = os.path.join(probe, part)
+            if not os.path.isdir(probe):      # missing, or a damaged entry (rebuilt by PlanCache.entry)
                 break
             problem = trust_problem(probe, ancestors=False)
             if problem is not None:
@@ -288,10 +335,11 @@ def usable_root(root: Path, create: bool = True) -> Path:
     A root (or its ``plans``/``kernels`` folder) that another user could write into is refused
     (``trust_problem``), as is one that cannot be created; either way one CacheWarning names it
     and the reason, and this process compiles into a private fallback folder from then on."""
-    with _TRUST_GUARD:
-        fallback = _FALLBACK.get(os.path.realpath(root))
-    if fallback is not None:
-        return fallback
+    if _FALLBACK:       # (no realpath while no root was refused: usable_root runs hundreds of times)
+        with _TRUST_GUARD:
+            fallback = _FALLBACK.get(os.path.realpath(root))
+        if fallback is not None:
+            return fallback
     if create:
         try:
             make_private_dirs(root)
@@ -299,10 +347,13 @@ def usable_root(root: Path, create: bool = True) -> Path:
             if not unwritable(exc):
                 raise
             return fall_back(root, str(exc))
-    for folder in (root, root / "plans", root / "kernels"):
-        problem = chain_problem(root, folder)
-        if problem is not None:
-            return fall_back(root, problem)
+    problem = trust_problem(root)      # chain_problem of root, root/plans and root/kernels
+    for sub in ("plans", "kernels"):
+        folder = os.path.join(root, sub)
+        if problem is None and os.path.isdir(folder):
+            problem = trust_problem(folder, ancestors=False)
+    if problem is not None:
+        return fall_back(root, problem)
     return root
 
 
@@ -585,8 +636,8 @@ def _verify_folder(folder: Path) -> list[Path]:
         try:
             found = None if path.is_symlink() else _file_digest(path)
             ok = found is not None and (
-                _WRITTEN.get(os.path.realpath(path)) == found  # this process's Numba wrote it
-                or (isinstance(want, dict) and found == (want.get("size"), want.get("sha256"))))
+                (isinstance(want, dict) and found == (want.get("size"), want.get("sha256")))
+                or _WRITTEN.get(os.path.realpath(path)) == found)  # this process's Numba wrote it
         except OSError:
             ok = False
         if not ok:
@@ -620,12 +671,13 @@ def _is_under(path: Path, base: Path) -> bool:
 def _numba_cache_dir_for(py_file: str) -> Optional[Path]:
     """Where Numba should keep the cache files of functions defined in ``py_file`` (None: not ours)."""
     real = Path(os.path.realpath(py_file))
-    roots = set(_PLAN_ROOTS)
-    with contextlib.suppress(CacheError, RuntimeError):
-        roots.add(os.path.realpath(cache_root(create=False)))
-    for root in roots:
-        if _is_under(real, Path(root) / "plans") and (real.parent / MANIFEST).exists():
-            return real.parent / COMPILED_DIR
+    if "plans" in real.parts[:-2]:      # (else under no <root>/plans: no need to find the roots)
+        roots = set(_PLAN_ROOTS)
+        with contextlib.suppress(CacheError, RuntimeError):
+            roots.add(os.path.realpath(cache_root(create=False)))
+        for root in roots:
+            if _is_under(real, Path(root) / "plans") and (real.parent / MANIFEST).exists():
+                return real.parent / COMPILED_DIR
     for base in KERNEL_SOURCE_DIRS:
         base = Path(os.path.realpath(base))
         if _is_under(real, base):
@@ -640,6 +692,36 @@ def _numba_cache_dir_for(py_file: str) -> Optional[Path]:
                 _BOUND_KERNEL_DIRS.append(kdir)
             return kdir / sub
     return None
+
+
+_LOCATED: dict = {}   # source file -> (its _stat_sig, root, kernel folder, its _stat_sig, sub) (_kernel_dir_for)
+
+
+def _kernel_dir_for(py_file: str) -> Optional[Path]:
+    """``_numba_cache_dir_for``, with the kernel folder of a library source remembered: the
+    library's import decorates some 200 kernels from a dozen files, each asking. A remembered
+    answer is given only while the file and the folder are the same files (device, inode; so their
+    real paths are the same), the root in use (``cache_root``) is the same, the folder is still
+    bound (verified) and the trust checks (``chain_problem``, re-run) still pass; else it is
+    derived again."""
+    key = (py_file, tuple(map(str, KERNEL_SOURCE_DIRS)), _KERNEL_CONFIG[0])
+    hit = _LOCATED.get(key)
+    if hit is not None:
+        file_sig, root, given, kdir, kdir_sig, sub = hit
+        with contextlib.suppress(CacheError, RuntimeError):
+            if (_stat_sig(py_file)[:2] == file_sig and cache_root() == root
+                    and chain_problem(root, given / sub) is None and _stat_sig(str(given))[:2] == kdir_sig
+                    and kdir in _BOUND_KERNEL_DIRS):
+                return kdir / sub
+    file_sig = _stat_sig(py_file)[:2]
+    folder = _numba_cache_dir_for(py_file)
+    if folder is not None and folder.parent in _BOUND_KERNEL_DIRS:     # a kernel folder (not a plan's)
+        root = cache_root()
+        given = kernel_cache_dir(root)
+        kdir_sig = _stat_sig(str(given))[:2]
+        if file_sig[0] is not None and kdir_sig[0] is not None and Path(os.path.realpath(given)) == folder.parent:
+            _LOCATED[key] = (file_sig, root, given, folder.parent, kdir_sig, folder.name)
+    return folder
 
 
 def install_kernel_cache_locator() -> None:
@@ -677,7 +759,7 @@ def install_kernel_cache_locator() -> None:
             if not os.path.exists(py_file):
                 return None
             for _ in range(2):
-                folder = _numba_cache_dir_for(py_file)
+                folder = _kernel_dir_for(py_file)
                 if folder is None:
                     return None
                 locator = cls(py_func, py_file, folder)
@@ -745,7 +827,11 @@ def _note_written(path: Path) -> None:
 
 def _managed_folder(path: Path) -> Optional[Path]:
     """The sealed folder (plan entry or kernel folder) that Numba file ``path`` belongs to."""
-    real = Path(os.path.realpath(path))
+    return _managed_folder_of(Path(os.path.realpath(path)))
+
+
+def _managed_folder_of(real: Path) -> Optional[Path]:
+    """``_managed_folder`` of a real path."""
     for kdir in _BOUND_KERNEL_DIRS:
         if _is_under(real, kdir):
             return kdir
@@ -761,10 +847,10 @@ def _checked_read(path: Path) -> tuple:
     manages (else (False, None): Numba reads it itself). data: its bytes, read ONCE and hashed, when
     this process wrote exactly them or its folder's numba.json records their size and hash; None when
     absent or not vouched for (as if absent: Numba recompiles). The caller unpickles these bytes."""
-    folder = _managed_folder(path)
+    real = Path(os.path.realpath(path))
+    folder = _managed_folder_of(real)
     if folder is None:
         return False, None
-    real = Path(os.path.realpath(path))
     try:
         with open(real, "rb") as f:
             data = f.read()
@@ -1016,7 +1102,7 @@ class PlanCache:
 
     # ------------------------------------------------------------------------ loading code
     def load_module(self, path: Path, filename: str = "plan.py",
-                    module_name: Optional[str] = None) -> types.ModuleType:
+                    module_name: Optional[str] = None, keep_code: bool = False) -> types.ModuleType:
         """Execute ``path/filename`` as a module after checking its bytes against the manifest.
 
         The module is registered in ``sys.modules`` under a deterministic name (default
@@ -1024,6 +1110,11 @@ class PlanCache:
         Numba loads from its cache re-imports the module it was compiled in BY NAME, so every
         process must load an entry under the same name. A module already loaded from the same
         bytes is returned as is (its dispatchers reused).
+
+        ``keep_code``: keep the compiled code object of a large source (the kernel library's
+        generated module: compiling its text costs a warm start ~80 ms) in the entry's
+        ``__pycache__``, where the entry's seal records it like Numba's files (``_module_code``);
+        the caller seals the entry afterwards.
         """
         path = Path(path)
         source_path = path / filename
@@ -1054,7 +1145,10 @@ class PlanCache:
                 return old
             module = types.ModuleType(name)
             module.__file__ = str(source_path)
-            code = compile(data, str(source_path), "exec", dont_inherit=True)
+            if keep_code and len(data) >= KEEP_CODE_FROM:
+                code = _module_code(path, source_path, data, digest)
+            else:
+                code = compile(data, str(source_path), "exec", dont_inherit=True)
             sys.modules[name] = module
             try:
                 exec(code, module.__dict__)
@@ -1063,6 +1157,71 @@ class PlanCache:
                 raise
             module.__staticgraph_sha256__ = digest     # only a fully executed module is reused
             return module
+
+    # ------------------------------------------------------------------------ memo files
+    def memo_path(self, name: str, key: str) -> Path:
+        """The file of memo ``name`` for ``key`` (it may not exist)."""
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9_-]{1,64}", name):
+            raise ValueError(f"memo name {name!r} is not lowercase letters, digits, _ and -")
+        if not isinstance(key, str) or not _KEY.fullmatch(key):
+            raise ValueError(f"memo key {key!r} is not a lowercase hex digest (use cache_key(...))")
+        return self._root_nocreate() / MEMO_DIR / f"{name}-{key[:32]}.json"
+
+    def read_memo(self, name: str, key: str) -> dict:
+        """The items of memo ``name`` recorded for ``key`` (a dict of JSON values), or {} when there
+        is none, it is for another key, or it is corrupt (a CacheWarning names the file): what a
+        memo holds can always be derived again, and is then written back by ``update_memo``.
+
+        Memos keep facts a warm start would otherwise derive again (the kernel wrappers' parts,
+        keyed by everything they are derived from). Like code, they are read only from folders no
+        one else can write into (``chain_problem``), and their items are checked against the
+        sha256 beside them."""
+        path = self.memo_path(name, key)
+        if chain_problem(self._root_nocreate(), path.parent) is not None:
+            return {}     # a refused root: the next write falls back to the private folder
+        try:
+            data = _read_regular(path)
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            _warn(f"memo {path} is unreadable ({exc.strerror or exc}); deriving its items again")
+            return {}
+        problem = _memo_problem(data, name, key)
+        if problem is not None:
+            _warn(f"memo {path}: {problem}; deriving its items again")
+            return {}
+        return json.loads(data)["items"]
+
+    def update_memo(self, name: str, key: str, items: Mapping) -> None:
+        """Add ``items`` (JSON values) to memo ``name`` of ``key``: under the memo's lock its file
+        is read, merged and replaced atomically (temp file + ``os.replace``, 0600). A root that
+        cannot be written or is not trusted is refused as by ``entry`` (private folder from then on)."""
+        items = json.loads(json.dumps(dict(items), sort_keys=True))
+        file_name = self.memo_path(name, key).name
+        for _ in range(2):     # the root, then (once refused) the private fallback folder
+            root = self.root
+            folder = root / MEMO_DIR
+            path = folder / file_name
+            problem = chain_problem(root, folder)
+            if problem is None:
+                try:
+                    make_private_dirs(folder)
+                    with _locked(_lock_path(path)):
+                        old = {}
+                        with contextlib.suppress(OSError):
+                            data = _read_regular(path)
+                            if _memo_problem(data, name, key) is None:
+                                old = json.loads(data)["items"]
+                        if any(k not in old or old[k] != v for k, v in items.items()):
+                            merged = {**old, **items}
+                            _write_json_atomic(path, {"format": FORMAT, "name": name, "key": key,
+                                                      "items": merged, "sha256": _memo_digest(merged)})
+                    return
+                except OSError as exc:       # CacheError included
+                    if not unwritable(exc):
+                        raise
+                    problem = f"cannot write {path} ({exc.strerror or exc})"
+            fall_back(root, problem)
 
     # ----------------------------------------------------------------- Numba's own files
     def seal(self, path: Path) -> None:
@@ -1125,7 +1284,7 @@ class PlanCache:
                     result["temp"] += 1
                 elif not child.startswith(".") and (plans / shard / child).is_dir():
                     result["entries"] += 1
-        for folder in ("plans", "kernels"):
+        for folder in ("plans", "kernels", MEMO_DIR):
             for dirpath, _, filenames in os.walk(root / folder):
                 for name in filenames:
                     with contextlib.suppress(OSError):
@@ -1137,11 +1296,11 @@ class PlanCache:
         return result
 
     def clear(self) -> dict:
-        """Remove every plan entry and kernel file (the folders the library made below the root);
+        """Remove every plan entry, kernel file and memo (the folders the library made below the root);
         the root itself and anything else in it stay. Returns ``info()`` from before."""
         before = self.info()
         root = self._configured()
-        for folder in ("plans", "kernels"):
+        for folder in ("plans", "kernels", MEMO_DIR):
             if os.path.lexists(root / folder):
                 _remove_tree(root / folder)
         for child in _listdir(root):
@@ -1149,6 +1308,77 @@ class PlanCache:
                 _remove_tree(root / child)
         _HASH_MEMO.clear()
         return before
+
+
+KEEP_CODE_FROM = 16384    # load_module(keep_code=True) keeps the code of sources at least this long
+
+
+def _code_path(source_path: Path) -> Path:
+    """Where ``load_module(keep_code=True)`` keeps the code of ``source_path`` (in its entry's
+    __pycache__, beside Numba's files; not a name Numba uses: theirs end in .nbi/.nbc)."""
+    return source_path.parent / COMPILED_DIR / f"{source_path.stem}.{sys.implementation.cache_tag}.code"
+
+
+def _module_code(entry: Path, source_path: Path, data: bytes, digest: str) -> types.CodeType:
+    """The code object of ``data`` (the checked bytes of ``source_path``, sha256 ``digest``): read
+    from its code file when the entry's numba.json vouches for that file's bytes (``_checked_read``:
+    read once, hashed, then unmarshalled) and they begin with this Python's magic number and
+    ``digest``; else compiled, and, when there is no such file, written (temp file + ``os.replace``,
+    0600; recorded by the entry's next seal: until then only this process trusts it). A file is
+    never replaced: a seal may have recorded it, and an unvouched one is deleted by the
+    ``verify_compiled`` that precedes a load (``library.load``)."""
+    path = _code_path(source_path)
+    header = importlib.util.MAGIC_NUMBER + bytes.fromhex(digest)
+    ours, blob = _checked_read(path)
+    if ours and blob is not None and blob.startswith(header):
+        try:
+            code = marshal.loads(blob[len(header):])
+        except (ValueError, EOFError, TypeError):
+            code = None
+        if isinstance(code, types.CodeType) and code.co_filename == str(source_path):
+            return code
+    code = compile(data, str(source_path), "exec", dont_inherit=True)
+    if ours and blob is None:
+        tmp = path.with_name(f"{path.name}.tmp.{uuid.uuid4().hex[:16]}")   # Numba's temp pattern: never sealed
+        try:
+            with _locked(_lock_path(entry)):
+                if not os.path.lexists(path):     # (one written meanwhile is another process's: it seals it)
+                    make_private_dirs(path.parent)
+                    _write_private(tmp, header + marshal.dumps(code))
+                    os.replace(tmp, path)
+                    _note_written(path)
+        except OSError:     # not kept (a full or read-only disk): compiled again next time
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+    return code
+
+
+def _read_regular(path: Path) -> bytes:
+    """The bytes of ``path``, a regular file and not a symlink (else an OSError)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        return f.read()
+
+
+def _memo_digest(items: dict) -> str:
+    return hashlib.sha256(json.dumps(items, sort_keys=True).encode()).hexdigest()
+
+
+def _memo_problem(data: bytes, name: str, key: str) -> Optional[str]:
+    """What is wrong with the bytes of a memo file of ``name`` and ``key`` (None: nothing)."""
+    try:
+        obj = json.loads(data.decode("utf-8"))
+    except ValueError as exc:
+        return f"unreadable ({exc})"
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT or not isinstance(obj.get("items"), dict):
+        return f"not a staticgraph format-{FORMAT} memo"
+    if (obj.get("name"), obj.get("key")) != (name, key):
+        return f"written for another key ({obj.get('name')!r}, {obj.get('key')!r})"
+    if obj.get("sha256") != _memo_digest(obj["items"]):
+        return "its items do not match their sha256"
+    return None
 
 
 def _listdir(path: Path) -> list[str]:

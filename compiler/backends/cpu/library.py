@@ -287,7 +287,7 @@ def load():
     key = cache_key("staticgraph-cpu-kernels", SOURCE, numba.__version__)
     path = cache.entry(key, {"sg_kernels.py": SOURCE}, {"kind": "kernel library", "numba": numba.__version__})
     cache.verify_compiled(path)
-    mod = cache.load_module(path, "sg_kernels.py", module_name=MODULE_NAME)
+    mod = cache.load_module(path, "sg_kernels.py", module_name=MODULE_NAME, keep_code=True)   # sealed by seal()
     _ENTRY[:] = [path]
     blas.apply_env()
     atexit.register(seal)

@@ -21,6 +21,8 @@ step, and runs it as Python under ``NUMBA_DISABLE_JIT=1``.
 """
 from __future__ import annotations
 
+import atexit
+import contextlib
 import ctypes
 import functools
 import hashlib
@@ -146,8 +148,10 @@ def enabled() -> bool:
     return os.environ.get("NUMBA_DISABLE_JIT", "0") in ("", "0")
 
 
+@functools.lru_cache(maxsize=None)
 def numba_version() -> str:
-    """Numba's version, without importing it."""
+    """Numba's version, without importing it (looked up once per process: the metadata search
+    costs milliseconds, and every plan key and wrapper entry asks)."""
     from importlib.metadata import version
     return version("numba")
 
@@ -285,10 +289,79 @@ def _wrapper_source(kernel: str, dtypes: Tuple[str, ...], kernel_source: str) ->
 @functools.lru_cache(maxsize=None)
 def _kernel_parts(kernel: str, kernel_source: str) -> tuple:
     """(title template, import lines, Numba options, parameters, indented body) of a wrapper's
-    kernel: parsed once per kernel, whatever its operand dtypes."""
+    kernel: parsed once per kernel, whatever its operand dtypes. A library kernel's parts are
+    also kept in the disk cache (``PARTS_MEMO``, keyed by everything they are derived from), so
+    a warm start reads them instead of parsing and unparsing the kernels' source again."""
+    lib = library.load()      # (the wrappers import their kernels from it by module name)
+    if kernel_source:
+        return _derive_kernel_parts(lib, kernel, kernel_source)
+    memo = _parts_memo()
+    parts = memo["items"].get(kernel)
+    if _valid_parts(parts):
+        title, imports, options, params, body = parts
+        return title, imports, options, list(params), body
+    parts = _derive_kernel_parts(lib, kernel, kernel_source)
+    from compiler.cache import cache_root
+    with contextlib.suppress(OSError):
+        root = str(cache_root())      # the memo goes where this process caches now
+        with _PARTS_LOCK:
+            memo["items"][kernel] = memo["new"].setdefault(root, {})[kernel] = parts
+            full = len(memo["new"][root]) >= PARTS_BATCH
+        if full:
+            _save_parts()
+    return parts
+
+
+PARTS_MEMO = "cpu-wrapper-parts"
+PARTS_BATCH = 16      # newly derived parts are written to the memo this many at a time, the rest at exit
+_PARTS: dict = {}
+_PARTS_LOCK = threading.Lock()
+
+
+def _save_parts() -> None:
+    """Add the parts derived since the last save to the memo file of the cache folder in use when
+    they were derived (also at exit; not into a folder removed since). A memo that cannot be
+    written is derived again next time."""
+    with _PARTS_LOCK:
+        new, key = dict(_PARTS.get("new", {})), _PARTS.get("key")
+        _PARTS.get("new", {}).clear()
+    from compiler.cache import PlanCache
+    for root, items in new.items():
+        if os.path.isdir(root):
+            with contextlib.suppress(OSError):
+                PlanCache(root).update_memo(PARTS_MEMO, key, items)
+
+
+def _parts_memo() -> dict:
+    """{"key", "items", "new"}: the memo of library kernels' wrapper parts for this code (read once
+    per process; "new": those derived here since the last save, by cache folder). Its key covers what ``_derive_kernel_parts`` reads: every source file of the package
+    (``code_fingerprint``: the kernels, their imports, this module), the generated library and its
+    configuration (``library.SOURCE_HASH``), Numba's and Python's exact versions (the options Numba
+    reports, ``ast.unparse``'s spelling)."""
+    with _PARTS_LOCK:
+        if not _PARTS:
+            from compiler.cache import PlanCache, cache_key, code_fingerprint
+            key = cache_key(PARTS_MEMO, code_fingerprint(), library.SOURCE_HASH, numba_version(), sys.version)
+            items = {}
+            with contextlib.suppress(OSError):
+                items = {k: v for k, v in PlanCache().read_memo(PARTS_MEMO, key).items() if _valid_parts(v)}
+            _PARTS.update(key=key, items=items, new={})
+            atexit.register(_save_parts)
+    return _PARTS
+
+
+def _valid_parts(parts) -> bool:
+    """True for the (title, imports, options, params, body) of ``_derive_kernel_parts``, as a list."""
+    return (isinstance(parts, (list, tuple)) and len(parts) == 5
+            and all(isinstance(parts[i], str) for i in (0, 1, 2, 4))
+            and isinstance(parts[3], list) and len(parts[3]) >= 3 and all(isinstance(p, str) for p in parts[3]))
+
+
+def _derive_kernel_parts(lib, kernel: str, kernel_source: str) -> tuple:
+    """``_kernel_parts`` from the kernel's source: its body parsed, its docstring dropped, its
+    globals imported from where they live."""
     import inspect
     import textwrap
-    lib = library.load()
     home = lib      # where the body's globals are: the kernel's own module (kernels/ or the generated one)
     bound: List[str] = []
     if kernel_source:       # a fused group's loop: its record's fields bound in the wrapper's module
