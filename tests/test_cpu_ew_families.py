@@ -40,7 +40,8 @@ def test_family_kernel_serves_only_dtypes_every_case_types_for():
     assert fk("ew_Add", ("int16",) * 3) == "ew_Add"                        # not a family dtype
     assert fk("ew_Add", ("float32", "float64", "float64")) == "ew_Add"     # mixed operands
     assert fk("ew_Less", ("float32", "float32", "float32")) == "ew_Less"   # not a bool output
-    assert fk("ew_Neg", ("int64", "int64")) == "ew_Neg"                    # unary families: floats only
+    assert fk("ew_Neg", ("int64", "int64")) == "ew_unary" and fk("ew_Log", ("int64",) * 2) == "ew_Log"
+    assert fk("ew_Neg", ("bool", "bool")) == "ew_Neg"
     assert fk("ew_Copy", ("float32", "float64")) == "ew_Copy"              # a cast
     for own in ("ew_PowInt", "ew_CastBool", "ew_Where", "ew_SubMul", "mm_blas"):
         assert fk(own, ("float32",) * 3) == own
@@ -99,28 +100,32 @@ def test_binary_and_compare_families_match_the_reference(shape, other, dtype, rn
     assert not any(k[0] in {f"ew_{n}" for n in binary} | {f"ew_{n}" for n in COMPARE} for k in keys)
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32])
 def test_unary_families_match_the_reference(dtype, rng):
-    """Each op of ew_unary and ew_math on several shapes, out of place and in place (on x + 1's dead
-    temporary); Copy through a transpose (the strided loop)."""
+    """Each op of ew_unary and ew_math (ints: ew_unary's ops but Exp, the graph allows no more) on
+    several shapes, out of place and in place (on x + k's dead temporary); Copy through a transpose
+    (the strided loop)."""
+    ints = np.dtype(dtype).kind == "i"
+    unary = {k: f for k, f in UNARY.items() if not ints or (k in library.EW_FAMILIES["ew_unary"] and k != "Exp")}
     fetches, feeds = [], {}
     for n, (shape, _) in enumerate(SHAPES):
         x = sg.placeholder(dtype, (None,) + shape[1:], name=f"x{n}")
         feeds[x] = _values(rng, shape, dtype) * 2
-        fetches += [f(x) for f in UNARY.values()] + [f(x + (k + 1.0)) for k, f in enumerate(UNARY.values())]
+        fetches += [f(x) for f in unary.values()] + [f(x + (k + 1)) for k, f in enumerate(unary.values())]
     keys = _check(fetches, feeds, dtype)
     name = np.dtype(dtype).name
-    assert {("ew_unary", (name,) * 2, ""), ("ew_math", (name,) * 2, "")} <= set(keys)
-    assert not any(k[0][3:] in UNARY for k in keys)
+    assert ("ew_unary", (name,) * 2, "") in keys and (ints or ("ew_math", (name,) * 2, "") in keys)
+    assert not any(k[0][3:] in unary for k in keys)
 
 
 def test_two_ops_of_a_family_share_one_wrapper_and_other_dtypes_fall_back(rng):
     """Add and Maximum on float32 run one wrapper (ew_binary's), Greater and Less on int32 another
-    (ew_compare's); Neg and Abs on int32 and Equal on bools, dtypes no family serves, each run their
-    own kernel; all with the reference's results."""
+    (ew_compare's), Neg and Abs on int32 a third (ew_unary's); Equal on bools and a cast (Copy from
+    float32 to float64), dtypes no family serves, each run their own kernel; all with the
+    reference's results."""
     x, y = sg.placeholder(sg.float32, (None, 5), name="x"), sg.placeholder(sg.float32, (None, 5), name="y")
     i, j = sg.placeholder(sg.int32, (None, 5), name="i"), sg.placeholder(sg.int32, (None, 5), name="j")
-    fetches = [x + y, sg.maximum(x, y), -i, sg.abs(i), sg.equal(i > j, i < j)]
+    fetches = [x + y, sg.maximum(x, y), -i, sg.abs(i), sg.equal(i > j, i < j), sg.cast(x, sg.float64)]
     feeds = {x: _values(rng, (4, 5), np.float32), y: _values(rng, (4, 5), np.float32),
              i: _values(rng, (4, 5), np.int32), j: _values(rng, (4, 5), np.int32)}
     with sg.Session() as sess:
@@ -129,10 +134,10 @@ def test_two_ops_of_a_family_share_one_wrapper_and_other_dtypes_fall_back(rng):
         got = plan(*feeds.values())
         step = plan._exe.base.native
         kernels = {c.kernel for c in plan._exe.base.prog.all_calls}
-    assert {"ew_Add", "ew_Maximum", "ew_Greater", "ew_Less"} <= kernels      # the lowering names the ops
+    assert {"ew_Add", "ew_Maximum", "ew_Greater", "ew_Less", "ew_Neg", "ew_Abs"} <= kernels   # the lowering's names
     titles = sorted(t for t, _ in step.kernels)
-    assert titles == ["ew_Abs(int32, int32)", "ew_Equal(bool, bool, bool)", "ew_Neg(int32, int32)",
-                      "ew_binary(float32, float32, float32)", "ew_compare(int32, int32, bool)"], titles
+    assert titles == ["ew_Copy(float32, float64)", "ew_Equal(bool, bool, bool)", "ew_binary(float32, float32, float32)",
+                      "ew_compare(int32, int32, bool)", "ew_unary(int32, int32)"], titles
     assert len(step.F) == 5
     with sg.Session(target="reference") as ref:
         want = ref.run(fetches, feeds)

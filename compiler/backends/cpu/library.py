@@ -78,7 +78,7 @@ EW_FAMILIES = {
 EW_FAMILY_DTYPES = {
     "ew_binary": (("float32", "float64", "int32", "int64"), None),
     "ew_compare": (("float32", "float64", "int32", "int64"), "bool"),
-    "ew_unary": (("float32", "float64"), None),
+    "ew_unary": (("float32", "float64", "int32", "int64"), None),
     "ew_math": (("float32", "float64"), None),
 }
 EW_OP = {name: (family, code) for family, names in EW_FAMILIES.items() for code, name in enumerate(names)}
