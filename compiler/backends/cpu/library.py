@@ -81,11 +81,19 @@ EW_FAMILY_DTYPES = {
     "ew_unary": (("float32", "float64", "int32", "int64"), None),
     "ew_math": (("float32", "float64"), None),
 }
-EW_OP = {name: (family, code) for family, names in EW_FAMILIES.items() for code, name in enumerate(names)}
+# The comparisons need no cases: one branch-free expression of flags (x0 < x1, ==, >: bits 1, 2, 4; bit 8
+# negates) computes each of them, NaN included (every comparison with NaN is False, so NotEqual is the
+# negated Equal); its kernel then costs what one comparison's does. family -> (codes, setup, body).
+EW_FLAGGED = {"ew_compare": (dict(Less=1, LessEqual=3, Greater=4, GreaterEqual=6, Equal=2, NotEqual=10),
+                             ["lt = (op & 1) != 0", "eq = (op & 2) != 0", "gt = (op & 4) != 0", "inv = (op & 8) != 0"],
+                             "y0 = (((x0 < x1) & lt) | ((x0 == x1) & eq) | ((x0 > x1) & gt)) != inv")}
+EW_OP = {name: (family, EW_FLAGGED[family][0][name] if family in EW_FLAGGED else code)
+         for family, names in EW_FAMILIES.items() for code, name in enumerate(names)}
 
 
 def ew_op_code(name: str) -> int:
-    """The record's ``op`` of elementwise op ``name``: its index in its family, 0 outside one."""
+    """The record's ``op`` of elementwise op ``name``: its index in its family (a flagged family's:
+    its flags), 0 outside one."""
     return EW_OP[name][1] if name in EW_OP else 0
 
 
@@ -125,14 +133,15 @@ def ew_bindings(source: str) -> List[str]:
 
 
 def loop_kernel(fname: str, n_in: int, n_out: int, body: Union[List[str], List[List[str]]],
-                decorate: bool = True) -> str:
+                decorate: bool = True, setup: Sequence[str] = ()) -> str:
     """Source of a broadcast, strided elementwise loop kernel ``fname(X0.., Y0.., M, E, p)``.
 
     ``body``: statements run per element, reading input scalars ``x0``... and assigning the
     output scalars ``y0``...; a statement may report an error (``E[0] = code; E[1] = p; return``).
     Or a list of such bodies, the cases of a family kernel: case k runs where the record's ``op`` is
     k, chosen around each innermost loop (each case's outputs named apart, ``y0_k``, so Numba types
-    each case's value on its own, as the op's own kernel does).
+    each case's value on its own, as the op's own kernel does). ``setup``: statements run once
+    before the loops, after ``op`` is read (a flagged family's flags).
     Its record at p is ``ew_spec(n_out + n_in)``'s, read as ``EW<n>`` (``ew_bindings``)."""
     cases = body if body and isinstance(body[0], list) else None
     xs = [f"X{i}" for i in range(n_in)]
@@ -144,8 +153,8 @@ def loop_kernel(fname: str, n_in: int, n_out: int, body: Union[List[str], List[L
     L = (["@njit(**_JIT)"] if decorate else []) + [f"def {fname}({', '.join(xs + ys)}, M, E, p):",
                                                    f"    nd = M[p + {EW}.nd]"]
     L += [f"    n0 = M[p + {EW}.shape + nd - 2]", f"    n1 = M[p + {EW}.shape + nd - 1]"]
-    if cases:
-        L += [f"    op = M[p + {EW}.op]"]
+    if cases or setup:
+        L += [f"    op = M[p + {EW}.op]"] + ["    " + line for line in setup]
     for o in ops:
         L += [f"    s{o}0 = {stride[o]}nd - 2]", f"    s{o}1 = {stride[o]}nd - 1]"]
     fast = " and ".join([f"s{o}1 == 1" for o in ys] + [f"0 <= s{o}1 <= 1" for o in xs])
@@ -229,9 +238,13 @@ def _elementwise(name: str, arity: int, expr: str, check: str) -> str:
 
 
 def _family(family: str, names: Sequence[str]) -> str:
-    """The family kernel ``family``: one case per op of ``names`` (no op of a family has a check)."""
+    """The family kernel ``family``: one case per op of ``names`` (no op of a family has a check), or
+    a flagged family's one body."""
     arities = {ELEMENTWISE[n][0] for n in names}
     assert len(arities) == 1 and not any(ELEMENTWISE[n][2] for n in names), family
+    if family in EW_FLAGGED:
+        _, setup, body = EW_FLAGGED[family]
+        return loop_kernel(family, arities.pop(), 1, [body], setup=setup)
     return loop_kernel(family, arities.pop(), 1, [[f"y0 = {ELEMENTWISE[n][1]}"] for n in names])
 
 
