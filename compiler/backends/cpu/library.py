@@ -14,7 +14,7 @@ Every kernel has the signature ``kernel(*arrays, M, E, p)``:
 Hand-written kernels are ordinary modules of the package (``kernels/``). What is truly
 generated is generated here, as the text of one module (``SOURCE``): the elementwise kernels
 (one per entry of ``ELEMENTWISE``, the op table: a Python expression over the scalars ``x0``,
-``x1``...) and the Winograd F(4x4, 3x3) transforms (unrolled from their matrices, ``nn_winograd``). That module also imports every kernel and helper of
+``x1``...; and one per op family, ``EW_FAMILIES``, that plans run instead where it serves the dtypes) and the Winograd F(4x4, 3x3) transforms (unrolled from their matrices, ``nn_winograd``). That module also imports every kernel and helper of
 ``kernels/`` by name, so wrappers and plans find any kernel in one namespace. Numba cannot cache
 ``exec``'d code, so it is written to a verified PlanCache entry and imported from there;
 ``SOURCE_HASH`` (which covers the text of ``kernels/`` and the machine's BLAS symbols too) is
@@ -61,7 +61,7 @@ ELEMENTWISE = {
 }
 
 # Op families: the ops of one family share ONE loop kernel ``ew_<family>``, so ONE compiled wrapper per
-# operand dtypes instead of one per op (each costs about a second of Numba compile); the record's ``op``
+# operand dtypes instead of one per op (wrapper compiles are most of a plan's start); the record's ``op``
 # (the op's index in its family) picks the op at run time, around each innermost loop only (the loops
 # stay tight and vectorizable; broadcasting and the outer loops are shared). A family kernel compiles
 # every member for its dtypes, so it serves only the dtypes in ``EW_FAMILY_DTYPES`` (every member types,
