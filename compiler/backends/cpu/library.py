@@ -81,12 +81,15 @@ EW_FAMILY_DTYPES = {
     "ew_unary": (("float32", "float64", "int32", "int64"), None),
     "ew_math": (("float32", "float64"), None),
 }
-# The comparisons need no cases: one branch-free expression of flags (x0 < x1, ==, >: bits 1, 2, 4; bit 8
-# negates) computes each of them, NaN included (every comparison with NaN is False, so NotEqual is the
-# negated Equal); its kernel then costs what one comparison's does. family -> (codes, setup, body).
-EW_FLAGGED = {"ew_compare": (dict(Less=1, LessEqual=3, Greater=4, GreaterEqual=6, Equal=2, NotEqual=10),
-                             ["lt = (op & 1) != 0", "eq = (op & 2) != 0", "gt = (op & 4) != 0", "inv = (op & 8) != 0"],
-                             "y0 = (((x0 < x1) & lt) | ((x0 == x1) & eq) | ((x0 > x1) & gt)) != inv")}
+# The comparisons need no cases: one branch-free expression of flags computes each of them (bit 1: strict,
+# 16: operands swapped, so x1 < x0 is Greater; 32: equality; 8: negated), NaN included (every comparison
+# with NaN is False, so NotEqual is the negated Equal); its kernel then costs what one comparison's does.
+# family -> (codes, setup, body)
+EW_FLAGGED = {"ew_compare": (dict(Less=1, LessEqual=0, Greater=17, GreaterEqual=16, Equal=32, NotEqual=40),
+                             ["strict = (op & 1) != 0", "inv = (op & 8) != 0", "swap = (op & 16) != 0",
+                              "equality = (op & 32) != 0"],
+                             "y0 = ((x0 == x1) if equality else ((x1 < x0) if strict else (x1 <= x0)) if swap "
+                             "else ((x0 < x1) if strict else (x0 <= x1))) != inv")}
 EW_OP = {name: (family, EW_FLAGGED[family][0][name] if family in EW_FLAGGED else code)
          for family, names in EW_FAMILIES.items() for code, name in enumerate(names)}
 
