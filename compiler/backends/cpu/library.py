@@ -16,8 +16,9 @@ generated is generated here, as the text of one module (``SOURCE``): the element
 (one per entry of ``ELEMENTWISE``, the op table: a Python expression over the scalars ``x0``,
 ``x1``...; and one per op family, ``EW_FAMILIES``, that plans run instead where it serves the
 dtypes) and the Winograd F(4x4, 3x3) transforms (unrolled from their matrices, ``nn_winograd``).
-That module also imports every kernel and helper of ``kernels/`` by name, so wrappers and plans find any kernel in one namespace. Numba cannot cache
-``exec``'d code, so it is written to a verified PlanCache entry and imported from there;
+That module also imports every kernel and helper of ``kernels/`` by name, so wrappers and plans
+find any kernel in one namespace. Numba cannot cache ``exec``'d code, so it is written to a
+verified PlanCache entry and imported from there;
 ``SOURCE_HASH`` (which covers the text of ``kernels/`` and the machine's BLAS symbols too) is
 part of every plan key.
 
