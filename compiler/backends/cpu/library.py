@@ -83,7 +83,7 @@ EW_FAMILY_DTYPES = {
     "ew_unary": (("float32", "float64", "int32", "int64"), None),
     "ew_math": (("float32", "float64"), None),
 }
-# The comparisons need no cases: one branch-free expression of flags computes each of them (bit 1: strict,
+# The comparisons need no cases: one expression of loop-invariant flags computes each of them (bit 1: strict,
 # 16: operands swapped, so x1 < x0 is Greater; 32: equality; 8: negated), NaN included (every comparison
 # with NaN is False, so NotEqual is the negated Equal); its kernel then costs what one comparison's does.
 # family -> (codes, setup, body)
