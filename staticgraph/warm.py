@@ -103,6 +103,7 @@ def library_keys(plans: Iterable[str] = tuple(PLANS), only: Optional[Sequence[st
     """The wrapper keys of the named representative plans (each built in a graph of its own),
     sorted, once each; ``only``: keep the keys of these kernel names."""
     from compiler.backends.cpu.executable import base_wrapper_keys
+    from compiler.backends.cpu.library import EW_OP
     from compiler.schedule import schedule
     from .tensor import Tensor
     keys = set()
@@ -112,6 +113,8 @@ def library_keys(plans: Iterable[str] = tuple(PLANS), only: Optional[Sequence[st
                 tensors = [f for f in fetches if isinstance(f, Tensor)]
                 targets = [f for f in fetches if not isinstance(f, Tensor)]
                 keys.update(base_wrapper_keys(schedule(tensors, targets, feeds)))
+    if only is not None:        # an elementwise op's name selects its family's kernel too (library.family_kernel)
+        only = set(only) | {EW_OP[n[3:]][0] for n in only if n.startswith("ew_") and n[3:] in EW_OP}
     return sorted(k for k in keys if only is None or k[0] in only)
 
 

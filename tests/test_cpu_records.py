@@ -159,12 +159,13 @@ def test_the_cuda_scan_skips_docstrings_only():
 
 
 def test_elementwise_spec_layout():
-    """``ew_spec(n)``: the loop's rank and shape, then per operand its offset and strides; operand j's
-    fields do not depend on the operand count (a loop over fewer operands reads a prefix)."""
+    """``ew_spec(n)``: the op's code in its family, the loop's rank and shape, then per operand its
+    offset and strides; operand j's fields do not depend on the operand count (a loop over fewer
+    operands reads a prefix)."""
     two, five = library.ew_spec(2), library.ew_spec(5)
     assert two is library.ew_spec(2)
-    assert [f for f, _ in two.fields] == ["nd", "shape", "off0", "strides0", "off1", "strides1"]
-    assert two.size == 1 + library.MAXR + 2 * (1 + library.MAXR)
+    assert [f for f, _ in two.fields] == ["op", "nd", "shape", "off0", "strides0", "off1", "strides1"]
+    assert two.size == 2 + library.MAXR + 2 * (1 + library.MAXR)
     assert five.at[:len(two.at)] == two.at
     assert library.ew_bindings("M[p + EW3.off1] + M[p + EW12.nd] + EW3.nd") == ["EW3 = ew_spec(3).at",
                                                                                  "EW12 = ew_spec(12).at"]

@@ -14,9 +14,11 @@ Every kernel has the signature ``kernel(*arrays, M, E, p)``:
 Hand-written kernels are ordinary modules of the package (``kernels/``). What is truly
 generated is generated here, as the text of one module (``SOURCE``): the elementwise kernels
 (one per entry of ``ELEMENTWISE``, the op table: a Python expression over the scalars ``x0``,
-``x1``...) and the Winograd F(4x4, 3x3) transforms (unrolled from their matrices, ``nn_winograd``). That module also imports every kernel and helper of
-``kernels/`` by name, so wrappers and plans find any kernel in one namespace. Numba cannot cache
-``exec``'d code, so it is written to a verified PlanCache entry and imported from there;
+``x1``...; and one per op family, ``EW_FAMILIES``, that plans run instead where it serves the
+dtypes) and the Winograd F(4x4, 3x3) transforms (unrolled from their matrices, ``nn_winograd``).
+That module also imports every kernel and helper of ``kernels/`` by name, so wrappers and plans
+find any kernel in one namespace. Numba cannot cache ``exec``'d code, so it is written to a
+verified PlanCache entry and imported from there;
 ``SOURCE_HASH`` (which covers the text of ``kernels/`` and the machine's BLAS symbols too) is
 part of every plan key.
 
@@ -31,7 +33,7 @@ import hashlib
 import re
 import sys
 from pathlib import Path
-from typing import List
+from typing import List, Sequence, Union
 
 from . import blas, records
 from .records import RecordSpec
@@ -60,9 +62,62 @@ ELEMENTWISE = {
     "SubMul": (3, "x0 - x1 * x2", ""),      # compiler-internal: the write-back of assign_sub(v, a * b)
 }
 
-# the elementwise loops' record (``lowerings.ew_record``): the loop's rank and shape, then per operand
-# (outputs first, then inputs) its offset and strides; nd >= 2 (padded with leading 1s)
-EW_LOOP = RecordSpec("ew_loop", f"nd shape*{MAXR}")
+# Op families: the ops of one family share ONE loop kernel ``ew_<family>``, so ONE compiled wrapper per
+# operand dtypes instead of one per op (wrapper compiles are most of a plan's start); the record's ``op``
+# (the op's index in its family) picks the op at run time, around each innermost loop only (the loops
+# stay tight and vectorizable; broadcasting and the outer loops are shared). A family kernel compiles
+# every member for its dtypes, so it serves only the dtypes in ``EW_FAMILY_DTYPES`` (every member types,
+# with its own kernel's arithmetic); other dtypes, and ops outside a family (an error check: PowInt;
+# CastBool, Where, SubMul), run the op's own kernel ``ew_<name>``. The lowering names the op's kernel
+# (``ew_Add``); ``family_kernel`` maps it, per dtypes, where a wrapper is chosen (``native.wrapper_keys``).
+EW_FAMILIES = {
+    "ew_binary": ("Add", "Sub", "Mul", "Div", "Pow", "Maximum", "Minimum"),
+    "ew_compare": ("Less", "LessEqual", "Greater", "GreaterEqual", "Equal", "NotEqual"),
+    "ew_unary": ("Neg", "Abs", "Sign", "Square", "Relu", "Copy", "Exp"),      # Exp: softmax, losses
+    "ew_math": ("Sqrt", "Log", "Sin", "Cos", "Tanh", "Sigmoid"),
+}
+# family -> (input dtypes, output dtype or None: the inputs'): every operand of one of the input dtypes
+EW_FAMILY_DTYPES = {
+    "ew_binary": (("float32", "float64", "int32", "int64"), None),
+    "ew_compare": (("float32", "float64", "int32", "int64"), "bool"),
+    "ew_unary": (("float32", "float64", "int32", "int64"), None),
+    "ew_math": (("float32", "float64"), None),
+}
+# The comparisons need no cases: one expression of loop-invariant flags computes each of them (bit 1: strict,
+# 16: operands swapped, so x1 < x0 is Greater; 32: equality; 8: negated), NaN included (every comparison
+# with NaN is False, so NotEqual is the negated Equal); its kernel then costs what one comparison's does.
+# family -> (codes, setup, body)
+EW_FLAGGED = {"ew_compare": (dict(Less=1, LessEqual=0, Greater=17, GreaterEqual=16, Equal=32, NotEqual=40),
+                             ["strict = (op & 1) != 0", "inv = (op & 8) != 0", "swap = (op & 16) != 0",
+                              "equality = (op & 32) != 0"],
+                             "y0 = ((x0 == x1) if equality else ((x1 < x0) if strict else (x1 <= x0)) if swap "
+                             "else ((x0 < x1) if strict else (x0 <= x1))) != inv")}
+EW_OP = {name: (family, EW_FLAGGED[family][0][name] if family in EW_FLAGGED else code)
+         for family, names in EW_FAMILIES.items() for code, name in enumerate(names)}
+
+
+def ew_op_code(name: str) -> int:
+    """The record's ``op`` of elementwise op ``name``: its index in its family (a flagged family's:
+    its flags), 0 outside one."""
+    return EW_OP[name][1] if name in EW_OP else 0
+
+
+def family_kernel(kernel: str, dtypes: Sequence[str]) -> str:
+    """The kernel that runs a call of ``kernel`` (``ew_<name>``) on operands of ``dtypes`` (inputs,
+    then the output): its family's where the family serves those dtypes, else ``kernel`` itself."""
+    family = EW_OP.get(kernel[3:], (None,))[0] if kernel.startswith("ew_") else None
+    if family is None:
+        return kernel
+    ins, out = EW_FAMILY_DTYPES[family]
+    if len(set(dtypes[:-1])) == 1 and dtypes[0] in ins and dtypes[-1] == (out or dtypes[0]):
+        return family
+    return kernel
+
+
+# the elementwise loops' record (``lowerings.ew_record``): the op's code in its family (``EW_FAMILIES``;
+# 0 for a kernel of one op or a fused group), the loop's rank and shape, then per operand (outputs
+# first, then inputs) its offset and strides; nd >= 2 (padded with leading 1s)
+EW_LOOP = RecordSpec("ew_loop", f"op nd shape*{MAXR}")
 EW_OPERAND = RecordSpec("ew_operand", f"off strides*{MAXR}")
 
 
@@ -82,12 +137,18 @@ def ew_bindings(source: str) -> List[str]:
     return [f"EW{n} = ew_spec({n}).at" for n in counts]
 
 
-def loop_kernel(fname: str, n_in: int, n_out: int, body: list, decorate: bool = True) -> str:
+def loop_kernel(fname: str, n_in: int, n_out: int, body: Union[List[str], List[List[str]]],
+                decorate: bool = True, setup: Sequence[str] = ()) -> str:
     """Source of a broadcast, strided elementwise loop kernel ``fname(X0.., Y0.., M, E, p)``.
 
     ``body``: statements run per element, reading input scalars ``x0``... and assigning the
     output scalars ``y0``...; a statement may report an error (``E[0] = code; E[1] = p; return``).
+    Or a list of such bodies, the cases of a family kernel: case k runs where the record's ``op`` is
+    k, chosen around each innermost loop (each case's outputs named apart, ``y0_k``, so Numba types
+    each case's value on its own, as the op's own kernel does). ``setup``: statements run once
+    before the loops, after ``op`` is read (a flagged family's flags).
     Its record at p is ``ew_spec(n_out + n_in)``'s, read as ``EW<n>`` (``ew_bindings``)."""
+    cases = body if body and isinstance(body[0], list) else None
     xs = [f"X{i}" for i in range(n_in)]
     ys = [f"Y{i}" for i in range(n_out)]
     ops = ys + xs
@@ -97,6 +158,8 @@ def loop_kernel(fname: str, n_in: int, n_out: int, body: list, decorate: bool = 
     L = (["@njit(**_JIT)"] if decorate else []) + [f"def {fname}({', '.join(xs + ys)}, M, E, p):",
                                                    f"    nd = M[p + {EW}.nd]"]
     L += [f"    n0 = M[p + {EW}.shape + nd - 2]", f"    n1 = M[p + {EW}.shape + nd - 1]"]
+    if cases or setup:
+        L += [f"    op = M[p + {EW}.op]"] + ["    " + line for line in setup]
     for o in ops:
         L += [f"    s{o}0 = {stride[o]}nd - 2]", f"    s{o}1 = {stride[o]}nd - 1]"]
     fast = " and ".join([f"s{o}1 == 1" for o in ys] + [f"0 <= s{o}1 <= 1" for o in xs])
@@ -139,24 +202,34 @@ def loop_kernel(fname: str, n_in: int, n_out: int, body: list, decorate: bool = 
               f"                        t{k} = cX{k}", f"                    S{k} = T{k}", f"                    o{k} = 0",
               f"                    e{k} = 0", "                else:", f"                    e{k} = 1"]
 
+    def inner(head: str, loads: List[str], stores: List[str]) -> List[str]:
+        """The innermost loop ``head`` (loads, body, stores), once per case under ``if op == k``."""
+        if not cases:
+            return [head] + ["    " + line for line in loads + body + stores]
+        lines = []
+        for k, case in enumerate(cases):
+            named = [re.sub(r"\by(\d+)\b", rf"y\1_{k}", line) for line in case + stores]
+            lines += [f"{'if' if k == 0 else 'elif'} op == {k}:", "    " + head]
+            lines += ["        " + line for line in loads + named]
+        return lines
+
     def fast_loop(indent: str, x0: str) -> list:
         lines = [f"for j0 in range(0, n1, {ROW_CHUNK}):"]
         lines += [f"    u{k} = o{k} + e{k} * j0" for k in range(n_in)] + [f"    w{k} = cY{k} + j0" for k in range(n_out)]
-        lines += ["    for j in range(min(nb, n1 - j0)):"]
-        loads = [f"        x{k} = S{k}[np.uint64(u{k} + j)]" for k in range(n_in)]
-        lines += ([f"        x0 = {x0}"] + loads[1:]) if n_in else []
-        lines += ["        " + stmt for stmt in body]
-        lines += [f"        Y{k}[np.uint64(w{k} + j)] = y{k}" for k in range(n_out)]
+        loads = [f"x{k} = S{k}[np.uint64(u{k} + j)]" for k in range(n_in)]
+        loads = ([f"x0 = {x0}"] + loads[1:]) if n_in else []
+        lines += ["    " + line for line in inner("for j in range(min(nb, n1 - j0)):", loads,
+                                                   [f"Y{k}[np.uint64(w{k} + j)] = y{k}" for k in range(n_out)])]
         return [indent + line for line in lines]
     if n_in:
         L += ["                if alias:"] + fast_loop(" " * 20, "Y0[np.uint64(w0 + j)]")
         L += ["                else:"] + fast_loop(" " * 20, "S0[np.uint64(u0 + j)]")
     else:
         L += fast_loop(" " * 16, "")
-    L += ["            else:", "                for j in range(n1):"]
-    L += [f"                    x{k} = X{k}[np.uint64(cX{k} + j * sX{k}1)]" for k in range(n_in)]
-    L += ["                    " + stmt for stmt in body]
-    L += [f"                    Y{k}[np.uint64(cY{k} + j * sY{k}1)] = y{k}" for k in range(n_out)]
+    L += ["            else:"]
+    L += ["                " + line for line in inner(
+        "for j in range(n1):", [f"x{k} = X{k}[np.uint64(cX{k} + j * sX{k}1)]" for k in range(n_in)],
+        [f"Y{k}[np.uint64(cY{k} + j * sY{k}1)] = y{k}" for k in range(n_out)])]
     return "\n".join(L) + "\n"
 
 
@@ -167,6 +240,17 @@ def check_lines(check: str) -> list:
 
 def _elementwise(name: str, arity: int, expr: str, check: str) -> str:
     return loop_kernel(f"ew_{name}", arity, 1, check_lines(check) + [f"y0 = {expr}"])
+
+
+def _family(family: str, names: Sequence[str]) -> str:
+    """The family kernel ``family``: one case per op of ``names`` (no op of a family has a check), or
+    a flagged family's one body."""
+    arities = {ELEMENTWISE[n][0] for n in names}
+    assert len(arities) == 1 and not any(ELEMENTWISE[n][2] for n in names), family
+    if family in EW_FLAGGED:
+        _, setup, body = EW_FLAGGED[family]
+        return loop_kernel(family, arities.pop(), 1, [body], setup=setup)
+    return loop_kernel(family, arities.pop(), 1, [[f"y0 = {ELEMENTWISE[n][1]}"] for n in names])
 
 
 # STATICGRAPH_BLAS_THREADS=auto: mid-size GEMMs run on one BLAS thread: on a busy machine (more runnable threads than cores) a
@@ -254,6 +338,7 @@ def _sources() -> str:
     for path in _kernel_files():
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     kernels = ["\n" + _elementwise(name, arity, expr, check) for name, (arity, expr, check) in ELEMENTWISE.items()]
+    kernels += ["\n" + _family(family, names) for family, names in EW_FAMILIES.items()]
     parts = [_GENERATED_HEADER.format(kernels=digest.hexdigest(), config=config_text(), pkg=__package__ + ".kernels",
                                       lib=__name__, imports=_imports(), maxr=MAXR,
                                       bindings="\n".join(ew_bindings("".join(kernels))))] + kernels

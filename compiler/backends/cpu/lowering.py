@@ -20,7 +20,7 @@ from ...schedule import Schedule
 from .lowerings import (ARRAY_FILL, EW_SIZE, LOWERINGS, MATMUL_UPDATE, PHASES, Env, View, ew_record, ew_share,
                         loop_elements, mm_update_record)
 from . import threads
-from .library import ELEMENTWISE
+from .library import ELEMENTWISE, ew_op_code
 
 
 class FusionMismatch(Exception):
@@ -319,8 +319,10 @@ class Lowering:
                for i, t in enumerate(inputs)]
         ov = out_view or (lambda env: env.view(key))
 
+        code = ew_op_code(name)
+
         def record(env):
-            return ew_record(ov(env), [f(env) for f in ins])
+            return ew_record(ov(env), [f(env) for f in ins], op=code)
         # in place only on input 0: the loop reads x0 through the output and LLVM vectorizes it
         # (``library.loop_kernel``); on another input its overlap check failed and the loop ran
         # scalar (mlp's relu-gradient Where, its condition a load: ~95 us a call with mispredicted

@@ -162,9 +162,9 @@ def _pad(values, n=MAXR):
     return list(values) + [0] * (n - len(values))
 
 
-def ew_record(out: View, ins: Sequence[View], more_outs: Sequence[View] = ()) -> List[int]:
+def ew_record(out: View, ins: Sequence[View], more_outs: Sequence[View] = (), op: int = 0) -> List[int]:
     """The record of an elementwise kernel (``library.ew_spec``, read by ``library.loop_kernel``):
-    outputs, then inputs."""
+    outputs, then inputs; ``op``: the op's code in its family (``library.ew_op_code``)."""
     views = [out] + list(more_outs) + [broadcast_view(v, out.shape) for v in ins]
     shape, strides = _coalesce(out.shape, [v.strides for v in views])
     while len(shape) < 2:
@@ -173,7 +173,7 @@ def ew_record(out: View, ins: Sequence[View], more_outs: Sequence[View] = ()) ->
             s.insert(0, 0)
     if len(shape) > MAXR:
         raise ValueError(f"the cpu backend handles at most {MAXR} non-trivial dimensions, got shape {out.shape}")
-    fields = dict(nd=len(shape), shape=_pad(shape))
+    fields = dict(op=op, nd=len(shape), shape=_pad(shape))
     for j, (v, s) in enumerate(zip(views, strides)):
         fields.update({f"off{j}": v.off, f"strides{j}": _pad(s)})
     return ew_spec(len(views)).pack(fields)

@@ -157,7 +157,9 @@ def numba_version() -> str:
 
 
 def wrapper_keys(prog) -> List[tuple]:
-    """What a program's wrappers depend on: (kernel, operand dtypes, fused group source or "")."""
+    """What a program's wrappers depend on: (kernel, operand dtypes, fused group source or ""); an
+    elementwise op's call runs its family's kernel where the family serves its dtypes
+    (``library.family_kernel``: one wrapper for all the family's ops)."""
     from .fused import fused_source
     fused = {name: op for name, _, op in prog.fused}
     names: Dict[object, str] = {}      # dtype -> its name, looked up once (40k calls read 190k operands)
@@ -172,7 +174,7 @@ def wrapper_keys(prog) -> List[tuple]:
             continue
         dtypes = tuple(name(prog.dtypes[prog.root(k)]) for k in call.args)
         src = fused_source("kernel", fused[call.kernel], decorate=False) if call.kernel in fused else ""
-        keys.append(("kernel" if src else call.kernel, dtypes, src))
+        keys.append(("kernel" if src else library.family_kernel(call.kernel, dtypes), dtypes, src))
     return keys
 
 
@@ -602,7 +604,8 @@ class NativeStep:
                 t1 = time.perf_counter()
                 slots[key] = len(slots)
                 addresses.append(_address(key))
-                self.kernels.append((f"{call.kernel}({', '.join(key[1])})", time.perf_counter() - t1))
+                title = call.kernel if key[2] else key[0]       # a family's wrapper by the family's name
+                self.kernels.append((f"{title}({', '.join(key[1])})", time.perf_counter() - t1))
             args = [index[prog.array_name(k)] for k in call.args] + [index["M"], index["E"]]
             start = len(rows)
             if not call.share:
