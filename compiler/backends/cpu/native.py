@@ -429,9 +429,12 @@ def runtime_on_disk() -> bool:
 
 
 def _weight(source: str) -> int:
-    """Rough compile cost of a wrapper (measured: conv kernels cost several elementwise ones)."""
+    """Rough compile cost of a wrapper (measured: conv kernels cost several elementwise ones, an
+    elementwise family with cases two or three of its single ops)."""
     name = _kernel_name(source)
-    return 3 if name.startswith(("conv", "tile", "wino")) else 2 if name.startswith(("pool", "softmax", "nll")) else 1
+    if name.startswith(("conv", "tile", "wino")):
+        return 3
+    return 2 if name.startswith(("pool", "softmax", "nll")) or name in ("ew_binary", "ew_unary", "ew_math") else 1
 
 
 def _kernel_name(source: str) -> str:
