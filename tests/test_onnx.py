@@ -75,8 +75,9 @@ def check_in_onnxruntime(sess, outputs, placeholders, kinds, path, rng, batches=
         feeds = feeds_for(placeholders, kinds, batch, rng)
         expected = sess.run(list(outputs), feeds)
         got = ort_sess.run(None, {p.op.name: feeds[p] for p in placeholders})
-        for k, (a, e) in enumerate(zip(got, expected)):
-            check_close(a, e, f"output {k} ('{outputs[k].name}') at batch {batch}")
+        for k, (a, e) in enumerate(zip(got, expected)):     # scaled: a float32 conv's sum of 36 products
+            # that cancels to ~0 differs between summation orders by ~1e-6 (seed 1715798394)
+            check_close(a, e, f"output {k} ('{outputs[k].name}') at batch {batch}", scaled=True)
         all_feeds.append(feeds)
     return all_feeds
 
