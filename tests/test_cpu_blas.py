@@ -51,8 +51,14 @@ def test_the_kernels_call_numpys_blas_when_it_exports_cblas():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_gemm_with_leading_dimensions_offsets_alpha_and_beta(rng, dtype):
-    """``library._gemm`` on blocks of flat buffers, every transpose combination, against NumPy."""
-    gemm = library.load()._gemm
+    """``library._gemm`` on blocks of flat buffers, every transpose combination, against NumPy
+    (called from an ``@njit`` function: helpers have no Python entry, ``kernels.base.HELPER``)."""
+    from numba import njit
+    helper = library.load()._gemm
+
+    @njit
+    def gemm(*args):
+        helper(*args)
     m, n, k = (int(v) for v in rng.integers(1, 40, 3))
     for ta in (0, 1):
         for tb in (0, 1):

@@ -35,7 +35,7 @@ import sys
 from pathlib import Path
 from typing import List, Sequence, Union
 
-from . import blas, records
+from . import blas, opt_levels, records
 from .records import RecordSpec
 
 MAXR = 8   # the largest rank a kernel record describes
@@ -277,12 +277,13 @@ KERNEL_FILES = ("tile_matrices.py",) + tuple(f"kernels/{m}.py" for m in (
 
 def config_text() -> str:
     """What compiled kernels depend on beyond their source: the kernels' BLAS symbols, the
-    library's constants and the record specs' definitions (``records.definitions_digest``; Numba's
+    library's constants, the helpers' optimization level (``opt_levels``) and the record specs' definitions (``records.definitions_digest``; Numba's
     cache sees none of them, so the kernel cache folder and ``SOURCE_HASH`` include this)."""
     kb = blas.KERNEL_BLAS
     symbols = (kb.gemm, kb.get_threads, kb.set_threads) if kb is not None else None
     facts = dict(MAXR=MAXR, BLAS_SMALL=BLAS_SMALL, BLAS_TINY=BLAS_TINY, BLAS_AUTO=BLAS_AUTO, PAR_GEMM=PAR_GEMM,
                  ROW_CHUNK=ROW_CHUNK, MM_LOOPS_UP_TO=MM_LOOPS_UP_TO,
+                 OPT=(opt_levels.HELPER_LEVEL, sorted(opt_levels.ENTRY_NAMES)),
                  RECORDS=records.definitions_digest(Path(__file__).parent)[:16])
     return repr((symbols, sorted(facts.items())))
 
@@ -324,7 +325,7 @@ _GENERATED_HEADER = '''\
 import numpy as np
 from numba import njit
 
-from {pkg}.base import JIT as _JIT
+from {pkg}.base import HELPER as _HELPER, JIT as _JIT
 from {lib} import ew_spec
 {imports}
 

@@ -219,11 +219,13 @@ def _entry_key(kind: str, source: str) -> str:
 
 def _load(kind: str, source: str, name: str, manifest: dict, then=None):
     """Import ``source`` as module ``name`` from its verified cache entry (compiling or loading
-    its Numba code; ``then(module)`` compiles more inside the same sealed block)."""
+    its Numba code, helpers at their own optimization level: ``opt_levels``; ``then(module)``
+    compiles more inside the same sealed block)."""
     from compiler.cache import PlanCache
+    from .opt_levels import kernel_compiles
     cache = PlanCache()
     entry = cache.entry(_entry_key(kind, source), {"native.py": source}, dict(manifest, numba=numba_version()))
-    with cache.compiling(entry):
+    with cache.compiling(entry), kernel_compiles():
         module = cache.load_module(entry, "native.py", module_name=name)
         if then is not None:
             then(module)

@@ -129,7 +129,7 @@ def _lc_source(k: int) -> str:
     loads = "".join(f"    c{j} = A[np.uint64(k{j})]\n" for j in range(k))
     expr = " + ".join(f"c{j} * A[np.uint64(a{j} + i)]" for j in range(k))
     return f'''
-@njit(**_JIT)
+@njit(**_HELPER)
 def _lc{k}(A, d, n, {args}):
     """A[d + i] = sum of c_j A[a_j + i] (i < n; c_j = A[k_j])."""
 {loads}    for i in range(n):
@@ -141,14 +141,14 @@ def _ilv_source() -> str:
     ilv = "".join(f"        Z[np.uint64(d + {_M} * i + {p})] = A[np.uint64(s + {p} * S + i)]\n" for p in range(_M))
     dil = "".join(f"        Z[np.uint64(d + {p} * S + i)] = A[np.uint64(s + {_M} * i + {p})]\n" for p in range(_M))
     return f'''
-@njit(**_JIT)
+@njit(**_HELPER)
 def _ilv(Z, d, A, s, S, n):
     """Z[d + m i + p] = A[s + p S + i] (i < n, p < m): m phase runs interleaved into a plane. Called
     with Z = A (the workspace): as two arguments LLVM vectorises the loop (3x faster, measured)."""
     for i in range(n):
 {ilv}
 
-@njit(**_JIT)
+@njit(**_HELPER)
 def _dil(Z, d, A, s, S, n):
     """Z[d + p S + i] = A[s + m i + p] (i < n, p < m): a plane split into m phase runs (Z = A, as in ``_ilv``)."""
     for i in range(n):
@@ -172,7 +172,7 @@ def _weights_source() -> str:
     back += "".join(f"            DW[g + {3 * j + k}] = {_lin(G[:, k], [f'r{j}{l}' for l in range(a)])}\n"
                     for j in range(3) for k in range(3))
     return f'''
-@njit(**_JIT)
+@njit(**_HELPER)
 def _wino_weights(Wt, wo, WS, uo, O, C):
     """U[xi] (O x C) at uo = G g G^T of each 3x3 filter g = W[o, c]."""
     S = O * C
@@ -182,7 +182,7 @@ def _wino_weights(Wt, wo, WS, uo, O, C):
             u = uo + o * C + c
 {fwd}
 
-@njit(**_JIT)
+@njit(**_HELPER)
 def _wino_filter_back(DW, dwo, WS, uo, O, C):
     """dW[o, c] = G^T dU G of the matrices dU[xi] (O x C) at uo."""
     S = O * C
@@ -192,7 +192,7 @@ def _wino_filter_back(DW, dwo, WS, uo, O, C):
             g = dwo + (o * C + c) * 9
 {back}
 
-@njit(**_JIT)
+@njit(**_HELPER)
 def _wino_consts(WS, ko):
     """The transforms' coefficients at ko, in the workspace's dtype."""
 ''' + "".join(f"    WS[ko + {i}] = {v!r}\n" for i, v in enumerate(_COEFS))
@@ -202,14 +202,14 @@ _TEMPLATE = '''
 
 # ---- Winograd F(__M__x__M__, 3x3) (nn_winograd.py) ----
 
-@njit(**_JIT)
+@njit(**_HELPER)
 def _wino_ld(n):
     """n rounded up to whole 64-byte lines of float32 (``ALIGN`` elements): the row stride of V
     and M, the runs' spacing and the regions' starts, so that every row starts on a line."""
     return (n + __ALIGN__ - 1) // __ALIGN__ * __ALIGN__
 
 
-@njit(**_JIT)
+@njit(**_HELPER)
 def _wino_dims(M, q):
     """N, C, H, W, O, OH, OW, pad_h, pad_w, tile rows per block, TH, TW, padded row width of the
     record at q."""
@@ -221,7 +221,7 @@ def _wino_dims(M, q):
             M[q + WG.pad_w], M[q + WG.rows], TH, TW, __M__ * (TW + 1))
 
 
-@njit(**_JIT)
+@njit(**_HELPER)
 def _wino_tiles_in(X, xo, WS, vo, bo, ko, M, q, r0, nr):
     """V[xi] (C x tb) at vo = B^T d B of the input tiles of tile rows [r0, r0 + nr). Per channel:
     a planes of zero-padded input rows (row i of each tile row's tiles) at bo, their row
@@ -265,7 +265,7 @@ __IN_ROWS__
 __IN_COLS__
 
 
-@njit(**_JIT)
+@njit(**_HELPER)
 def _wino_tiles_out(Y, yo, WS, mo, bo, ko, M, q, r0, nr):
     """Output tiles A^T Mx A of tile rows [r0, r0 + nr) from Mx[xi] (O x tb) at mo: per output
     channel the row combinations (Z), the column ones as m phase runs per output row,
@@ -294,7 +294,7 @@ __OUT_COLS__
                     Y[np.uint64(yr + x)] = WS[np.uint64(rw + x)]
 
 
-@njit(**_JIT)
+@njit(**_HELPER)
 def _wino_grad_tiles(DY, dyo, WS, mo, bo, ko, M, q, r0, nr):
     """dM[xi] (O x tb) at mo = A g A^T of the m x m output-gradient tiles g of tile rows
     [r0, r0 + nr) (zeros past OH x OW, so the spare columns are zero): per output channel m
@@ -331,7 +331,7 @@ __G_ROWS__
 __G_COLS__
 
 
-@njit(**_JIT)
+@njit(**_HELPER)
 def _wino_scatter(DX, dxo, WS, vo, bo, ko, M, q, r0, nr):
     """dX from dV[xi] (C x tb) at vo for tile rows [r0, r0 + nr) (spare columns zero): each tile's
     B dV B^T added into the a x a window it came from. Per channel and transformed row: the column
@@ -377,7 +377,7 @@ __S_ROWS__
                         DX[np.uint64(xr + x)] = WS[np.uint64(ti + x)]
 
 
-@njit(**_JIT)
+@njit(**_HELPER)
 def _wino_layout(M, p):
     """Element offsets of the record's operands and of the workspace regions: the coefficients,
     U, then worker 0's V, M, (the filter gradient's V[xi]^T,) planes and runs (worker t's: + t *
@@ -392,13 +392,13 @@ def _wino_layout(M, p):
     return M[p + WG.a_off], M[p + WG.b_off], M[p + WG.z_off], q, ko, uo, vo, mo, bo
 
 
-@njit(**_JIT)
+@njit(**_HELPER)
 def _wino_parts(M, q, uo):
     """Where the workers' partial dU start: after U and the T workers' regions."""
     return uo + _wino_ld(__AA__ * M[q + WG.O] * M[q + WG.C]) + M[q + WG.T] * M[q + WG.region]
 
 
-@njit(**_JIT)
+@njit(**_HELPER)
 def _wino_rows(A, ao, B, bo_, Z, zo, WS, M, p, direction, t, T):
     """Worker t of T: the tile rows of samples [t N / T, (t + 1) N / T) in blocks, in the worker's
     regions; direction 0 (forward: A = X, Z = Y), 1 (input gradient: A = dY, Z = dX; a sample's
@@ -448,20 +448,20 @@ def _wino_rows(A, ao, B, bo_, Z, zo, WS, M, p, direction, t, T):
             _wino_scatter(Z, zo, WS, vo, bo, ko, M, q, r0, nr)
 
 
-@njit(**_JIT)
+@njit(**_HELPER)
 def _wino_empty(M, p):
     """The record's conv has no output tile: its kernels only zero their outputs."""
     N, C, H, Wd, O, OH, OW, ph, pw, rb, TH, TW, Wp = _wino_dims(M, p)
     return N * TH * TW == 0
 
 
-@njit(**_JIT)
+@njit(**_HELPER)
 def _wino_zero(Z, zo, n):
     for i in range(n):
         Z[zo + i] = 0
 
 
-@njit(**_JIT)
+@njit(**_HELPER)
 def _wino_share(A, ao, B, bo_, Z, zo, WS, M, p, direction, t):
     """Share t of a kernel's block loop (``_wino_rows``): worker t's samples, nothing at or past the
     record's T; its GEMMs on at most __THREADS__ BLAS threads (one while the shares run at once)."""
@@ -472,7 +472,7 @@ def _wino_share(A, ao, B, bo_, Z, zo, WS, M, p, direction, t):
         _blas_restore(np.int64(__THREADS__), nt)
 
 
-@njit(**_JIT)
+@njit(**_HELPER)
 def _wino_sum_parts(WS, acc, first, n, T):
     """WS[acc:acc + n] += the T - 1 partial sums of n elements at first, in worker order."""
     for t in range(T - 1):
@@ -480,7 +480,7 @@ def _wino_sum_parts(WS, acc, first, n, T):
             WS[acc + i] += WS[first + t * n + i]
 
 
-@njit(**_JIT)
+@njit(**_HELPER)
 def _wino_prep(Wt, wo, WS, M, p):
     """The coefficients and U = G g G^T (W at wo) into the workspace."""
     xo, _, yo, q, ko, uo, vo, mo, bo = _wino_layout(M, p)

@@ -5,7 +5,12 @@ from numba import njit
 
 
 JIT = dict(cache=True, error_model="numpy", nogil=True)
-PJIT = dict(JIT, parallel=True)      # a kernel with a ``prange`` over worker threads (gemm._gemm_par, see threads.py)
+# A helper (a name with a leading underscore) is only ever called from other kernels, whose
+# wrappers link its code: Numba then builds no CPython or C-callable entry for it (a Python call
+# of a helper is not supported; call it from an ``@njit`` function). Those entries were about a
+# tenth of a cold compile: each is code Numba generates, optimizes and emits once per helper.
+HELPER = dict(JIT, no_cpython_wrapper=True, no_cfunc_wrapper=True)
+PHELPER = dict(HELPER, parallel=True)  # a helper with a ``prange`` over worker threads (gemm._gemm_par, see threads.py)
 # Constant arguments of the kernels' helper calls: NumPy scalars are typed int64 / bool, where a
 # bare 0, 1, True or False is a literal type that Numba compiles (and links) one more
 # specialisation of the callee for.
@@ -14,7 +19,7 @@ ZERO, ONE = np.int64(0), np.int64(1)
 OFF, ON = np.bool_(False), np.bool_(True)
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _sign(a):
     if a > 0:
         return 1
@@ -23,12 +28,12 @@ def _sign(a):
     return a
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _relu(a):
     return a if (a > 0 or a != a) else 0
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _maximum(a, b):
     if a != a:
         return a
@@ -37,7 +42,7 @@ def _maximum(a, b):
     return a if a >= b else b
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _minimum(a, b):
     if a != a:
         return a
@@ -46,14 +51,14 @@ def _minimum(a, b):
     return a if a <= b else b
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _sigmoid(x):
     y = -x
     m = y if y > 0.0 else 0.0
     return np.exp(-(m + np.log1p(np.exp(-abs(y)))))
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _ipow(a, b):
     if b < 0:
         return 0

@@ -5,14 +5,14 @@ import numpy as np
 from numba import njit
 
 from ..records import CONV, CONV_SHARE
-from .base import JIT, NT, OFF, ON, ONE, TR, ZERO
+from .base import HELPER, JIT, NT, OFF, ON, ONE, TR, ZERO
 from .gemm import _gemm, _gemm_par
 
 CV = CONV.at     # the conv record's field offsets (records.CONV)
 CS = CONV_SHARE.at     # ... and a share's (its index)
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _conv_range(n_out, k, s, pad, dil, size):
     """lo, hi, off: the outputs o in [lo, hi) read input o * s + off inside [0, size)."""
     off = k * dil - pad
@@ -29,7 +29,7 @@ def _conv_range(n_out, k, s, pad, dil, size):
     return lo, hi, off
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _conv_cols(X, xo, T, to, M, q, n0, m, scatter, u):
     """im2col of samples [n0, n0 + m) into T at to, as rows (c, kd, kh, kw) by m * P columns; with
     scatter, the reverse: X's planes of these samples = col2im(T) (each channel's planes zeroed just
@@ -76,7 +76,7 @@ def _conv_cols(X, xo, T, to, M, q, n0, m, scatter, u):
                                   low, hiw, ofd, ofh, ofw, scatter, u)
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _conv_cols_inside(X, xo, T, to, n0, m, C, D, H, Wd, KD, KH, KW, OD, OH, OW, sd, sh, dd, dh, dw):
     """``_conv_cols`` of sample-major columns when every tap of every output lies inside the input
     (no padding) and the last axis has stride 1: each column row is OD * OH runs of OW values copied
@@ -99,7 +99,7 @@ def _conv_cols_inside(X, xo, T, to, n0, m, C, D, H, Wd, KD, KH, KW, OD, OH, OW, 
                                     T[np.uint64(t + i)] = X[np.uint64(xr + i)]
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _conv_tap(X, xb, T, t0, OD, OH, OW, H, Wd, sd, sh, sw, lod, hid, loh, hih, low, hiw, ofd, ofh, ofw,
               scatter, u):
     """One tap's column row of one sample (or chunk) of ``_conv_cols``: output positions [lo, hi)
@@ -136,7 +136,7 @@ def _conv_tap(X, xb, T, t0, OD, OH, OW, H, Wd, sd, sh, sw, lod, hid, loh, hih, l
                     T[np.uint64(t + i)] = 0
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _conv_rows(A, ao, B, bo, O, P, n0, m, to_rows, minor):
     """Between samples [n0, n0 + m) of A (N, O, P) at ao and the chunk layout at bo: (O, m, P), or
     (O, P, m) with minor. to_rows copies A's samples into B, else B's chunk back into A. Into the
@@ -164,7 +164,7 @@ def _conv_rows(A, ao, B, bo, O, P, n0, m, to_rows, minor):
                     A[np.uint64(a + i)] = B[np.uint64(b + i * si)]
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _chunk_cols(X, xo, WS, so, xt, M, q, n0, m, minor, direct, scatter):
     """im2col (with scatter: col2im) between samples [n0, n0 + m) of X and the columns at so:
     batch-minor through the chunk transposed to (C, *in, m) at xt, or straight; nothing for a
@@ -181,7 +181,7 @@ def _chunk_cols(X, xo, WS, so, xt, M, q, n0, m, minor, direct, scatter):
         _conv_cols(X, xo, WS, so, M, q, n0, m, scatter, ONE)
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _conv_bias(Y, yo, Bv, bo, n0, m, O, P):
     """Y's planes of samples [n0, n0 + m) += the per-channel bias Bv[bo:bo + O] (a fused bias add)."""
     for s in range(m):
@@ -192,7 +192,7 @@ def _conv_bias(Y, yo, Bv, bo, n0, m, O, P):
                 Y[np.uint64(base + i)] += v
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _group_cols(T, to, WS, so, n0, C, g, R, P, cols, own):
     """Group g's (R, cols) column matrix as (array, element offset): with ``own`` (a pointwise conv,
     one sample n0) the sample's own planes of T at to, read or written in place; else the im2col
@@ -202,14 +202,14 @@ def _group_cols(T, to, WS, so, n0, C, g, R, P, cols, own):
     return WS, so + g * R * cols
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _conv_offsets(M, p):
     """A conv record's element offsets (the kernel's 2 inputs, output, workspace) and the record's
     start, from which its fields are read (``records.CONV``)."""
     return M[p + CV.x_off], M[p + CV.w_off], M[p + CV.y_off], M[p + CV.ws_off], p
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _conv_dims(M, q):
     """N, C, O, G, nb, R = C/G * prod(K), P = prod(out)."""
     G = M[q + CV.groups]
@@ -217,7 +217,7 @@ def _conv_dims(M, q):
     return M[q + CV.N], M[q + CV.C], M[q + CV.O], G, M[q + CV.nb], R, M[q + CV.OD] * M[q + CV.OH] * M[q + CV.OW]
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _chunk_regions(so, O, G, nb, R, P):
     """A worker's im2col workspace from so: the chunk's columns (G * R * nb * P), then its rows of Y
     or dY at ro (O * nb * P), then its transposed input at xt."""
@@ -225,7 +225,7 @@ def _chunk_regions(so, O, G, nb, R, P):
     return ro, ro + O * nb * P
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _cols_at(M, q, so, first):
     """Where the im2col columns of a chunk go (``first``: the elements of the batch's columns
     before it, n0 * G * R * P): the worker's workspace at so, or (``keep_columns``) their place
@@ -234,14 +234,14 @@ def _cols_at(M, q, so, first):
     return so if M[q + CV.kept] < 0 else M[q + CV.kept] + first
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _conv_pointwise(M, q):
     """A 1x1(x1) kernel, stride 1, no padding: a sample's columns are its input planes as they are."""
     return (M[q + CV.KD] == 1 and M[q + CV.KH] == 1 and M[q + CV.KW] == 1 and M[q + CV.sd] == 1 and M[q + CV.sh] == 1
             and M[q + CV.sw] == 1 and M[q + CV.pd] == 0 and M[q + CV.ph] == 0 and M[q + CV.pw] == 0)
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _grid_dims(M, q):
     """The padded grid of an implicit conv: Dp, Hp, Wp and the largest tap offset in it."""
     Dp = M[q + CV.D] + 2 * M[q + CV.pd]
@@ -251,7 +251,7 @@ def _grid_dims(M, q):
     return Dp, Hp, Wp, offmax
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _tap_offset(M, q, t, Hp, Wp):
     """Grid offset of kernel tap t (kd, kh, kw): a valid output at grid column j reads column j + offset."""
     KH = M[q + CV.KH]
@@ -259,7 +259,7 @@ def _tap_offset(M, q, t, Hp, Wp):
     return ((t // (KH * KW)) * M[q + CV.dd] * Hp + (t // KW) % KH * M[q + CV.dh]) * Wp + (t % KW) * M[q + CV.dw]
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _conv_taps(Wt, wo, T, to, O, C, K, to_taps):
     """Between W (O, C, K taps) at wo and the per-tap matrices (K, O, C) at to (to_taps: W -> T)."""
     for o in range(O):
@@ -271,7 +271,7 @@ def _conv_taps(Wt, wo, T, to, O, C, K, to_taps):
                     Wt[wo + (o * C + c) * K + t] = T[to + (t * O + o) * C + c]
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _grid(A, ao, T, to, ld, front, rows, n0, m, e0, e1, e2, p0, p1, p2, g0, g1, g2, put):
     """Between samples [n0, n0 + m) of A (N, rows, e0, e1, e2) and the grid layout at to: row r
     (stride ld) holds, after ``front`` elements, each sample's g0 x g1 x g2 plane with A's plane
@@ -309,7 +309,7 @@ def _grid(A, ao, T, to, ld, front, rows, n0, m, e0, e1, e2, p0, p1, p2, g0, g1, 
                             A[np.uint64(a + w)] = T[np.uint64(t + p2 + w)]
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _implicit(M, q):
     """Taps K, grid Dp, Hp, Wp, plane S, largest tap offset, region size and column block of an
     implicit conv (regions: per-tap weights K*O*C, then two grids of ``big`` elements)."""
@@ -322,7 +322,7 @@ def _implicit(M, q):
     return K, Hp, Wp, S, offmax, big, M[q + CV.block]
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _conv_implicit_taps(A, ao, Z, zo, Wt, wo, WS, so, M, q, back):
     """The forward conv (``back`` False: Z = Y from A = X) or its input gradient (True: Z = dX
     from A = dY) as sums over kernel taps t of GEMMs with the per-tap weights W_t (O x C), column
@@ -357,7 +357,7 @@ def _conv_implicit_taps(A, ao, Z, zo, Wt, wo, WS, so, M, q, back):
         _grid(Z, zo, WS, za, L, ZERO, dst[0], n0, m, dst[1], dst[2], dst[3], dst[4], dst[5], dst[6], Dp, Hp, Wp, OFF)
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _conv_bpf_implicit(X, DY, DW, WS, xo, dyo, dwo, so, M, q):
     """DW_t = sum over columns of (the output-gradient grid) @ (the input grid shifted by t's
     offset)^T, accumulated over column blocks and chunks (GEMM's beta), then put back as (O, C, K)."""
@@ -383,7 +383,7 @@ def _conv_bpf_implicit(X, DY, DW, WS, xo, dyo, dwo, so, M, q):
     _conv_taps(DW, dwo, WS, dwt, O, C, K, False)
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _fwd_chunks(X, xo, Wt, wo, Y, yo, WS, so, M, q, t, T):
     """Chunks t, t + T, ... of an im2col forward conv, in the worker's workspace at so: columns,
     then the chunk's output rows (a pointwise conv with one sample per chunk reads X in place)."""
@@ -409,7 +409,7 @@ def _fwd_chunks(X, xo, Wt, wo, Y, yo, WS, so, M, q, t, T):
             _conv_bias(Y, yo, Wt, M[q + CV.bias_off], n0, m, O, P)
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _bias_sums(DY, dyo, WS, bs, n0, m, O, P):
     """WS[bs:bs + O * P] += the (O, P) planes of dY's samples [n0, n0 + m): every element its own
     accumulator, so the loop vectorizes (``_bias_grad`` sums the planes' positions at the end)."""
@@ -419,7 +419,7 @@ def _bias_sums(DY, dyo, WS, bs, n0, m, O, P):
             WS[np.uint64(bs + i)] += DY[np.uint64(base + i)]
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _bias_grad(BG, bgo, WS, bs, parts, O, P):
     """BG[bgo + o] = the sum of ``parts`` (O, P) accumulators at bs, bs + O * P, ... over parts and
     positions (float64)."""
@@ -432,7 +432,7 @@ def _bias_grad(BG, bgo, WS, bs, parts, O, P):
         BG[np.uint64(bgo + o)] = acc
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _bpf_chunks(X, xo, DY, dyo, WS, acc, so, bs, M, q, t, T):
     """Chunks t, t + T, ... of an im2col filter gradient, summed into WS at acc (per group g a block
     of O/G * R at acc + g * R * O/G; the worker's first chunk writes it, later ones add: GEMM's
@@ -465,7 +465,7 @@ def _bpf_chunks(X, xo, DY, dyo, WS, acc, so, bs, M, q, t, T):
             _bias_sums(DY, dyo, WS, bs, n0, m, O, P)
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _bpi_chunks(DY, dyo, Wt, wo, DX, dxo, WS, so, M, q, t, T):
     """Chunks t, t + T, ... of an im2col input gradient (workspace at so: columns, chunk rows of
     DY); a pointwise conv with one sample per chunk writes DX in place (no col2im)."""
@@ -511,7 +511,7 @@ def conv_fwd(X, Wt, Y, WS, M, E, p):
         _fwd_chunks(X, xo, Wt, wo, Y, yo, WS, so + t * size, M, q, t, T)
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _bpf_gemm(D, do, Cm, co, Og, R, K, beta, WS, acc):
     """A filter-gradient block at acc (+= with beta 1): dY (Og x K at do) @ cols^T (cols R x K at
     co), stored as dW^T (R, Og) where R >= Og, else as dW (Og, R): see ``_bpf_chunks``."""
@@ -521,7 +521,7 @@ def _bpf_gemm(D, do, Cm, co, Og, R, K, beta, WS, acc):
         _gemm(NT, TR, Og, R, K, 1.0, D, do, K, Cm, co, K, beta, WS, acc, R)
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _bpf_reduce(DW, dwo, WS, parts, T, O, G, R, transposed):
     """DW (O, R) = the sum of the T workers' partial filter gradients at parts (worker t's at
     parts + t * O * R; per group an (R, O/G) block if ``transposed``, else (O/G, R): see
@@ -545,7 +545,7 @@ def _bpf_reduce(DW, dwo, WS, parts, T, O, G, R, transposed):
                         DW[np.uint64(d + o * R + r)] = WS[np.uint64(a + r * Og + o)]
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _bpf_layout(M, q):
     """Where the workers' partial (transposed) filter gradients and bias sums start, after the
     workers' regions (an implicit conv: one region)."""
@@ -555,7 +555,7 @@ def _bpf_layout(M, q):
     return parts, parts + regions * O * R
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _bpf_whole(X, DY, DW, WS, BG, M, q):
     """A filter gradient that is not split over workers: no samples or an empty kernel (zeros), or
     an implicit conv (its GEMMs split over the workers themselves); and its fused bias gradient."""
@@ -574,7 +574,7 @@ def _bpf_whole(X, DY, DW, WS, BG, M, q):
         _bias_grad(BG, M[q + CV.bias_off], WS, sums, ONE, O, P)
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _bpf_split(M, q):
     """Whether the filter gradient runs as the workers' partial sums (im2col, samples, taps)."""
     N, C, O, G, nb, R, P = _conv_dims(M, q)

@@ -5,7 +5,7 @@ import numpy as np
 from numba import njit
 
 from ..records import CONV_POOL_BPF, CONV_POOL_BPF_SHARE, CONV_POOL_FWD, CONV_POOL_FWD_SHARE
-from .base import JIT, NT, OFF, ON, ONE, TR, ZERO
+from .base import HELPER, JIT, NT, OFF, ON, ONE, TR, ZERO
 from .gemm import _copy_transposed, _gemm
 from .conv import _bias_grad, _bias_sums, _bpf_reduce, _conv_bias, _conv_cols, _conv_dims, _conv_offsets, _conv_pointwise, _group_cols
 from .pool import _pool_last_2x2, _pool_last_3x3, _pool_lowest, _pool_max_full, _pool_unpool
@@ -15,7 +15,7 @@ BW = CONV_POOL_BPF.at     # conv_pool_bpf's
 FS, BS = CONV_POOL_FWD_SHARE.at, CONV_POOL_BPF_SHARE.at     # ... and their shares' (the share's index)
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _conv_pool_sample(X, xo, Wt, wo, WS, so, wt, ys, M, q, n, last):
     """Sample n's columns at so and its conv output at ys: Y^T (P, O) = cols^T @ W^T (W^T at wt)
     where ``last`` (channels-last pooling), else Y (O, P) = W @ cols."""
@@ -40,7 +40,7 @@ def conv_pool_wt(Wt, WS, M, E, p):
     _copy_transposed(Wt, M[q + FW.w_off], O, R, R, WS, M[q + FW.ws_off] + M[q + FW.T] * M[q + FW.region])
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _conv_pool_share(M, p):
     """A forward share's record start, index t, workers T, its region so, W^T's place wt, its conv
     output's place ys (after the sample's columns) and the pooled dims."""
@@ -53,7 +53,7 @@ def _conv_pool_share(M, p):
             M[q + FW.pool_out + 2])
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _conv_pool_last(M, q):
     """What the channels-last pooling reads of a forward record: the conv output's rows OH, OW, the
     pooling's strides s0-s2 and dilations d1, d2, whether a bias is fused, and its offset bo."""
@@ -118,7 +118,7 @@ def conv_pool_fwd_planar(X, Wt, V, I, WS, M, E, p):
                        oplane, low)
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _pool_bpf_samples(X, xo, Gp, go, I, io, WS, acc, so, bs, M, q, t, T):
     """Samples t, t + T, ... of the filter gradient summed into WS at acc as (R, O/G) blocks (the
     first sample writes them); the sample's output gradient rebuilt after its columns at so,
@@ -149,7 +149,7 @@ def _pool_bpf_samples(X, xo, Gp, go, I, io, WS, acc, so, bs, M, q, t, T):
             _bias_sums(Gp, go + n * O * oplane, WS, bs, ZERO, ONE, O, oplane)
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _pool_bpf_layout(M, q):
     """Where the workers' partial filter gradients and bias sums start (``conv_bpf``'s layout)."""
     N, C, O, G, nb, R, P = _conv_dims(M, q)

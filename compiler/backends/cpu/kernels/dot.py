@@ -8,13 +8,13 @@ import numpy as np
 from numba import njit
 
 from ..lowerings import DOT_SUM, DOT_SUM_SHARE
-from .base import JIT
+from .base import HELPER, JIT
 
 DOT = DOT_SUM.at     # module names: unique over kernels/ (library.SOURCE imports them all)
 DOTS = DOT_SUM_SHARE.at
 
 
-@njit(cache=True, error_model="numpy", nogil=True, fastmath={"reassoc"})
+@njit(fastmath={"reassoc"}, **HELPER)
 def _dot_run(A, ao, B, bo, n, S, so):
     """S[so] = the float64 sum of A[ao + j] * B[bo + j], j < n, in any order."""
     acc = 0.0
@@ -23,7 +23,7 @@ def _dot_run(A, ao, B, bo, n, S, so):
     S[np.uint64(so)] = acc
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _dot_total(S, so, T, Y, yo):
     """Y[yo] = S[so] + ... + S[so + T - 1], in order."""
     total = 0.0

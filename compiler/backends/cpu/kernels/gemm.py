@@ -10,7 +10,7 @@ from numba import config as _config, njit, prange, types
 
 from .. import blas
 from ..library import PAR_GEMM
-from .base import JIT, ONE, PJIT
+from .base import HELPER, ONE, PHELPER
 
 _CBLAS = blas.KERNEL_BLAS.gemm if blas.KERNEL_BLAS is not None else None     # (sgemm, dgemm) symbols, or None
 # the getter and setter symbols of the kernels' BLAS threads (None: unknown)
@@ -90,7 +90,7 @@ else:
         return sig, codegen
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _gemm(ta, tb, m, n, k, alpha, A, ao, lda, B, bo, ldb, beta, C, co, ldc):
     """C[co:] (m x n, row stride ldc) = alpha * op(A) @ op(B) + beta * C, row-major operands at
     element offsets of flat float arrays: op(A) is m x k (stored k x m with row stride lda when
@@ -105,7 +105,7 @@ def _gemm(ta, tb, m, n, k, alpha, A, ao, lda, B, bo, ldb, beta, C, co, ldc):
     _xgemm(ta, tb, m, n, k, alpha, A, ao, max(lda, 1), B, bo, max(ldb, 1), beta, C, co, max(ldc, 1))
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _copy_transposed(A, ao, rows, cols, lda, B, bo):
     """B[bo:] (cols x rows, contiguous) = the transpose of the rows x cols matrix at A[ao:] (row
     stride lda): before a GEMM whose operand OpenBLAS would otherwise read transposed (slower)."""
@@ -125,7 +125,7 @@ else:
     _blas_set_threads = types.ExternalFunction(_KERNEL_BLAS_THREADS[1], types.void(types.intc))
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _blas_at_most(n):
     """Run the kernels' GEMMs on at most n BLAS threads; return the count to restore (``_blas_restore``)."""
     nt = _blas_get_threads()
@@ -134,14 +134,14 @@ def _blas_at_most(n):
     return nt
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _blas_restore(n, nt):
     """Undo ``_blas_at_most(n)`` that returned nt."""
     if nt > n:
         _blas_set_threads(nt)
 
 
-@njit(**PJIT)
+@njit(**PHELPER)
 def _gemm_par(T, ta, tb, m, n, k, alpha, A, ao, lda, B, bo, ldb, beta, C, co, ldc):
     """``_gemm`` split over T workers of one BLAS thread each (``threads.py``) from PAR_GEMM multiply-adds:
     bands of C's rows when m >= n, else bands of its columns (multiples of 16)."""

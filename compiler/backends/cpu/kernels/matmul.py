@@ -8,7 +8,7 @@ from numba import njit
 
 from ..library import BLAS_AUTO, BLAS_SMALL, BLAS_TINY, MM_LOOPS_UP_TO
 from ..lowerings import MATMUL_BATCHED, MATMUL_UPDATE
-from .base import JIT
+from .base import HELPER, JIT
 from .gemm import _KERNEL_BLAS_THREADS, _blas_at_most, _blas_restore, _gemm_par
 
 # STATICGRAPH_BLAS_THREADS=auto: mid-size GEMMs run on one BLAS thread (see library.BLAS_SMALL)
@@ -17,7 +17,7 @@ MM = MATMUL_BATCHED.at     # module names: unique over kernels/ (library.SOURCE 
 MMU = MATMUL_UPDATE.at
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _mm_offsets(M, p, q):
     """Element offsets of batch q's A, B and Y (the record at p)."""
     nb = M[p + MM.nb]
@@ -35,7 +35,7 @@ def _mm_offsets(M, p, q):
     return ao, bo, yo
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _mm_batches(M, p):
     """The batch count and m, k, n, ta, tb, workers of the record at p."""
     outer = 1
@@ -44,7 +44,7 @@ def _mm_batches(M, p):
     return outer, M[p + MM.m], M[p + MM.k], M[p + MM.n], M[p + MM.ta], M[p + MM.tb], M[p + MM.workers]
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _mm_loops(A, ao, B, bo, Y, yo, m, k, n, ta, tb):
     """Y[yo:] (m x n) = op(A) @ op(B) as plain loops, accumulating in the result's type (a BLAS
     call costs more than a tiny product; integer dtypes have no BLAS)."""
@@ -58,7 +58,7 @@ def _mm_loops(A, ao, B, bo, Y, yo, m, k, n, ta, tb):
             Y[yo + i * n + j] = acc
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _mm_empty(Y, yo, m, n, k):
     """Whether batch's product is empty; a product over k == 0 is written as zeros."""
     if m == 0 or n == 0:

@@ -8,7 +8,7 @@ from numba import njit, types
 from numba.extending import overload
 
 from ..nn_pool import POOL_PLANE, POOL_WINDOW
-from .base import JIT, ONE
+from .base import HELPER, JIT, ONE
 
 WIN = POOL_WINDOW.at     # module names: unique over kernels/ (library.SOURCE imports them all)
 PLANE = POOL_PLANE.at
@@ -28,7 +28,7 @@ def _pool_lowest_impl(a):
     return lambda a: low
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _pool_span(o, s, q, k, d, n):
     """Window ``o`` of one axis: its first position at or after 0 (stepping over the left padding by
     ``d``) and how many of its elements lie in [0, n)."""
@@ -41,7 +41,7 @@ def _pool_span(o, s, q, k, d, n):
     return lo, (hi - lo if d == 1 else (hi - lo + d - 1) // d)
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _pool_window(M, p):
     """A window record's geometry: planes; input n0-n2; output o0-o2; kernel k0-k2; stride s0-s2;
     padding q0-q2; dilation d0-d2."""
@@ -54,7 +54,7 @@ def _pool_window(M, p):
             M[p + WIN.dilation], M[p + WIN.dilation + 1], M[p + WIN.dilation + 2])
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _pool_max_full(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, k0, k1, k2, s0, s1, s2,
                    d0, d1, d2, plane, oplane, low):
     """``pool_max`` when every window lies inside the input (no padding, no clipped ceil_mode
@@ -85,7 +85,7 @@ def _pool_max_full(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, k0, k1, k2, 
 
 def _unrolled_max_rows(K1, K2):
     """``_pool_max_rows`` unrolled for K1 x K2 windows (K1, K2: constants of the closure)."""
-    @njit(**JIT)
+    @njit(**HELPER)
     def rows(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, s0, s1, plane, oplane, low):
         """``pool_max`` of K1xK2 windows, stride K2 along the last axis (see nn_pool.py): per window the
         best value and index in registers, a row of windows innermost (vectorized); a plane holding a NaN
@@ -117,7 +117,7 @@ def _unrolled_max_rows(K1, K2):
 
 def _unrolled_last(K1, K2):
     """The channels-last max pooling loop of K1 x K2 windows (K1, K2: constants of the closure)."""
-    @njit(**JIT)
+    @njit(**HELPER)
     def last(Y, yo, O, n1, n2, V, I, vo, io, o0, o1, o2, s0, s1, s2, d1, d2, B, bo, hasb):
         """Max pooling of the channels-last planes (n0, n1, n2, O) at yo (every K1xK2 window
         inside) into V, I (O, o0, o1, o2), per channel o of value + B[bo + o] where ``hasb``: per window, channels innermost (unit-stride loads,
@@ -156,7 +156,7 @@ _pool_last_2x2 = _unrolled_last(2, 2)
 _pool_last_3x3 = _unrolled_last(3, 3)
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _pool_has_nan(X, o, n):
     """Whether X[o:o + n] holds a NaN (a vectorized count; folded away for integer dtypes)."""
     bad = 0
@@ -166,7 +166,7 @@ def _pool_has_nan(X, o, n):
     return bad != 0
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _pool_max_inside(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, k0, k1, k2, s0, s1, s2,
                      d0, d1, d2, plane, oplane, low):
     """``pool_max`` when every window lies inside the input: an unrolled row path where the window
@@ -182,7 +182,7 @@ def _pool_max_inside(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, k0, k1, k2
                    d0, d1, d2, plane, oplane, low)
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _pool_max_geometry(V, M, p):
     """``pool_max``'s record: offsets xo, vo, io; then ``_pool_window``'s geometry; the elements per
     input and output plane, and the padding value ``low`` of V's dtype."""
@@ -191,7 +191,7 @@ def _pool_max_geometry(V, M, p):
             s0, s1, s2, q0, q1, q2, d0, d1, d2, n0 * n1 * n2, o0 * o1 * o2, _pool_lowest(V))
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _pool_max_padded(X, V, I, xo, vo, io, planes, n0, n1, n2, o0, o1, o2, k0, k1, k2, s0, s1, s2, q0, q1, q2,
                      d0, d1, d2, plane, oplane, low):
     """``pool_max``'s general loops: any padding, clipped ``ceil_mode`` windows, empty windows."""
@@ -269,7 +269,7 @@ def pool_max_rows_3x3(X, V, I, M, E, p):
     _pool_max_rows_3x3(X, V, I, xo, vo, io, planes, n1, n2, o0, o1, o2, s0, s1, plane, oplane, low)
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _pool_avg_run(X, G, Y, M, p, grad):
     """Average pooling (``grad`` False: X -> Y) or its transpose (True: G -> X-shaped Y, zeroed first)."""
     xo = M[p + WIN.x_off]
@@ -343,7 +343,7 @@ def pool_max_grad(G, I, Y, M, E, p):
                  M[p + PLANE.out_plane], pin, ONE)
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _pool_unpool(G, go, I, io, Y, yo, planes, pin, pout, cs, js):
     """Y[yo:] (planes * pin elements) = zeros, then G's planes (of pout) added at their indices I:
     plane c's element idx at yo + c * cs + idx * js (planes of pin: cs = pin, js = 1; transposed,

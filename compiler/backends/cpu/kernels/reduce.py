@@ -14,12 +14,12 @@ import numpy as np
 from numba import njit
 
 from ..lowerings import REDUCE
-from .base import JIT, OFF, ON, ZERO
+from .base import HELPER, JIT, OFF, ON, ZERO
 
 RED = REDUCE.at     # module names: unique over kernels/ (library.SOURCE imports them all)
 
 
-@njit(cache=True, error_model="numpy", nogil=True, fastmath={"reassoc"})
+@njit(fastmath={"reassoc"}, **HELPER)
 def _sum_run(X, o, n, acc):
     """acc + X[o] + ... + X[o + n - 1], in any order."""
     for j in range(n):
@@ -27,7 +27,7 @@ def _sum_run(X, o, n, acc):
     return acc
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _counts(M, p):
     """(kept positions, reduced runs per position, run length, run stride) of the record at p."""
     kout = 1
@@ -40,7 +40,7 @@ def _counts(M, p):
     return kout, rout, M[p + RED.rshape + nr - 1], M[p + RED.rstride + nr - 1]
 
 
-@njit(inline="always", **JIT)
+@njit(inline="always", **HELPER)
 def _kept_base(M, p, q):
     """X's offset of kept position q (row-major over the kept dims)."""
     xb = M[p + RED.x_off]
@@ -51,7 +51,7 @@ def _kept_base(M, p, q):
     return xb
 
 
-@njit(inline="always", **JIT)
+@njit(inline="always", **HELPER)
 def _run_base(M, p, t, xb):
     """X's offset of reduced run t from kept base xb (row-major over the reduced dims but the last)."""
     for d in range(M[p + RED.nr] - 2, -1, -1):
@@ -61,7 +61,7 @@ def _run_base(M, p, t, xb):
     return xb
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _sum_shortcut(X, Y, M, p, rows):
     """The sums' shortcuts: nothing reduced (a copy, or nothing in place) or, with ``rows``, leading
     rows summed into a contiguous row. True when one ran."""
@@ -86,7 +86,7 @@ def _sum_shortcut(X, Y, M, p, rows):
     return True
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _sums(X, Y, M, p, zero, mean):
     """Y[q] = the sum of q's reduced elements accumulated from ``zero`` (its type: the accumulator's),
     over their count when ``mean``. One loop nest (a helper per q is not inlined: 2x slower)."""

@@ -6,13 +6,13 @@ import numpy as np
 from numba import njit
 
 from ..nn_softmax import SOFTMAX_NLL, SOFTMAX_ROWS
-from .base import JIT
+from .base import HELPER, JIT
 
 ROWS = SOFTMAX_ROWS.at     # module names: unique over kernels/ (library.SOURCE imports them all)
 NLL = SOFTMAX_NLL.at
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _sm_row(X, Y, xo, yo, n, st, log):
     """Softmax (log=0) or log-softmax (log=1) of the n elements X[xo + j*st] into Y[yo + j*st]."""
     m = -np.inf
@@ -49,7 +49,7 @@ def softmax_rows(X, Y, M, E, p):
             _sm_row(X, Y, xo + b, yo + b, n, inner, log)
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _labels_ok(L, lo, count, n_classes, E, p):
     """False (and E = code, p, label, flat position) at the first label outside [0, n_classes)."""
     for q in range(count):
@@ -63,7 +63,7 @@ def _labels_ok(L, lo, count, n_classes, E, p):
     return True
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _nll_record(M, p):
     """outer, n_classes, inner and the offsets of the source, labels and output."""
     return (M[p + NLL.outer], M[p + NLL.n_classes], M[p + NLL.inner], M[p + NLL.src_off], M[p + NLL.labels_off],

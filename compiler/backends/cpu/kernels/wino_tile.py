@@ -6,7 +6,7 @@ from numba import njit
 
 from ..tile_matrices import ALIGN, table
 
-from .base import JIT, NT, OFF, ON, TR, ZERO
+from .base import HELPER, JIT, NT, OFF, ON, TR, ZERO
 from .gemm import _gemm
 from .conv import CS, CV, _conv_offsets, _bias_grad, _bias_sums, _conv_bias
 
@@ -15,20 +15,20 @@ from .conv import CS, CV, _conv_offsets, _bias_grad, _bias_sums, _conv_bias
 _TILE_FLAT, _TILE_AT = table()     # every F(m, r): frozen into the kernels as constant arrays
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _tile_ld(n):
     """n rounded up to whole 64-byte lines of float32 (``ALIGN`` elements): where regions start."""
     return (n + ALIGN - 1) // ALIGN * ALIGN
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _tile_dims(M, q):
     """N, C, H, W, O, KH, KW, OH, OW, pad_h, pad_w, chunk samples, workers, region."""
     return (M[q + CV.N], M[q + CV.C], M[q + CV.H], M[q + CV.W], M[q + CV.O], M[q + CV.KH], M[q + CV.KW], M[q + CV.OH], M[q + CV.OW],
             M[q + CV.ph], M[q + CV.pw], M[q + CV.nb], M[q + CV.T], M[q + CV.region])
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _tile_layout(M, q, so):
     """Offsets of KB, KA, KG, U, W's copy, the workers' bias sums (O * M2 each) and worker 0's
     region (worker t's: + t * region)."""
@@ -44,7 +44,7 @@ def _tile_layout(M, q, so):
     return kb, ka, kg, uo, wp, bs, r0
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _tile_region(M, q, r0, t):
     """Worker t's V, Mx, padded planes and partial dU."""
     N, C, H, Wd, O, KH, KW, OH, OW, ph, pw, nb, T, size = _tile_dims(M, q)
@@ -56,7 +56,7 @@ def _tile_region(M, q, r0, t):
     return vo, mo, xp, du
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _tile_mats(WS, kb, ka, kg, mh, rh, mw, rw):
     """KB = B_h^T (x) B_w^T, KA = A_h^T (x) A_w^T, KG = G_h (x) G_w into WS (its dtype)."""
     ah = mh + rh - 1
@@ -80,7 +80,7 @@ def _tile_mats(WS, kb, ka, kg, mh, rh, mw, rw):
                     WS[ka + (i * mw + j) * ah * aw + k * aw + l] = _TILE_FLAT[th + i * ah + k] * _TILE_FLAT[tw + j * aw + l]
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _tile_planes(X, xo, WS, xp, M, q, n0, n, back):
     """Between the chunk's planes of X (samples [n0, n0 + n)) and zero-padded (a_h x a_w) planes at
     xp: padded (back: False), or the padded planes' inside into X (back: True)."""
@@ -100,7 +100,7 @@ def _tile_planes(X, xo, WS, xp, M, q, n0, n, back):
                     WS[np.uint64(pb + (h + ph) * aw + w + pw)] = X[np.uint64(xb + h * Wd + w)]
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _tile_in(X, xo, WS, kb, vo, xp, M, q, n0, n):
     """V (A2 x n C) = KB @ the chunk's planes^T (read in place without padding)."""
     N, C, H, Wd, O, KH, KW, OH, OW, ph, pw, nb, T, size = _tile_dims(M, q)
@@ -112,7 +112,7 @@ def _tile_in(X, xo, WS, kb, vo, xp, M, q, n0, n):
         _gemm(NT, TR, A2, n * C, A2, 1.0, WS, kb, A2, WS, xp, A2, 0.0, WS, vo, n * C)
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _tile_grad_in(DY, dyo, WS, ka, mo, M, q, n0, n):
     """dM (A2 x n O) = KA^T @ the chunk's output-gradient planes^T."""
     N, C, H, Wd, O, KH, KW, OH, OW, ph, pw, nb, T, size = _tile_dims(M, q)
@@ -121,7 +121,7 @@ def _tile_grad_in(DY, dyo, WS, ka, mo, M, q, n0, n):
     _gemm(TR, TR, A2, n * O, M2, 1.0, WS, ka, A2, DY, dyo + n0 * O * M2, M2, 0.0, WS, mo, n * O)
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _tile_fwd_share(X, xo, Wt, wo, Y, yo, WS, so, M, q, t):
     """Worker t's samples in chunks: V, the A2 GEMMs, Y's rows, the fused bias."""
     N, C, H, Wd, O, KH, KW, OH, OW, ph, pw, nb, T, size = _tile_dims(M, q)
@@ -139,7 +139,7 @@ def _tile_fwd_share(X, xo, Wt, wo, Y, yo, WS, so, M, q, t):
             _conv_bias(Y, yo, Wt, M[q + CV.bias_off], n0, n, O, M2)
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _tile_u(Wt, wo, WS, M, q, so, t, forward):
     """Worker t's band of the C O columns of U = KG @ W^T: (c, o) order for the forward (W's rows
     copied to (C, O, R2) first), else (o, c), W read as it is."""
@@ -195,7 +195,7 @@ def tile_fwd(X, Wt, Y, WS, M, E, p):
         _tile_fwd_share(X, xo, Wt, wo, Y, yo, WS, so, M, q, t)
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _tile_bpi_share(DY, dyo, DX, dxo, WS, so, M, q, t):
     """Worker t's samples in chunks: dM, the A2 GEMMs, the planes into dX."""
     N, C, H, Wd, O, KH, KW, OH, OW, ph, pw, nb, T, size = _tile_dims(M, q)
@@ -223,7 +223,7 @@ def tile_bpi(DY, Wt, DX, WS, M, E, p):
         _tile_bpi_share(DY, dyo, DX, dxo, WS, so, M, q, t)
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _tile_bpf_share(X, xo, DY, dyo, WS, so, M, q, t, bias):
     """Worker t's samples in chunks: V, dM, dU[xi] += dM[xi]^T @ V[xi] into its region (its first
     chunk writes, GEMM's beta; a worker with no samples zeroes it), and its sums of dY's planes
@@ -252,7 +252,7 @@ def _tile_bpf_share(X, xo, DY, dyo, WS, so, M, q, t, bias):
             _bias_sums(DY, dyo, WS, bs, n0, n, O, M2)
 
 
-@njit(**JIT)
+@njit(**HELPER)
 def _tile_dw(DW, dwo, WS, M, q, so, t):
     """Worker t's band of dW's O C rows: the workers' partial dU summed into worker 0's, then
     dW = dU^T @ KG."""
