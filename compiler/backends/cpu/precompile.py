@@ -23,14 +23,17 @@ import sys
 from typing import List
 
 
-def main(path: str, parallel: bool = False) -> None:
+def main(path: str, parallel: bool = False, step_loop: bool = True) -> None:
+    """Compile the sources of the JSON file ``path`` (after the step loop, with ``step_loop``: a
+    queue worker leaves it to the process that started it, which would otherwise wait idle)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # a Ctrl-C meant for the program that started it
     from compiler.backends.cpu import library, native
     with open(path) as f:
         sources = json.load(f)
     os.unlink(path)
     library.load()      # the wrappers import their kernels from it by module name
-    native.runtime()
+    if step_loop:
+        native.runtime()
     if parallel:
         native.precompile(sources)
     for source in sources:
@@ -63,7 +66,7 @@ if __name__ == "__main__":
     args = sys.argv[1:]
     if "--queue" in args:
         queue, order = args[args.index("--queue") + 1], args[args.index("--order") + 1]
-        main(args[0])
+        main(args[0], step_loop=False)
         drain(queue, [int(i) for i in order.split(",")])
     else:
         main(args[0], "--parallel" in args[1:])
