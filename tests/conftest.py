@@ -60,3 +60,22 @@ def target(request):
 def pytest_sessionfinish(session, exitstatus):
     if not os.environ.get("STATICGRAPH_TEST_CACHE_DIR") and os.environ.get(_OWNER) == str(os.getpid()):
         shutil.rmtree(_CACHE_DIR, ignore_errors=True)
+
+
+# Seconds each slow file took in a cold run on 2 cores (`pytest --durations=0`, summed per file;
+# 2026-12-08). With `--dist loadfile` the xdist workers take files in collection order, so the
+# slow ones go first: a worker that finishes early then picks up short files instead of idling
+# while the other runs a long file at the end. Only the order changes; a stale figure costs balance.
+SLOW_FILES = {
+    "test_cpu_nn_winograd.py": 91, "test_cpu_nn_conv.py": 78, "test_ops_forward.py": 75, "test_threads.py": 43,
+    "test_distributed.py": 40, "test_cpu_nn_wino_tile.py": 38, "test_kinks_and_ties.py": 31,
+    "test_cuda_compile.py": 31, "test_cpu_exit_handoff.py": 29, "test_cpu_subprocess.py": 28,
+    "test_cuda_conv_pool.py": 27, "test_cpu_nn_pool.py": 27, "test_cpu_nn_conv_pool.py": 24,
+    "test_cpu_backend.py": 20, "test_cuda_training.py": 19, "test_nn_examples.py": 17, "test_cache_warm.py": 16,
+    "test_examples.py": 12, "test_cpu_native.py": 12, "test_cpu_ew_families.py": 10, "test_cuda_ops.py": 10,
+}
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """The slowest files first (``SLOW_FILES``), each file's tests in their own order."""
+    items.sort(key=lambda item: -SLOW_FILES.get(os.path.basename(str(item.fspath)), 0))
