@@ -146,3 +146,33 @@ def test_a_process_forked_mid_build_stays_on_the_interpreter_and_says_so(rng, he
         plan.wait()                                  # the parent builds as usual
         assert not exe.warming_up
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_an_initializer_warms_up_even_in_wait_mode_and_compiles_nothing(rng, monkeypatch):
+    """A plan that only moves data (constants into variables) has no kernel worth compiling: it runs
+    on the reference interpreter even under STATICGRAPH_WARMUP=wait; a plan that computes builds."""
+    monkeypatch.setenv("STATICGRAPH_WARMUP", "wait")
+    monkeypatch.setattr(native, "all_loaded", lambda prog: False)
+    builds = []
+    original = executable.Tier.build
+
+    def build(self):
+        builds.append(self)
+        return original(self)
+    monkeypatch.setattr(executable.Tier, "build", build)
+    w0 = rng.normal(size=(4, 3)).astype(np.float32)
+    x = sg.placeholder(sg.float32, (None, 4), name="x")
+    w = sg.Variable(w0, name="w")
+    loss = sg.reduce_sum(sg.tanh(x @ w))
+    with sg.Session() as sess:
+        init = sess.compile([sg.global_variables_initializer()], [])
+        assert executable.only_moves_data(init._exe.tiers.original)
+        init()
+        assert builds == [] and init._exe.warming_up and init._exe.tiers.build_thread is None
+        assert "reference interpreter" in init.explain()
+        np.testing.assert_array_equal(sess.run(w), w0)
+        plan = sess.compile([loss], [x])
+        assert not executable.only_moves_data(plan._exe.tiers.original)
+        assert len(builds) == 1 and plan._exe.base.ready and not plan._exe.warming_up
+        b = rng.normal(size=(5, 4)).astype(np.float32)
+        np.testing.assert_allclose(plan(b)[0], np.tanh(b @ w0).sum(), rtol=1e-5)

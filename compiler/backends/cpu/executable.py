@@ -437,11 +437,22 @@ class Tier:
             lay.direct = {}         # the Python step takes the layout's own arrays: feeds are copied
 
 
+MOVES_DATA = frozenset({"Const", "Assign", "Identity", "NoOp", "Variable"})
+
+
+def only_moves_data(sched: Schedule) -> bool:
+    """True for a plan that only copies values (an initializer: constants into variables). Its kernels
+    would be copies that NumPy makes as fast, so it warms up on the reference interpreter even under
+    ``STATICGRAPH_WARMUP=wait``, and a plan run once (the usual initializer) compiles nothing."""
+    return all(op.type in MOVES_DATA for op in sched.ops)
+
+
 class CpuTiers(Tiers):
     """The cpu plan's tier policy: which program runs a step, and when the next one is built.
 
-    Warm-up (``STATICGRAPH_WARMUP``): while the base tier's kernels are not loaded in the
-    process, runs go to the reference interpreter (``reference``); the second such run, or
+    Warm-up (``STATICGRAPH_WARMUP``; a plan that only moves data always warms up): while the base
+    tier's kernels are not loaded in the process, runs go to the reference interpreter
+    (``reference``); the second such run, or
     ``wait()``, builds the base tier in a thread, which takes over when ready. Both native
     tiers share the plan's kernel wrappers: the base tier runs the optimised program without
     elementwise fusion (ready as soon as its kernels are, which plans share); the fused tier
@@ -464,7 +475,8 @@ class CpuTiers(Tiers):
         self.build_error = None
         self.build_thread = None
         self._build_lock = threading.Lock()
-        if warmup_mode() == "reference" and native.enabled() and not native.all_loaded(base.prog):
+        warm_up = warmup_mode() == "reference" or only_moves_data(sched)
+        if warm_up and native.enabled() and not native.all_loaded(base.prog):
             from ..reference import ReferenceExecutable
             self.reference = ReferenceExecutable(sched)      # the build starts at the second run
         else:
