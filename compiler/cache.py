@@ -589,7 +589,19 @@ def _sources_of(folder: Path) -> list[str]:
 
 
 def _seal_folder(folder: Path) -> bool:
-    """Record Numba's files of ``folder`` in its numba.json; True when the record changed."""
+    """Record Numba's files of ``folder`` in its numba.json; True when the record changed. The
+    folder stops counting as written (``_DIRTY``) as the seal starts: a file written meanwhile makes
+    it written again; a seal that fails leaves it written."""
+    real = Path(os.path.realpath(folder))
+    _DIRTY.discard(real)
+    try:
+        return _seal_files(folder)
+    except BaseException:
+        _DIRTY.add(real)
+        raise
+
+
+def _seal_files(folder: Path) -> bool:
     files = _compiled_files(folder, _sources_of(folder))
     record = {}
     for rel, path in files.items():
@@ -751,8 +763,15 @@ def install_kernel_cache_locator() -> None:
             return self._cache_path
 
         def ensure_cache_path(self):
+            """The folder exists and takes a file (probed once per folder while its stat stays
+            the same: the library's import asks for each of its ~200 kernels; a folder that can no
+            longer be written despite that is met at the write, ``_degrade_on_write_error``)."""
+            sig = _PROBED.get(self._cache_path)
+            if sig is not None and sig[0] is not None and _stat_sig(self._cache_path) == sig:
+                return
             make_private_dirs(self._cache_path)
             tempfile.TemporaryFile(dir=self._cache_path, prefix=".staticgraph-probe").close()
+            _PROBED[self._cache_path] = _stat_sig(self._cache_path)
 
         @classmethod
         def from_function(cls, py_func, py_file):
@@ -811,10 +830,12 @@ def install_kernel_cache_locator() -> None:
     caching.IndexDataCacheFile = VerifiedIndexDataCacheFile  # read by every Cache made from now on
 
 
+_PROBED: dict = {}   # Numba cache folder -> its _stat_sig when CacheLocator.ensure_cache_path probed it
 _WRITTEN: dict = {}  # Numba files this process wrote since they were last sealed: path -> (size, sha)
 
 
-_DIRTY: set = set()  # kernel folders this process's Numba wrote into since it last sealed them
+_DIRTY: set = set()  # sealed folders (real paths) this process wrote Numba or code files into since
+                     # it last sealed them (``compiling`` seals only these, and folders it rejected files of)
 
 
 def _note_written(path: Path) -> None:
@@ -1111,8 +1132,8 @@ class PlanCache:
         process must load an entry under the same name. A module already loaded from the same
         bytes is returned as is (its dispatchers reused).
 
-        ``keep_code``: keep the compiled code object of a large source (the kernel library's
-        generated module: compiling its text costs a warm start ~80 ms) in the entry's
+        ``keep_code``: keep the compiled code object of a source of ``KEEP_CODE_FROM`` bytes or
+        more (the kernel library's generated module, the kernel wrappers) in the entry's
         ``__pycache__``, where the entry's seal records it like Numba's files (``_module_code``);
         the caller seals the entry afterwards.
         """
@@ -1240,7 +1261,8 @@ class PlanCache:
     def compiling(self, *paths: Path) -> Iterator[None]:
         """Hold the locks of the entry folders ``paths`` (a plan, the kernel-library entry, ...)
         for the block; verify their Numba files and the bound kernel folders' first and seal them
-        after the block. Trigger every Numba compile or cache load inside such a block.
+        after the block (those this process wrote into, or rejected files of: the record of any
+        other is already exact, so a warm load reads and writes no record after it). Trigger every Numba compile or cache load inside such a block.
         ``STATS.compiles`` counts blocks in which Numba wrote new files into one of ``paths``.
 
         The kernel folders (every hand-written kernel's helpers, shared by all wrappers) are verified
@@ -1254,18 +1276,19 @@ class PlanCache:
         with contextlib.ExitStack() as stack:
             for folder in given:
                 stack.enter_context(_locked(_lock_path(folder)))
-            for folder in given:
-                _verify_folder(folder)
+            stale = [folder for folder in given if _verify_folder(folder)]     # their records name deleted files
             yield
             wrote = False
             for folder in given:
-                with _degrade_on_write_error(folder / RECORD):
-                    if folder.is_dir() and _seal_folder(folder):
-                        wrote = True
+                # A folder this process wrote nothing into since its last seal, and whose files all
+                # verified, is recorded as it is (the lock kept others out): a warm load skips the seal.
+                if folder in stale or Path(os.path.realpath(folder)) in _DIRTY:
+                    with _degrade_on_write_error(folder / RECORD):
+                        if folder.is_dir() and _seal_folder(folder):
+                            wrote = True
             for folder in bound_kernel_dirs():      # those bound during the block too
                 if folder not in given and folder in _DIRTY and folder.is_dir():
                     with _degrade_on_write_error(folder / RECORD), _locked(_lock_path(folder)):
-                        _DIRTY.discard(folder)
                         _seal_folder(folder)
             if wrote:
                 STATS.add("compiles")
@@ -1310,7 +1333,8 @@ class PlanCache:
         return before
 
 
-KEEP_CODE_FROM = 16384    # load_module(keep_code=True) keeps the code of sources at least this long
+KEEP_CODE_FROM = 1024     # load_module(keep_code=True) keeps the code of sources at least this long
+                          # (compiling a 2.6 kB kernel wrapper costs ~0.7 ms, reading its code ~0.1 ms)
 
 
 def _code_path(source_path: Path) -> Path:
