@@ -707,6 +707,7 @@ def _numba_cache_dir_for(py_file: str) -> Optional[Path]:
 
 
 _LOCATED: dict = {}   # source file -> (its _stat_sig, root, kernel folder, its _stat_sig, sub) (_kernel_dir_for)
+_EXECUTING: dict = {}  # source file load_module is running -> [its Numba folder or None] once derived
 
 
 def _kernel_dir_for(py_file: str) -> Optional[Path]:
@@ -715,7 +716,13 @@ def _kernel_dir_for(py_file: str) -> Optional[Path]:
     answer is given only while the file and the folder are the same files (device, inode; so their
     real paths are the same), the root in use (``cache_root``) is the same, the folder is still
     bound (verified) and the trust checks (``chain_problem``, re-run) still pass; else it is
-    derived again."""
+    derived again. A file ``load_module`` is running (a cache entry's module, which it has just
+    checked) has its folder derived once for the run (``_EXECUTING``)."""
+    running = _EXECUTING.get(py_file)
+    if running is not None:
+        if not running:
+            running.append(_numba_cache_dir_for(py_file))
+        return running[0]
     key = (py_file, tuple(map(str, KERNEL_SOURCE_DIRS)), _KERNEL_CONFIG[0])
     hit = _LOCATED.get(key)
     if hit is not None:
@@ -1171,11 +1178,16 @@ class PlanCache:
             else:
                 code = compile(data, str(source_path), "exec", dont_inherit=True)
             sys.modules[name] = module
+            # its @njit(cache=True) functions (the library's ~100) ask the locator for their folder
+            # as the module runs: derived once for the file (its entry's __pycache__, or not ours)
+            _EXECUTING[str(source_path)] = []
             try:
                 exec(code, module.__dict__)
             except BaseException:
                 sys.modules.pop(name, None)
                 raise
+            finally:
+                _EXECUTING.pop(str(source_path), None)
             module.__staticgraph_sha256__ = digest     # only a fully executed module is reused
             return module
 

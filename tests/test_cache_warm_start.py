@@ -498,3 +498,21 @@ def test_the_locator_probes_a_folder_again_once_its_stat_changes(tmp_path, monke
     locator.ensure_cache_path()
     assert probes == [str(folder)] * 3 and folder.is_dir()
     assert oct(folder.stat().st_mode & 0o777) == "0o700"
+
+
+def test_a_module_run_by_load_module_locates_its_kernels_once(root, rng, monkeypatch):
+    """Its @njit(cache=True) functions all cache in its entry's __pycache__; the folder is derived
+    once per run of the module, not once per function, and not remembered after the run."""
+    source = "from numba import njit\n" + "".join(
+        f"\n\n@njit(cache=True)\ndef f{i}(x):\n    return x + {i}\n" for i in range(3))
+    pc = PlanCache()
+    key = cache_key("locate-once", str(rng.integers(1 << 62)))
+    entry = pc.entry(key, {"plan.py": source}, {})
+    derived = _spy(monkeypatch, "_numba_cache_dir_for")
+    module = pc.load_module(entry, module_name=f"_test_locate_once_{key[:12]}")
+    assert derived == [str(entry / "plan.py")] and cache._EXECUTING == {}
+    real = Path(os.path.realpath(entry / "__pycache__"))
+    assert {module.f0._cache._cache_path, module.f2._cache._cache_path} == {str(real)}
+    with pc.compiling(entry):
+        assert module.f2(1.0) == 3.0
+    assert list((entry / "__pycache__").glob("plan.f2-*.nbi"))
