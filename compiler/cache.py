@@ -52,7 +52,8 @@ How Numba 0.68 caches (``numba/core/caching.py``), and what this module does abo
    is unrecorded or differs, so Numba recompiles instead of unpickling it. ``compiling(*paths)``
    holds the folders' locks (``fcntl.flock``, taken in path order) and those of the bound kernel
    folders around verify -> compile -> seal, so no cooperating process writes Numba files in
-   between. Concurrent compilers of one plan are serialised: the second loads what the first
+   between (the seal is skipped for a folder this process wrote nothing into since its last seal
+   and whose files all verified: its record is exact; a warm load writes no record). Concurrent compilers of one plan are serialised: the second loads what the first
    sealed. Numba files written outside such a block stay unrecorded until this process's next
    block seals them; if it never comes, the next process deletes them and recompiles (safe).
 5. Last line of defence: ``install_kernel_cache_locator`` also replaces
