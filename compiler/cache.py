@@ -53,9 +53,10 @@ How Numba 0.68 caches (``numba/core/caching.py``), and what this module does abo
    holds the folders' locks (``fcntl.flock``, taken in path order) and those of the bound kernel
    folders around verify -> compile -> seal, so no cooperating process writes Numba files in
    between (the seal is skipped for a folder this process wrote nothing into since its last seal
-   and whose files all verified: its record is exact; a warm load writes no record). Concurrent compilers of one plan are serialised: the second loads what the first
-   sealed. Numba files written outside such a block stay unrecorded until this process's next
-   block seals them; if it never comes, the next process deletes them and recompiles (safe).
+   and whose files all verified: its record is exact; a warm load writes no record). Concurrent
+   compilers of one plan are serialised: the second loads what the first sealed. Numba files
+   written outside such a block stay unrecorded until this process's next block seals them; if
+   it never comes, the next process deletes them and recompiles (safe).
 5. Last line of defence: ``install_kernel_cache_locator`` also replaces
    ``caching.IndexDataCacheFile`` (read by ``Cache.__init__``) with a subclass whose
    ``_load_index``/``_load_data`` read the file ONCE, check those bytes against ``numba.json`` (or
@@ -1275,7 +1276,8 @@ class PlanCache:
         """Hold the locks of the entry folders ``paths`` (a plan, the kernel-library entry, ...)
         for the block; verify their Numba files and the bound kernel folders' first and seal them
         after the block (those this process wrote into, or rejected files of: the record of any
-        other is already exact, so a warm load reads and writes no record after it). Trigger every Numba compile or cache load inside such a block.
+        other is already exact, so a warm load reads and writes no record after it). Trigger every
+        Numba compile or cache load inside such a block.
         ``STATS.compiles`` counts blocks in which Numba wrote new files into one of ``paths``.
 
         The kernel folders (every hand-written kernel's helpers, shared by all wrappers) are verified
@@ -1289,7 +1291,7 @@ class PlanCache:
         with contextlib.ExitStack() as stack:
             for folder in given:
                 stack.enter_context(_locked(_lock_path(folder)))
-            stale = [folder for folder in given if _verify_folder(folder)]     # their records name deleted files
+            stale = [folder for folder in given if _verify_folder(folder)]     # records naming deleted files
             yield
             wrote = False
             for folder in given:
@@ -1347,7 +1349,7 @@ class PlanCache:
 
 
 KEEP_CODE_FROM = 1024     # load_module(keep_code=True) keeps the code of sources at least this long
-                          # (compiling a 2.6 kB kernel wrapper costs ~0.7 ms, reading its code ~0.1 ms)
+                          # (a kernel wrapper's few kB: reading kept code is cheaper than compiling them)
 
 
 def _code_path(source_path: Path) -> Path:
