@@ -52,9 +52,11 @@ How Numba 0.68 caches (``numba/core/caching.py``), and what this module does abo
    is unrecorded or differs, so Numba recompiles instead of unpickling it. ``compiling(*paths)``
    holds the folders' locks (``fcntl.flock``, taken in path order) and those of the bound kernel
    folders around verify -> compile -> seal, so no cooperating process writes Numba files in
-   between. Concurrent compilers of one plan are serialised: the second loads what the first
-   sealed. Numba files written outside such a block stay unrecorded until this process's next
-   block seals them; if it never comes, the next process deletes them and recompiles (safe).
+   between (the seal is skipped for a folder this process wrote nothing into since its last seal
+   and whose files all verified: its record is exact; a warm load writes no record). Concurrent
+   compilers of one plan are serialised: the second loads what the first sealed. Numba files
+   written outside such a block stay unrecorded until this process's next block seals them; if
+   it never comes, the next process deletes them and recompiles (safe).
 5. Last line of defence: ``install_kernel_cache_locator`` also replaces
    ``caching.IndexDataCacheFile`` (read by ``Cache.__init__``) with a subclass whose
    ``_load_index``/``_load_data`` read the file ONCE, check those bytes against ``numba.json`` (or
@@ -589,7 +591,19 @@ def _sources_of(folder: Path) -> list[str]:
 
 
 def _seal_folder(folder: Path) -> bool:
-    """Record Numba's files of ``folder`` in its numba.json; True when the record changed."""
+    """Record Numba's files of ``folder`` in its numba.json; True when the record changed. The
+    folder stops counting as written (``_DIRTY``) as the seal starts: a file written meanwhile makes
+    it written again; a seal that fails leaves it written."""
+    real = Path(os.path.realpath(folder))
+    _DIRTY.discard(real)
+    try:
+        return _seal_files(folder)
+    except BaseException:
+        _DIRTY.add(real)
+        raise
+
+
+def _seal_files(folder: Path) -> bool:
     files = _compiled_files(folder, _sources_of(folder))
     record = {}
     for rel, path in files.items():
@@ -695,6 +709,7 @@ def _numba_cache_dir_for(py_file: str) -> Optional[Path]:
 
 
 _LOCATED: dict = {}   # source file -> (its _stat_sig, root, kernel folder, its _stat_sig, sub) (_kernel_dir_for)
+_EXECUTING: dict = {}  # source file load_module is running -> [its Numba folder or None] once derived
 
 
 def _kernel_dir_for(py_file: str) -> Optional[Path]:
@@ -703,7 +718,13 @@ def _kernel_dir_for(py_file: str) -> Optional[Path]:
     answer is given only while the file and the folder are the same files (device, inode; so their
     real paths are the same), the root in use (``cache_root``) is the same, the folder is still
     bound (verified) and the trust checks (``chain_problem``, re-run) still pass; else it is
-    derived again."""
+    derived again. A file ``load_module`` is running (a cache entry's module, which it has just
+    checked) has its folder derived once for the run (``_EXECUTING``)."""
+    running = _EXECUTING.get(py_file)
+    if running is not None:
+        if not running:
+            running.append(_numba_cache_dir_for(py_file))
+        return running[0]
     key = (py_file, tuple(map(str, KERNEL_SOURCE_DIRS)), _KERNEL_CONFIG[0])
     hit = _LOCATED.get(key)
     if hit is not None:
@@ -751,8 +772,15 @@ def install_kernel_cache_locator() -> None:
             return self._cache_path
 
         def ensure_cache_path(self):
+            """The folder exists and takes a file (probed once per folder while its stat stays
+            the same: the library's import asks for each of its ~200 kernels; a folder that can no
+            longer be written despite that is met at the write, ``_degrade_on_write_error``)."""
+            sig = _PROBED.get(self._cache_path)
+            if sig is not None and sig[0] is not None and _stat_sig(self._cache_path) == sig:
+                return
             make_private_dirs(self._cache_path)
             tempfile.TemporaryFile(dir=self._cache_path, prefix=".staticgraph-probe").close()
+            _PROBED[self._cache_path] = _stat_sig(self._cache_path)
 
         @classmethod
         def from_function(cls, py_func, py_file):
@@ -811,10 +839,12 @@ def install_kernel_cache_locator() -> None:
     caching.IndexDataCacheFile = VerifiedIndexDataCacheFile  # read by every Cache made from now on
 
 
+_PROBED: dict = {}   # Numba cache folder -> its _stat_sig when CacheLocator.ensure_cache_path probed it
 _WRITTEN: dict = {}  # Numba files this process wrote since they were last sealed: path -> (size, sha)
 
 
-_DIRTY: set = set()  # kernel folders this process's Numba wrote into since it last sealed them
+_DIRTY: set = set()  # sealed folders (real paths) this process wrote Numba or code files into since
+                     # it last sealed them (``compiling`` seals only these, and folders it rejected files of)
 
 
 def _note_written(path: Path) -> None:
@@ -1111,8 +1141,8 @@ class PlanCache:
         process must load an entry under the same name. A module already loaded from the same
         bytes is returned as is (its dispatchers reused).
 
-        ``keep_code``: keep the compiled code object of a large source (the kernel library's
-        generated module: compiling its text costs a warm start ~80 ms) in the entry's
+        ``keep_code``: keep the compiled code object of a source of ``KEEP_CODE_FROM`` bytes or
+        more (the kernel library's generated module, the kernel wrappers) in the entry's
         ``__pycache__``, where the entry's seal records it like Numba's files (``_module_code``);
         the caller seals the entry afterwards.
         """
@@ -1150,11 +1180,16 @@ class PlanCache:
             else:
                 code = compile(data, str(source_path), "exec", dont_inherit=True)
             sys.modules[name] = module
+            # its @njit(cache=True) functions (the library's ~100) ask the locator for their folder
+            # as the module runs: derived once for the file (its entry's __pycache__, or not ours)
+            _EXECUTING[str(source_path)] = []
             try:
                 exec(code, module.__dict__)
             except BaseException:
                 sys.modules.pop(name, None)
                 raise
+            finally:
+                _EXECUTING.pop(str(source_path), None)
             module.__staticgraph_sha256__ = digest     # only a fully executed module is reused
             return module
 
@@ -1240,7 +1275,9 @@ class PlanCache:
     def compiling(self, *paths: Path) -> Iterator[None]:
         """Hold the locks of the entry folders ``paths`` (a plan, the kernel-library entry, ...)
         for the block; verify their Numba files and the bound kernel folders' first and seal them
-        after the block. Trigger every Numba compile or cache load inside such a block.
+        after the block (those this process wrote into, or rejected files of: the record of any
+        other is already exact, so a warm load reads and writes no record after it). Trigger every
+        Numba compile or cache load inside such a block.
         ``STATS.compiles`` counts blocks in which Numba wrote new files into one of ``paths``.
 
         The kernel folders (every hand-written kernel's helpers, shared by all wrappers) are verified
@@ -1254,18 +1291,19 @@ class PlanCache:
         with contextlib.ExitStack() as stack:
             for folder in given:
                 stack.enter_context(_locked(_lock_path(folder)))
-            for folder in given:
-                _verify_folder(folder)
+            stale = [folder for folder in given if _verify_folder(folder)]     # records naming deleted files
             yield
             wrote = False
             for folder in given:
-                with _degrade_on_write_error(folder / RECORD):
-                    if folder.is_dir() and _seal_folder(folder):
-                        wrote = True
+                # A folder this process wrote nothing into since its last seal, and whose files all
+                # verified, is recorded as it is (the lock kept others out): a warm load skips the seal.
+                if folder in stale or Path(os.path.realpath(folder)) in _DIRTY:
+                    with _degrade_on_write_error(folder / RECORD):
+                        if folder.is_dir() and _seal_folder(folder):
+                            wrote = True
             for folder in bound_kernel_dirs():      # those bound during the block too
                 if folder not in given and folder in _DIRTY and folder.is_dir():
                     with _degrade_on_write_error(folder / RECORD), _locked(_lock_path(folder)):
-                        _DIRTY.discard(folder)
                         _seal_folder(folder)
             if wrote:
                 STATS.add("compiles")
@@ -1310,7 +1348,8 @@ class PlanCache:
         return before
 
 
-KEEP_CODE_FROM = 16384    # load_module(keep_code=True) keeps the code of sources at least this long
+KEEP_CODE_FROM = 1024     # load_module(keep_code=True) keeps the code of sources at least this long
+                          # (a kernel wrapper's few kB: reading kept code is cheaper than compiling them)
 
 
 def _code_path(source_path: Path) -> Path:

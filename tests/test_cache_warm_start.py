@@ -355,3 +355,164 @@ def test_small_sources_and_callers_not_asking_keep_no_code(root, rng):
     big, key2 = _big_entry(pc, rng)
     pc.load_module(big, "big.py", module_name=f"_test_keep_no_{key2[:12]}")
     assert not list((entry / "__pycache__").glob("*.code")) and not list((big / "__pycache__").glob("*.code"))
+
+
+# ------------------------------------------------------- kernel wrappers: kept code, warm seal
+def _exp_plan(rng):
+    """A float64 plan of two wrappers (exp, add), run on the native step, and the reference answer."""
+    import numpy as np
+    import staticgraph as sg
+    x = sg.placeholder(sg.float64, (None,), name="x")
+    xv = rng.normal(size=7)
+    with sg.Session() as sess:
+        plan = sess.compile(sg.exp(x) + x, [x]).wait()
+        got = plan(xv)
+        sources = list(dict.fromkeys(native.wrapper_source(*k) for k in native.wrapper_keys(plan._exe.base.prog)))
+    np.testing.assert_allclose(got, np.exp(xv) + xv, rtol=1e-12)
+    return sources
+
+
+def _as_another_process(monkeypatch, sources):
+    """Forget the wrappers loaded here and what this process wrote (only numba.json vouches)."""
+    monkeypatch.setattr(native, "_WRAPPERS", {})
+    monkeypatch.setattr(native, "_BY_KEY", {})
+    monkeypatch.setattr(cache, "_WRITTEN", {})
+    for src in sources:
+        sys.modules.pop(f"sg_native_wrapper_{native.hashlib.sha256(src.encode()).hexdigest()[:16]}", None)
+
+
+def _spy(monkeypatch, name):
+    """Record the first argument of every call of ``cache.<name>`` (a module function)."""
+    calls, real = [], getattr(cache, name)
+    monkeypatch.setattr(cache, name, lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    return calls
+
+
+def test_wrappers_keep_their_code_and_a_warm_load_seals_nothing(rng, monkeypatch):
+    sources = _exp_plan(rng)
+    entries = [PlanCache().path_of(native._entry_key("wrapper", src)) for src in sources]
+    codes = [cache._code_path(entry / "native.py") for entry in entries]
+    for entry, code in zip(entries, codes):
+        assert code.exists() and f"__pycache__/{code.name}" in json.loads((entry / "numba.json").read_text())["files"]
+
+    _as_another_process(monkeypatch, sources)
+    compiles = []
+    real = compile
+    monkeypatch.setattr(cache, "compile", lambda *a, **k: compiles.append(a[1]) or real(*a, **k), raising=False)
+    sealed = _spy(monkeypatch, "_seal_folder")
+    loads = native.STATS["kernel_loads"]
+    _exp_plan(rng)
+    assert native.STATS["kernel_loads"] == loads + len(sources)        # from the disk cache, as before
+    assert not [c for c in compiles if c.endswith("native.py")]       # their code objects, not their text
+    assert not set(map(str, entries)) & set(map(str, sealed))          # nothing written: records left as they are
+
+
+def test_a_tampered_wrapper_code_file_is_deleted_and_compiled_again(rng, monkeypatch):
+    sources = _exp_plan(rng)
+    entry = PlanCache().path_of(native._entry_key("wrapper", sources[0]))
+    code = cache._code_path(entry / "native.py")
+    blob = code.read_bytes()
+    code.write_bytes(blob[:-8] + bytes(b ^ 0xFF for b in blob[-8:]))  # same size, other bytes
+    _as_another_process(monkeypatch, sources)
+    compiles = []
+    real = compile
+    monkeypatch.setattr(cache, "compile", lambda *a, **k: compiles.append(a[1]) or real(*a, **k), raising=False)
+    with pytest.warns(CacheWarning, match=re.escape(str(code)) + " does not match its hash"):
+        _exp_plan(rng)                                                 # right answers
+    assert compiles.count(str(entry / "native.py")) == 1
+    assert code.read_bytes() == blob                                  # written again (the same code) ...
+    record = json.loads((entry / "numba.json").read_text())["files"][f"__pycache__/{code.name}"]
+    assert record["sha256"] == cache.hashlib.sha256(blob).hexdigest()  # ... and recorded
+
+
+# ------------------------------------------------------------- compiling(): which folders are sealed
+def _numba_file(entry, name="plan.f-1.py311.nbi", data=b"index"):
+    path = entry / "__pycache__" / name
+    path.write_bytes(data)
+    return path
+
+
+def test_compiling_seals_what_this_process_wrote_and_only_that(root, rng, monkeypatch):
+    pc = PlanCache()
+    entry = pc.entry(cache_key("seal", str(rng.integers(1 << 62))), {"plan.py": "x = 1\n"}, {})
+    written = _numba_file(entry)
+    cache._note_written(written)                     # as Numba's save does, outside any block
+    with pc.compiling(entry):
+        pass
+    record = json.loads((entry / "numba.json").read_text())["files"]
+    assert list(record) == ["__pycache__/plan.f-1.py311.nbi"]
+
+    sealed = _spy(monkeypatch, "_seal_folder")
+    with pc.compiling(entry):                        # a warm load: nothing written, nothing rejected
+        pass
+    assert sealed == []
+
+    with pc.compiling(entry):
+        cache._note_written(_numba_file(entry, "plan.f-1.py311.1.nbc", b"data"))
+    assert sealed == [entry]
+    assert sorted(json.loads((entry / "numba.json").read_text())["files"]) == [
+        "__pycache__/plan.f-1.py311.1.nbc", "__pycache__/plan.f-1.py311.nbi"]
+
+    monkeypatch.setattr(cache, "_WRITTEN", {})
+    written.write_bytes(b"INDEX")                    # a recorded file tampered: rejected, record updated
+    with pytest.warns(CacheWarning, match=re.escape(str(written))):
+        with pc.compiling(entry):
+            assert not written.exists()
+    assert sealed == [entry, entry]
+    assert list(json.loads((entry / "numba.json").read_text())["files"]) == ["__pycache__/plan.f-1.py311.1.nbc"]
+
+
+def test_a_failed_seal_leaves_the_folder_to_be_sealed_again(root, rng, monkeypatch):
+    pc = PlanCache()
+    entry = pc.entry(cache_key("seal", str(rng.integers(1 << 62))), {"plan.py": "x = 1\n"}, {})
+    cache._note_written(_numba_file(entry))
+
+    def fail(folder):
+        raise RuntimeError("seal failed")
+    monkeypatch.setattr(cache, "_seal_files", fail)
+    with pytest.raises(RuntimeError, match="seal failed"):
+        with pc.compiling(entry):
+            pass
+    monkeypatch.undo()
+    assert Path(os.path.realpath(entry)) in cache._DIRTY
+    with pc.compiling(entry):
+        pass
+    assert list(json.loads((entry / "numba.json").read_text())["files"]) == ["__pycache__/plan.f-1.py311.nbi"]
+    assert Path(os.path.realpath(entry)) not in cache._DIRTY
+
+
+def test_the_locator_probes_a_folder_again_once_its_stat_changes(tmp_path, monkeypatch):
+    import tempfile
+    cache.install_kernel_cache_locator()
+    folder = tmp_path / "numba"
+    locator = cache._INSTALLED["locator"](_numba_file, __file__, folder)
+    probes = []
+    real = tempfile.TemporaryFile
+    monkeypatch.setattr(tempfile, "TemporaryFile", lambda *a, **k: probes.append(k["dir"]) or real(*a, **k))
+    locator.ensure_cache_path()
+    locator.ensure_cache_path()
+    assert probes == [str(folder)] and folder.is_dir()
+    os.chmod(folder, 0o755)                                            # another mode
+    locator.ensure_cache_path()
+    folder.rmdir()                                                     # gone: made again, probed
+    locator.ensure_cache_path()
+    assert probes == [str(folder)] * 3 and folder.is_dir()
+    assert oct(folder.stat().st_mode & 0o777) == "0o700"
+
+
+def test_a_module_run_by_load_module_locates_its_kernels_once(root, rng, monkeypatch):
+    """Its @njit(cache=True) functions all cache in its entry's __pycache__; the folder is derived
+    once per run of the module, not once per function, and not remembered after the run."""
+    source = "from numba import njit\n" + "".join(
+        f"\n\n@njit(cache=True)\ndef f{i}(x):\n    return x + {i}\n" for i in range(3))
+    pc = PlanCache()
+    key = cache_key("locate-once", str(rng.integers(1 << 62)))
+    entry = pc.entry(key, {"plan.py": source}, {})
+    derived = _spy(monkeypatch, "_numba_cache_dir_for")
+    module = pc.load_module(entry, module_name=f"_test_locate_once_{key[:12]}")
+    assert derived == [str(entry / "plan.py")] and cache._EXECUTING == {}
+    real = Path(os.path.realpath(entry / "__pycache__"))
+    assert {module.f0._cache._cache_path, module.f2._cache._cache_path} == {str(real)}
+    with pc.compiling(entry):
+        assert module.f2(1.0) == 3.0
+    assert list((entry / "__pycache__").glob("plan.f2-*.nbi"))

@@ -212,7 +212,7 @@ def _load(kind: str, source: str, name: str, manifest: dict, then=None):
     cache = PlanCache()
     entry = cache.entry(_entry_key(kind, source), {"native.py": source}, dict(manifest, numba=numba_version()))
     with cache.compiling(entry), kernel_compiles():
-        module = cache.load_module(entry, "native.py", module_name=name)
+        module = cache.load_module(entry, "native.py", module_name=name, keep_code=True)
         if then is not None:
             then(module)
         return module
