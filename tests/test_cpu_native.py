@@ -71,8 +71,8 @@ def test_buffer_table_points_at_the_layout_arrays(rng):
 
 
 def test_missing_wrappers_compile_in_worker_processes(monkeypatch, tmp_path):
-    """precompile() fills the disk cache from parallel worker processes; this process then only
-    loads. The test's own empty cache folder (wrappers and workers read STATICGRAPH_CACHE_DIR when
+    """precompile() fills the disk cache from parallel worker processes; this process only loads,
+    each wrapper as it lands. The test's own empty cache folder (wrappers and workers read STATICGRAPH_CACHE_DIR when
     they need it) makes the wrappers missing whatever the suite's cache holds (a kept one too), and
     dtypes no other test uses keep them from being loaded in this process already."""
     monkeypatch.setenv("STATICGRAPH_CACHE_DIR", str(tmp_path / "cache"))
@@ -80,13 +80,15 @@ def test_missing_wrappers_compile_in_worker_processes(monkeypatch, tmp_path):
     keys = [(k, ("int16", "int16", "int16"), "") for k in ("ew_Add", "ew_Sub", "ew_Maximum", "ew_Minimum")]
     sources = [native.wrapper_source(*k) for k in keys]
     assert not any(native._compiled_on_disk(s) for s in sources)
+    before = dict(native.STATS)
     assert native.precompile(sources) == 4
     assert all(native._compiled_on_disk(s) for s in sources)
-    before = dict(native.STATS)
-    for s in sources:
-        native.wrapper_address(s)
-    assert native.STATS["kernel_loads"] - before["kernel_loads"] == 4
+    assert native.STATS["kernel_loads"] - before["kernel_loads"] == 4      # loaded as they landed
     assert native.STATS["kernel_compiles"] == before["kernel_compiles"]
+    loaded = dict(native.STATS)
+    assert [native.wrapper_address(s) for s in sources] == [native._WRAPPERS[native.hashlib.sha256(
+        s.encode()).hexdigest()][1] for s in sources]
+    assert native.STATS == loaded                                          # no load, no compile: held
     assert native.precompile(sources) == 0                   # loaded now: nothing to do
 
 

@@ -399,6 +399,7 @@ def compile_workers() -> int:
 
 
 _IN_FLIGHT: Dict[int, tuple] = {}   # pid -> (Popen, share) of compile_in_workers' workers still running
+POLL_SECONDS = 0.05   # how often compile_in_workers looks for wrappers its workers have put on disk
 PARALLEL_FROM = 4     # fewer missing wrappers than this compile in this process (a worker's start-up
                       # costs about a second: it imports Numba and the kernel library)
 
@@ -489,12 +490,14 @@ def _spawn_worker(sources: Sequence[str], *args: str, **popen):
 
 
 def compile_in_workers(sources: Sequence[str], workers: int,
-                       progress: Optional[Callable[[int], None]] = None) -> List[str]:
+                       progress: Optional[Callable[[int], None]] = None,
+                       landed: Optional[Callable[[str], object]] = None) -> List[str]:
     """Compile ``sources`` into the disk cache in ``workers`` worker processes that pull them from one
     queue, each in its own order (``work_order``: its families first, so a helper tree is compiled
     in one worker, then whatever is left, so none idles while work remains), while this process
     compiles or loads the step loop (``runtime``); ``progress(n)`` is
-    called as n more reach the disk. Returns the sources still not on disk afterwards (a worker
+    called as n more reach the disk, ``landed(source)`` for each of them (``precompile`` loads
+    it then, while the workers go on). Returns the sources still not on disk afterwards (a worker
     failed: warned, with its stderr's tail)."""
     import tempfile
     workers = max(1, min(workers, len(sources)))
@@ -514,10 +517,14 @@ def compile_in_workers(sources: Sequence[str], workers: int,
         left = [src for src in pending if not _compiled_on_disk(src)]
         if progress is not None and len(left) < len(pending):
             progress(len(pending) - len(left))
+        if landed is not None:
+            for src in set(pending) - set(left):
+                with contextlib.suppress(Exception):    # the caller's own load after this raises it
+                    landed(src)
         pending = left
         if not running:
             break
-        time.sleep(0.25)
+        time.sleep(POLL_SECONDS)
     for proc, err in procs:
         proc.wait()
         _IN_FLIGHT.pop(proc.pid, None)
@@ -535,13 +542,13 @@ def compile_in_workers(sources: Sequence[str], workers: int,
 def precompile(sources: Sequence[str]) -> int:
     """Compile the wrappers among ``sources`` that are neither loaded nor on disk, in parallel
     worker processes (``python -m compiler.backends.cpu.precompile``) that fill the disk cache;
-    this process then only loads them (and compiles what a failed worker left). Returns how many
+    this process only loads them, each as it lands (and compiles what a failed worker left). Returns how many
     were given to workers."""
     todo = missing(sources)
     workers = min(compile_workers(), len(todo))
     if len(todo) < PARALLEL_FROM or workers < 2:
         return 0
-    compile_in_workers(todo, workers)
+    compile_in_workers(todo, workers, landed=wrapper_address)
     STATS["kernel_compiles_in_workers"] += len(todo)
     return len(todo)
 
