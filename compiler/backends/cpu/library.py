@@ -138,7 +138,7 @@ def ew_bindings(source: str) -> List[str]:
 
 
 def loop_kernel(fname: str, n_in: int, n_out: int, body: Union[List[str], List[List[str]]],
-                decorate: bool = True, setup: Sequence[str] = ()) -> str:
+                decorate: bool = True, setup: Sequence[str] = (), in_place: bool = True) -> str:
     """Source of a broadcast, strided elementwise loop kernel ``fname(X0.., Y0.., M, E, p)``.
 
     ``body``: statements run per element, reading input scalars ``x0``... and assigning the
@@ -146,7 +146,9 @@ def loop_kernel(fname: str, n_in: int, n_out: int, body: Union[List[str], List[L
     Or a list of such bodies, the cases of a family kernel: case k runs where the record's ``op`` is
     k, chosen around each innermost loop (each case's outputs named apart, ``y0_k``, so Numba types
     each case's value on its own, as the op's own kernel does). ``setup``: statements run once
-    before the loops, after ``op`` is read (a flagged family's flags).
+    before the loops, after ``op`` is read (a flagged family's flags). ``in_place=False``: the
+    output never shares input 0's buffer (its dtype differs: the memory planner then never offers
+    it), so the loop that reads input 0 through the output is left out (a quarter of the compile).
     Its record at p is ``ew_spec(n_out + n_in)``'s, read as ``EW<n>`` (``ew_bindings``)."""
     cases = body if body and isinstance(body[0], list) else None
     xs = [f"X{i}" for i in range(n_in)]
@@ -164,7 +166,8 @@ def loop_kernel(fname: str, n_in: int, n_out: int, body: Union[List[str], List[L
         L += [f"    s{o}0 = {stride[o]}nd - 2]", f"    s{o}1 = {stride[o]}nd - 1]"]
     fast = " and ".join([f"s{o}1 == 1" for o in ys] + [f"0 <= s{o}1 <= 1" for o in xs])
     L += [f"    fast = {fast}"]
-    if n_in:
+    in_place = in_place and n_in > 0
+    if in_place:
         # in place (the plan put Y0 on X0's buffer): the loop then reads x0 through Y0 itself, so
         # LLVM sees a distance-0 dependence and vectorizes; through X0 its overlap check fails
         L += ["    alias = fast and X0.ctypes.data == Y0.ctypes.data and sX01 == 1",
@@ -221,11 +224,11 @@ def loop_kernel(fname: str, n_in: int, n_out: int, body: Union[List[str], List[L
         lines += ["    " + line for line in inner("for j in range(min(nb, n1 - j0)):", loads,
                                                    [f"Y{k}[np.uint64(w{k} + j)] = y{k}" for k in range(n_out)])]
         return [indent + line for line in lines]
-    if n_in:
+    if in_place:
         L += ["                if alias:"] + fast_loop(" " * 20, "Y0[np.uint64(w0 + j)]")
         L += ["                else:"] + fast_loop(" " * 20, "S0[np.uint64(u0 + j)]")
     else:
-        L += fast_loop(" " * 16, "")
+        L += fast_loop(" " * 16, "S0[np.uint64(u0 + j)]" if n_in else "")
     L += ["            else:"]
     L += ["                " + line for line in inner(
         "for j in range(n1):", [f"x{k} = X{k}[np.uint64(cX{k} + j * sX{k}1)]" for k in range(n_in)],
@@ -249,7 +252,7 @@ def _family(family: str, names: Sequence[str]) -> str:
     assert len(arities) == 1 and not any(ELEMENTWISE[n][2] for n in names), family
     if family in EW_FLAGGED:
         _, setup, body = EW_FLAGGED[family]
-        return loop_kernel(family, arities.pop(), 1, [body], setup=setup)
+        return loop_kernel(family, arities.pop(), 1, [body], setup=setup, in_place=False)   # bool out
     return loop_kernel(family, arities.pop(), 1, [[f"y0 = {ELEMENTWISE[n][1]}"] for n in names])
 
 
