@@ -33,6 +33,14 @@ from . import nn, datasets  # noqa: F401
 from . import debugging  # noqa: F401
 from . import distributed  # noqa: F401
 from .viz import to_dot, write_graph  # noqa: F401
-from . import onnx  # noqa: F401  (imports the onnx package only when used)
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """``sg.onnx`` is imported on first use: its op table is a twentieth of ``import staticgraph``,
+    which every run pays (the onnx package itself is imported only by export/import calls)."""
+    if name == "onnx":
+        import importlib
+        return importlib.import_module(f"{__name__}.onnx")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
