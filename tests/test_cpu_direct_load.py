@@ -176,3 +176,19 @@ def test_the_loader_refuses_another_numba_version_or_source(here):
     finally:
         index.write_bytes(blob)
         PlanCache().seal(entry)
+
+
+def test_code_using_a_symbol_nobody_registered_is_left_to_numba():
+    """MCJIT ends the process on an unresolved symbol: the loader lists them before linking."""
+    from llvmlite import binding as ll
+    from numba.core.registry import cpu_target
+
+    class Library:
+        _shared_module = ll.parse_assembly(
+            "declare double @exp(double)\n"                      # the C library's: resolved
+            "declare i64 @sg_test_symbol_nobody_defines(i64)\n"
+            "@_numba_hashsecret_test_unregistered = external global i64\n"
+            "declare double @llvm.fabs.f64(double)\n")            # an LLVM intrinsic: not a symbol
+    engine = cpu_target.target_context.codegen()._engine
+    assert cached_code._unresolved(Library, engine) == ["sg_test_symbol_nobody_defines",
+                                                        "_numba_hashsecret_test_unregistered"]

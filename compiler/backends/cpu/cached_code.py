@@ -98,6 +98,7 @@ def _rebuild(entry: Path, base: str, stamp: bytes, key_sig, signature) -> tuple:
     key ``key_sig`` in the Numba files ``base`` of ``entry``, rebuilt as ``CompileResult._rebuild``
     does (``signature``: the compile result's, checked when given)."""
     import numba
+    from numba.core.compiler_lock import global_compiler_lock
     from numba.core.registry import cpu_target
     from numba.core.runtime import rtsys
 
@@ -124,17 +125,31 @@ def _rebuild(entry: Path, base: str, stamp: bytes, key_sig, signature) -> tuple:
             or not isinstance(getattr(fndesc, "modname", None), str) or not isinstance(reload_init, list)):
         raise Unsupported("not a nopython compile result in object code")
     environments = [_environment(ref, fndesc.modname) for ref in (env, *referenced)]
-    rtsys.initialize(context)          # NRT, as the target's refresh() starts it before a load
-    for init in reload_init:           # as CompileResult._rebuild (the parallel runtime's start)
-        init()
-    library = codegen.unserialize_library(libdata)
-    engine = codegen._engine
-    for environment in environments:
-        if not engine.get_global_value_address(environment.env_name):
-            raise Unsupported(f"environment {environment.env_name} not in the code")
-    for environment in environments:
-        codegen.set_env(environment.env_name, environment)
+    with global_compiler_lock:         # the JIT is shared with compiles in other threads
+        rtsys.initialize(context)      # NRT, as the target's refresh() starts it before a load
+        for init in reload_init:       # as CompileResult._rebuild (the parallel runtime's start)
+            init()
+        library = codegen.unserialize_library(libdata)
+        engine = codegen._engine
+        missing = _unresolved(library, engine)
+        if missing:         # (registered by a registry module refresh() imports): linking would abort
+            raise Unsupported(f"symbols not registered yet: {missing[:3]}")
+        for environment in environments:
+            if not engine.get_global_value_address(environment.env_name):
+                raise Unsupported(f"environment {environment.env_name} not in the code")
+        for environment in environments:
+            codegen.set_env(environment.env_name, environment)
     return library, fndesc, environments
+
+
+def _unresolved(library, engine) -> list:
+    """Names the library's code uses that neither the process (``llvmlite.binding.add_symbol``, its
+    shared libraries) nor code already in the JIT defines: MCJIT ends the process on such a symbol."""
+    from llvmlite import binding as ll
+    module = library._shared_module
+    names = [f.name for f in module.functions if f.is_declaration and not f.name.startswith("llvm.")]
+    names += [g.name for g in module.global_variables if g.is_declaration]
+    return [name for name in names if not (engine.is_symbol_defined(name) or ll.address_of_symbol(name))]
 
 
 def _vouched(path: Path) -> bytes:
