@@ -179,16 +179,27 @@ def test_the_loader_refuses_another_numba_version_or_source(here):
 
 
 def test_code_using_a_symbol_nobody_registered_is_left_to_numba():
-    """MCJIT ends the process on an unresolved symbol: the loader lists them before linking."""
+    """MCJIT ends the process on an unresolved symbol: the loader lists the object code's undefined
+    symbols and looks each up before linking."""
     from llvmlite import binding as ll
     from numba.core.registry import cpu_target
-
-    class Library:
-        _shared_module = ll.parse_assembly(
-            "declare double @exp(double)\n"                      # the C library's: resolved
-            "declare i64 @sg_test_symbol_nobody_defines(i64)\n"
-            "@_numba_hashsecret_test_unregistered = external global i64\n"
-            "declare double @llvm.fabs.f64(double)\n")            # an LLVM intrinsic: not a symbol
-    engine = cpu_target.target_context.codegen()._engine
-    assert cached_code._unresolved(Library, engine) == ["sg_test_symbol_nobody_defines",
-                                                        "_numba_hashsecret_test_unregistered"]
+    codegen = cpu_target.target_context.codegen()
+    module = ll.parse_assembly(
+        "declare double @exp(double)\n"                     # the C library's: resolved
+        "declare i64 @sg_test_symbol_nobody_defines(i64)\n"
+        "@_numba_hashsecret_test_unregistered = external global i64\n"
+        "define double @f(double %x, i64 %n) {\n"
+        "  %e = call double @exp(double %x)\n"
+        "  %k = call i64 @sg_test_symbol_nobody_defines(i64 %n)\n"
+        "  %h = load i64, i64* @_numba_hashsecret_test_unregistered\n"
+        "  %s = add i64 %k, %h\n"
+        "  %d = sitofp i64 %s to double\n"
+        "  %r = fadd double %e, %d\n"
+        "  ret double %r\n}\n")
+    obj = codegen._tm.emit_object(module)
+    assert set(cached_code._undefined_symbols(obj)) == {"exp", "sg_test_symbol_nobody_defines",
+                                                         "_numba_hashsecret_test_unregistered"}
+    assert sorted(cached_code._unresolved(obj, codegen._engine)) == ["_numba_hashsecret_test_unregistered",
+                                                                      "sg_test_symbol_nobody_defines"]
+    with pytest.raises(cached_code.Unsupported, match="ELF64"):
+        cached_code._undefined_symbols(b"\xcf\xfa\xed\xfe" + obj[4:])     # a Mach-O magic

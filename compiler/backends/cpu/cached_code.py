@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import struct
 import sys
 from collections import namedtuple
 from pathlib import Path
@@ -129,11 +130,11 @@ def _rebuild(entry: Path, base: str, stamp: bytes, key_sig, signature) -> tuple:
         rtsys.initialize(context)      # NRT, as the target's refresh() starts it before a load
         for init in reload_init:       # as CompileResult._rebuild (the parallel runtime's start)
             init()
-        library = codegen.unserialize_library(libdata)
         engine = codegen._engine
-        missing = _unresolved(library, engine)
-        if missing:         # (registered by a registry module refresh() imports): linking would abort
+        missing = _unresolved(libdata[2][0], engine)
+        if missing:         # (registered by a module refresh() imports): linking it would end the process
             raise Unsupported(f"symbols not registered yet: {missing[:3]}")
+        library = codegen.unserialize_library(libdata)
         for environment in environments:
             if not engine.get_global_value_address(environment.env_name):
                 raise Unsupported(f"environment {environment.env_name} not in the code")
@@ -142,14 +143,33 @@ def _rebuild(entry: Path, base: str, stamp: bytes, key_sig, signature) -> tuple:
     return library, fndesc, environments
 
 
-def _unresolved(library, engine) -> list:
-    """Names the library's code uses that neither the process (``llvmlite.binding.add_symbol``, its
-    shared libraries) nor code already in the JIT defines: MCJIT ends the process on such a symbol."""
+def _unresolved(object_code: bytes, engine) -> list:
+    """Symbols the object code needs that neither the process (``llvmlite.binding.add_symbol``, its
+    shared libraries) nor code already in the JIT defines: MCJIT ends the process on such a
+    symbol when it links the code, so they are looked up first."""
     from llvmlite import binding as ll
-    module = library._shared_module
-    names = [f.name for f in module.functions if f.is_declaration and not f.name.startswith("llvm.")]
-    names += [g.name for g in module.global_variables if g.is_declaration]
-    return [name for name in names if not (engine.is_symbol_defined(name) or ll.address_of_symbol(name))]
+    return [name for name in _undefined_symbols(object_code)
+            if not (engine.is_symbol_defined(name) or ll.address_of_symbol(name))]
+
+
+def _undefined_symbols(obj: bytes) -> list:
+    """Names of the undefined symbols of an ELF64 little-endian object file (the object code Numba
+    caches on Linux x86-64 and AArch64; any other format is ``Unsupported``)."""
+    if not (isinstance(obj, bytes) and obj[:4] == b"\x7fELF" and obj[4:6] == b"\x02\x01"):
+        raise Unsupported("object code not in ELF64 little-endian")
+    shoff, = struct.unpack_from("<Q", obj, 0x28)
+    shentsize, shnum = struct.unpack_from("<HH", obj, 0x3A)
+    sections = [struct.unpack_from("<IIQQQQIIQQ", obj, shoff + i * shentsize) for i in range(shnum)]
+    names = []
+    for _, kind, _, _, offset, size, link, _, _, entsize in sections:
+        if kind != 2 or not entsize:            # SHT_SYMTAB
+            continue
+        strings = sections[link][4]
+        for at in range(offset, offset + size - entsize + 1, entsize):
+            name, _, _, section = struct.unpack_from("<IBBH", obj, at)
+            if section == 0 and name:           # SHN_UNDEF
+                names.append(obj[strings + name:obj.index(b"\0", strings + name)].decode())
+    return names
 
 
 def _vouched(path: Path) -> bytes:
