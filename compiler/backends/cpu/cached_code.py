@@ -1,4 +1,4 @@
-"""Kernel wrappers loaded straight from their Numba cache files, without a ``cfunc`` dispatcher.
+"""Kernel wrappers (and the step loop) loaded straight from their Numba cache files, without a dispatcher.
 
 Numba loads a cached ``cfunc`` by executing its module (the decorator compiles or loads), and its
 first load in a process refreshes the CPU target: it imports every typing and lowering registry
@@ -7,7 +7,8 @@ none of that: this module reads the entry's index and data files through the cac
 read (``compiler.cache.read_vouched``: their bytes are checked against the entry's ``numba.json``
 before anything is unpickled), rebuilds the code library as ``CompileResult._rebuild`` does (its
 reload functions run, its object code linked in the CPU target's JIT, NRT started, every
-referenced environment set), and takes the address of the wrapper's C entry symbol.
+referenced environment set), and takes the address of the wrapper's C entry symbol (the step loop's module is imported, so
+its entry point is made as Numba makes it: ``get_executable``).
 
 Only what Numba itself would load is taken: this Numba version's index, the source's stamp, ONE
 overload of the wrapper's signature for this CPU (``magic_tuple``), a nopython compile result of
@@ -36,7 +37,7 @@ _EnvRef = namedtuple("_EnvRef", "modname consts env_name")     # a pickled Envir
 
 class _Payload(pickle.Unpickler):
     """Numba's data file, with each Environment kept as its reference (``_rebuild_env`` would import
-    its module: the wrapper's own module is never imported on this path)."""
+    its module: a wrapper's own module is never imported on this path)."""
 
     def find_class(self, module, name):
         if (module, name) == ("numba.core.environment", "_rebuild_env"):
