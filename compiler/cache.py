@@ -904,6 +904,15 @@ def _checked_read(path: Path) -> tuple:
     return True, None
 
 
+def read_vouched(path: Union[str, os.PathLike]) -> Optional[bytes]:
+    """The bytes of Numba file ``path`` of a folder this module manages, when its ``numba.json`` (or
+    this process's write) vouches for exactly them (``_checked_read``: read once, then checked); None
+    when absent, not vouched for (counted in ``STATS.rejected``) or outside our folders. Callers
+    unpickle only bytes this returns."""
+    ours, data = _checked_read(Path(path))
+    return data if ours else None
+
+
 def _root_of(folder: Path) -> Path:
     """The cache root above a Numba cache folder (a plan entry's __pycache__ or a kernel folder)."""
     real = Path(os.path.realpath(folder))

@@ -388,7 +388,10 @@ def _spy(monkeypatch, name):
     return calls
 
 
-def test_wrappers_keep_their_code_and_a_warm_load_seals_nothing(rng, monkeypatch):
+@pytest.mark.parametrize("direct", [False, True], ids=["numba-path", "direct-load"])
+def test_wrappers_keep_their_code_and_a_warm_load_seals_nothing(rng, monkeypatch, direct):
+    """Numba's path runs each wrapper's kept code object; the direct loader (cached_code) runs none."""
+    monkeypatch.setattr(native, "DIRECT_LOADS", direct)
     sources = _exp_plan(rng)
     entries = [PlanCache().path_of(native._entry_key("wrapper", src)) for src in sources]
     codes = [cache._code_path(entry / "native.py") for entry in entries]
@@ -408,6 +411,7 @@ def test_wrappers_keep_their_code_and_a_warm_load_seals_nothing(rng, monkeypatch
 
 
 def test_a_tampered_wrapper_code_file_is_deleted_and_compiled_again(rng, monkeypatch):
+    monkeypatch.setattr(native, "DIRECT_LOADS", False)     # the code object is run on Numba's path only
     sources = _exp_plan(rng)
     entry = PlanCache().path_of(native._entry_key("wrapper", sources[0]))
     code = cache._code_path(entry / "native.py")

@@ -112,10 +112,13 @@ RUNTIME_SOURCE = RUNTIME_SOURCE.replace("__KERNELS__", library.SOURCE_HASH)     
 RUNTIME_MODULE = f"sg_native_runtime_{hashlib.sha256(RUNTIME_SOURCE.encode()).hexdigest()[:16]}"
 _LOCK = threading.RLock()
 _RUNTIME: list = []
-_WRAPPERS: Dict[str, Tuple[object, int]] = {}     # source hash -> (cfunc, address)
+_WRAPPERS: Dict[str, Tuple[object, int]] = {}     # source hash -> (cfunc or cached_code.LoadedWrapper, address)
 _BY_KEY: Dict[tuple, int] = {}                     # wrapper_keys() entry -> address
 STATS = {"kernel_compiles": 0, "kernel_loads": 0,   # wrappers compiled / loaded from disk here
+         "kernel_direct_loads": 0,                   # of the loads: straight from Numba's files (cached_code)
+         "step_loop_direct_loads": 0,                # the step loop, likewise
          "kernel_compiles_in_workers": 0}            # wrappers compiled by precompile()'s workers
+DIRECT_LOADS = True     # load cached wrappers without their cfunc dispatcher (cached_code), Numba's path as fallback
 
 
 def enabled() -> bool:
@@ -191,11 +194,32 @@ def _load_runtime() -> list:
     from numba import types
     _parallel_symbols()
     arr = types.Array(types.int64, 1, "C")
+    args = (arr, arr, arr)
+    found = []
 
-    def compile_run(module):     # inside the entry's compiling() block, so its files are sealed
-        module.run.compile((arr, arr, arr))
+    def compile_run(module, entry):     # inside the entry's compiling() block, so its files are sealed
+        point = _run_direct(entry, args) if DIRECT_LOADS else None
+        if point is None:
+            module.run.compile(args)
+            point = module.run.overloads[args].entry_point
+        else:
+            STATS["step_loop_direct_loads"] += 1
+        found.append(point)
     module = _load("runtime", RUNTIME_SOURCE, RUNTIME_MODULE, {"kind": "step loop"}, compile_run)
-    return [module, module.run.overloads[(arr, arr, arr)].entry_point]
+    return [module, found[0]]
+
+
+def _run_direct(entry, args: tuple):
+    """The step loop's entry point loaded straight from its entry's Numba files (``cached_code``),
+    or None when they are absent or not what that loader takes: Numba's path."""
+    if not any((entry / "__pycache__").glob("native.run-*.nbi")):
+        return None
+    from . import cached_code
+    try:
+        return cached_code.load_entry_point(entry, RUNTIME_SOURCE, hashlib.sha256(RUNTIME_SOURCE.encode()).digest(),
+                                            "run", args)
+    except Exception:       # (cached_code.Unsupported, or anything unforeseen): Numba's path decides
+        return None
 
 
 def _entry_key(kind: str, source: str) -> str:
@@ -203,18 +227,22 @@ def _entry_key(kind: str, source: str) -> str:
     return cache_key(f"staticgraph-cpu-{kind}", source, numba_version())
 
 
-def _load(kind: str, source: str, name: str, manifest: dict, then=None):
+def _load(kind: str, source: str, name: str, manifest: dict, then=None, direct=None):
     """Import ``source`` as module ``name`` from its verified cache entry (compiling or loading
-    its Numba code, helpers at their own optimization level: ``opt_levels``; ``then(module)``
-    compiles more inside the same sealed block)."""
+    its Numba code, helpers at their own optimization level: ``opt_levels``; ``then(module, entry)``
+    compiles more inside the same sealed block; ``entry``: its folder). ``direct(entry)``, tried first in that block,
+    may answer instead without the module (None: the module is imported)."""
     from compiler.cache import PlanCache
     from .opt_levels import kernel_compiles
     cache = PlanCache()
     entry = cache.entry(_entry_key(kind, source), {"native.py": source}, dict(manifest, numba=numba_version()))
     with cache.compiling(entry), kernel_compiles():
+        hit = direct(entry) if direct is not None else None
+        if hit is not None:
+            return hit
         module = cache.load_module(entry, "native.py", module_name=name, keep_code=True)
         if then is not None:
-            then(module)
+            then(module, entry)
         return module
 
 
@@ -385,11 +413,30 @@ def wrapper_address(source: str) -> int:
         with _LOCK:
             hit = _WRAPPERS.get(digest)
             if hit is None:
-                module = _load("wrapper", source, f"sg_native_wrapper_{digest[:16]}", {"kind": "kernel wrapper"})
-                fn = module.wrapper
-                STATS["kernel_loads" if fn.cache_hits else "kernel_compiles"] += 1
-                hit = _WRAPPERS[digest] = (fn, fn.address)
+                direct = functools.partial(_load_direct, source, digest) if DIRECT_LOADS else None
+                loaded = _load("wrapper", source, f"sg_native_wrapper_{digest[:16]}", {"kind": "kernel wrapper"},
+                               direct=direct)
+                if isinstance(loaded, tuple):
+                    hit = loaded
+                    STATS["kernel_direct_loads"] += 1
+                else:
+                    fn = loaded.wrapper
+                    hit = (fn, fn.address)
+                STATS["kernel_loads" if hit[0].cache_hits else "kernel_compiles"] += 1
+                _WRAPPERS[digest] = hit
     return hit[1]
+
+
+def _load_direct(source: str, digest: str, entry) -> Optional[Tuple[object, int]]:
+    """(keeper, address) of wrapper ``source`` loaded straight from its entry's Numba files
+    (``cached_code``), or None when they are absent or not what that loader takes: Numba's path."""
+    if not any((entry / "__pycache__").glob("*.nbi")):
+        return None
+    from . import cached_code
+    try:
+        return cached_code.load_wrapper(entry, source, bytes.fromhex(digest))
+    except Exception:       # (cached_code.Unsupported, or anything unforeseen): Numba's path decides
+        return None
 
 
 def compile_workers() -> int:
