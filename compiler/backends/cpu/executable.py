@@ -412,10 +412,10 @@ class Tier:
             _BUILDING[id(self)] = self
             try:
                 self.entry       # noqa: B018 - the readable plan.py lands in the cache with the build
-                library.load()
-                if native.enabled():
+                if native.enabled():     # (the kernel library is imported where a wrapper needs it)
                     self.native = native.NativeStep(self.prog, codegen.arg_names(self.prog) + ["M", "E"])
                 else:
+                    library.load()
                     self.module = self.cache.load_module(self.entry, "plan.py")
                 library.seal()
             finally:

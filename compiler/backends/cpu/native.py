@@ -240,6 +240,8 @@ def _load(kind: str, source: str, name: str, manifest: dict, then=None, direct=N
         hit = direct(entry) if direct is not None else None
         if hit is not None:
             return hit
+        if kind == "wrapper":
+            library.load()      # the wrapper imports its kernel's globals from it by module name
         module = cache.load_module(entry, "native.py", module_name=name, keep_code=True)
         if then is not None:
             then(module, entry)
@@ -309,16 +311,16 @@ def _kernel_parts(kernel: str, kernel_source: str) -> tuple:
     """(title template, import lines, Numba options, parameters, indented body) of a wrapper's
     kernel: parsed once per kernel, whatever its operand dtypes. A library kernel's parts are
     also kept in the disk cache (``PARTS_MEMO``, keyed by everything they are derived from), so
-    a warm start reads them instead of parsing and unparsing the kernels' source again."""
-    lib = library.load()      # (the wrappers import their kernels from it by module name)
+    a warm start reads them instead of parsing and unparsing the kernels' source again (and
+    need not import the kernel library at all when every wrapper loads directly)."""
     if kernel_source:
-        return _derive_kernel_parts(lib, kernel, kernel_source)
+        return _derive_kernel_parts(library.load(), kernel, kernel_source)
     memo = _parts_memo()
     parts = memo["items"].get(kernel)
     if _valid_parts(parts):
         title, imports, options, params, body = parts
         return title, imports, options, list(params), body
-    parts = _derive_kernel_parts(lib, kernel, kernel_source)
+    parts = _derive_kernel_parts(library.load(), kernel, kernel_source)
     from compiler.cache import cache_root
     with contextlib.suppress(OSError):
         root = str(cache_root())      # the memo goes where this process caches now
