@@ -544,7 +544,8 @@ def compile_in_workers(sources: Sequence[str], workers: int,
     """Compile ``sources`` into the disk cache in ``workers`` worker processes that pull them from one
     queue, each in its own order (``work_order``: its families first, so a helper tree is compiled
     in one worker, then whatever is left, so none idles while work remains), while this process
-    compiles or loads the step loop (``runtime``); ``progress(n)`` is
+    compiles or loads the step loop (``runtime``; from another thread than the main one, the
+    first worker done with the queue does); ``progress(n)`` is
     called as n more reach the disk, ``landed(source)`` for each of them (``precompile`` loads
     it then, while the workers go on). Returns the sources still not on disk afterwards (a worker
     failed: warned, with its stderr's tail)."""
@@ -559,7 +560,9 @@ def compile_in_workers(sources: Sequence[str], workers: int,
         err = tempfile.TemporaryFile()     # not a pipe: a worker outliving this process must not hit EPIPE
         procs.append((_spawn_worker([], "--queue", queue, "--order", ",".join(map(str, order)), stderr=err), err))
         _IN_FLIGHT[procs[-1][0].pid] = (procs[-1][0], list(sources))    # the workers finish the queue together
-    runtime()       # the step loop, here: this process would only wait, the workers start on the wrappers
+    if threading.current_thread() is threading.main_thread():
+        runtime()   # the step loop, here: this thread would only wait (a warm-up's build thread leaves
+                    # it to the workers, after their queue: it would hold the GIL the interpreter runs on)
     pending = list(sources)
     while pending:
         running = any(proc.poll() is None for proc, _ in procs)
@@ -613,9 +616,9 @@ def compile_detached(sources: Sequence[str]) -> Tuple[List[int], int]:
     held = {src for share in busy.values() for src in share}
     todo = missing(list(sources) + sorted(held))
     rest = [src for src in todo if src not in held]
-    runtime = not runtime_on_disk()          # queue workers leave it to their starter: the detached one
+    runtime = not runtime_on_disk()          # running queue workers compile it after their queue
     pids = sorted(busy)
-    if rest or runtime:
+    if rest or (runtime and not busy):
         pids.append(_spawn_worker(rest, "--parallel", stderr=subprocess.DEVNULL, start_new_session=True).pid)
     count = len(todo) + runtime
     return (pids, count) if count else ([], 0)

@@ -25,7 +25,7 @@ from typing import List
 
 def main(path: str, parallel: bool = False, step_loop: bool = True) -> None:
     """Compile the sources of the JSON file ``path`` (after the step loop, with ``step_loop``: a
-    queue worker leaves it to the process that started it, which would otherwise wait idle)."""
+    queue worker compiles it after its queue, ``drain``)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # a Ctrl-C meant for the program that started it
     from compiler.backends.cpu import library, native
     with open(path) as f:
@@ -43,7 +43,9 @@ def main(path: str, parallel: bool = False, step_loop: bool = True) -> None:
 def drain(queue: str, order: List[int]) -> None:
     """Compile the queue's items (files ``<i>.todo`` holding a wrapper source) in ``order``, each one
     claimed first by renaming it (atomic: another worker's rename of the same item fails), deleted
-    once compiled; the last worker to find the queue empty removes its folder."""
+    once compiled; the last worker to find the queue empty removes its folder. Then the step loop,
+    unless on disk already (the process that started the workers compiles it meanwhile when it
+    would only wait; the first worker done compiles it otherwise, the others load it)."""
     from compiler.backends.cpu import native
     mine = f".{os.getpid()}"
     for i in order:
@@ -60,6 +62,7 @@ def drain(queue: str, order: List[int]) -> None:
         os.rmdir(queue)
     except OSError:                      # others still compiling their claimed items
         pass
+    native.runtime()
 
 
 if __name__ == "__main__":
