@@ -210,15 +210,21 @@ def _load_runtime() -> list:
 
 
 def _run_direct(entry, args: tuple):
-    """The step loop's entry point loaded straight from its entry's Numba files (``cached_code``),
-    or None when they are absent or not what that loader takes: Numba's path."""
-    if not any((entry / "__pycache__").glob("native.run-*.nbi")):
-        return None
+    """The step loop's entry point loaded straight from its entry's Numba files, or None."""
     from . import cached_code
+    stamp = hashlib.sha256(RUNTIME_SOURCE.encode()).digest()
+    return _direct(entry, "native.run-*.nbi",
+                   lambda: cached_code.load_entry_point(entry, RUNTIME_SOURCE, stamp, "run", args))
+
+
+def _direct(entry, index: str, load: Callable[[], object]):
+    """``load()``, a ``cached_code`` loader, when the entry holds Numba index files ``index`` (a glob);
+    None when they are absent or not what that loader takes: Numba's path then decides."""
+    if not any((entry / "__pycache__").glob(index)):
+        return None
     try:
-        return cached_code.load_entry_point(entry, RUNTIME_SOURCE, hashlib.sha256(RUNTIME_SOURCE.encode()).digest(),
-                                            "run", args)
-    except Exception:       # (cached_code.Unsupported, or anything unforeseen): Numba's path decides
+        return load()
+    except Exception:       # (cached_code.Unsupported, or anything unforeseen)
         return None
 
 
@@ -430,15 +436,9 @@ def wrapper_address(source: str) -> int:
 
 
 def _load_direct(source: str, digest: str, entry) -> Optional[Tuple[object, int]]:
-    """(keeper, address) of wrapper ``source`` loaded straight from its entry's Numba files
-    (``cached_code``), or None when they are absent or not what that loader takes: Numba's path."""
-    if not any((entry / "__pycache__").glob("*.nbi")):
-        return None
+    """(keeper, address) of wrapper ``source`` loaded straight from its entry's Numba files, or None."""
     from . import cached_code
-    try:
-        return cached_code.load_wrapper(entry, source, bytes.fromhex(digest))
-    except Exception:       # (cached_code.Unsupported, or anything unforeseen): Numba's path decides
-        return None
+    return _direct(entry, "*.nbi", lambda: cached_code.load_wrapper(entry, source, bytes.fromhex(digest)))
 
 
 def compile_workers() -> int:
