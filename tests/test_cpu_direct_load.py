@@ -24,7 +24,7 @@ SEED = 2026_12_08
 
 PLAN = r'''
 import json, sys, numpy as np, staticgraph as sg
-from compiler.backends.cpu import native
+from compiler.backends.cpu import library, native
 
 def build():
     """Matmul (GEMM), bias broadcast, relu, exp, a row reduction, on odd sizes."""
@@ -53,14 +53,16 @@ if __name__ == "__main__":
     outs, ref, keys = build()
     print(json.dumps({"outs": [o.tolist() for o in outs], "ref": [r.tolist() for r in ref],
                       "wrappers": len(set(keys)), "stats": native.STATS,
-                      "registries": "numba.np.arraymath" in sys.modules}))
+                      "registries": "numba.np.arraymath" in sys.modules,
+                      "kernel_modules": sorted(m for m in sys.modules if m.startswith("compiler.backends.cpu.kernels.")),
+                      "library_made": library._source.cache_info().currsize}))
 '''.replace("SEED", str(SEED))
 
 
 def _warm_start(tmp_path, direct=True):
     """The plan run by a new process on the session's cache; its JSON report."""
     script = tmp_path / "plan_run.py"
-    script.write_text(PLAN if direct else PLAN.replace("import native\n", "import native\nnative.DIRECT_LOADS = False\n", 1))
+    script.write_text(PLAN if direct else PLAN.replace("import library, native\n", "import library, native\nnative.DIRECT_LOADS = False\n", 1))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
            "STATICGRAPH_COMPILE_WORKERS": "0"}
     out = subprocess.run([sys.executable, str(script)], cwd=ROOT, env=env, capture_output=True, text=True,
@@ -75,6 +77,7 @@ def here():
     namespace = {"__name__": "plan_here"}
     exec(PLAN, namespace)
     outs, ref, keys = namespace["build"]()
+    native._save_parts()        # the wrappers' parts memo, as this process would write it at exit
     for got, want in zip(outs, ref):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
     return outs, list(dict.fromkeys(native.wrapper_source(*k) for k in keys))
@@ -98,6 +101,9 @@ def test_a_warm_start_loads_every_wrapper_and_the_step_loop_directly(here, tmp_p
     assert stats["kernel_direct_loads"] == stats["kernel_loads"] == len(sources)
     assert stats["kernel_compiles"] == 0 and stats["step_loop_direct_loads"] == 1
     assert not report["registries"]           # the CPU target was never refreshed for a compile
+    # no kernel module decorated but the step loop's own imports, no library source generated
+    assert report["kernel_modules"] == ["compiler.backends.cpu.kernels.base", "compiler.backends.cpu.kernels.gemm"]
+    assert report["library_made"] == 0
     _same(report, outs)
     numba_path, _ = _warm_start(tmp_path, direct=False)    # Numba's own path: loads, none direct
     assert numba_path["stats"]["kernel_loads"] == len(sources) and numba_path["stats"]["kernel_direct_loads"] == 0
@@ -197,9 +203,10 @@ def test_code_using_a_symbol_nobody_registered_is_left_to_numba():
         "  %r = fadd double %e, %d\n"
         "  ret double %r\n}\n")
     obj = codegen._tm.emit_object(module)
-    assert set(cached_code._undefined_symbols(obj)) == {"exp", "sg_test_symbol_nobody_defines",
-                                                         "_numba_hashsecret_test_unregistered"}
-    assert sorted(cached_code._unresolved(obj, codegen._engine)) == ["_numba_hashsecret_test_unregistered",
+    defined, undefined = cached_code._symbols(obj)
+    assert defined == ["f"]
+    assert set(undefined) == {"exp", "sg_test_symbol_nobody_defines", "_numba_hashsecret_test_unregistered"}
+    assert sorted(cached_code._unresolved(undefined, codegen._engine)) == ["_numba_hashsecret_test_unregistered",
                                                                       "sg_test_symbol_nobody_defines"]
     with pytest.raises(cached_code.Unsupported, match="ELF64"):
-        cached_code._undefined_symbols(b"\xcf\xfa\xed\xfe" + obj[4:])     # a Mach-O magic
+        cached_code._symbols(b"\xcf\xfa\xed\xfe" + obj[4:])     # a Mach-O magic

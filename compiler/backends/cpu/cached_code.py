@@ -123,19 +123,22 @@ def _rebuild(entry: Path, base: str, stamp: bytes, key_sig, signature) -> tuple:
         raise Unsupported("data of an unknown shape")
     libdata, fndesc, env, sig, objectmode, lifted, _, reload_init, referenced = payload
     if (objectmode or lifted or (signature is not None and sig != signature) or not isinstance(env, _EnvRef)
-            or not (isinstance(libdata, tuple) and len(libdata) == 3 and libdata[1] == "object")
+            or not (isinstance(libdata, tuple) and len(libdata) == 3 and libdata[1] == "object"
+                    and isinstance(libdata[2], tuple) and len(libdata[2]) == 2)
             or not isinstance(getattr(fndesc, "modname", None), str) or not isinstance(reload_init, list)):
         raise Unsupported("not a nopython compile result in object code")
-    environments = [_environment(ref, fndesc.modname) for ref in (env, *referenced)]
+    environments = [_environment(ref) for ref in (env, *referenced)]
     with global_compiler_lock:         # the JIT is shared with compiles in other threads
         rtsys.initialize(context)      # NRT, as the target's refresh() starts it before a load
         for init in reload_init:       # as CompileResult._rebuild (the parallel runtime's start)
             init()
         engine = codegen._engine
-        missing = _unresolved(libdata[2][0], engine)
+        object_code = libdata[2][0]
+        defined, undefined = _symbols(object_code)
+        missing = _unresolved(undefined, engine)
         if missing:         # (registered by a module refresh() imports): linking it would end the process
             raise Unsupported(f"symbols not registered yet: {missing[:3]}")
-        library = codegen.unserialize_library(libdata)
+        library = _library(codegen, libdata[0], object_code, defined)
         for environment in environments:
             if not engine.get_global_value_address(environment.env_name):
                 raise Unsupported(f"environment {environment.env_name} not in the code")
@@ -144,33 +147,49 @@ def _rebuild(entry: Path, base: str, stamp: bytes, key_sig, signature) -> tuple:
     return library, fndesc, environments
 
 
-def _unresolved(object_code: bytes, engine) -> list:
-    """Symbols the object code needs that neither the process (``llvmlite.binding.add_symbol``, its
-    shared libraries) nor code already in the JIT defines: MCJIT ends the process on such a
-    symbol when it links the code, so they are looked up first."""
+def _library(codegen, name: str, object_code: bytes, defined: list):
+    """The code library of cached object code, as ``CPUCodeLibrary._unserialize`` makes it, less
+    the parse of its shared bitcode (a third of a load): that module only serves to link the
+    library into another one, which is never done with a loaded wrapper, and to list the symbols
+    it defines, which the object code's own symbol table lists (``defined``)."""
+    library = codegen.create_library(name)
+    library.enable_object_caching()
+    library._set_compiled_object(object_code)
+    library._finalize_final_module()        # the JIT takes the object code through its object cache
+    codegen._engine._defined_symbols.update(defined)
+    return library
+
+
+def _unresolved(undefined: list, engine) -> list:
+    """The symbols of ``undefined`` (those object code needs) that neither the process
+    (``llvmlite.binding.add_symbol``, its shared libraries) nor code already in the JIT defines:
+    MCJIT ends the process on such a symbol when it links the code, so they are looked up first."""
     from llvmlite import binding as ll
-    return [name for name in _undefined_symbols(object_code)
+    return [name for name in undefined
             if not (engine.is_symbol_defined(name) or ll.address_of_symbol(name))]
 
 
-def _undefined_symbols(obj: bytes) -> list:
-    """Names of the undefined symbols of an ELF64 little-endian object file (the object code Numba
-    caches on Linux x86-64 and AArch64; any other format is ``Unsupported``)."""
+def _symbols(obj: bytes) -> Tuple[list, list]:
+    """(defined, undefined) symbol names of an ELF64 little-endian object file (the object code
+    Numba caches on Linux x86-64 and AArch64; any other format is ``Unsupported``): every named
+    function, object or untyped symbol, local ones included (as Numba lists a module's
+    definitions), without section and file symbols."""
     if not (isinstance(obj, bytes) and obj[:4] == b"\x7fELF" and obj[4:6] == b"\x02\x01"):
         raise Unsupported("object code not in ELF64 little-endian")
     shoff, = struct.unpack_from("<Q", obj, 0x28)
     shentsize, shnum = struct.unpack_from("<HH", obj, 0x3A)
     sections = [struct.unpack_from("<IIQQQQIIQQ", obj, shoff + i * shentsize) for i in range(shnum)]
-    names = []
+    defined, undefined = [], []
     for _, kind, _, _, offset, size, link, _, _, entsize in sections:
         if kind != 2 or not entsize:            # SHT_SYMTAB
             continue
         strings = sections[link][4]
         for at in range(offset, offset + size - entsize + 1, entsize):
-            name, _, _, section = struct.unpack_from("<IBBH", obj, at)
-            if section == 0 and name:           # SHN_UNDEF
-                names.append(obj[strings + name:obj.index(b"\0", strings + name)].decode())
-    return names
+            name, info, _, section = struct.unpack_from("<IBBH", obj, at)
+            if name and (info & 0xF) <= 2:      # STT_NOTYPE, STT_OBJECT, STT_FUNC
+                text = obj[strings + name:obj.index(b"\0", strings + name)].decode()
+                (undefined if section == 0 else defined).append(text)      # SHN_UNDEF: 0
+    return defined, undefined
 
 
 def _vouched(path: Path) -> bytes:
@@ -180,20 +199,26 @@ def _vouched(path: Path) -> bytes:
     return data
 
 
-def _environment(ref: "_EnvRef", own_module: str):
-    """The Environment ``ref`` names: the one this process has, else rebuilt like Numba's
-    ``_rebuild_env`` (its module imported); the wrapper's own module is not imported (its source
-    would compile the wrapper): an environment without constants gets a stand-in for its globals."""
+def _environment(ref: "_EnvRef"):
+    """The Environment ``ref`` names: the one this process has; else, for an environment without
+    constants whose module is not imported, a stand-in holding only the module's name; else
+    rebuilt like Numba's ``_rebuild_env`` (its module imported).
+
+    Nopython code reads an environment only for its constants (none here) and object-mode
+    globals (none: object mode is refused above), so the module's namespace is never read:
+    importing it would decorate its kernels (a wrapper's own module would even compile its
+    wrapper) for nothing. The stand-in is not registered with Numba: a later compile in this
+    process makes its own environment, as it would have."""
     from numba.core.environment import Environment, _rebuild_env, lookup_environment
-    if not isinstance(ref, _EnvRef) or not isinstance(ref.consts, list):
+    if not isinstance(ref, _EnvRef) or not isinstance(ref.consts, list) or not isinstance(ref.modname, str):
         raise Unsupported("environment of an unknown shape")
     env = lookup_environment(ref.env_name)
     if env is not None:
         return env
     if ref.consts:
         raise Unsupported("environment with constants")
-    if ref.modname == own_module and own_module not in sys.modules:
-        env = Environment({"__name__": own_module})
+    if ref.modname not in sys.modules:
+        env = Environment({"__name__": ref.modname})
         env.env_name = ref.env_name
         return env
     return _rebuild_env(*ref)

@@ -18,9 +18,10 @@ generated is generated here, as the text of one module (``SOURCE``): the element
 dtypes) and the Winograd F(4x4, 3x3) transforms (unrolled from their matrices, ``nn_winograd``).
 That module also imports every kernel and helper of ``kernels/`` by name, so wrappers and plans
 find any kernel in one namespace. Numba cannot cache ``exec``'d code, so it is written to a
-verified PlanCache entry and imported from there;
-``SOURCE_HASH`` (which covers the text of ``kernels/`` and the machine's BLAS symbols too) is
-part of every plan key.
+verified PlanCache entry and imported from there (``load``). ``SOURCE`` is made when first
+asked for; ``SOURCE_HASH`` (which covers the text of ``kernels/`` and the machine's BLAS symbols
+too) is taken at import, over all of it but its import lines (which follow from ``kernels/``),
+and is part of every plan and wrapper key.
 
 This module imports neither Numba nor the kernels: lowering and plan keys need only its facts.
 """
@@ -337,23 +338,41 @@ MAXR = {maxr}
 '''
 
 
-def _sources() -> str:
+_IMPORTS = "# (the kernel modules' imports)"
+
+
+def _template() -> str:
+    """``SOURCE`` with a mark where the kernel modules' imports go: all of it but them. The imports
+    follow from the kernel files, whose digest the header holds, so this text determines ``SOURCE``
+    (and its hash, ``SOURCE_HASH``, is taken over it: reading the kernel files' names is most of
+    generating ``SOURCE``, which only compiling the library needs)."""
     digest = hashlib.sha256()
     for path in _kernel_files():
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     kernels = ["\n" + _elementwise(name, arity, expr, check) for name, (arity, expr, check) in ELEMENTWISE.items()]
     kernels += ["\n" + _family(family, names) for family, names in EW_FAMILIES.items()]
     parts = [_GENERATED_HEADER.format(kernels=digest.hexdigest(), config=config_text(), pkg=__package__ + ".kernels",
-                                      lib=__name__, imports=_imports(), maxr=MAXR,
+                                      lib=__name__, imports=_IMPORTS, maxr=MAXR,
                                       bindings="\n".join(ew_bindings("".join(kernels))))] + kernels
     from .nn_winograd import SOURCE as winograd     # the one generated family
     parts.append(winograd)
     return "".join(parts)
 
 
-SOURCE = _sources()
-SOURCE_HASH = hashlib.sha256(SOURCE.encode()).hexdigest()
+_TEMPLATE = _template()
+SOURCE_HASH = hashlib.sha256(_TEMPLATE.encode()).hexdigest()
 MODULE_NAME = f"sg_kernels_{SOURCE_HASH[:16]}"
+
+
+@functools.lru_cache(maxsize=None)
+def _source() -> str:
+    return _TEMPLATE.replace(_IMPORTS, _imports(), 1)
+
+
+def __getattr__(name: str):
+    if name == "SOURCE":        # the generated module's text, made when first asked for (``load``)
+        return _source()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 _ENTRY = []
@@ -373,8 +392,9 @@ def load():
     from compiler.cache import PlanCache, cache_key
     from . import kernels  # noqa: F401  (the locator, the BLAS: before the generated module imports kernels)
     cache = PlanCache()
-    key = cache_key("staticgraph-cpu-kernels", SOURCE, numba.__version__)
-    path = cache.entry(key, {"sg_kernels.py": SOURCE}, {"kind": "kernel library", "numba": numba.__version__})
+    source = _source()
+    key = cache_key("staticgraph-cpu-kernels", source, numba.__version__)
+    path = cache.entry(key, {"sg_kernels.py": source}, {"kind": "kernel library", "numba": numba.__version__})
     cache.verify_compiled(path)
     mod = cache.load_module(path, "sg_kernels.py", module_name=MODULE_NAME, keep_code=True)   # sealed by seal()
     _ENTRY[:] = [path]
