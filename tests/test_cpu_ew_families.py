@@ -2,8 +2,9 @@
 ``ew_<family>``, the op picked by the record's ``op`` code, so a plan compiles one wrapper per
 family and dtypes. Every case of every family is checked against the reference backend through real
 cpu plans (broadcast rows and columns, rows longer than the row buffer, in place, split into worker
-shares), the strided loop at kernel level (transposed and strided views), and a dtype tuple that a
-family does not serve falls back to the op's own kernel."""
+shares); at kernel level, a family kernel (no strided loop) refuses strided views and
+``ew_StridedCopy`` copies between them; a dtype tuple that a family does not serve falls back to
+the op's own kernel."""
 import re
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 
 import staticgraph as sg
 from compiler.backends.cpu import library, lowerings, native
+from staticgraph.ops.reduce import broadcast_like
 
 CHUNK = library.ROW_CHUNK
 # (x's shape, the other operand's): a row broadcast, a column broadcast (the row buffer), rows longer
@@ -22,7 +24,7 @@ BINARY = {"Add": lambda a, b: a + b, "Sub": lambda a, b: a - b, "Mul": lambda a,
 COMPARE = {"Less": sg.less, "LessEqual": sg.less_equal, "Greater": sg.greater, "GreaterEqual": sg.greater_equal,
            "Equal": sg.equal, "NotEqual": sg.not_equal}
 UNARY = {"Neg": sg.negative, "Abs": sg.abs, "Sign": sg.sign, "Square": sg.square, "Relu": sg.relu,
-         "Copy": sg.transpose, "Exp": sg.exp, "Sqrt": sg.sqrt, "Log": sg.log, "Sin": sg.sin, "Cos": sg.cos,
+         "Copy": lambda x: broadcast_like(x, x), "Exp": sg.exp, "Sqrt": sg.sqrt, "Log": sg.log, "Sin": sg.sin, "Cos": sg.cos,
          "Tanh": sg.tanh, "Sigmoid": sg.sigmoid}
 
 
@@ -106,8 +108,8 @@ def test_binary_and_compare_families_match_the_reference(shape, other, dtype, rn
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32])
 def test_unary_families_match_the_reference(dtype, rng):
     """Each op of ew_unary and ew_math (ints: ew_unary's ops but Exp, the graph allows no more) on
-    several shapes, out of place and in place (on x + k's dead temporary); Copy through a transpose
-    (the strided loop)."""
+    several shapes, out of place and in place (on x + k's dead temporary); Copy through a
+    BroadcastLike of the batch dim."""
     ints = np.dtype(dtype).kind == "i"
     unary = {k: f for k, f in UNARY.items() if not ints or (k in library.EW_FAMILIES["ew_unary"] and k != "Exp")}
     fetches, feeds = [], {}
@@ -148,42 +150,76 @@ def test_two_ops_of_a_family_share_one_wrapper_and_other_dtypes_fall_back(rng):
         np.testing.assert_array_equal(g, w)
 
 
-def test_every_case_runs_the_strided_loop_on_views(rng):
-    """At kernel level (the njit kernels, float64): each case of each family with X0 a transposed
-    view, X1 every other element, into a strided output (no unit inner stride: the strided loop),
-    and into a contiguous one; the other elements of the output are left alone."""
+STRIDED_A = lowerings.View(0, (5, 7), (1, 5))            # a.reshape(7, 5).T
+STRIDED_B = lowerings.View(1, (5, 7), (14, 2))           # b[1::2].reshape(5, 7)
+OUTS = [(lowerings.View(0, (5, 7), (7, 1)), slice(None)),            # contiguous
+        (lowerings.View(1, (5, 7), (14, 2)), slice(1, None, 2))]     # every other element
+
+
+def test_a_family_kernel_refuses_strided_views_with_an_error_and_writes_nothing(rng):
+    """At kernel level (the njit kernels, float64): the families have no strided loop (whole
+    tensors never need one): given a transposed X0, a strided X1 or a strided output, each case
+    reports error 2 at its record and leaves the output alone."""
+    lib = library.load()
+    a, b = rng.standard_normal(35) + 0.5, rng.standard_normal(70)
+    contiguous = lowerings.View(0, (5, 7), (7, 1))
+    for family, names in library.EW_FAMILIES.items():
+        kernel = getattr(lib, family)
+        for name in names:
+            binary = library.ELEMENTWISE[name][0] == 2
+            for out_view, views in [(contiguous, [STRIDED_A, contiguous]), (contiguous, [contiguous, STRIDED_B]),
+                                    (OUTS[1][0], [contiguous, contiguous])]:
+                E = np.zeros(4, np.int64)
+                y = np.zeros(70, bool if family == "ew_compare" else np.float64)
+                views = views if binary else views[:1]
+                if not binary and views[0] is contiguous and out_view is contiguous:
+                    continue
+                rec = np.array([0] * 3 + lowerings.ew_record(out_view, views, op=library.ew_op_code(name)), np.int64)
+                kernel(a, b, y, rec, E, 3) if binary else kernel(a, y, rec, E, 3)
+                assert list(E[:2]) == [2, 3], (family, name)
+                assert not y.any()
+    assert "strided operands" in library.ERRORS[2]
+
+
+def test_strided_copy_runs_the_strided_loop_on_views(rng):
+    """``ew_StridedCopy`` (a transpose's, a slice's, a concatenation's copy) from a transposed view and
+    from every other element, into a strided output and into a contiguous one; the other elements
+    of the output are left alone."""
     lib = library.load()
     E = np.zeros(4, np.int64)
-    n0, n1 = 5, 7
-    a = rng.standard_normal(n0 * n1) + 0.5
-    b = rng.standard_normal(2 * n0 * n1)
-    a_view = lowerings.View(0, (n0, n1), (1, n0))                  # a.reshape(n1, n0).T
-    b_view = lowerings.View(1, (n0, n1), (2 * n1, 2))              # b[1::2].reshape(n0, n1)
-    av, bv = a.reshape(n1, n0).T, b[1::2].reshape(n0, n1)
-    outs = [(lowerings.View(0, (n0, n1), (n1, 1)), slice(None)),                 # contiguous
-            (lowerings.View(1, (n0, n1), (2 * n1, 2)), slice(1, None, 2))]       # every other element
-    numpy = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide, "Pow": np.power,
-             "Maximum": np.maximum, "Minimum": np.minimum, "Less": np.less, "LessEqual": np.less_equal,
-             "Greater": np.greater, "GreaterEqual": np.greater_equal, "Equal": np.equal, "NotEqual": np.not_equal,
-             "Neg": np.negative, "Abs": np.abs, "Sign": np.sign, "Square": np.square,
-             "Relu": lambda v: np.maximum(v, 0), "Copy": lambda v: v, "Exp": np.exp, "Sqrt": np.sqrt, "Log": np.log,
-             "Sin": np.sin, "Cos": np.cos, "Tanh": np.tanh, "Sigmoid": lambda v: 1 / (1 + np.exp(-v))}
-    with np.errstate(invalid="ignore"):
-        for family, names in library.EW_FAMILIES.items():
-            kernel = getattr(lib, family)
-            bool_out = family == "ew_compare"
-            for name in names:
-                binary = library.ELEMENTWISE[name][0] == 2
-                want = numpy[name](av, bv) if binary else numpy[name](av)
-                for out_view, part in outs:
-                    y = np.zeros(2 * n0 * n1, bool if bool_out else np.float64)
-                    before = y.copy()
-                    views = [a_view, b_view] if binary else [a_view]
-                    rec = np.array(lowerings.ew_record(out_view, views, op=library.ew_op_code(name)), np.int64)
-                    kernel(a, b, y, rec, E, 0) if binary else kernel(a, y, rec, E, 0)
-                    got = y[part][:n0 * n1].reshape(n0, n1)
-                    np.testing.assert_allclose(got, want, rtol=1e-12, err_msg=f"{family} {name}")
-                    rest = np.ones(y.size, bool)
-                    rest[np.arange(y.size)[part][:n0 * n1]] = False
-                    np.testing.assert_array_equal(y[rest], before[rest])
+    a, b = rng.standard_normal(35), rng.standard_normal(70)
+    for src, view, want in [(a, STRIDED_A, a.reshape(7, 5).T), (b, STRIDED_B, b[1::2].reshape(5, 7))]:
+        for out_view, part in OUTS:
+            y = np.zeros(70)
+            rec = np.array(lowerings.ew_record(out_view, [view]), np.int64)
+            lib.ew_StridedCopy(src, y, rec, E, 0)
+            np.testing.assert_array_equal(y[part][:35].reshape(5, 7), want)
+            rest = np.ones(70, bool)
+            rest[np.arange(70)[part][:35]] = False
+            assert not y[rest].any()
     assert E[0] == 0
+
+
+def test_only_a_strided_kernel_takes_views_of_its_own(monkeypatch):
+    """The lowering gives views of its own (``in_views``/``out_view``) only to a kernel with a strided
+    loop (``library.EW_STRIDED``): a lowering that tries another fails at compile, naming its op; a
+    transpose and a slice lower to ``ew_StridedCopy``."""
+    from compiler.backends.cpu.lowerings import LOWERINGS
+    from staticgraph.errors import InternalError
+
+    def neg_of_a_view(op, b):
+        b.ew("Neg", op.outputs[0], op.inputs, in_views=[lambda env: env.view(op.inputs[0])])
+    x = sg.placeholder(sg.float32, (None, 6), name="x")
+    with monkeypatch.context() as patch:
+        patch.setitem(LOWERINGS, "Neg", neg_of_a_view)
+        with sg.Session() as sess, pytest.raises(InternalError, match="ew_Neg has no strided loop") as err:
+            sess.compile(sg.negative(x, name="negated"), [x])
+        assert "negated" in str(err.value)
+    with sg.Session() as sess:
+        plan = sess.compile([sg.transpose(x), x[:, 1::2]], [x])
+        kernels = [c.kernel for c in plan._exe.base.prog.all_calls]
+        xv = np.arange(24, dtype=np.float32).reshape(4, 6)
+        got = plan(xv)
+    assert set(kernels) == {"ew_StridedCopy"}
+    np.testing.assert_array_equal(got[0], xv.T)
+    np.testing.assert_array_equal(got[1], xv[:, 1::2])

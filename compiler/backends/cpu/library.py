@@ -42,7 +42,9 @@ from .records import RecordSpec
 MAXR = 8   # the largest rank a kernel record describes
 
 # error codes a kernel can report -> message (the op and its inputs are named by the plan)
-ERRORS = {1: "Integers to negative integer powers are not allowed."}
+ERRORS = {1: "Integers to negative integer powers are not allowed.",
+          2: "internal error: an elementwise kernel without a strided loop was given strided operands "
+             "(a cpu lowering bug: please report it)"}
 
 # elementwise scalar expressions: name -> (arity, expression, check-expression or "")
 # float32 transcendentals are computed in float64 and rounded once on store, like the reference.
@@ -61,7 +63,13 @@ ELEMENTWISE = {
     "GreaterEqual": (2, "x0 >= x1", ""), "Equal": (2, "x0 == x1", ""), "NotEqual": (2, "x0 != x1", ""),
     "Where": (3, "x1 if x0 else x2", ""),
     "SubMul": (3, "x0 - x1 * x2", ""),      # compiler-internal: the write-back of assign_sub(v, a * b)
+    "StridedCopy": (1, "x0", ""),           # compiler-internal: a copy between views (transpose, slice, concat)
 }
+# The kernels with a loop for any strides (``loop_kernel(strided=True)``): the lowering gives only
+# them views of its own (``in_views``/``out_view``). Every other kernel's operands are whole arena
+# tensors, contiguous or broadcast, so its loops all read unit inner strides (or 0, a broadcast)
+# and the strided loop, a quarter of its compile, is left out.
+EW_STRIDED = frozenset({"StridedCopy"})
 
 # Op families: the ops of one family share ONE loop kernel ``ew_<family>``, so ONE compiled wrapper per
 # operand dtypes instead of one per op (wrapper compiles are most of a plan's start); the record's ``op``
@@ -139,7 +147,8 @@ def ew_bindings(source: str) -> List[str]:
 
 
 def loop_kernel(fname: str, n_in: int, n_out: int, body: Union[List[str], List[List[str]]],
-                decorate: bool = True, setup: Sequence[str] = (), in_place: bool = True) -> str:
+                decorate: bool = True, setup: Sequence[str] = (), in_place: bool = True,
+                strided: bool = False) -> str:
     """Source of a broadcast, strided elementwise loop kernel ``fname(X0.., Y0.., M, E, p)``.
 
     ``body``: statements run per element, reading input scalars ``x0``... and assigning the
@@ -150,6 +159,9 @@ def loop_kernel(fname: str, n_in: int, n_out: int, body: Union[List[str], List[L
     before the loops, after ``op`` is read (a flagged family's flags). ``in_place=False``: the
     output never shares input 0's buffer (its dtype differs: the memory planner then never offers
     it), so the loop that reads input 0 through the output is left out (a quarter of the compile).
+    ``strided=False``: every operand's inner stride is 1 or 0 (a broadcast), as it is for whole
+    tensors (``EW_STRIDED``): the loop for any strides is left out, and a record that needs it
+    reports error 2 instead of running.
     Its record at p is ``ew_spec(n_out + n_in)``'s, read as ``EW<n>`` (``ew_bindings``)."""
     cases = body if body and isinstance(body[0], list) else None
     xs = [f"X{i}" for i in range(n_in)]
@@ -167,6 +179,8 @@ def loop_kernel(fname: str, n_in: int, n_out: int, body: Union[List[str], List[L
         L += [f"    s{o}0 = {stride[o]}nd - 2]", f"    s{o}1 = {stride[o]}nd - 1]"]
     fast = " and ".join([f"s{o}1 == 1" for o in ys] + [f"0 <= s{o}1 <= 1" for o in xs])
     L += [f"    fast = {fast}"]
+    if not strided:
+        L += ["    if not fast:", "        E[0] = 2", "        E[1] = p", "        return"]
     in_place = in_place and n_in > 0
     if in_place:
         # in place (the plan put Y0 on X0's buffer): the loop then reads x0 through Y0 itself, so
@@ -198,13 +212,14 @@ def loop_kernel(fname: str, n_in: int, n_out: int, body: Union[List[str], List[L
     # Loops: all unit inner strides (inputs broadcast along the inner dim - stride 0: a scalar,
     # a column - are first spread into a row buffer T<k>, so the loop still reads unit strides
     # and vectorizes); any strides.
-    L += ["            if fast:"]
+    at = " " * (16 if strided else 12)     # the unit-stride loops' indent (under ``if fast:`` where strided)
+    if strided:
+        L += ["            if fast:"]
     for k in range(n_in):
-        L += [f"                S{k} = X{k}", f"                o{k} = cX{k}", f"                if sX{k}1 == 0:",
-              f"                    if t{k} != cX{k}:", f"                        v{k} = X{k}[cX{k}]",
-              "                        for j in range(nb):", f"                            T{k}[j] = v{k}",
-              f"                        t{k} = cX{k}", f"                    S{k} = T{k}", f"                    o{k} = 0",
-              f"                    e{k} = 0", "                else:", f"                    e{k} = 1"]
+        L += [at + line for line in [
+            f"S{k} = X{k}", f"o{k} = cX{k}", f"if sX{k}1 == 0:", f"    if t{k} != cX{k}:", f"        v{k} = X{k}[cX{k}]",
+            "        for j in range(nb):", f"            T{k}[j] = v{k}", f"        t{k} = cX{k}", f"    S{k} = T{k}",
+            f"    o{k} = 0", f"    e{k} = 0", "else:", f"    e{k} = 1"]]
 
     def inner(head: str, loads: List[str], stores: List[str]) -> List[str]:
         """The innermost loop ``head`` (loads, body, stores), once per case under ``if op == k``."""
@@ -226,10 +241,12 @@ def loop_kernel(fname: str, n_in: int, n_out: int, body: Union[List[str], List[L
                                                    [f"Y{k}[np.uint64(w{k} + j)] = y{k}" for k in range(n_out)])]
         return [indent + line for line in lines]
     if in_place:
-        L += ["                if alias:"] + fast_loop(" " * 20, "Y0[np.uint64(w0 + j)]")
-        L += ["                else:"] + fast_loop(" " * 20, "S0[np.uint64(u0 + j)]")
+        L += [at + "if alias:"] + fast_loop(at + "    ", "Y0[np.uint64(w0 + j)]")
+        L += [at + "else:"] + fast_loop(at + "    ", "S0[np.uint64(u0 + j)]")
     else:
-        L += fast_loop(" " * 16, "S0[np.uint64(u0 + j)]" if n_in else "")
+        L += fast_loop(at, "S0[np.uint64(u0 + j)]" if n_in else "")
+    if not strided:
+        return "\n".join(L) + "\n"
     L += ["            else:"]
     L += ["                " + line for line in inner(
         "for j in range(n1):", [f"x{k} = X{k}[np.uint64(cX{k} + j * sX{k}1)]" for k in range(n_in)],
@@ -243,7 +260,7 @@ def check_lines(check: str) -> list:
 
 
 def _elementwise(name: str, arity: int, expr: str, check: str) -> str:
-    return loop_kernel(f"ew_{name}", arity, 1, check_lines(check) + [f"y0 = {expr}"])
+    return loop_kernel(f"ew_{name}", arity, 1, check_lines(check) + [f"y0 = {expr}"], strided=name in EW_STRIDED)
 
 
 def _family(family: str, names: Sequence[str]) -> str:

@@ -13,6 +13,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from staticgraph.errors import InternalError
 from staticgraph.graph import Operation
 from staticgraph.shapes import fmt
 
@@ -20,7 +21,7 @@ from ...schedule import Schedule
 from .lowerings import (ARRAY_FILL, EW_SIZE, LOWERINGS, MATMUL_UPDATE, PHASES, Env, View, ew_record, ew_share,
                         loop_elements, mm_update_record)
 from . import threads
-from .library import ELEMENTWISE, ew_op_code
+from .library import ELEMENTWISE, EW_STRIDED, ew_op_code
 
 
 class FusionMismatch(Exception):
@@ -313,6 +314,9 @@ class Lowering:
 
     def ew(self, name: str, out, inputs: Sequence, in_views: Optional[Sequence] = None,
            out_view: Optional[Callable] = None, inplace: bool = True, writeback: bool = False) -> None:
+        if (in_views or out_view) and name not in EW_STRIDED:
+            raise InternalError(f"ew_{name} has no strided loop: views of its own need one of {sorted(EW_STRIDED)}",
+                                self._op)
         inputs = list(inputs)
         key = self.write_key(out) if not isinstance(out, (Slot, Scratch)) else out
         ins = [(in_views[i] if in_views and in_views[i] else (lambda env, t=t: env.view(t)))

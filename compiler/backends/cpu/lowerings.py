@@ -6,7 +6,8 @@ builder's few verbs:
 
 - ``b.ew(name, out, inputs)``: an elementwise kernel ``ew_<name>`` of the generic
   library (``library.ELEMENTWISE``) over broadcast inputs; ``in_views=``/``out_view=``
-  take ``env -> View`` callables for strided operands (transpose, slicing...);
+  take ``env -> View`` callables for strided operands (transpose, slicing...), which
+  only a kernel with a strided loop takes (``library.EW_STRIDED``: ``StridedCopy``);
 - ``b.call(kernel, inputs, out, record, size)``: any library kernel; ``record(env)``
   returns the kernel's int64 record (concrete shapes, offsets, strides), computed at
   plan entry for each shape signature from ``env.shape(t)`` / ``env.view(t)``;
@@ -171,6 +172,9 @@ def ew_record(out: View, ins: Sequence[View], more_outs: Sequence[View] = (), op
         shape.insert(0, 1)
         for s in strides:
             s.insert(0, 0)
+    if shape[-1] <= 1:      # an inner dim never stepped along (a scalar, an empty loop): unit strides
+        for s in strides:   # then hold for every operand, as the unit-stride loops need (loop_kernel)
+            s[-1] = 1
     if len(shape) > MAXR:
         raise ValueError(f"the cpu backend handles at most {MAXR} non-trivial dimensions, got shape {out.shape}")
     fields = dict(op=op, nd=len(shape), shape=_pad(shape))
@@ -294,7 +298,7 @@ def _transpose(op, b):
         v = env.view(x)
         p = perm if perm is not None else tuple(reversed(range(len(v.shape))))
         return View(v.off, tuple(v.shape[i] for i in p), tuple(v.strides[i] for i in p))
-    b.ew("Copy", op.outputs[0], [x], in_views=[src], inplace=False)
+    b.ew("StridedCopy", op.outputs[0], [x], in_views=[src], inplace=False)
 
 
 @lowers("BroadcastLike")
@@ -337,14 +341,14 @@ def index_view(v: View, spec) -> View:
 @lowers("GetItem")
 def _getitem(op, b):
     x, spec = op.inputs[0], op.attrs["spec"]
-    b.ew("Copy", op.outputs[0], [x], in_views=[lambda env: index_view(env.view(x), spec)], inplace=False)
+    b.ew("StridedCopy", op.outputs[0], [x], in_views=[lambda env: index_view(env.view(x), spec)], inplace=False)
 
 
 @lowers("ScatterLike")
 def _scatter_like(op, b):
     g, out, spec = op.inputs[0], op.outputs[0], op.attrs["spec"]
     b.fill(out, 0)
-    b.ew("Copy", out, [g], out_view=lambda env: index_view(env.view(b.write_key(out)), spec), inplace=False)
+    b.ew("StridedCopy", out, [g], out_view=lambda env: index_view(env.view(b.write_key(out)), spec), inplace=False)
 
 
 @lowers("Concat")
@@ -358,7 +362,7 @@ def _concat(op, b):
             v = env.view(b.write_key(out))
             start = sum(env.shape(t)[axis] for t in op.inputs[:i])
             return View(v.off + start * v.strides[axis], env.shape(op.inputs[i]), v.strides)
-        b.ew("Copy", out, [x], out_view=part, inplace=False)
+        b.ew("StridedCopy", out, [x], out_view=part, inplace=False)
 
 
 def _fusion_buffer_pieces(op, b) -> set:
@@ -399,7 +403,7 @@ def _split_like(op, b):
             v = env.view(a)
             start = sum(env.shape(t)[axis] for t in op.inputs[1:1 + j])
             return View(v.off + start * v.strides[axis], env.shape(op.outputs[j]), v.strides)
-        b.ew("Copy", out, [a], in_views=[part], inplace=False)
+        b.ew("StridedCopy", out, [a], in_views=[part], inplace=False)
 
 
 # -- reductions ---------------------------------------------------------------------------------
