@@ -38,6 +38,12 @@ def test_in_place_binary_and_ternary_kernels_match_numpy(shape, other, dtype, rn
     rec = _record(shape, [kernels.contiguous(0, shape), kernels.contiguous(0, ()), kernels.contiguous(0, other)])
     lib.ew_SubMul(buf, lr, b, buf, rec, E, 0)
     np.testing.assert_allclose(buf.reshape(shape), x.reshape(shape) - lr[0] * b.reshape(other), rtol=1e-6)
+    # a Where over bools on its condition's buffer: no in-place loop (library.EW_NOT_IN_PLACE), still right
+    cond, t, f = x > 0, b > 0, rng.standard_normal(n) > 0
+    buf = cond.copy()
+    rec = _record(shape, [kernels.contiguous(0, shape), kernels.contiguous(0, other), kernels.contiguous(0, shape)])
+    lib.ew_Where(buf, t, f, buf, rec, E, 0)
+    np.testing.assert_array_equal(buf.reshape(shape), np.where(cond.reshape(shape), t.reshape(other), f.reshape(shape)))
     assert E[0] == 0
 
 

@@ -103,7 +103,11 @@ def test_work_order_keeps_a_family_in_one_worker_and_lets_every_worker_take_ever
     assert all(sorted(order) == list(range(6)) for order in orders)
     assert sorted(sorted(order[:3]) for order in orders) == [[0, 2, 5], [1, 3, 4]]
     conv_first = next(order for order in orders if order[0] in (1, 3))
-    assert conv_first[2] == 4                                       # pool (weight 2) after conv and tile (3)
+    assert conv_first[:3] == [1, 3, 4]                      # conv, then tile, then pool: heaviest first
+    weights = [native._weight(s) for s in sources]
+    assert all(weights[a] >= weights[b] for order in orders for a, b in zip(order[:2], order[1:3]))
+    assert native._weight(src("conv_pool_fwd_3x3")) > native._weight(src("ew_binary")) > native._weight(src("red_SumF"))
+    assert native._weight(src("a_kernel_nobody_listed")) == 5
     third = native.work_order(sources, 3)[2]
     assert sorted(third) == list(range(6)) and set(third[:2]) == {1, 3}
 

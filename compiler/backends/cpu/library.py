@@ -70,6 +70,11 @@ ELEMENTWISE = {
 # tensors, contiguous or broadcast, so its loops all read unit inner strides (or 0, a broadcast)
 # and the strided loop, a quarter of its compile, is left out.
 EW_STRIDED = frozenset({"StridedCopy"})
+# The kernels whose output rarely shares input 0's buffer: Where's input 0 is its bool condition and
+# CastBool's is never a bool (a cast to the same dtype is no op), so the memory planner, which
+# requires the same dtype, offers it only to a Where over bools. The loop that reads input 0
+# through the output (only faster, in place: ``loop_kernel``) is left out of them.
+EW_NOT_IN_PLACE = frozenset({"Where", "CastBool"})
 
 # Op families: the ops of one family share ONE loop kernel ``ew_<family>``, so ONE compiled wrapper per
 # operand dtypes instead of one per op (wrapper compiles are most of a plan's start); the record's ``op``
@@ -157,8 +162,9 @@ def loop_kernel(fname: str, n_in: int, n_out: int, body: Union[List[str], List[L
     k, chosen around each innermost loop (each case's outputs named apart, ``y0_k``, so Numba types
     each case's value on its own, as the op's own kernel does). ``setup``: statements run once
     before the loops, after ``op`` is read (a flagged family's flags). ``in_place=False``: the
-    output never shares input 0's buffer (its dtype differs: the memory planner then never offers
-    it), so the loop that reads input 0 through the output is left out (a quarter of the compile).
+    loop that reads input 0 through the output (where the output shares its buffer, LLVM then
+    vectorizes) is left out (a quarter of the compile): for outputs that never or rarely share it
+    (a dtype of their own; ``EW_NOT_IN_PLACE``). Sharing stays correct without it, only slower.
     ``strided=False``: every operand's inner stride is 1 or 0 (a broadcast), as it is for whole
     tensors (``EW_STRIDED``): the loop for any strides is left out, and a record that needs it
     reports error 2 instead of running.
@@ -260,7 +266,8 @@ def check_lines(check: str) -> list:
 
 
 def _elementwise(name: str, arity: int, expr: str, check: str) -> str:
-    return loop_kernel(f"ew_{name}", arity, 1, check_lines(check) + [f"y0 = {expr}"], strided=name in EW_STRIDED)
+    return loop_kernel(f"ew_{name}", arity, 1, check_lines(check) + [f"y0 = {expr}"], strided=name in EW_STRIDED,
+                       in_place=name not in EW_NOT_IN_PLACE)
 
 
 def _family(family: str, names: Sequence[str]) -> str:

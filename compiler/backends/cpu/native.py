@@ -470,13 +470,22 @@ def runtime_on_disk() -> bool:
     return _compiled_on_disk(RUNTIME_SOURCE, "runtime")
 
 
+# Compile cost of a wrapper by its kernel's name (the first prefix that matches), in tenths of a CPU
+# second: measured for LeNet b64's float32 wrappers (``benchmarks/compile_time.py``, 2-core EPYC,
+# helpers already compiled in the process). Only the order matters: a worker compiles its share
+# heaviest first, so the small ones end it and the workers finish together (``work_order``).
+COMPILE_WEIGHTS = (("conv_pool_fwd", 30), ("conv_pool_bpf_reduce", 7), ("conv_pool_wt", 5), ("conv", 25),
+                   ("wino", 20), ("pool_max_rows", 15), ("pool_max_grad", 3), ("pool", 8), ("tile_fwd_u", 3),
+                   ("tile_bpi_u", 3), ("tile_fwd", 10), ("tile_bpf", 9), ("tile", 6), ("ew_binary", 19),
+                   ("ew_unary", 14), ("ew_math", 14), ("ew_SubMul", 11), ("ew_Where", 9), ("ew_", 8),
+                   ("mm_blas", 14), ("mm_", 3), ("red_Mean", 12), ("red_", 4), ("softmax", 4), ("nll", 3),
+                   ("fused", 8))
+
+
 def _weight(source: str) -> int:
-    """Rough compile cost of a wrapper (measured: conv kernels cost several elementwise ones, an
-    elementwise family with cases two or three of its single ops)."""
+    """Rough compile cost of a wrapper (``COMPILE_WEIGHTS``; 5 for a kernel it does not list)."""
     name = _kernel_name(source)
-    if name.startswith(("conv", "tile", "wino")):
-        return 3
-    return 2 if name.startswith(("pool", "softmax", "nll")) or name in ("ew_binary", "ew_unary", "ew_math") else 1
+    return next((w for prefix, w in COMPILE_WEIGHTS if name.startswith(prefix)), 5)
 
 
 def _kernel_name(source: str) -> str:
@@ -494,8 +503,8 @@ def _family(source: str) -> str:
 
 def work_order(sources: Sequence[str], workers: int) -> List[List[int]]:
     """Each worker's order of preference over ``sources`` (indices): whole families dealt heaviest
-    first to the least loaded worker, each worker's own share first, then every other item heaviest
-    first. The workers pull from one queue (``compile_in_workers``), so one that is done with its
+    first to the least loaded worker, each worker's own share first, heaviest first, then every
+    other item heaviest first. The workers pull from one queue (``compile_in_workers``), so one that is done with its
     family takes what is left of the others' instead of idling."""
     weights = [_weight(src) for src in sources]
     heavy_first = sorted(range(len(sources)), key=lambda i: -weights[i])
@@ -508,6 +517,7 @@ def work_order(sources: Sequence[str], workers: int) -> List[List[int]]:
         w = min(range(workers), key=lambda k: load[k])
         own[w] += items
         load[w] += sum(weights[i] for i in items)
+    own = [sorted(mine, key=lambda i: -weights[i]) for mine in own]
     return [mine + [i for i in heavy_first if i not in set(mine)] for mine in own]
 
 
@@ -551,8 +561,9 @@ def compile_in_workers(sources: Sequence[str], workers: int,
     compiles or loads the step loop (``runtime``; from another thread than the main one, the
     first worker done with the queue does); ``progress(n)`` is
     called as n more reach the disk, ``landed(source)`` for each of them (``precompile`` loads
-    it then, while the workers go on). Returns the sources still not on disk afterwards (a worker
-    failed: warned, with its stderr's tail)."""
+    it then, while the workers go on). Returns as soon as all of them and the step loop are on
+    disk (the workers end meanwhile), else when the workers have ended: the sources still not on
+    disk (a worker failed: warned, with its stderr's tail)."""
     import tempfile
     workers = max(1, min(workers, len(sources)))
     queue = tempfile.mkdtemp(prefix="staticgraph-queue-")     # item i: file i, claimed by renaming it
@@ -581,18 +592,28 @@ def compile_in_workers(sources: Sequence[str], workers: int,
         if not running:
             break
         time.sleep(POLL_SECONDS)
+    if not pending and runtime_on_disk():
+        # all on disk: the workers only end now (Numba's teardown, tenths of a second): reaped aside
+        threading.Thread(target=_reap, args=(procs, queue), name="staticgraph-reap", daemon=True).start()
+    else:
+        _reap(procs, queue)
+    return pending
+
+
+def _reap(procs: list, queue: str) -> None:
+    """Wait for ``compile_in_workers``' workers to end, warn of any that failed (with its stderr's
+    tail), remove their queue folder."""
+    import shutil
+    import warnings
     for proc, err in procs:
         proc.wait()
         _IN_FLIGHT.pop(proc.pid, None)
         if proc.returncode != 0:
             err.seek(0)
-            import warnings
             warnings.warn(f"staticgraph: a kernel compile worker failed ({proc.returncode}): "
                           f"{err.read().decode(errors='replace')[-400:]}", RuntimeWarning)
         err.close()
-    import shutil
     shutil.rmtree(queue, ignore_errors=True)
-    return pending
 
 
 def precompile(sources: Sequence[str]) -> int:
