@@ -159,11 +159,14 @@ OUTS = [(lowerings.View(0, (5, 7), (7, 1)), slice(None)),            # contiguou
 def test_a_family_kernel_refuses_strided_views_with_an_error_and_writes_nothing(rng):
     """At kernel level (the njit kernels, float64): the families have no strided loop (whole
     tensors never need one): given a transposed X0, a strided X1 or a strided output, each case
-    reports error 2 at its record and leaves the output alone."""
+    reports error 2 at its record and leaves the output alone. (ew_math's loop is generated as
+    ew_unary's: left out, it would only add a compile.)"""
     lib = library.load()
     a, b = rng.standard_normal(35) + 0.5, rng.standard_normal(70)
     contiguous = lowerings.View(0, (5, 7), (7, 1))
     for family, names in library.EW_FAMILIES.items():
+        if family == "ew_math":
+            continue
         kernel = getattr(lib, family)
         for name in names:
             binary = library.ELEMENTWISE[name][0] == 2

@@ -8,7 +8,11 @@ read (``compiler.cache.read_vouched``: their bytes are checked against the entry
 before anything is unpickled), rebuilds the code library as ``CompileResult._rebuild`` does (its
 reload functions run, its object code linked in the CPU target's JIT, NRT started, every
 referenced environment set), and takes the address of the wrapper's C entry symbol (the step loop's module is imported, so
-its entry point is made as Numba makes it: ``get_executable``).
+its entry point is made as Numba makes it: ``get_executable``). Two steps of Numba's load are
+left out, a warm start's largest: parsing the shared bitcode cached beside the object code (the
+symbols it defines come from the object code's ELF symbol table: ``_library``), and importing the
+modules of the environments it references (a stand-in where a module is not imported:
+``_environment``), so no kernel module is decorated for a load.
 
 Only what Numba itself would load is taken: this Numba version's index, the source's stamp, ONE
 overload of the wrapper's signature for this CPU (``magic_tuple``), a nopython compile result of
