@@ -483,7 +483,10 @@ COMPILE_WEIGHTS = (("conv_pool_fwd", 30), ("conv_pool_bpf_reduce", 7), ("conv_po
 
 
 def _weight(source: str) -> int:
-    """Rough compile cost of a wrapper (``COMPILE_WEIGHTS``; 5 for a kernel it does not list)."""
+    """Rough compile cost of a wrapper (``COMPILE_WEIGHTS``; 5 for a kernel it does not list) or of
+    the step loop."""
+    if source == RUNTIME_SOURCE:
+        return 15
     name = _kernel_name(source)
     return next((w for prefix, w in COMPILE_WEIGHTS if name.startswith(prefix)), 5)
 
@@ -557,29 +560,29 @@ def compile_in_workers(sources: Sequence[str], workers: int,
                        landed: Optional[Callable[[str], object]] = None) -> List[str]:
     """Compile ``sources`` into the disk cache in ``workers`` worker processes that pull them from one
     queue, each in its own order (``work_order``: its families first, so a helper tree is compiled
-    in one worker, then whatever is left, so none idles while work remains), while this process
-    compiles or loads the step loop (``runtime``; from another thread than the main one, the
-    first worker done with the queue does); ``progress(n)`` is
-    called as n more reach the disk, ``landed(source)`` for each of them (``precompile`` loads
+    in one worker, then whatever is left, so none idles while work remains). The step loop, if not
+    on disk, is one more item of the queue: this process compiles nothing (a first compile in a
+    process costs about a second of Numba's own set-up, which the workers pay anyway, and from a
+    warm-up's build thread it would hold the GIL the reference interpreter's steps run on);
+    ``progress(n)`` is called as n more wrappers reach the disk, ``landed(source)`` for each of them (``precompile`` loads
     it then, while the workers go on). Returns as soon as all of them and the step loop are on
     disk (the workers end meanwhile), else when the workers have ended: the sources still not on
     disk (a worker failed: warned, with its stderr's tail)."""
     import tempfile
-    workers = max(1, min(workers, len(sources)))
     queue = tempfile.mkdtemp(prefix="staticgraph-queue-")     # item i: file i, claimed by renaming it
-    for i, src in enumerate(sources):
+    step_loop = not runtime_on_disk()
+    items = list(sources) + ([RUNTIME_SOURCE] if step_loop else [])
+    workers = max(1, min(workers, len(items)))
+    for i, src in enumerate(items):
         with open(os.path.join(queue, f"{i}.todo"), "w") as f:
             f.write(src)
     procs = []
-    for order in work_order(sources, workers):
+    for order in work_order(items, workers):
         err = tempfile.TemporaryFile()     # not a pipe: a worker outliving this process must not hit EPIPE
         procs.append((_spawn_worker([], "--queue", queue, "--order", ",".join(map(str, order)), stderr=err), err))
         _IN_FLIGHT[procs[-1][0].pid] = (procs[-1][0], list(sources))    # the workers finish the queue together
-    if threading.current_thread() is threading.main_thread():
-        runtime()   # the step loop, here: this thread would only wait (a warm-up's build thread leaves
-                    # it to the workers, after their queue: it would hold the GIL the interpreter runs on)
     pending = list(sources)
-    while pending:
+    while pending or (step_loop and not runtime_on_disk()):
         running = any(proc.poll() is None for proc, _ in procs)
         left = [src for src in pending if not _compiled_on_disk(src)]
         if progress is not None and len(left) < len(pending):

@@ -5,8 +5,8 @@ plan cache (``STATICGRAPH_CACHE_DIR``), so that the process that started it only
 It deletes the JSON file once read (a detached worker outlives the process that wrote it).
 
 Started by ``native.compile_in_workers`` (several at once, for ``precompile`` and ``python -m
-staticgraph cache warm``: with ``--queue DIR --order I,J,...`` each pulls wrapper sources from one
-queue folder in its own order, ``drain``) and, with ``--parallel``, by ``native.compile_detached`` at a
+staticgraph cache warm``: with ``--queue DIR --order I,J,...`` each pulls wrapper sources (and the
+step loop's) from one queue folder in its own order, ``drain``) and, with ``--parallel``, by ``native.compile_detached`` at a
 process's exit: that one first fans its sources out to worker processes like ``precompile`` does.
 Every compile happens inside the cache's ``compiling()`` blocks, so a worker killed at any point
 leaves nothing that a later process loads unverified. A worker ignores SIGINT: a Ctrl-C stops the
@@ -41,11 +41,10 @@ def main(path: str, parallel: bool = False, step_loop: bool = True) -> None:
 
 
 def drain(queue: str, order: List[int]) -> None:
-    """Compile the queue's items (files ``<i>.todo`` holding a wrapper source) in ``order``, each one
-    claimed first by renaming it (atomic: another worker's rename of the same item fails), deleted
-    once compiled; the last worker to find the queue empty removes its folder. Then the step loop,
-    unless on disk already (the process that started the workers compiles it meanwhile when it
-    would only wait; the first worker done compiles it otherwise, the others load it)."""
+    """Compile the queue's items (files ``<i>.todo`` holding a wrapper source, or the step loop's:
+    ``native.RUNTIME_SOURCE``) in ``order``, each one claimed first by renaming it (atomic: another
+    worker's rename of the same item fails), deleted once compiled; the last worker to find the
+    queue empty removes its folder."""
     from compiler.backends.cpu import native
     mine = f".{os.getpid()}"
     for i in order:
@@ -56,13 +55,15 @@ def drain(queue: str, order: List[int]) -> None:
             continue
         with open(todo + mine) as f:
             source = f.read()
-        native.wrapper_address(source)
+        if source == native.RUNTIME_SOURCE:     # the step loop (``compile_in_workers`` queues it if missing)
+            native.runtime()
+        else:
+            native.wrapper_address(source)
         os.unlink(todo + mine)
     try:
         os.rmdir(queue)
     except OSError:                      # others still compiling their claimed items
         pass
-    native.runtime()
 
 
 if __name__ == "__main__":
