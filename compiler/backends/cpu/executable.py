@@ -451,8 +451,9 @@ class CpuTiers(Tiers):
     """The cpu plan's tier policy: which program runs a step, and when the next one is built.
 
     Warm-up (``STATICGRAPH_WARMUP``; a plan that only moves data always warms up): while the base
-    tier's kernels are not loaded in the process, runs go to the reference interpreter
-    (``reference``); the second such run, or
+    tier's kernels are neither loaded in the process nor compiled on disk (``native.all_at_hand``:
+    then the build only loads them, a tenth of a second, and runs at once), runs go to the
+    reference interpreter (``reference``); the second such run, or
     ``wait()``, builds the base tier in a thread, which takes over when ready. Both native
     tiers share the plan's kernel wrappers: the base tier runs the optimised program without
     elementwise fusion (ready as soon as its kernels are, which plans share); the fused tier
@@ -476,7 +477,7 @@ class CpuTiers(Tiers):
         self.build_thread = None
         self._build_lock = threading.Lock()
         warm_up = warmup_mode() == "reference" or only_moves_data(sched)
-        if warm_up and native.enabled() and not native.all_loaded(base.prog):
+        if warm_up and native.enabled() and not native.all_at_hand(base.prog):
             from ..reference import ReferenceExecutable
             self.reference = ReferenceExecutable(sched)      # the build starts at the second run
         else:

@@ -165,6 +165,25 @@ def all_loaded(prog) -> bool:
     return bool(_RUNTIME) and all(k in _BY_KEY for k in wrapper_keys(prog))
 
 
+def all_at_hand(prog) -> bool:
+    """True when building ``prog`` would only load: every wrapper it needs, and the step loop, is
+    loaded in this process or compiled in the disk cache. Checked from the wrapper parts' memo
+    only (a kernel whose parts it lacks counts as missing), so the check imports no kernel and
+    no Numba: a cold start's first step does not wait for them."""
+    if all_loaded(prog):
+        return True
+    if not (_RUNTIME or runtime_on_disk()):
+        return False
+    memo = _parts_memo()["items"]
+    for key in dict.fromkeys(wrapper_keys(prog)):
+        kernel, dtypes, src = key
+        if key in _BY_KEY:
+            continue
+        if src or not _valid_parts(memo.get(kernel)) or not _compiled_on_disk(wrapper_source(kernel, dtypes)):
+            return False
+    return True
+
+
 def runtime():
     """The step loop's module (compiled once per machine, cached like the kernel library)."""
     if not _RUNTIME:
