@@ -125,6 +125,7 @@ def test_bad_exit_mode_fails_at_the_run_that_starts_a_build(monkeypatch):
     monkeypatch.setenv("STATICGRAPH_WARMUP", "reference")
     monkeypatch.setenv("STATICGRAPH_EXIT_COMPILES", "never")
     monkeypatch.setattr(native, "all_at_hand", lambda prog: False)
+    monkeypatch.setattr(native, "all_loaded", lambda prog: False)
     x = sg.placeholder(sg.float32, (2,), name="x")
     with sg.Session() as sess:
         plan = sess.compile(x * 3.0, [x])

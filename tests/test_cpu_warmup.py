@@ -15,6 +15,7 @@ def held_build(monkeypatch):
     """Plans warm up, and their background build waits for ``release.set()``."""
     monkeypatch.setenv("STATICGRAPH_WARMUP", "reference")
     monkeypatch.setattr(native, "all_at_hand", lambda prog: False)
+    monkeypatch.setattr(native, "all_loaded", lambda prog: False)
     release = threading.Event()
     original = executable.Tier.build
 
@@ -80,6 +81,7 @@ def test_warm_up_fetches_are_owned_copies(rng, held_build):
 def test_a_failed_background_build_is_raised_by_the_next_run(rng, monkeypatch):
     monkeypatch.setenv("STATICGRAPH_WARMUP", "reference")
     monkeypatch.setattr(native, "all_at_hand", lambda prog: False)
+    monkeypatch.setattr(native, "all_loaded", lambda prog: False)
 
     def broken(self):
         raise RuntimeError("numba exploded")
@@ -97,6 +99,7 @@ def test_a_failed_background_build_is_raised_by_the_next_run(rng, monkeypatch):
 def test_wait_mode_builds_before_compile_returns(rng, monkeypatch):
     monkeypatch.setenv("STATICGRAPH_WARMUP", "wait")
     monkeypatch.setattr(native, "all_at_hand", lambda prog: False)
+    monkeypatch.setattr(native, "all_loaded", lambda prog: False)
     x = sg.placeholder(sg.float32, (2,), name="x")
     with sg.Session() as sess:
         plan = sess.compile(x * 3.0, [x])
@@ -153,6 +156,7 @@ def test_an_initializer_warms_up_even_in_wait_mode_and_compiles_nothing(rng, mon
     on the reference interpreter even under STATICGRAPH_WARMUP=wait; a plan that computes builds."""
     monkeypatch.setenv("STATICGRAPH_WARMUP", "wait")
     monkeypatch.setattr(native, "all_at_hand", lambda prog: False)
+    monkeypatch.setattr(native, "all_loaded", lambda prog: False)
     builds = []
     original = executable.Tier.build
 

@@ -476,8 +476,11 @@ class CpuTiers(Tiers):
         self.build_error = None
         self.build_thread = None
         self._build_lock = threading.Lock()
-        warm_up = warmup_mode() == "reference" or only_moves_data(sched)
-        if warm_up and native.enabled() and not native.all_at_hand(base.prog):
+        if only_moves_data(sched):      # (run once, usually: loading its copies would not pay either)
+            warm_up = not native.all_loaded(base.prog)
+        else:
+            warm_up = warmup_mode() == "reference" and not native.all_at_hand(base.prog)
+        if warm_up and native.enabled():
             from ..reference import ReferenceExecutable
             self.reference = ReferenceExecutable(sched)      # the build starts at the second run
         else:
