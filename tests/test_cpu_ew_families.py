@@ -29,14 +29,19 @@ UNARY = {"Neg": sg.negative, "Abs": sg.abs, "Sign": sg.sign, "Square": sg.square
 
 
 def test_every_op_of_a_family_has_a_builder_here():
-    assert set(BINARY) == set(library.EW_FAMILIES["ew_binary"])
-    assert set(COMPARE) == set(library.EW_FAMILIES["ew_compare"])
-    assert set(UNARY) == set(library.EW_FAMILIES["ew_unary"]) | set(library.EW_FAMILIES["ew_math"])
+    fam = library.EW_FAMILIES
+    assert set(BINARY) == set(fam["ew_binary"]) | set(fam["ew_binary_rare"])
+    assert set(COMPARE) == set(fam["ew_compare"])
+    assert set(UNARY) == set(fam["ew_unary"]) | set(fam["ew_unary_rare"]) | set(fam["ew_math"])
+    members = [n for names in fam.values() for n in names]
+    assert len(members) == len(set(members))                # an op in one family at most
 
 
 def test_family_kernel_serves_only_dtypes_every_case_types_for():
     fk = library.family_kernel
-    assert fk("ew_Add", ("float32",) * 3) == fk("ew_Minimum", ("int64",) * 3) == "ew_binary"
+    assert fk("ew_Add", ("float32",) * 3) == fk("ew_Div", ("int64",) * 3) == "ew_binary"
+    assert fk("ew_Minimum", ("int64",) * 3) == fk("ew_Pow", ("float32",) * 3) == "ew_binary_rare"
+    assert fk("ew_Abs", ("float32",) * 2) == "ew_unary_rare"
     assert fk("ew_Less", ("int32", "int32", "bool")) == "ew_compare"
     assert fk("ew_Exp", ("float64", "float64")) == "ew_unary" and fk("ew_Tanh", ("float32",) * 2) == "ew_math"
     assert fk("ew_Add", ("int16",) * 3) == "ew_Add"                        # not a family dtype
@@ -102,6 +107,7 @@ def test_binary_and_compare_families_match_the_reference(shape, other, dtype, rn
     keys = _check(fetches, {x: xv, y: yv, b: bv}, dtype)
     name = np.dtype(dtype).name
     assert ("ew_binary", (name,) * 3, "") in keys and ("ew_compare", (name, name, "bool"), "") in keys
+    assert ("ew_binary_rare", (name,) * 3, "") in keys
     assert not any(k[0] in {f"ew_{n}" for n in binary} | {f"ew_{n}" for n in COMPARE} for k in keys)
 
 
@@ -111,7 +117,8 @@ def test_unary_families_match_the_reference(dtype, rng):
     several shapes, out of place and in place (on x + k's dead temporary); Copy through a
     BroadcastLike of the batch dim."""
     ints = np.dtype(dtype).kind == "i"
-    unary = {k: f for k, f in UNARY.items() if not ints or (k in library.EW_FAMILIES["ew_unary"] and k != "Exp")}
+    int_ops = library.EW_FAMILIES["ew_unary"] + library.EW_FAMILIES["ew_unary_rare"]
+    unary = {k: f for k, f in UNARY.items() if not ints or (k in int_ops and k != "Exp")}
     fetches, feeds = [], {}
     for n, (shape, _) in enumerate(SHAPES):
         x = sg.placeholder(dtype, (None,) + shape[1:], name=f"x{n}")
@@ -119,18 +126,19 @@ def test_unary_families_match_the_reference(dtype, rng):
         fetches += [f(x) for f in unary.values()] + [f(x + (k + 1)) for k, f in enumerate(unary.values())]
     keys = _check(fetches, feeds, dtype)
     name = np.dtype(dtype).name
-    assert ("ew_unary", (name,) * 2, "") in keys and (ints or ("ew_math", (name,) * 2, "") in keys)
+    assert ("ew_unary", (name,) * 2, "") in keys and ("ew_unary_rare", (name,) * 2, "") in keys
+    assert ints or ("ew_math", (name,) * 2, "") in keys
     assert not any(k[0][3:] in unary for k in keys)
 
 
 def test_two_ops_of_a_family_share_one_wrapper_and_other_dtypes_fall_back(rng):
-    """Add and Maximum on float32 run one wrapper (ew_binary's), Greater and Less on int32 another
-    (ew_compare's), Neg and Abs on int32 a third (ew_unary's); Equal on bools and a cast (Copy from
+    """Add and Mul on float32 run one wrapper (ew_binary's), Greater and Less on int32 another
+    (ew_compare's), Neg and Square on int32 a third (ew_unary's); Equal on bools and a cast (Copy from
     float32 to float64), dtypes no family serves, each run their own kernel; all with the
     reference's results."""
     x, y = sg.placeholder(sg.float32, (None, 5), name="x"), sg.placeholder(sg.float32, (None, 5), name="y")
     i, j = sg.placeholder(sg.int32, (None, 5), name="i"), sg.placeholder(sg.int32, (None, 5), name="j")
-    fetches = [x + y, sg.maximum(x, y), -i, sg.abs(i), sg.equal(i > j, i < j), sg.cast(x, sg.float64)]
+    fetches = [x + y, x * y, -i, sg.square(i), sg.equal(i > j, i < j), sg.cast(x, sg.float64)]
     feeds = {x: _values(rng, (4, 5), np.float32), y: _values(rng, (4, 5), np.float32),
              i: _values(rng, (4, 5), np.int32), j: _values(rng, (4, 5), np.int32)}
     with sg.Session() as sess:
@@ -139,7 +147,7 @@ def test_two_ops_of_a_family_share_one_wrapper_and_other_dtypes_fall_back(rng):
         got = plan(*feeds.values())
         step = plan._exe.base.native
         kernels = {c.kernel for c in plan._exe.base.prog.all_calls}
-    assert {"ew_Add", "ew_Maximum", "ew_Greater", "ew_Less", "ew_Neg", "ew_Abs"} <= kernels   # the lowering's names
+    assert {"ew_Add", "ew_Mul", "ew_Greater", "ew_Less", "ew_Neg", "ew_Square"} <= kernels   # the lowering's names
     titles = sorted(t for t, _ in step.kernels)
     assert titles == ["ew_Copy(float32, float64)", "ew_Equal(bool, bool, bool)", "ew_binary(float32, float32, float32)",
                       "ew_compare(int32, int32, bool)", "ew_unary(int32, int32)"], titles
@@ -159,13 +167,13 @@ OUTS = [(lowerings.View(0, (5, 7), (7, 1)), slice(None)),            # contiguou
 def test_a_family_kernel_refuses_strided_views_with_an_error_and_writes_nothing(rng):
     """At kernel level (the njit kernels, float64): the families have no strided loop (whole
     tensors never need one): given a transposed X0, a strided X1 or a strided output, each case
-    reports error 2 at its record and leaves the output alone. (ew_math's loop is generated as
-    ew_unary's: left out, it would only add a compile.)"""
+    reports error 2 at its record and leaves the output alone. (ew_math's and the rare families'
+    loops are generated as ew_unary's and ew_binary's: left out, they would only add compiles.)"""
     lib = library.load()
     a, b = rng.standard_normal(35) + 0.5, rng.standard_normal(70)
     contiguous = lowerings.View(0, (5, 7), (7, 1))
     for family, names in library.EW_FAMILIES.items():
-        if family == "ew_math":
+        if family in ("ew_math", "ew_binary_rare", "ew_unary_rare"):
             continue
         kernel = getattr(lib, family)
         for name in names:

@@ -495,8 +495,8 @@ def runtime_on_disk() -> bool:
 # heaviest first, so the small ones end it and the workers finish together (``work_order``).
 COMPILE_WEIGHTS = (("conv_pool_fwd", 30), ("conv_pool_bpf_reduce", 7), ("conv_pool_wt", 5), ("conv", 25),
                    ("wino", 20), ("pool_max_rows", 15), ("pool_max_grad", 3), ("pool", 8), ("tile_fwd_u", 3),
-                   ("tile_bpi_u", 3), ("tile_fwd", 10), ("tile_bpf", 9), ("tile", 6), ("ew_binary", 19),
-                   ("ew_unary", 14), ("ew_math", 14), ("ew_SubMul", 11), ("ew_Where", 9), ("ew_", 8),
+                   ("tile_bpi_u", 3), ("tile_fwd", 10), ("tile_bpf", 9), ("tile", 6), ("ew_binary_rare", 10),
+                   ("ew_binary", 12), ("ew_unary_rare", 7), ("ew_unary", 10), ("ew_math", 14), ("ew_SubMul", 11), ("ew_Where", 9), ("ew_", 8),
                    ("mm_blas", 14), ("mm_", 3), ("red_Mean", 12), ("red_", 4), ("softmax", 4), ("nll", 3),
                    ("fused", 8))
 
