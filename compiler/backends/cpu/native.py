@@ -494,18 +494,20 @@ def runtime_on_disk() -> bool:
 # helpers already compiled in the process). Only the order matters: a worker compiles its share
 # heaviest first, so the small ones end it and the workers finish together (``work_order``).
 COMPILE_WEIGHTS = (("conv_pool_fwd", 30), ("conv_pool_bpf_reduce", 7), ("conv_pool_wt", 5), ("conv", 25),
-                   ("wino", 20), ("pool_max_rows", 15), ("pool_max_grad", 3), ("pool", 8), ("tile_fwd_u", 3),
-                   ("tile_bpi_u", 3), ("tile_fwd", 10), ("tile_bpf", 9), ("tile", 6), ("ew_binary_rare", 10),
-                   ("ew_binary", 12), ("ew_unary_rare", 7), ("ew_unary", 10), ("ew_math", 14), ("ew_SubMul", 11), ("ew_Where", 9), ("ew_", 8),
+                   ("wino", 20), ("pool_max_rows", 15), ("pool_max_grad", 3), ("pool", 8),
+                   ("tile_fwd_u", 3), ("tile_bpi_u", 3), ("tile_fwd", 10), ("tile_bpf", 9), ("tile", 6),
+                   ("ew_binary_rare", 10), ("ew_binary", 12), ("ew_unary_rare", 7), ("ew_unary", 10),
+                   ("ew_math", 14), ("ew_SubMul", 11), ("ew_Where", 9), ("ew_", 8),
                    ("mm_blas", 14), ("mm_", 3), ("red_Mean", 12), ("red_", 4), ("softmax", 4), ("nll", 3),
                    ("fused", 8))
+STEP_LOOP_WEIGHT = 15     # the step loop, when it is one more item of the workers' queue
 
 
 def _weight(source: str) -> int:
     """Rough compile cost of a wrapper (``COMPILE_WEIGHTS``; 5 for a kernel it does not list) or of
     the step loop."""
     if source == RUNTIME_SOURCE:
-        return 15
+        return STEP_LOOP_WEIGHT
     name = _kernel_name(source)
     return next((w for prefix, w in COMPILE_WEIGHTS if name.startswith(prefix)), 5)
 
@@ -583,8 +585,8 @@ def compile_in_workers(sources: Sequence[str], workers: int,
     on disk, is one more item of the queue: this process compiles nothing (a first compile in a
     process costs about a second of Numba's own set-up, which the workers pay anyway, and from a
     warm-up's build thread it would hold the GIL the reference interpreter's steps run on);
-    ``progress(n)`` is called as n more wrappers reach the disk, ``landed(source)`` for each of them (``precompile`` loads
-    it then, while the workers go on). Returns as soon as all of them and the step loop are on
+    ``progress(n)`` is called as n more wrappers reach the disk, ``landed(source)`` for each of
+    them (``precompile`` loads it then, while the workers go on). Returns as soon as all of them and the step loop are on
     disk (the workers end meanwhile), else when the workers have ended: the sources still not on
     disk (a worker failed: warned, with its stderr's tail)."""
     import tempfile
@@ -663,7 +665,7 @@ def compile_detached(sources: Sequence[str]) -> Tuple[List[int], int]:
     held = {src for share in busy.values() for src in share}
     todo = missing(list(sources) + sorted(held))
     rest = [src for src in todo if src not in held]
-    runtime = not runtime_on_disk()          # running queue workers compile it after their queue
+    runtime = not runtime_on_disk()          # running queue workers have it in their queue
     pids = sorted(busy)
     if rest or (runtime and not busy):
         pids.append(_spawn_worker(rest, "--parallel", stderr=subprocess.DEVNULL, start_new_session=True).pid)
