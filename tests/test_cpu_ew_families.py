@@ -234,3 +234,23 @@ def test_only_a_strided_kernel_takes_views_of_its_own(monkeypatch):
     assert set(kernels) == {"ew_StridedCopy"}
     np.testing.assert_array_equal(got[0], xv.T)
     np.testing.assert_array_equal(got[1], xv[:, 1::2])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int32, np.bool_])
+def test_row_buffer_is_a_fresh_stack_array_of_the_operand_dtype(dtype):
+    """``base.row_buffer``: ROW_CHUNK elements of the operand's dtype, one buffer per call site, each
+    writable over its whole length (the loops spread a broadcast input over it)."""
+    from numba import njit
+    from compiler.backends.cpu.kernels.base import row_buffer
+
+    @njit
+    def fill(x):
+        a = row_buffer(x)
+        b = row_buffer(x)
+        for j in range(a.size):
+            a[j] = x[0]
+            b[j] = x[1]
+        return a.size, a[0], a[a.size - 1], b[b.size - 1], a.ndim
+    x = np.array([1, 0], dtype)
+    assert fill(x) == (CHUNK, x[0], x[0], x[1], 1)
+    assert fill.nopython_signatures[0].return_type[1] == fill.nopython_signatures[0].args[0].dtype

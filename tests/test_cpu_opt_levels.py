@@ -1,6 +1,12 @@
-"""The kernel compiles' optimization levels (``opt_levels``) and the helpers' Numba options."""
+"""How the kernel compiles build helpers (``opt_levels``: optimization levels, link-only
+libraries) and the helpers' Numba options."""
 import importlib
+import json
+import os
 import pkgutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -48,14 +54,22 @@ def wrapper(x):
 """
 
 
-def _compile_entry(scale: float) -> float:
+def _compile_entry(scale: float, helper: list = None) -> float:
     """A fresh helper and an entry named ``wrapper`` (top-level names, as in a wrapper module)
-    that calls it, compiled as a cfunc; the entry's result at 2.0."""
+    that calls it, compiled as a cfunc; the entry's result at 2.0 (the helper's dispatcher
+    appended to ``helper``)."""
     names = {"njit": njit, "OPTIONS": dict(HELPER, cache=False), "scale": scale}
     exec(_ENTRY_SOURCE, names)
     compiled = cfunc(types.float64(types.float64))(names["wrapper"])
     compiled.address        # finalized here, inside the caller's block
+    if helper is not None:
+        helper.append(names["_probe"])
     return compiled.ctypes(2.0)
+
+
+def _library_of(dispatcher):
+    (result,) = dispatcher.overloads.values()
+    return result.library, result.fndesc
 
 
 def test_helpers_optimize_at_the_helper_level_and_entries_at_numbas(monkeypatch):
@@ -74,6 +88,72 @@ def test_outside_the_block_numbas_level_is_untouched(monkeypatch):
     seen = _levels_seen(monkeypatch)
     assert _compile_entry(5.0) == 11.0
     assert seen and {level for _, level in seen} == {int(config.OPT)}
+
+
+def test_inside_the_block_helpers_are_link_only():
+    """A helper compiled for an entry inside the block gets no machine code (its symbol is not in
+    the JIT engine) and serializes as bitcode; the entry, which links its IR, computes right."""
+    helper = []
+    with opt_levels.kernel_compiles():
+        assert _compile_entry(0.5, helper) == 2.0
+    library, fndesc = _library_of(helper[0])
+    assert getattr(library, "_sg_link_only", False)
+    assert not library.codegen._engine.is_symbol_defined(fndesc.mangled_name)
+    name, kind, data = library.serialize_using_object_code()
+    assert kind == "bitcode" and name == library.name and data[:2] == b"BC"
+
+
+def test_outside_the_block_helpers_get_machine_code():
+    helper = []
+    assert _compile_entry(0.25, helper) == 1.5
+    library, fndesc = _library_of(helper[0])
+    assert not getattr(library, "_sg_link_only", False)
+    assert library.codegen._engine.is_symbol_defined(fndesc.mangled_name)
+
+
+_TWO_PLANS = r'''
+import json, sys, numpy as np, staticgraph as sg
+from numba.core import codegen
+kinds = []
+unserialize = codegen.CPUCodeLibrary._unserialize.__func__
+codegen.CPUCodeLibrary._unserialize = classmethod(
+    lambda cls, cg, state: kinds.append([state[0], state[1]]) or unserialize(cls, cg, state))
+x = sg.placeholder(sg.float64, (None, 3), name="x")
+w = sg.Variable(np.arange(6.0).reshape(3, 2) / 6, dtype=sg.float64, name="w")
+y = x @ w
+fetches = [y]
+if sys.argv[1] == "train":      # the SGD write-back GEMM (mm_update) calls the helpers the matmul did
+    loss = sg.reduce_sum(y * y)
+    fetches = [loss, sg.train.GradientDescentOptimizer(0.1).minimize(loss)]
+xv = np.linspace(-1, 1, 12).reshape(4, 3)
+out = {}
+for target in ("cpu", "reference"):
+    with sg.Session(target=target) as s:
+        s.run(w.initializer)
+        plan = s.compile(fetches, [x])
+        out[target] = [np.asarray(plan(xv)[0]).ravel().tolist() for _ in range(2)] + [s.get_variable_value(w).ravel().tolist()]
+print(json.dumps({"kinds": kinds, **out}))
+'''
+
+
+def _run_plans(cache_dir, mode: str) -> dict:
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "STATICGRAPH_CACHE_DIR": str(cache_dir), "PYTHONPATH": str(root),
+           "STATICGRAPH_COMPILE_WORKERS": "0", "STATICGRAPH_WARMUP": "wait"}     # compiled in this process
+    out = subprocess.run([sys.executable, "-c", _TWO_PLANS, mode], cwd=root, env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_a_link_only_helper_cached_by_one_process_is_linked_by_the_next(tmp_path):
+    """The first process compiles the matmul's GEMM helpers (link-only, cached as bitcode); the
+    second compiles the SGD write-back kernel, which links ``_gemm_par`` read back from that cache."""
+    _run_plans(tmp_path, "forward")
+    second = _run_plans(tmp_path, "train")
+    assert ["_gemm_par", "bitcode"] in second["kinds"]
+    np.testing.assert_allclose(np.concatenate([np.ravel(v) for v in second["cpu"]]),
+                               np.concatenate([np.ravel(v) for v in second["reference"]]), rtol=1e-12)
 
 
 def test_level_for():

@@ -1,7 +1,9 @@
-"""What every kernel module shares: Numba options, typed constants and the scalar helpers of the
-elementwise expressions (``library.ELEMENTWISE``)."""
+"""What every kernel module shares: Numba options, typed constants, the scalar helpers of the
+elementwise expressions (``library.ELEMENTWISE``) and the elementwise loops' row buffer."""
 import numpy as np
-from numba import njit
+from numba import config as _config, njit
+
+from ..library import ROW_CHUNK
 
 
 JIT = dict(cache=True, error_model="numpy", nogil=True)
@@ -69,3 +71,36 @@ def _ipow(a, b):
         a = a * a
         b >>= 1
     return r
+
+
+if _config.DISABLE_JIT:      # kernels run as Python
+    def row_buffer(like):
+        return np.empty(ROW_CHUNK, like.dtype)
+else:
+    from numba import types as _types
+    from numba.core import cgutils as _cgutils
+    from numba.extending import intrinsic as _intrinsic
+    from numba.np.arrayobj import make_array as _make_array, populate_array as _populate_array
+
+    @_intrinsic
+    def row_buffer(typingctx, like):
+        """A 1-d array of ``ROW_CHUNK`` elements of ``like``'s dtype on the calling kernel's stack
+        (its entry block): the elementwise loops' row buffer (``library.loop_kernel``). Unlike
+        ``np.empty`` it needs no allocation, no reference counting and no Numba runtime code,
+        about a sixth of an elementwise wrapper's compile; LLVM also knows that it aliases no
+        operand, so loops reading it need no overlap check. Valid while the kernel runs."""
+        if not isinstance(like, _types.Array):
+            return None
+        out = _types.Array(like.dtype, 1, "C")
+
+        def codegen(context, builder, sig, args):
+            ty = context.get_data_type(like.dtype)
+            data = _cgutils.alloca_once(builder, ty, size=ROW_CHUNK)
+            data.align = 64
+            size = context.get_abi_sizeof(ty)
+            intp = context.get_value_type(_types.intp)
+            ary = _make_array(out)(context, builder)
+            _populate_array(ary, data=data, shape=[intp(ROW_CHUNK)], strides=[intp(size)], itemsize=intp(size),
+                            meminfo=None)
+            return ary._getvalue()
+        return out(like), codegen
