@@ -131,7 +131,8 @@ for target in ("cpu", "reference"):
     with sg.Session(target=target) as s:
         s.run(w.initializer)
         plan = s.compile(fetches, [x])
-        out[target] = [np.asarray(plan(xv)[0]).ravel().tolist() for _ in range(2)] + [s.get_variable_value(w).ravel().tolist()]
+        out[target] = [np.asarray(plan(xv)[0]).ravel().tolist() for _ in range(2)]
+        out[target].append(s.get_variable_value(w).ravel().tolist())
 print(json.dumps({"kinds": kinds, **out}))
 '''
 

@@ -44,7 +44,8 @@ def generate(prog: Program, title: str) -> str:
            f"from {MODULE_NAME} import {', '.join(kernels) or 'fill'}", ""]
     if prog.fused:
         out += ["import numpy as np", "from numba import njit",
-                f"from {MODULE_NAME} import _JIT, _sign, _relu, _maximum, _minimum, _sigmoid, _ipow, ew_spec", ""]
+                f"from {MODULE_NAME} import (_JIT, _sign, _relu, _maximum, _minimum, _sigmoid, _ipow, ew_spec,",
+                "                            row_buffer)", ""]
         out += ew_bindings("".join(source for _, source, _ in prog.fused))
         for name, source, op in prog.fused:
             members = ", ".join(t for t, _, _, _ in op.attrs["program"])
