@@ -80,7 +80,6 @@ else:
     from numba import types as _types
     from numba.core import cgutils as _cgutils
     from numba.extending import intrinsic as _intrinsic
-    from numba.np.arrayobj import make_array as _make_array, populate_array as _populate_array
 
     @_intrinsic
     def row_buffer(typingctx, like):
@@ -94,13 +93,14 @@ else:
         out = _types.Array(like.dtype, 1, "C")
 
         def codegen(context, builder, sig, args):
+            from numba.np.arrayobj import make_array, populate_array     # not at import: a warm start loads no kernel
             ty = context.get_data_type(like.dtype)
             data = _cgutils.alloca_once(builder, ty, size=ROW_CHUNK)
             data.align = 64
             size = context.get_abi_sizeof(ty)
             intp = context.get_value_type(_types.intp)
-            ary = _make_array(out)(context, builder)
-            _populate_array(ary, data=data, shape=[intp(ROW_CHUNK)], strides=[intp(size)], itemsize=intp(size),
-                            meminfo=None)
+            ary = make_array(out)(context, builder)
+            populate_array(ary, data=data, shape=[intp(ROW_CHUNK)], strides=[intp(size)], itemsize=intp(size),
+                           meminfo=None)
             return ary._getvalue()
         return out(like), codegen
