@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import List
 
-from .library import MODULE_NAME, ew_bindings
+from .library import EXPRESSION_HELPERS, LOOP_HELPERS, MODULE_NAME, ew_bindings
 from .lowering import Program
 
 def arg_names(prog: Program) -> List[str]:
@@ -44,8 +44,7 @@ def generate(prog: Program, title: str) -> str:
            f"from {MODULE_NAME} import {', '.join(kernels) or 'fill'}", ""]
     if prog.fused:
         out += ["import numpy as np", "from numba import njit",
-                f"from {MODULE_NAME} import (_JIT, _sign, _relu, _maximum, _minimum, _sigmoid, _ipow, ew_spec,",
-                "                            row_buffer)", ""]
+                f"from {MODULE_NAME} import {', '.join(('_JIT', 'ew_spec') + EXPRESSION_HELPERS + LOOP_HELPERS)}", ""]
         out += ew_bindings("".join(source for _, source, _ in prog.fused))
         for name, source, op in prog.fused:
             members = ", ".join(t for t, _, _, _ in op.attrs["program"])

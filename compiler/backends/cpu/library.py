@@ -159,6 +159,12 @@ def ew_bindings(source: str) -> List[str]:
     return [f"EW{n} = ew_spec({n}).at" for n in counts]
 
 
+# what the generated loops call besides an expression's scalar helpers (``kernels/base``): a
+# module holding loop kernels imports these (``codegen`` for a plan's fused groups)
+LOOP_HELPERS = ("row_buffer", "_ew_rows", "_ew_base", "_ew_same_view", "_spread")
+EXPRESSION_HELPERS = ("_sign", "_relu", "_maximum", "_minimum", "_sigmoid", "_ipow")
+
+
 def loop_kernel(fname: str, n_in: int, n_out: int, body: Union[List[str], List[List[str]]],
                 decorate: bool = True, setup: Sequence[str] = (), in_place: bool = True,
                 strided: bool = False) -> str:
@@ -182,8 +188,7 @@ def loop_kernel(fname: str, n_in: int, n_out: int, body: Union[List[str], List[L
     ys = [f"Y{i}" for i in range(n_out)]
     ops = ys + xs
     EW = f"EW{len(ops)}"
-    off = {o: f"M[p + {EW}.off{j}]" for j, o in enumerate(ops)}           # operand o's offset
-    stride = {o: f"M[p + {EW}.strides{j} + " for j, o in enumerate(ops)}  # ... its stride along dim <expr>]
+    stride = {o: f"M[p + {EW}.strides{j} + " for j, o in enumerate(ops)}  # operand o's stride along dim <expr>]
     L = (["@njit(**_JIT)"] if decorate else []) + [f"def {fname}({', '.join(xs + ys)}, M, E, p):",
                                                    f"    nd = M[p + {EW}.nd]"]
     L += [f"    n0 = M[p + {EW}.shape + nd - 2]", f"    n1 = M[p + {EW}.shape + nd - 1]"]
@@ -201,26 +206,17 @@ def loop_kernel(fname: str, n_in: int, n_out: int, body: Union[List[str], List[L
         # LLVM sees a distance-0 dependence and vectorizes; through X0 its overlap check fails
         # (a copy of each chunk of x0 into T0 instead, one loop fewer to compile, made large
         # in-place calls 1.5-2x slower: measured on 1M floats)
-        L += ["    alias = fast and X0.ctypes.data == Y0.ctypes.data and sX01 == 1",
-              f"    if {off['X0']} != {off['Y0']}:",
-              "        alias = False",
-              "    for d in range(nd):",
-              f"        if {stride['X0']}d] != {stride['Y0']}d]:",
-              "            alias = False"]
+        L += [f"    alias = fast and X0.ctypes.data == Y0.ctypes.data and sX01 == 1 and _ew_same_view(M, p, np.int64({n_out}))"]
     # a row buffer per input, on the stack (``base.row_buffer``: no allocation), ROW_CHUNK long (the
     # fast loop runs the inner dim in chunks): an input broadcast along the inner dim is spread over
     # it, so the loop still reads unit strides
     L += [f"    nb = min(n1, {ROW_CHUNK})"]
     L += [f"    T{k} = row_buffer(X{k})" for k in range(n_in)]
     L += [f"    t{k} = -1" for k in range(n_in)]          # the offset T<k> was last filled from
-    L += ["    outer = 1", "    for d in range(nd - 2):", f"        outer *= M[p + {EW}.shape + d]",
-          "    for q in range(outer):", "        r = q"]
-    for o in ops:
-        L.append(f"        b{o} = {off[o]}")
-    L += ["        for d in range(nd - 3, -1, -1):", f"            sz = M[p + {EW}.shape + d]",
-          "            i = r % sz", "            r //= sz"]
-    for o in ops:
-        L.append(f"            b{o} += i * {stride[o]}d]")
+    # the rows and each operand's offset at a row: helpers shared by every loop kernel (``kernels/base``),
+    # so Numba types and lowers them once per process, not in every kernel (LLVM inlines them)
+    L += ["    for q in range(_ew_rows(M, p)):"]
+    L += [f"        b{o} = _ew_base(M, p, q, np.int64({j}))" for j, o in enumerate(ops)]
     L += ["        for i in range(n0):"]
     for o in ops:
         L.append(f"            c{o} = b{o} + i * s{o}0")
@@ -233,9 +229,8 @@ def loop_kernel(fname: str, n_in: int, n_out: int, body: Union[List[str], List[L
         L += ["            if fast:"]
     for k in range(n_in):
         L += [at + line for line in [
-            f"S{k} = X{k}", f"o{k} = cX{k}", f"if sX{k}1 == 0:", f"    if t{k} != cX{k}:", f"        v{k} = X{k}[cX{k}]",
-            "        for j in range(nb):", f"            T{k}[j] = v{k}", f"        t{k} = cX{k}", f"    S{k} = T{k}",
-            f"    o{k} = 0", f"    e{k} = 0", "else:", f"    e{k} = 1"]]
+            f"S{k} = X{k}", f"o{k} = cX{k}", f"if sX{k}1 == 0:", f"    t{k} = _spread(X{k}, cX{k}, T{k}, nb, t{k})",
+            f"    S{k} = T{k}", f"    o{k} = 0", f"    e{k} = 0", "else:", f"    e{k} = 1"]]
 
     def inner(head: str, loads: List[str], stores: List[str]) -> List[str]:
         """The innermost loop ``head`` (loads, body, stores), once per case under ``if op == k``."""

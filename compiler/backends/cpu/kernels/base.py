@@ -1,9 +1,10 @@
 """What every kernel module shares: Numba options, typed constants, the scalar helpers of the
-elementwise expressions (``library.ELEMENTWISE``) and the elementwise loops' row buffer."""
+elementwise expressions (``library.ELEMENTWISE``), and what the generated elementwise loops
+(``library.loop_kernel``) call: their row buffer and the helpers that walk their record."""
 import numpy as np
 from numba import config as _config, njit
 
-from ..library import ROW_CHUNK
+from ..library import EW_LOOP, EW_OPERAND, ROW_CHUNK
 
 
 JIT = dict(cache=True, error_model="numpy", nogil=True)
@@ -104,3 +105,52 @@ else:
                            meminfo=None)
             return ary._getvalue()
         return out(like), codegen
+
+
+# the elementwise loops' record (``library.ew_spec``): the loop's fields (EWL), then per operand its
+# offset and strides (EWO), operand j's from EWL_SIZE + j * EWO_SIZE on
+EWL, EWO = EW_LOOP.at, EW_OPERAND.at
+EWL_SIZE, EWO_SIZE = EW_LOOP.size, EW_OPERAND.size
+
+
+@njit(**HELPER)
+def _ew_rows(M, p):
+    """The rows of the elementwise loop at p: the product of its dims but the last two."""
+    rows = 1
+    for d in range(M[p + EWL.nd] - 2):
+        rows *= M[p + EWL.shape + d]
+    return rows
+
+
+@njit(**HELPER)
+def _ew_base(M, p, q, j):
+    """Operand j's element offset at row q (row-major over the dims but the last two)."""
+    at = p + EWL_SIZE + j * EWO_SIZE
+    b = M[at + EWO.off]
+    for d in range(M[p + EWL.nd] - 3, -1, -1):
+        sz = M[p + EWL.shape + d]
+        b += (q % sz) * M[at + EWO.strides + d]
+        q //= sz
+    return b
+
+
+@njit(**HELPER)
+def _ew_same_view(M, p, j):
+    """Whether operand j (input 0: after the outputs) has operand 0's offset and strides."""
+    a, b = p + EWL_SIZE, p + EWL_SIZE + j * EWO_SIZE
+    if M[a + EWO.off] != M[b + EWO.off]:
+        return False
+    for d in range(M[p + EWL.nd]):
+        if M[a + EWO.strides + d] != M[b + EWO.strides + d]:
+            return False
+    return True
+
+
+@njit(**HELPER)
+def _spread(X, c, T, n, t):
+    """T[:n] = X[c], unless T holds it already (spread from t == c); returns c."""
+    if t != c:
+        v = X[c]
+        for j in range(n):
+            T[j] = v
+    return c
