@@ -161,7 +161,7 @@ def ew_bindings(source: str) -> List[str]:
 
 # what the generated loops call besides an expression's scalar helpers (``kernels/base``): a
 # module holding loop kernels imports these (``codegen`` for a plan's fused groups)
-LOOP_HELPERS = ("row_buffer", "_ew_rows", "_ew_base", "_ew_same_view", "_spread")
+LOOP_HELPERS = ("row_buffer", "_ew_rows", "_ew_bases", "_ew_same_view", "_spread")
 EXPRESSION_HELPERS = ("_sign", "_relu", "_maximum", "_minimum", "_sigmoid", "_ipow")
 
 
@@ -215,8 +215,9 @@ def loop_kernel(fname: str, n_in: int, n_out: int, body: Union[List[str], List[L
     L += [f"    t{k} = -1" for k in range(n_in)]          # the offset T<k> was last filled from
     # the rows and each operand's offset at a row: helpers shared by every loop kernel (``kernels/base``),
     # so Numba types and lowers them once per process, not in every kernel (LLVM inlines them)
-    L += ["    for q in range(_ew_rows(M, p)):"]
-    L += [f"        b{o} = _ew_base(M, p, q, np.int64({j}))" for j, o in enumerate(ops)]
+    L += ["    bases = row_buffer(M)", "    for q in range(_ew_rows(M, p)):",
+          f"        _ew_bases(M, p, q, bases, np.int64({len(ops)}))"]
+    L += [f"        b{o} = bases[{j}]" for j, o in enumerate(ops)]
     L += ["        for i in range(n0):"]
     for o in ops:
         L.append(f"            c{o} = b{o} + i * s{o}0")

@@ -122,16 +122,30 @@ def _ew_rows(M, p):
     return rows
 
 
-@njit(**HELPER)
-def _ew_base(M, p, q, j):
-    """Operand j's element offset at row q (row-major over the dims but the last two)."""
-    at = p + EWL_SIZE + j * EWO_SIZE
-    b = M[at + EWO.off]
-    for d in range(M[p + EWL.nd] - 3, -1, -1):
-        sz = M[p + EWL.shape + d]
-        b += (q % sz) * M[at + EWO.strides + d]
+@njit(inline="always", **HELPER)
+def _unravel(M, b, q, shape, strides, n):
+    """The element offset of position q, row-major over n dims (their sizes at M[shape:], their
+    strides at M[strides:]), from offset b: how the loops and reductions walk their records' dims.
+    Inlined by Numba: LLVM left it a call, which doubled a reduction over many short rows."""
+    for d in range(n - 1, -1, -1):
+        sz = M[shape + d]
+        b += (q % sz) * M[strides + d]
         q //= sz
     return b
+
+
+@njit(**HELPER)
+def _ew_bases(M, p, q, B, n):
+    """B[j] = operand j's element offset at row q (row-major over the dims but the last two), for
+    the n operands: one call per row, each dim's index taken once for all of them."""
+    for j in range(n):
+        B[j] = M[p + EWL_SIZE + j * EWO_SIZE + EWO.off]
+    for d in range(M[p + EWL.nd] - 3, -1, -1):
+        sz = M[p + EWL.shape + d]
+        i = q % sz
+        q //= sz
+        for j in range(n):
+            B[j] += i * M[p + EWL_SIZE + j * EWO_SIZE + EWO.strides + d]
 
 
 @njit(**HELPER)

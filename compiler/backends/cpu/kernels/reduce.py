@@ -14,7 +14,7 @@ import numpy as np
 from numba import njit
 
 from ..lowerings import REDUCE
-from .base import HELPER, JIT, OFF, ON, ZERO
+from .base import HELPER, JIT, OFF, ON, ZERO, _unravel
 
 RED = REDUCE.at     # module names: unique over kernels/ (library.SOURCE imports them all)
 
@@ -43,22 +43,13 @@ def _counts(M, p):
 @njit(inline="always", **HELPER)
 def _kept_base(M, p, q):
     """X's offset of kept position q (row-major over the kept dims)."""
-    xb = M[p + RED.x_off]
-    for d in range(M[p + RED.nk] - 1, -1, -1):
-        sz = M[p + RED.kshape + d]
-        xb += (q % sz) * M[p + RED.kstride + d]
-        q //= sz
-    return xb
+    return _unravel(M, M[p + RED.x_off], q, p + RED.kshape, p + RED.kstride, M[p + RED.nk])
 
 
 @njit(inline="always", **HELPER)
 def _run_base(M, p, t, xb):
     """X's offset of reduced run t from kept base xb (row-major over the reduced dims but the last)."""
-    for d in range(M[p + RED.nr] - 2, -1, -1):
-        sz = M[p + RED.rshape + d]
-        xb += (t % sz) * M[p + RED.rstride + d]
-        t //= sz
-    return xb
+    return _unravel(M, xb, t, p + RED.rshape, p + RED.rstride, M[p + RED.nr] - 1)
 
 
 @njit(**HELPER)
