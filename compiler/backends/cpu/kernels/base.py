@@ -125,8 +125,9 @@ def _ew_rows(M, p):
 @njit(inline="always", **HELPER)
 def _unravel(M, b, q, shape, strides, n):
     """The element offset of position q, row-major over n dims (their sizes at M[shape:], their
-    strides at M[strides:]), from offset b: how the loops and reductions walk their records' dims.
-    Inlined by Numba: LLVM left it a call, which doubled a reduction over many short rows."""
+    strides at M[strides:]), from offset b: how the reductions walk their record's dims
+    (``_ew_bases`` walks every operand of a loop at once). Inlined by Numba: LLVM left it a call,
+    which doubled a reduction over many short rows."""
     for d in range(n - 1, -1, -1):
         sz = M[shape + d]
         b += (q % sz) * M[strides + d]
