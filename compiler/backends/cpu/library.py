@@ -206,7 +206,8 @@ def loop_kernel(fname: str, n_in: int, n_out: int, body: Union[List[str], List[L
         # LLVM sees a distance-0 dependence and vectorizes; through X0 its overlap check fails
         # (a copy of each chunk of x0 into T0 instead, one loop fewer to compile, made large
         # in-place calls 1.5-2x slower: measured on 1M floats)
-        L += [f"    alias = fast and X0.ctypes.data == Y0.ctypes.data and sX01 == 1 and _ew_same_view(M, p, np.int64({n_out}))"]
+        L += ["    alias = fast and X0.ctypes.data == Y0.ctypes.data and sX01 == 1 and "
+              f"_ew_same_view(M, p, np.int64({n_out}))"]
     # a row buffer per input, on the stack (``base.row_buffer``: no allocation), ROW_CHUNK long (the
     # fast loop runs the inner dim in chunks): an input broadcast along the inner dim is spread over
     # it, so the loop still reads unit strides
@@ -214,7 +215,8 @@ def loop_kernel(fname: str, n_in: int, n_out: int, body: Union[List[str], List[L
     L += [f"    T{k} = row_buffer(X{k})" for k in range(n_in)]
     L += [f"    t{k} = -1" for k in range(n_in)]          # the offset T<k> was last filled from
     # the rows and each operand's offset at a row: helpers shared by every loop kernel (``kernels/base``),
-    # so Numba types and lowers them once per process, not in every kernel (LLVM inlines them)
+    # so Numba types and lowers them once per process, not in every kernel; one call per row (LLVM
+    # keeps ``_ew_bases`` a call), its offsets written to a stack buffer (``row_buffer`` of M's int64)
     L += ["    bases = row_buffer(M)", "    for q in range(_ew_rows(M, p)):",
           f"        _ew_bases(M, p, q, bases, np.int64({len(ops)}))"]
     L += [f"        b{o} = bases[{j}]" for j, o in enumerate(ops)]
